@@ -1,0 +1,6 @@
+"""docex-ops: operate DocEX deployments with database-level multi-tenancy."""
+
+from docex_ops.manager import TenantDatabaseManager
+from docex_ops.tenancy import UserContext
+
+__all__ = ["TenantDatabaseManager", "UserContext"]

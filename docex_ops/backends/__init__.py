@@ -1,0 +1,20 @@
+"""Everything that differs per database kind, behind one Backend interface."""
+
+from __future__ import annotations
+
+from docex_ops.backends.base import Backend, TenantInfo
+from docex_ops.config import Settings
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The backend for the configured database type."""
+    if settings.db_type == "postgresql":
+        from docex_ops.backends.postgres import PostgresBackend
+
+        return PostgresBackend(settings)
+    from docex_ops.backends.sqlite import SqliteBackend
+
+    return SqliteBackend(settings)
+
+
+__all__ = ["Backend", "TenantInfo", "make_backend"]

@@ -1,0 +1,92 @@
+"""What every backend offers: the database-specific half of tenant management."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection, Engine
+
+from docex_ops.config import PoolSettings, Settings
+
+
+class TenantExistsError(RuntimeError):
+    """A tenant was expected not to exist."""
+
+
+class TenantMissingError(RuntimeError):
+    """A tenant was expected to exist."""
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    """One discovered tenant, as the catalog or the file system shows it."""
+
+    tenant_id: str
+    location: str             # schema name or file path
+    tables: int               # DocEX tables present
+    revision: str | None      # from the tenant's own alembic_version; None if unversioned
+    size_bytes: int | None = None
+
+    @property
+    def state(self) -> str:
+        if self.revision is not None:
+            return "versioned"
+        return "unversioned" if self.tables else "empty"
+
+
+class Backend(ABC):
+    """One kind of database: where tenants live and how to reach them."""
+
+    kind: str
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def location(self, tenant_id: str) -> str:
+        """Schema name or file path of a tenant, validated by the tenant rules."""
+
+    @abstractmethod
+    def discover(self, with_size: bool = False) -> list[TenantInfo]:
+        """Every tenant that exists, versioned or not, sorted by id."""
+
+    @abstractmethod
+    def read_revisions(self, tenant_ids: Iterable[str]) -> dict[str, str | None]:
+        """Current revision per tenant, read set-based (None: no version table)."""
+
+    @abstractmethod
+    def exists(self, tenant_id: str) -> bool:
+        """Whether the tenant's schema or file exists."""
+
+    @abstractmethod
+    def create(self, tenant_id: str, ddl: str) -> bool:
+        """Create the tenant and run ``ddl`` in it, in one transaction.
+
+        Returns False (and changes nothing) when the tenant already exists.
+        """
+
+    @abstractmethod
+    def drop(self, tenant_id: str) -> None:
+        """Remove the tenant's schema or file."""
+
+    @abstractmethod
+    def create_tenant_engine(self, tenant_id: str, pool: PoolSettings) -> Engine:
+        """A pooled engine whose every connection is routed to the tenant."""
+
+    @abstractmethod
+    def tenant_connection(self, tenant_id: str) -> AbstractContextManager[Connection]:
+        """A connection in an open transaction scoped to one tenant, for operator work.
+
+        Committed when the block exits normally, rolled back on an exception.
+        """
+
+    def dispose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release server-level resources the backend holds."""
+
+
+def chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

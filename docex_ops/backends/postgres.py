@@ -1,0 +1,227 @@
+"""PostgreSQL: one schema per tenant, reached through search_path."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, ProgrammingError
+
+from docex_ops.backends.base import Backend, TenantInfo, chunks
+from docex_ops.config import PoolSettings, Settings
+from docex_ops.schema import TABLE_NAMES
+from docex_ops.tenancy import schema_name_for, tenant_id_pattern, validate_tenant_id
+
+# First key of every docex-ops advisory lock, so ours never collide with an application's.
+ADVISORY_NAMESPACE = 0x0D0C_E0
+REVISION_BATCH = 2000
+
+# A session-local function: reads many tenants' version tables in one round
+# trip without a giant UNION (which the planner chokes on at ~10,000 schemas)
+# and without creating anything persistent.
+_REVISIONS_FUNCTION = """
+CREATE OR REPLACE FUNCTION pg_temp.docex_ops_revisions(schemas text[])
+RETURNS TABLE(schema_name text, version_num text) LANGUAGE plpgsql AS $f$
+DECLARE s text;
+BEGIN
+  FOREACH s IN ARRAY schemas LOOP
+    BEGIN
+      RETURN QUERY EXECUTE format(
+        'SELECT %L::text, max(version_num)::text FROM %I.alembic_version', s, s);
+    EXCEPTION WHEN undefined_table OR invalid_schema_name THEN
+      schema_name := s; version_num := NULL; RETURN NEXT;
+    END;
+  END LOOP;
+END $f$
+"""
+
+_DISCOVER_SQL = """
+SELECT n.nspname,
+       (SELECT count(*) FROM pg_class c
+         WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
+           AND c.relname = ANY(%(tables)s)) AS tables,
+       EXISTS (SELECT 1 FROM pg_class v
+                WHERE v.relnamespace = n.oid AND v.relname = 'alembic_version'
+                  AND v.relkind = 'r') AS versioned,
+       CASE WHEN %(with_size)s THEN
+         (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+           WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p'))
+       END AS size_bytes
+  FROM pg_namespace n
+ WHERE n.nspname LIKE %(like)s
+ ORDER BY n.nspname
+"""
+
+
+def execute_script(conn: Connection, sql: str) -> None:
+    """Run static SQL (possibly several statements) exactly as written.
+
+    Through ``exec_driver_sql`` psycopg2 would treat every ``%`` as a
+    parameter marker; a raw cursor sends the text untouched.
+    """
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
+
+
+def quote_ident(name: str) -> str:
+    """Quote a name that the tenant rules already validated."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class PostgresBackend(Backend):
+    kind = "postgresql"
+
+    def __init__(self, settings: Settings, worker_pool_size: int = 4) -> None:
+        super().__init__(settings)
+        self._template = settings.postgres.schema_template
+        self._pattern = tenant_id_pattern(self._template)
+        self._worker_pool_size = worker_pool_size
+        self._admin: Engine | None = None
+        self._admin_lock = threading.Lock()
+
+    # -- server-level worker connections -------------------------------------------------
+
+    @property
+    def admin_engine(self) -> Engine:
+        """A small pool of server-level connections for operator work on many tenants."""
+        with self._admin_lock:
+            if self._admin is None:
+                self._admin = create_engine(
+                    self.settings.postgres.url(application_name="docex-ops"),
+                    pool_size=self._worker_pool_size,
+                    max_overflow=self._worker_pool_size,
+                    pool_timeout=self.settings.pool.pool_timeout,
+                    pool_pre_ping=True,
+                )
+            return self._admin
+
+    @contextmanager
+    def tenant_connection(self, tenant_id: str) -> Iterator[Connection]:
+        schema = self.location(tenant_id)
+        with self.admin_engine.begin() as conn:
+            # SET LOCAL: the route ends with the transaction, so a pooled
+            # connection never carries one tenant's search_path to the next.
+            conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
+            yield conn
+
+    def dispose(self) -> None:
+        with self._admin_lock:
+            if self._admin is not None:
+                self._admin.dispose()
+                self._admin = None
+
+    # -- tenants ---------------------------------------------------------------------------
+
+    def location(self, tenant_id: str) -> str:
+        return schema_name_for(tenant_id, self._template)
+
+    def discover(self, with_size: bool = False) -> list[TenantInfo]:
+        head = self._template.split("{tenant_id}", 1)[0]
+        like = head.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self.admin_engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                _DISCOVER_SQL,
+                {"tables": list(TABLE_NAMES), "with_size": with_size, "like": like},
+            ).all()
+            versioned = [r[0] for r in rows if r[2]]
+            revisions = self._read_revisions(conn, versioned)
+            conn.rollback()
+        found = []
+        for schema, tables, _, size in rows:
+            match = self._pattern.fullmatch(schema)
+            if not match:
+                continue
+            found.append(TenantInfo(match["tenant_id"], schema, int(tables),
+                                    revisions.get(schema), None if size is None else int(size)))
+        return found
+
+    def read_revisions(self, tenant_ids: Iterable[str]) -> dict[str, str | None]:
+        by_schema = {self.location(t): t for t in tenant_ids}
+        with self.admin_engine.connect() as conn:
+            revisions = self._read_revisions(conn, list(by_schema))
+            conn.rollback()
+        return {by_schema[s]: rev for s, rev in revisions.items()}
+
+    def _read_revisions(self, conn: Connection, schemas: list[str]) -> dict[str, str | None]:
+        if not schemas:
+            return {}
+        execute_script(conn, _REVISIONS_FUNCTION)
+        result: dict[str, str | None] = {}
+        for batch in chunks(schemas, REVISION_BATCH):
+            for schema, revision in conn.exec_driver_sql(
+                "SELECT * FROM pg_temp.docex_ops_revisions(%(s)s)", {"s": batch}
+            ):
+                result[schema] = revision
+        return result
+
+    def exists(self, tenant_id: str) -> bool:
+        schema = self.location(tenant_id)
+        with self.admin_engine.connect() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %(s)s", {"s": schema}).first()
+            conn.rollback()
+        return row is not None
+
+    def create(self, tenant_id: str, ddl: str) -> bool:
+        schema = self.location(tenant_id)
+        try:
+            with self.admin_engine.begin() as conn:
+                self.lock_tenant(conn, schema)
+                relations = conn.exec_driver_sql(
+                    "SELECT (SELECT count(*) FROM pg_class c WHERE c.relnamespace = n.oid) "
+                    "FROM pg_namespace n WHERE n.nspname = %(s)s", {"s": schema}).scalar()
+                if relations:
+                    return False
+                if relations is None:
+                    conn.exec_driver_sql(f"CREATE SCHEMA {quote_ident(schema)}")
+                conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
+                execute_script(conn, ddl)
+        except ProgrammingError as exc:
+            raise RuntimeError(self._explain_create_failure(tenant_id, schema, exc)) from exc
+        return True
+
+    def drop(self, tenant_id: str) -> None:
+        schema = self.location(tenant_id)
+        with self.admin_engine.begin() as conn:
+            self.lock_tenant(conn, schema)
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+
+    @staticmethod
+    def lock_tenant(conn: Connection, schema: str) -> None:
+        """Serialise provisioning/dropping/migrating one tenant across processes."""
+        conn.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(%(ns)s, hashtext(%(s)s))",
+            {"ns": ADVISORY_NAMESPACE, "s": schema},
+        )
+
+    def _explain_create_failure(self, tenant_id: str, schema: str, exc: DBAPIError) -> str:
+        pgcode = getattr(exc.orig, "pgcode", None)
+        cause = str(exc.orig).strip().splitlines()[0]
+        if pgcode == "42501":  # insufficient_privilege
+            pg = self.settings.postgres
+            return (f"tenant {tenant_id!r}: cannot create schema {schema!r}: {cause}; "
+                    f"grant the right with: GRANT CREATE ON DATABASE {quote_ident(pg.database)} "
+                    f"TO {quote_ident(pg.user)};")
+        return f"tenant {tenant_id!r}: creating schema {schema!r} failed: {cause}"
+
+    def create_tenant_engine(self, tenant_id: str, pool: PoolSettings) -> Engine:
+        schema = self.location(tenant_id)
+        engine = create_engine(
+            self.settings.postgres.url(application_name=f"docex:{validate_tenant_id(tenant_id)}"),
+            pool_size=pool.pool_size,
+            max_overflow=pool.max_overflow,
+            pool_timeout=pool.pool_timeout,
+            pool_recycle=pool.pool_recycle,
+            # Routed at connect time by the server itself: no extra round trip per
+            # checkout, and nothing a session can forget to set.
+            connect_args={"options": f"-c search_path={schema}"},
+        )
+        return engine

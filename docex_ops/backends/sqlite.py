@@ -1,0 +1,155 @@
+"""SQLite: one database file per tenant, under the storage root."""
+
+from __future__ import annotations
+
+import glob
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from docex_ops.backends.base import Backend, TenantInfo
+from docex_ops.config import PoolSettings, Settings
+from docex_ops.schema import TABLE_NAMES
+from docex_ops.tenancy import sqlite_path_for, tenant_id_pattern
+
+DIR_MODE = 0o750
+FILE_MODE = 0o640
+SIDECARS = ("-wal", "-shm", "-journal")
+
+
+def sqlite_engine(path: Path, pool: PoolSettings | None = None,
+                  foreign_keys: bool = True) -> Engine:
+    """An engine on one file with real transactions (DDL included) and DocEX's pragmas.
+
+    pysqlite's legacy transaction handling commits around DDL; taking over
+    BEGIN ourselves makes a migration or a provisioning one transaction.
+    """
+    kwargs: dict[str, Any]
+    if pool is None:
+        kwargs = {"poolclass": NullPool}
+    else:
+        kwargs = {"pool_size": pool.pool_size, "max_overflow": pool.max_overflow,
+                  "pool_timeout": pool.pool_timeout}
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        dbapi_conn.isolation_level = None
+        dbapi_conn.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection that can never create or modify the file."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+
+
+class SqliteBackend(Backend):
+    kind = "sqlite"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._template = settings.sqlite.path_template
+        self._pattern = tenant_id_pattern(self._template)
+        self.storage_root = settings.sqlite.storage_root
+
+    def location(self, tenant_id: str) -> str:
+        return str(self.path(tenant_id))
+
+    def path(self, tenant_id: str) -> Path:
+        return sqlite_path_for(tenant_id, self._template, self.storage_root)
+
+    def discover(self, with_size: bool = False) -> list[TenantInfo]:
+        found = []
+        for path_text in sorted(glob.glob(glob.escape(self._template).replace(
+                glob.escape("{tenant_id}"), "*"))):
+            match = self._pattern.fullmatch(path_text)
+            if not match or not os.path.isfile(path_text):
+                continue
+            tables, revision = _inspect_file(Path(path_text))
+            size = _file_size(Path(path_text)) if with_size else None
+            found.append(TenantInfo(match["tenant_id"], path_text, tables, revision, size))
+        return found
+
+    def read_revisions(self, tenant_ids: Iterable[str]) -> dict[str, str | None]:
+        result: dict[str, str | None] = {}
+        for tenant_id in tenant_ids:
+            path = self.path(tenant_id)
+            result[tenant_id] = _inspect_file(path)[1] if path.exists() else None
+        return result
+
+    def exists(self, tenant_id: str) -> bool:
+        return self.path(tenant_id).exists()
+
+    def create(self, tenant_id: str, ddl: str) -> bool:
+        path = self.path(tenant_id)
+        if path.exists():
+            return False
+        path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        # Build the file aside, then link it into place: the link is atomic and
+        # fails if another process won the race, so a tenant file is either
+        # complete or absent, never half-provisioned.
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with closing(sqlite3.connect(tmp, isolation_level=None)) as conn:
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.executescript("BEGIN;\n" + ddl + "COMMIT;")
+            os.chmod(tmp, FILE_MODE)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
+
+    def drop(self, tenant_id: str) -> None:
+        path = self.path(tenant_id)
+        for suffix in ("", *SIDECARS):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        parent = path.parent
+        if parent != self.storage_root.resolve() and parent.exists() and not any(parent.iterdir()):
+            parent.rmdir()
+
+    def create_tenant_engine(self, tenant_id: str, pool: PoolSettings) -> Engine:
+        return sqlite_engine(self.path(tenant_id), pool)
+
+    @contextmanager
+    def tenant_connection(self, tenant_id: str, foreign_keys: bool = True
+                          ) -> Iterator[Connection]:
+        engine = sqlite_engine(self.path(tenant_id), foreign_keys=foreign_keys)
+        try:
+            with engine.begin() as conn:
+                yield conn
+        finally:
+            engine.dispose()
+
+
+def _inspect_file(path: Path) -> tuple[int, str | None]:
+    """(DocEX tables present, recorded revision) of one tenant file, read-only."""
+    with closing(open_readonly(path)) as conn:
+        names = {row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        revision = None
+        if "alembic_version" in names:
+            row = conn.execute("SELECT max(version_num) FROM alembic_version").fetchone()
+            revision = row[0] if row else None
+    return len(names & set(TABLE_NAMES)), revision
+
+
+def _file_size(path: Path) -> int:
+    return sum(os.path.getsize(f"{path}{s}") for s in ("", *SIDECARS)
+               if os.path.exists(f"{path}{s}"))

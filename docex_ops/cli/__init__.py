@@ -1,0 +1,49 @@
+"""The docex-ops command line: parses, calls an operation, renders its result.
+
+Exit codes: 0 success, 1 the operation found or caused a failure, 2 usage or
+configuration error.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from docex_ops.cli.common import CliState, DocexGroup
+from docex_ops.output import FORMATS
+
+
+@click.group(cls=DocexGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar=None,
+              help="DocEX config file (default: $DOCEX_CONFIG, ~/.docex/config.yaml, "
+                   "else SQLite under ./storage).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="Output format; json is stable for CI.")
+@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.version_option(package_name="docex-ops")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, fmt: str, verbose: int, quiet: bool) -> None:
+    """Operate DocEX tenant databases: one PostgreSQL schema or SQLite file per tenant."""
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
+                                         logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = CliState(config_path=config_path, fmt=fmt, quiet=quiet)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _register() -> None:
+    from docex_ops.cli import tenants
+
+    main.add_command(tenants.tenants)
+
+
+_register()
+
+
+def run(argv: list[str] | None = None) -> Any:  # pragma: no cover - thin wrapper
+    return main.main(args=argv)

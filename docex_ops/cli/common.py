@@ -1,0 +1,105 @@
+"""What every command shares: state, error-to-exit-code mapping, output options."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import click
+
+from docex_ops.config import ConfigError, Settings, load_settings
+from docex_ops.manager import TenantDatabaseManager
+from docex_ops.output import FORMATS, render
+from docex_ops.tenancy import TenantIdError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class OperationFailed(click.ClickException):
+    """The operation ran and found or caused a failure: exit 1."""
+
+    exit_code = 1
+
+
+class UsageProblem(click.ClickException):
+    """Bad input or configuration: exit 2."""
+
+    exit_code = 2
+
+
+class DocexGroup(click.Group):
+    """Maps our exceptions to exit codes and one clear line on stderr."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own control flow (both subclass RuntimeError)
+        except (ConfigError, TenantIdError) as exc:
+            raise UsageProblem(str(exc)) from exc
+        except LookupError as exc:
+            raise UsageProblem(str(exc.args[0] if exc.args else exc)) from exc
+        except RuntimeError as exc:
+            raise OperationFailed(str(exc)) from exc
+
+
+@dataclass
+class CliState:
+    config_path: str | None
+    fmt: str
+    quiet: bool = False
+    _settings: Settings | None = field(default=None, repr=False)
+    _manager: TenantDatabaseManager | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    @property
+    def manager(self) -> TenantDatabaseManager:
+        if self._manager is None:
+            TenantDatabaseManager.reset()  # a CLI call owns its process' manager
+            self._manager = TenantDatabaseManager(self.settings)
+        return self._manager
+
+    def close(self) -> None:
+        if self._manager is not None:
+            TenantDatabaseManager.reset()
+            self._manager = None
+
+
+def format_option(func: F) -> F:
+    """``--format`` on a command; overrides the group-level option."""
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+                        help="Output format (default: the global --format).")(func)
+
+
+def state() -> CliState:
+    obj = click.get_current_context().find_root().obj
+    assert isinstance(obj, CliState)
+    return obj
+
+
+def emit(rows: Sequence[Mapping[str, Any]], fmt: str | None, columns: Sequence[str] | None = None,
+         payload: Any = None) -> None:
+    click.echo(render(rows, fmt or state().fmt, columns, payload))
+
+
+def info(message: str) -> None:
+    """Progress and notes go to stderr so stdout stays parseable."""
+    if not state().quiet:
+        click.echo(message, err=True)
+
+
+def progress(done: int, total: int, label: str) -> None:
+    """A one-line progress counter on a terminal; silent when stderr is not a tty."""
+    if state().quiet or not sys.stderr.isatty():
+        return
+    end = "\n" if done == total else ""
+    click.echo(f"\r{label}: {done}/{total}", err=True, nl=False)
+    if end:
+        click.echo("", err=True)

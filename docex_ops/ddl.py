@@ -1,0 +1,46 @@
+"""The head schema rendered once per dialect as plain DDL text.
+
+Provisioning sends this script per tenant instead of running ``create_all``
+per tenant: the SQL is compiled once, and each tenant costs one round trip
+inside its own transaction (the issue's benchmark shows ``create_all`` at
+1.55x a raw script on PostgreSQL and 4-20x on SQLite).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from docex_ops.schema import metadata
+
+VERSION_TABLE = "alembic_version"
+_DIALECTS: dict[str, Dialect] = {
+    "postgresql": postgresql.dialect(),  # type: ignore[no-untyped-call]
+    "sqlite": sqlite.dialect(),
+}
+
+
+@cache
+def head_ddl(dialect_name: str) -> str:
+    """CREATE TABLE / CREATE INDEX for every DocEX table, unqualified, ';'-separated."""
+    dialect = _DIALECTS[dialect_name]
+    statements: list[str] = []
+    for table in metadata.sorted_tables:
+        statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+        for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
+            statements.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
+    return ";\n".join(statements) + ";\n"
+
+
+def version_table_ddl(revision: str) -> str:
+    """Alembic's own version table, created and stamped as Alembic would."""
+    if not revision.replace("_", "").isalnum():
+        raise ValueError(f"unexpected revision id {revision!r}")
+    return (
+        f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
+        f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num));\n"
+        f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('{revision}');\n"
+    )

@@ -1,0 +1,255 @@
+"""TenantDatabaseManager: the one process-wide owner of tenant engines and pools.
+
+The contract of DocEX's multi-tenancy guide (singleton, lazy and race-free
+engine creation, provisioning on first access, close one or all), plus a
+bound on open engines with least-recently-used eviction, idle disposal and
+``pool_stats()``. Every tenant gets its own QueuePool; routing is done by the
+connection (search_path or file), never by mutating shared metadata.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
+
+from docex_ops.backends import Backend, make_backend
+from docex_ops.config import Settings, load_settings
+from docex_ops.ddl import head_ddl, version_table_ddl
+from docex_ops.revisions import head_revision
+from docex_ops.tenancy import TenantIdError, UserContext, validate_tenant_id
+
+TenantRef = str | UserContext | None
+# How often (seconds) get_tenant_engine looks for idle engines to dispose.
+_IDLE_SWEEP_INTERVAL = 5.0
+
+
+@dataclass
+class _TenantEngine:
+    engine: Engine
+    created_at: float = field(default_factory=time.monotonic)
+    last_used: float = field(default_factory=time.monotonic)
+    created_wall: float = field(default_factory=time.time)
+
+    def checked_out(self) -> int:
+        pool = self.engine.pool
+        return pool.checkedout() if isinstance(pool, QueuePool) else 0
+
+
+class TenantDatabaseManager:
+    """Process-wide singleton: ``TenantDatabaseManager()`` always returns the same one.
+
+    The first call configures it (from ``settings`` or the usual config lookup);
+    a later call with different settings is refused rather than silently
+    re-routing live connections. ``reset()`` closes everything and forgets it.
+    """
+
+    _instance: TenantDatabaseManager | None = None
+    _instance_lock = threading.Lock()
+
+    settings: Settings
+    backend: Backend
+
+    def __new__(cls, settings: Settings | None = None) -> TenantDatabaseManager:
+        with cls._instance_lock:
+            if cls._instance is None:
+                instance = super().__new__(cls)
+                instance._setup(settings or load_settings())
+                cls._instance = instance
+            elif settings is not None and settings != cls._instance.settings:
+                raise RuntimeError(
+                    "TenantDatabaseManager is already configured with other settings "
+                    f"({cls._instance.settings.source}); call TenantDatabaseManager.reset() first")
+            return cls._instance
+
+    @classmethod
+    def reset(cls) -> None:
+        """Close every connection and drop the singleton (tests, reconfiguration)."""
+        with cls._instance_lock:
+            if cls._instance is not None:
+                cls._instance.close_all_connections()
+                cls._instance = None
+
+    def _setup(self, settings: Settings) -> None:
+        self.settings = settings
+        self.backend = make_backend(settings)
+        self._engines: OrderedDict[str, _TenantEngine] = OrderedDict()
+        self._lock = threading.Lock()
+        self._tenant_locks: dict[str, threading.Lock] = {}
+        self._last_sweep = time.monotonic()
+
+    # -- routing -----------------------------------------------------------------------
+
+    def resolve_tenant(self, tenant: TenantRef) -> str:
+        """The validated tenant id of ``tenant`` (an id or a UserContext)."""
+        tenant_id = tenant.tenant_id if isinstance(tenant, UserContext) else tenant
+        if tenant_id is None or tenant_id == "":
+            raise ValueError(
+                "tenant_id is required when security.multi_tenancy_model is database_level: "
+                "pass UserContext(user_id=..., tenant_id=...)")
+        return validate_tenant_id(tenant_id)
+
+    def get_tenant_engine(self, tenant: TenantRef) -> Engine:
+        """The tenant's pooled engine, created (and the tenant provisioned) on first use."""
+        tenant_id = self.resolve_tenant(tenant)
+        with self._lock:
+            entry = self._touch(tenant_id)
+            if entry is not None:
+                return entry.engine
+            tenant_lock = self._tenant_locks.setdefault(tenant_id, threading.Lock())
+        with tenant_lock:  # one creator per tenant; other tenants are not blocked
+            with self._lock:
+                entry = self._touch(tenant_id)
+                if entry is not None:
+                    return entry.engine
+            self._ensure_tenant(tenant_id)
+            engine = self.backend.create_tenant_engine(tenant_id, self.settings.pool)
+            with self._lock:
+                self._engines[tenant_id] = _TenantEngine(engine)
+                self._evict_over_bound()
+        self._maybe_sweep_idle()
+        return engine
+
+    def get_tenant_session(self, tenant: TenantRef) -> Session:
+        """A new ORM session bound to the tenant; the caller closes it."""
+        return Session(bind=self.get_tenant_engine(tenant))
+
+    @contextmanager
+    def tenant_transaction(self, tenant: TenantRef) -> Iterator[Session]:
+        """A session in a transaction: committed on success, rolled back on error."""
+        tenant_id = self.resolve_tenant(tenant)
+        session = self.get_tenant_session(tenant_id)
+        try:
+            with session.begin():
+                yield session
+        except DBAPIError as exc:
+            raise RuntimeError(f"tenant {tenant_id!r}: database error: {_cause(exc)}") from exc
+        finally:
+            session.close()
+
+    # -- provisioning ------------------------------------------------------------------
+
+    def provision(self, tenant: TenantRef) -> bool:
+        """Create the tenant (schema or file, all tables, stamped at head) if missing.
+
+        Returns True when it was created, False when it already existed.
+        """
+        tenant_id = self.resolve_tenant(tenant)
+        ddl = head_ddl(self.backend.kind) + version_table_ddl(head_revision())
+        try:
+            return self.backend.create(tenant_id, ddl)
+        except (SQLAlchemyError, OSError) as exc:
+            raise RuntimeError(
+                f"tenant {tenant_id!r}: provisioning on {self.settings.describe()} failed: "
+                f"{_cause(exc)}") from exc
+
+    def _ensure_tenant(self, tenant_id: str) -> None:
+        if self.settings.tenant_database_routing:
+            self.provision(tenant_id)
+            return
+        try:
+            exists = self.backend.exists(tenant_id)
+        except SQLAlchemyError as exc:
+            raise RuntimeError(f"tenant {tenant_id!r}: cannot reach "
+                               f"{self.settings.describe()}: {_cause(exc)}") from exc
+        if not exists:
+            raise RuntimeError(
+                f"tenant {tenant_id!r} does not exist and security.tenant_database_routing is "
+                f"off: create it with `docex-ops tenants provision {tenant_id}`")
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def list_tenant_databases(self) -> list[str]:
+        """Tenants with an open engine in this process (DocEX: "active tenant connections")."""
+        with self._lock:
+            return list(self._engines)
+
+    def close_tenant_connection(self, tenant_id: str) -> bool:
+        """Dispose the tenant's pool; returns whether it had one."""
+        tenant_id = validate_tenant_id(tenant_id)
+        with self._lock:
+            entry = self._engines.pop(tenant_id, None)
+        if entry is None:
+            return False
+        entry.engine.dispose()
+        return True
+
+    def close_all_connections(self) -> None:
+        with self._lock:
+            entries = list(self._engines.values())
+            self._engines.clear()
+        for entry in entries:
+            entry.engine.dispose()
+        self.backend.dispose()
+
+    def close_idle(self, older_than: float) -> list[str]:
+        """Dispose engines unused for ``older_than`` seconds with nothing checked out."""
+        cutoff = time.monotonic() - older_than
+        with self._lock:
+            idle = [t for t, e in self._engines.items()
+                    if e.last_used <= cutoff and e.checked_out() == 0]
+            closed = [(t, self._engines.pop(t)) for t in idle]
+        for _, entry in closed:
+            entry.engine.dispose()
+        return [t for t, _ in closed]
+
+    def pool_stats(self) -> dict[str, dict[str, Any]]:
+        """Per tenant: pool size, checked out, overflow, idle, last used, engine age."""
+        now, wall = time.monotonic(), time.time()
+        with self._lock:
+            entries = list(self._engines.items())
+        stats: dict[str, dict[str, Any]] = {}
+        for tenant_id, entry in entries:
+            pool = entry.engine.pool
+            queue = pool if isinstance(pool, QueuePool) else None
+            stats[tenant_id] = {
+                "pool_size": queue.size() if queue else 0,
+                "checked_out": queue.checkedout() if queue else 0,
+                "overflow": max(queue.overflow(), 0) if queue else 0,
+                "idle": queue.checkedin() if queue else 0,
+                "last_used": wall - (now - entry.last_used),
+                "engine_age_s": round(now - entry.created_at, 3),
+            }
+        return stats
+
+    # -- internals (call with self._lock held) -------------------------------------------
+
+    def _touch(self, tenant_id: str) -> _TenantEngine | None:
+        entry = self._engines.get(tenant_id)
+        if entry is not None:
+            entry.last_used = time.monotonic()
+            self._engines.move_to_end(tenant_id)
+        return entry
+
+    def _evict_over_bound(self) -> None:
+        excess = len(self._engines) - self.settings.pool.max_tenant_engines
+        if excess <= 0:
+            return
+        # Oldest first; an engine with connections in use is skipped, not broken.
+        for tenant_id in [t for t, e in self._engines.items() if e.checked_out() == 0][:excess]:
+            self._engines.pop(tenant_id).engine.dispose()
+
+    def _maybe_sweep_idle(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep < _IDLE_SWEEP_INTERVAL:
+            return
+        self._last_sweep = now
+        self.close_idle(self.settings.pool.idle_timeout)
+
+
+def _cause(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
+
+
+__all__ = ["TenantDatabaseManager", "TenantIdError", "UserContext"]

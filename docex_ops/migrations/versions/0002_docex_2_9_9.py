@@ -1,0 +1,33 @@
+"""DocEX 2.9.9: drop document_metadata.profile, rename group_id to coordination_id.
+
+DocEX shipped a script only for the drop; the rename keeps the values.
+
+Revision ID: 0002_docex_2_9_9
+Revises: 0001_docex_pre_2_9
+"""
+
+import sqlalchemy as sa
+
+from alembic import op
+
+revision = "0002_docex_2_9_9"
+down_revision = "0001_docex_pre_2_9"
+branch_labels = None
+depends_on = None
+fast_path = True
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("document_metadata") as batch:
+        batch.drop_column("profile")
+        batch.alter_column("group_id", new_column_name="coordination_id",
+                           existing_type=sa.Uuid())
+
+
+def downgrade() -> None:
+    # Lossless: profile comes back empty (its values were gone at upgrade), the
+    # coordination ids go back under their old name.
+    with op.batch_alter_table("document_metadata") as batch:
+        batch.alter_column("coordination_id", new_column_name="group_id",
+                           existing_type=sa.Uuid())
+        batch.add_column(sa.Column("profile", sa.String(64)))

@@ -1,0 +1,39 @@
+"""Document object paths: S3 keys and full tenant paths outgrow 255 characters.
+
+Revision ID: 0003_object_paths
+Revises: 0002_docex_2_9_9
+"""
+
+import sqlalchemy as sa
+
+from alembic import op
+from docex_ops.revision_tools import require_force
+
+revision = "0003_object_paths"
+down_revision = "0002_docex_2_9_9"
+branch_labels = None
+depends_on = None
+fast_path = True
+
+COLUMNS = {
+    "document": (("source", False), ("path", False)),
+    "file_history": (("original_path", True), ("internal_path", True)),
+}
+
+
+def upgrade() -> None:
+    for table, columns in COLUMNS.items():
+        with op.batch_alter_table(table) as batch:
+            for name, nullable in columns:
+                batch.alter_column(name, type_=sa.Text(), existing_type=sa.String(255),
+                                   existing_nullable=nullable)
+
+
+def downgrade() -> None:
+    require_force("narrowing object paths to varchar(255) truncates longer paths")
+    for table, columns in COLUMNS.items():
+        with op.batch_alter_table(table) as batch:
+            for name, nullable in columns:
+                batch.alter_column(name, type_=sa.String(255), existing_type=sa.Text(),
+                                   existing_nullable=nullable,
+                                   postgresql_using=f"left({name}, 255)")

@@ -1,0 +1,118 @@
+"""Tenant lifecycle operations: list, show, provision, drop. No printing here."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, insert, select
+
+from docex_ops.backends import TenantInfo
+from docex_ops.manager import TenantDatabaseManager
+from docex_ops.schema import TABLE_NAMES, docbasket, metadata
+from docex_ops.tenancy import TenantIdError, validate_tenant_id
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    tenant_id: str
+    location: str
+    created: bool
+    verified: bool | None
+    seconds: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def validate_all(tenant_ids: Iterable[str]) -> list[str]:
+    """Validate every id before touching anything; report all bad ones at once."""
+    ids, problems = [], []
+    for raw in tenant_ids:
+        try:
+            ids.append(validate_tenant_id(raw))
+        except TenantIdError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise TenantIdError("; ".join(problems))
+    return list(dict.fromkeys(ids))
+
+
+def list_tenants(manager: TenantDatabaseManager, with_size: bool = True) -> list[TenantInfo]:
+    return manager.backend.discover(with_size=with_size)
+
+
+def find_tenant(manager: TenantDatabaseManager, tenant_id: str) -> TenantInfo | None:
+    tenant_id = validate_tenant_id(tenant_id)
+    manager.backend.location(tenant_id)  # refuse ids the template cannot place
+    return next((t for t in list_tenants(manager) if t.tenant_id == tenant_id), None)
+
+
+def provision_tenants(manager: TenantDatabaseManager, tenant_ids: Sequence[str],
+                      verify: bool = False) -> list[ProvisionResult]:
+    """Create each missing tenant (idempotent); optionally prove it works end to end."""
+    ids = validate_all(tenant_ids)
+    locations = {t: manager.backend.location(t) for t in ids}  # all refused before any SQL
+    results = []
+    for tenant_id in ids:
+        started = time.perf_counter()
+        try:
+            created = manager.provision(tenant_id)
+            verified = verify_tenant(manager, tenant_id) if verify else None
+            error = None
+        except RuntimeError as exc:
+            created, verified, error = False, False if verify else None, str(exc)
+        results.append(ProvisionResult(tenant_id, locations[tenant_id], created, verified,
+                                       time.perf_counter() - started, error))
+    return results
+
+
+def verify_tenant(manager: TenantDatabaseManager, tenant_id: str) -> bool:
+    """Write and delete a probe basket through the manager's routed connection."""
+    probe_id = f"bas_{uuid.uuid4().hex}"
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with manager.tenant_transaction(tenant_id) as session:
+        session.execute(insert(docbasket).values(
+            id=probe_id, name=f"docex-ops-probe-{probe_id}", description="docex-ops probe",
+            storage_config={}, status="active", created_at=now, updated_at=now))
+        seen = session.execute(
+            select(func.count()).select_from(docbasket).where(docbasket.c.id == probe_id)
+        ).scalar_one()
+        session.execute(delete(docbasket).where(docbasket.c.id == probe_id))
+    return seen == 1
+
+
+def count_rows(manager: TenantDatabaseManager, tenant_id: str) -> dict[str, int]:
+    """Rows per DocEX table of one tenant."""
+    with manager.backend.tenant_connection(tenant_id) as conn:
+        return {name: conn.execute(select(func.count()).select_from(metadata.tables[name]))
+                .scalar_one() for name in TABLE_NAMES}
+
+
+class TenantHasDataError(RuntimeError):
+    """Dropping would delete rows and the caller did not accept that."""
+
+
+def drop_tenant(manager: TenantDatabaseManager, tenant_id: str,
+                allow_data: bool = False) -> TenantInfo:
+    """Drop an existing tenant; unknown ids are refused. Returns what was dropped.
+
+    A tenant holding rows is only dropped with ``allow_data`` (the caller has
+    taken a backup or accepted the loss).
+    """
+    info = find_tenant(manager, tenant_id)
+    if info is None:
+        raise LookupError(f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}")
+    if not allow_data and info.tables == len(TABLE_NAMES):
+        rows = sum(count_rows(manager, tenant_id).values())
+        if rows:
+            raise TenantHasDataError(
+                f"tenant {tenant_id!r} holds {rows} rows; back it up first, then drop with --force")
+    manager.close_tenant_connection(tenant_id)
+    manager.backend.drop(tenant_id)
+    return info

@@ -1,0 +1,116 @@
+"""Fixtures: a real PostgreSQL database per test run, real SQLite files per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+
+from docex_ops.config import Settings, settings_from_mapping
+from docex_ops.manager import TenantDatabaseManager
+
+PG_HOST = os.environ.get("DOCEX_TEST_PGHOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("DOCEX_TEST_PGPORT", "5432"))
+PG_USER = os.environ.get("DOCEX_TEST_PGUSER", "postgres")
+
+
+def pg_admin_connect(database: str = "postgres") -> Any:
+    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database)
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A database of this run's own, dropped at the end: runs never see each other."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"docex_ops_test_{worker}_{uuid.uuid4().hex[:8]}"
+    admin = pg_admin_connect()
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def pg_conn(pg_database: str) -> Iterator[Any]:
+    conn = pg_admin_connect(pg_database)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def schema_prefix() -> str:
+    """Each test gets its own schema template, so tests sharing the database never meet."""
+    return f"t{uuid.uuid4().hex[:6]}_"
+
+
+def make_settings(kind: str, tmp_path: Path, pg_database: str | None = None,
+                  schema_prefix: str = "tenant_", **database: Any) -> Settings:
+    raw: dict[str, Any] = {
+        "security": {"multi_tenancy_model": "database_level", "tenant_database_routing": True},
+        "database": {"type": kind, **database},
+    }
+    if kind == "postgresql":
+        raw["database"]["postgres"] = {
+            "host": PG_HOST, "port": PG_PORT, "user": PG_USER, "database": pg_database,
+            "schema_template": schema_prefix + "{tenant_id}"}
+    else:
+        raw["database"]["sqlite"] = {
+            "path_template": str(tmp_path / "storage" / "tenant_{tenant_id}" / "docex.db")}
+    return settings_from_mapping(raw, f"<test {kind}>")
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path, schema_prefix: str, request: pytest.FixtureRequest
+                     ) -> Callable[..., Settings]:
+    def factory(kind: str, **database: Any) -> Settings:
+        db = request.getfixturevalue("pg_database") if kind == "postgresql" else None
+        return make_settings(kind, tmp_path, db, schema_prefix, **database)
+    return factory
+
+
+@pytest.fixture
+def settings(kind: str, settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory(kind)
+
+
+@pytest.fixture
+def manager(settings: Settings) -> Iterator[TenantDatabaseManager]:
+    TenantDatabaseManager.reset()
+    mgr = TenantDatabaseManager(settings)
+    yield mgr
+    TenantDatabaseManager.reset()
+
+
+@pytest.fixture
+def config_file(settings: Settings, tmp_path: Path) -> Path:
+    """The test settings written as a DocEX YAML file, for CLI tests."""
+    import yaml
+
+    if settings.db_type == "postgresql":
+        pg = settings.postgres
+        database: dict[str, Any] = {"type": "postgresql", "postgres": {
+            "host": pg.host, "port": pg.port, "user": pg.user, "database": pg.database,
+            "schema_template": pg.schema_template}}
+    else:
+        database = {"type": "sqlite", "sqlite": {"path_template": settings.sqlite.path_template}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "security": {"multi_tenancy_model": "database_level", "tenant_database_routing": True},
+        "database": database}))
+    return path

@@ -1,0 +1,69 @@
+"""`docex-ops tenants ...` end to end through click's CliRunner, on both backends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from docex_ops.cli import main
+from docex_ops.manager import TenantDatabaseManager
+from docex_ops.schema import docbasket
+
+
+def _run(config_file: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["--config", str(config_file), *args])
+    return result.exit_code, result.output
+
+
+def test_provision_list_idempotent(config_file: Path) -> None:
+    code, out = _run(config_file, "tenants", "provision", "a", "b", "c", "--verify")
+    assert code == 0, out
+    assert out.count("created") == 3
+    code, out = _run(config_file, "tenants", "list", "--format", "json")
+    assert code == 0
+    listed = json.loads(out)["tenants"]
+    assert [(t["tenant"], t["state"], t["tables"]) for t in listed] == \
+        [(x, "versioned", 11) for x in "abc"]
+    assert {t["revision"] for t in listed} == {"0003_object_paths"}
+    code, out = _run(config_file, "--format", "json", "tenants", "provision", "a", "b", "c")
+    assert code == 0
+    assert [r["action"] for r in json.loads(out)] == ["exists"] * 3
+    _, again = _run(config_file, "tenants", "list", "--format", "json")
+    assert json.loads(again)["tenants"] == listed
+
+
+def test_show_and_drop(config_file: Path) -> None:
+    assert _run(config_file, "tenants", "provision", "keep", "full")[0] == 0
+    TenantDatabaseManager.reset()
+    import datetime as dt
+
+    from docex_ops.config import load_settings
+
+    manager = TenantDatabaseManager(load_settings(config_file))
+    now = dt.datetime(2026, 1, 1)
+    with manager.tenant_transaction("full") as session:
+        session.execute(docbasket.insert().values(id="bas_1", name="n", storage_config={},
+                                                  status="active", created_at=now,
+                                                  updated_at=now))
+    TenantDatabaseManager.reset()
+    code, out = _run(config_file, "--format", "json", "tenants", "show", "full")
+    assert code == 0 and json.loads(out)["rows"]["docbasket"] == 1
+
+    code, out = _run(config_file, "tenants", "drop", "keep")
+    assert code == 2 and "--yes" in out
+    code, out = _run(config_file, "tenants", "drop", "keep", "--dry-run")
+    assert code == 0 and "would drop" in out
+    assert _run(config_file, "tenants", "drop", "missing", "--yes")[0] == 2
+    code, out = _run(config_file, "tenants", "drop", "full", "--yes")
+    assert code == 1 and "holds 1 rows" in out
+    assert _run(config_file, "tenants", "drop", "keep", "--yes")[0] == 0
+    assert _run(config_file, "tenants", "drop", "full", "--yes", "--force")[0] == 0
+    _, out = _run(config_file, "--format", "json", "tenants", "list")
+    assert json.loads(out)["tenants"] == []
+
+
+def test_help_explains() -> None:
+    result = CliRunner().invoke(main, ["tenants", "provision", "--help"])
+    assert result.exit_code == 0 and "Idempotent" in result.output

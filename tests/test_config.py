@@ -1,0 +1,102 @@
+"""Configuration: every bad value fails at load with key, value and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from docex_ops.cli import main
+from docex_ops.config import ConfigError, load_settings, settings_from_mapping
+
+
+def _write(tmp_path: Path, data: Any) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+BAD = [
+    ({"database": {"type": "oracle"}}, "database.type", "oracle"),
+    ({"database": {"postgres": {"schema_template": "tenant_x"}}},
+     "database.postgres.schema_template", "tenant_x"),
+    ({"database": {"sqlite": {"path_template": "storage/docex.db"}}},
+     "database.sqlite.path_template", "storage/docex.db"),
+    ({"database": {"postgres": {"port": "fivefour"}}}, "database.postgres.port", "fivefour"),
+    ({"database": {"postgres": {"port": 70000}}}, "database.postgres.port", "70000"),
+    ({"database": {"pool_size": -1}}, "database.pool_size", "-1"),
+    ({"database": {"max_overflow": -5}}, "database.max_overflow", "-5"),
+    ({"database": {"pool_timeout": "soon"}}, "database.pool_timeout", "soon"),
+    ({"security": {"multi_tenancy_model": "schema"}}, "security.multi_tenancy_model", "schema"),
+    ({"security": {"tenant_database_routing": "yes"}},
+     "security.tenant_database_routing", "yes"),
+    ({"database": {"postgres": {"sslmode": "always"}}}, "database.postgres.sslmode", "always"),
+    ({"database": "postgres"}, "database", "postgres"),
+]
+
+
+@pytest.mark.parametrize(("raw", "key", "value"), BAD)
+def test_bad_value_names_key_value_and_allowed(raw: Any, key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(raw)
+    message = str(info.value)
+    assert key in message and value in message and "expected" in message
+
+
+def test_defaults_are_docex_defaults() -> None:
+    s = settings_from_mapping({})
+    assert (s.db_type, s.multi_tenancy_model, s.tenant_database_routing) == \
+        ("sqlite", "database_level", True)
+    assert (s.pool.pool_size, s.pool.max_overflow, s.pool.pool_timeout) == (5, 10, 30)
+    assert s.sqlite.storage_root == (Path.cwd() / "storage").resolve()
+
+
+def test_postgres_alias_and_psycopg2_url() -> None:
+    s = settings_from_mapping({"database": {"type": "postgres",
+                                            "postgres": {"password": "s3cret", "port": "6543"}}})
+    assert s.db_type == "postgresql" and s.postgres.port == 6543
+    assert s.postgres.url().drivername == "postgresql+psycopg2"
+    assert "s3cret" not in repr(s) and "s3cret" not in s.describe()
+    assert "s3cret" not in str(s.postgres.url())
+
+
+def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert load_settings(env={}).source == "<embedded default>"
+    home_cfg = tmp_path / ".docex" / "config.yaml"
+    home_cfg.parent.mkdir()
+    home_cfg.write_text(yaml.safe_dump({"database": {"pool_size": 2}}))
+    assert load_settings(env={}).pool.pool_size == 2
+    env_cfg = _write(tmp_path, {"database": {"pool_size": 3}})
+    assert load_settings(env={"DOCEX_CONFIG": str(env_cfg)}).pool.pool_size == 3
+    explicit = tmp_path / "explicit.yaml"
+    explicit.write_text(yaml.safe_dump({"database": {"pool_size": 4}}))
+    assert load_settings(explicit, env={"DOCEX_CONFIG": str(env_cfg)}).pool.pool_size == 4
+
+
+def test_database_url_overrides_connection(tmp_path: Path) -> None:
+    env = {"DOCEX_DATABASE_URL": "postgresql://bob:pw@db.example:6000/docs?sslmode=require"}
+    s = load_settings(_write(tmp_path, {"database": {"type": "sqlite"}}), env=env)
+    assert (s.db_type, s.postgres.host, s.postgres.port, s.postgres.database, s.postgres.user,
+            s.postgres.sslmode) == ("postgresql", "db.example", 6000, "docs", "bob", "require")
+    with pytest.raises(ConfigError, match="DOCEX_DATABASE_URL"):
+        load_settings(_write(tmp_path, {}), env={"DOCEX_DATABASE_URL": "mysql://x/y"})
+
+
+def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "missing.yaml", env={})
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(_write(tmp_path, "database: [unclosed"), env={})
+
+
+def test_cli_exits_2_on_bad_config_and_hides_password(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"database": {"type": "postgresql",
+                                          "postgres": {"password": "hunter2", "port": "x"}}})
+    result = CliRunner().invoke(main, ["--config", str(path), "tenants", "list"])
+    assert result.exit_code == 2
+    assert "database.postgres.port" in result.output
+    assert "hunter2" not in result.output
