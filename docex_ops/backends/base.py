@@ -9,15 +9,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection, Engine
 
+from docex_ops.backends.catalog import Catalog
 from docex_ops.config import PoolSettings, Settings
 
 
-class TenantExistsError(RuntimeError):
-    """A tenant was expected not to exist."""
-
-
-class TenantMissingError(RuntimeError):
-    """A tenant was expected to exist."""
+class TenantLockedError(RuntimeError):
+    """Another runner holds the tenant (or the whole run) right now."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +79,37 @@ class Backend(ABC):
 
         Committed when the block exits normally, rolled back on an exception.
         """
+
+    @abstractmethod
+    def migration_connection(self, tenant_id: str, lock_timeout: float | None = None,
+                             statement_timeout: float | None = None
+                             ) -> AbstractContextManager[Connection]:
+        """One transaction for a tenant's whole migration path.
+
+        The tenant is locked against other runners (TenantLockedError if it is
+        taken), waits for application locks at most ``lock_timeout`` seconds,
+        and everything is committed at the end or rolled back on error.
+        """
+
+    @abstractmethod
+    def execute_script(self, conn: Connection, sql: str) -> None:
+        """Run pre-rendered SQL (several statements) inside the current transaction."""
+
+    @abstractmethod
+    def check_migrated(self, conn: Connection, tenant_id: str) -> None:
+        """Before commit: the version table written is the tenant's own, keys are intact."""
+
+    @abstractmethod
+    def runner_lock(self, wait: bool) -> AbstractContextManager[None]:
+        """Held for a whole migration run; TenantLockedError names the holder if taken."""
+
+    @abstractmethod
+    def control_engine(self) -> Engine:
+        """Engine for docex-ops' own control tables (never inside a tenant)."""
+
+    @abstractmethod
+    def catalog(self, tenant_id: str) -> Catalog:
+        """The tenant's tables, columns, keys and indexes (see backends.catalog)."""
 
     def dispose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release server-level resources the backend holds."""

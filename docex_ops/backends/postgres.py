@@ -11,12 +11,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from docex_ops.backends.base import Backend, TenantInfo, chunks
+from docex_ops.backends.pg_sql import ADVISORY_NAMESPACE, execute_script, quote_ident
+from docex_ops.backends.postgres_migration import PostgresMigrationMixin
 from docex_ops.config import PoolSettings, Settings
 from docex_ops.schema import TABLE_NAMES
 from docex_ops.tenancy import schema_name_for, tenant_id_pattern, validate_tenant_id
 
-# First key of every docex-ops advisory lock, so ours never collide with an application's.
-ADVISORY_NAMESPACE = 0x0D0C_E0
 REVISION_BATCH = 2000
 
 # A session-local function: reads many tenants' version tables in one round
@@ -56,27 +56,7 @@ SELECT n.nspname,
 """
 
 
-def execute_script(conn: Connection, sql: str) -> None:
-    """Run static SQL (possibly several statements) exactly as written.
-
-    Through ``exec_driver_sql`` psycopg2 would treat every ``%`` as a
-    parameter marker; a raw cursor sends the text untouched.
-    """
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None
-    cursor = dbapi.cursor()
-    try:
-        cursor.execute(sql)
-    finally:
-        cursor.close()
-
-
-def quote_ident(name: str) -> str:
-    """Quote a name that the tenant rules already validated."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-class PostgresBackend(Backend):
+class PostgresBackend(PostgresMigrationMixin, Backend):
     kind = "postgresql"
 
     def __init__(self, settings: Settings, worker_pool_size: int = 4) -> None:
@@ -183,7 +163,8 @@ class PostgresBackend(Backend):
                 if relations is None:
                     conn.exec_driver_sql(f"CREATE SCHEMA {quote_ident(schema)}")
                 conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
-                execute_script(conn, ddl)
+                if ddl.strip():
+                    execute_script(conn, ddl)
         except ProgrammingError as exc:
             raise RuntimeError(self._explain_create_failure(tenant_id, schema, exc)) from exc
         return True
@@ -225,3 +206,6 @@ class PostgresBackend(Backend):
             connect_args={"options": f"-c search_path={schema}"},
         )
         return engine
+
+
+__all__ = ["PostgresBackend", "execute_script", "quote_ident"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import sqlite3
@@ -13,20 +14,22 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from docex_ops.backends.base import Backend, TenantInfo
+from docex_ops.backends.base import Backend, TenantInfo, TenantLockedError
+from docex_ops.backends.catalog import Catalog, sqlite_catalog
 from docex_ops.config import PoolSettings, Settings
 from docex_ops.schema import TABLE_NAMES
-from docex_ops.tenancy import sqlite_path_for, tenant_id_pattern
+from docex_ops.tenancy import CONTROL_SQLITE_FILE, sqlite_path_for, tenant_id_pattern
 
 DIR_MODE = 0o750
 FILE_MODE = 0o640
 SIDECARS = ("-wal", "-shm", "-journal")
 
 
-def sqlite_engine(path: Path, pool: PoolSettings | None = None,
-                  foreign_keys: bool = True) -> Engine:
+def sqlite_engine(path: Path, pool: PoolSettings | None = None, foreign_keys: bool = True,
+                  begin: str = "BEGIN", timeout: float = 30) -> Engine:
     """An engine on one file with real transactions (DDL included) and DocEX's pragmas.
 
     pysqlite's legacy transaction handling commits around DDL; taking over
@@ -38,7 +41,7 @@ def sqlite_engine(path: Path, pool: PoolSettings | None = None,
     else:
         kwargs = {"pool_size": pool.pool_size, "max_overflow": pool.max_overflow,
                   "pool_timeout": pool.pool_timeout}
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30}, **kwargs)
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": timeout}, **kwargs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
@@ -47,7 +50,7 @@ def sqlite_engine(path: Path, pool: PoolSettings | None = None,
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql(begin)
 
     return engine
 
@@ -134,6 +137,80 @@ class SqliteBackend(Backend):
         try:
             with engine.begin() as conn:
                 yield conn
+        finally:
+            engine.dispose()
+
+    # -- migrations ----------------------------------------------------------------------
+
+    @contextmanager
+    def migration_connection(self, tenant_id: str, lock_timeout: float | None = None,
+                             statement_timeout: float | None = None) -> Iterator[Connection]:
+        # Foreign keys off: Alembic's batch mode recreates tables, which would
+        # cascade or fail with them on; check_migrated() runs foreign_key_check
+        # before commit instead. BEGIN IMMEDIATE takes the write lock up front,
+        # so a second runner waits at most lock_timeout, then fails the tenant.
+        path = self.path(tenant_id)
+        if not path.exists():
+            raise RuntimeError(f"tenant {tenant_id!r}: no database file at {path}")
+        engine = sqlite_engine(path, foreign_keys=False, begin="BEGIN IMMEDIATE",
+                               timeout=30 if lock_timeout is None else lock_timeout)
+        try:
+            with engine.connect() as conn:
+                try:
+                    transaction = conn.begin()
+                except OperationalError as exc:
+                    raise TenantLockedError(
+                        f"tenant {tenant_id!r}: {path} is locked by another writer") from exc
+                with transaction:  # commit on success, rollback on error
+                    yield conn
+        finally:
+            engine.dispose()
+
+    def execute_script(self, conn: Connection, sql: str) -> None:
+        dbapi = conn.connection.dbapi_connection
+        assert isinstance(dbapi, sqlite3.Connection)
+        dbapi.executescript(sql)  # no implicit COMMIT: isolation_level is None
+
+    def check_migrated(self, conn: Connection, tenant_id: str) -> None:
+        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+        if broken is not None:
+            raise RuntimeError(f"tenant {tenant_id!r}: migration would break a foreign key "
+                               f"(table {broken[0]}, row {broken[1]}); rolled back")
+        versions = conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar()
+        if versions != 1:
+            raise RuntimeError(f"tenant {tenant_id!r}: {versions} rows in alembic_version")
+
+    @contextmanager
+    def runner_lock(self, wait: bool) -> Iterator[None]:
+        self.storage_root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        path = self.storage_root / "_docex_ops.lock"
+        with open(path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError as exc:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise TenantLockedError(f"another migration run holds {path}: {holder}; "
+                                        "wait for it or rerun with --wait") from exc
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.truncate(0)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def control_engine(self) -> Engine:
+        self.storage_root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        return sqlite_engine(self.storage_root / CONTROL_SQLITE_FILE)
+
+    def catalog(self, tenant_id: str) -> Catalog:
+        engine = sqlite_engine(self.path(tenant_id))
+        try:
+            with engine.connect() as conn:
+                return sqlite_catalog(conn)
         finally:
             engine.dispose()
 

@@ -9,8 +9,8 @@ Revises:
 """
 
 import sqlalchemy as sa
-
 from alembic import op
+
 from docex_ops.revision_tools import require_force
 
 revision = "0001_docex_pre_2_9"

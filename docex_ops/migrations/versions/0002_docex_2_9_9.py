@@ -7,7 +7,6 @@ Revises: 0001_docex_pre_2_9
 """
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision = "0002_docex_2_9_9"

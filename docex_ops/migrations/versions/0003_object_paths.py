@@ -5,8 +5,8 @@ Revises: 0002_docex_2_9_9
 """
 
 import sqlalchemy as sa
-
 from alembic import op
+
 from docex_ops.revision_tools import require_force
 
 revision = "0003_object_paths"
@@ -15,10 +15,23 @@ branch_labels = None
 depends_on = None
 fast_path = True
 
+# SQLite batch mode recreates the table from reflection, which drops the DESC
+# of these two indexes; they are rebuilt exactly as DocEX defines them.
+DESC_INDEXES = (("idx_document_basket_created", "created_at DESC"),
+                ("idx_document_basket_updated", "updated_at DESC"))
+
 COLUMNS = {
     "document": (("source", False), ("path", False)),
     "file_history": (("original_path", True), ("internal_path", True)),
 }
+
+
+def _restore_desc_indexes() -> None:
+    if op.get_context().dialect.name != "sqlite":
+        return
+    for name, column in DESC_INDEXES:
+        op.drop_index(name, table_name="document")
+        op.create_index(name, "document", ["basket_id", sa.text(column)])
 
 
 def upgrade() -> None:
@@ -27,6 +40,7 @@ def upgrade() -> None:
             for name, nullable in columns:
                 batch.alter_column(name, type_=sa.Text(), existing_type=sa.String(255),
                                    existing_nullable=nullable)
+    _restore_desc_indexes()
 
 
 def downgrade() -> None:
@@ -37,3 +51,4 @@ def downgrade() -> None:
                 batch.alter_column(name, type_=sa.String(255), existing_type=sa.Text(),
                                    existing_nullable=nullable,
                                    postgresql_using=f"left({name}, 255)")
+    _restore_desc_indexes()

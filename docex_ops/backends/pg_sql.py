@@ -1,0 +1,29 @@
+"""Small PostgreSQL helpers shared by the backend modules."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+
+# First key of every docex-ops advisory lock, so ours never collide with an application's.
+ADVISORY_NAMESPACE = 0x0D0C_E0
+RUNNER_NAMESPACE = ADVISORY_NAMESPACE + 1
+
+
+def execute_script(conn: Connection, sql: str) -> None:
+    """Run static SQL (possibly several statements) exactly as written.
+
+    Through ``exec_driver_sql`` psycopg2 would treat every ``%`` as a
+    parameter marker; a raw cursor sends the text untouched.
+    """
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
+
+
+def quote_ident(name: str) -> str:
+    """Quote a name that the tenant rules already validated."""
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,105 @@
+"""PostgreSQL migration support: per-tenant transactions, locks, control tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from docex_ops.backends.base import TenantLockedError
+from docex_ops.backends.catalog import Catalog, pg_catalog
+from docex_ops.backends.pg_sql import (
+    ADVISORY_NAMESPACE,
+    RUNNER_NAMESPACE,
+    execute_script,
+    quote_ident,
+)
+from docex_ops.config import Settings
+
+CONTROL_SCHEMA = "docex_ops"
+
+
+def _ms(seconds: float) -> str:
+    return f"{int(seconds * 1000)}ms"
+
+
+class PostgresMigrationMixin:
+    """Migration support: per-tenant transactions, locks, control tables."""
+
+    settings: Settings
+
+    # Provided by PostgresBackend.
+    @property
+    def admin_engine(self) -> Engine:  # pragma: no cover
+        raise NotImplementedError
+
+    def location(self, tenant_id: str) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+    @contextmanager
+    def migration_connection(self, tenant_id: str, lock_timeout: float | None = None,
+                             statement_timeout: float | None = None) -> Iterator[Connection]:
+        schema = self.location(tenant_id)
+        with self.admin_engine.connect() as conn, conn.begin():
+            for name, value in (("lock_timeout", lock_timeout),
+                                ("statement_timeout", statement_timeout)):
+                if value is not None:
+                    conn.exec_driver_sql("SELECT set_config(%(n)s, %(v)s, true)",
+                                         {"n": name, "v": _ms(value)})
+            locked = conn.exec_driver_sql(
+                "SELECT pg_try_advisory_xact_lock(%(ns)s, hashtext(%(s)s))",
+                {"ns": ADVISORY_NAMESPACE, "s": schema}).scalar()
+            if not locked:
+                raise TenantLockedError(
+                    f"tenant {tenant_id!r} is locked by another docex-ops runner")
+            conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
+            yield conn
+
+    def execute_script(self, conn: Connection, sql: str) -> None:
+        execute_script(conn, sql)
+
+    def check_migrated(self, conn: Connection, tenant_id: str) -> None:
+        owner = conn.exec_driver_sql(
+            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.oid = to_regclass('alembic_version')").scalar()
+        if owner != self.location(tenant_id):
+            raise RuntimeError(f"tenant {tenant_id!r}: the version table written is in schema "
+                               f"{owner!r}, not the tenant's; rolled back")
+
+    @contextmanager
+    def runner_lock(self, wait: bool) -> Iterator[None]:
+        with self.admin_engine.connect() as conn:
+            key = {"ns": RUNNER_NAMESPACE}
+            if wait:
+                conn.exec_driver_sql("SELECT pg_advisory_lock(%(ns)s, 0)", key)
+            elif not conn.exec_driver_sql("SELECT pg_try_advisory_lock(%(ns)s, 0)", key).scalar():
+                holder = conn.execute(text(
+                    "SELECT a.pid, a.application_name, a.client_addr, a.backend_start "
+                    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND l.classid = :ns AND l.objid = 0 "
+                    "AND l.granted"), key).first()
+                who = (f"pid {holder[0]} ({holder[1] or 'no application_name'}"
+                       f"{', ' + str(holder[2]) if holder[2] else ''}) since {holder[3]:%F %T}"
+                       if holder else "another session")
+                raise TenantLockedError(f"another migration run holds the runner lock: {who}; "
+                                        "wait for it or rerun with --wait")
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql("SELECT pg_advisory_unlock(%(ns)s, 0)", key)
+                conn.commit()
+
+    def control_engine(self) -> Engine:
+        with self.admin_engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {CONTROL_SCHEMA}")
+        return self.admin_engine.execution_options(
+            schema_translate_map={None: CONTROL_SCHEMA})
+
+    def catalog(self, tenant_id: str) -> Catalog:
+        with self.admin_engine.connect() as conn:
+            result = pg_catalog(conn, self.location(tenant_id))
+            conn.rollback()
+        return result

@@ -1,0 +1,260 @@
+"""``docex-ops migrate ...``: status, upgrade, downgrade, stamp, adopt, check, runs, resume."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from docex_ops import migrate as ops
+from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
+from docex_ops.output import to_jsonable
+
+
+def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    @click.option("--tenant", "include", multiple=True, help="Only this tenant (repeatable).")
+    @click.option("--exclude", multiple=True, help="Leave this tenant out (repeatable).")
+    @click.option("--tenants-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="File with one tenant id per line (# comments allowed).")
+    @functools.wraps(func)
+    def wrapper(include: tuple[str, ...], exclude: tuple[str, ...],
+                tenants_file: Path | None, **kwargs: Any) -> Any:
+        return func(selection=ops.Selection(include, exclude, tenants_file), **kwargs)
+    return wrapper
+
+
+def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
+                  help="Tenants migrated at once, each on its own worker connection.")
+    @click.option("--continue-on-error", is_flag=True,
+                  help="Keep starting tenants after a failure (default: stop starting new ones).")
+    @click.option("--max-failures", type=click.IntRange(1), default=None,
+                  help="Stop starting new tenants after this many failures.")
+    @click.option("--canary", type=click.IntRange(0), default=0,
+                  help="Migrate this many tenants first; stop if any of them fails.")
+    @click.option("--lock-timeout", type=click.FloatRange(0), default=5.0, show_default=True,
+                  help="Seconds a tenant waits for application locks before it fails.")
+    @click.option("--statement-timeout", type=click.FloatRange(0), default=None,
+                  help="Seconds any one statement may run.")
+    @click.option("--wait", is_flag=True,
+                  help="Wait for another running migration instead of exiting 1.")
+    @click.option("--online-only", is_flag=True,
+                  help="Run Alembic per tenant even where the rendered SQL could be replayed.")
+    @functools.wraps(func)
+    def wrapper(jobs: int, continue_on_error: bool, max_failures: int | None, canary: int,
+                lock_timeout: float, statement_timeout: float | None, wait: bool,
+                online_only: bool, force: bool = False, **kwargs: Any) -> Any:
+        step = ops.StepOptions(force=force, fast_path=not online_only,
+                               lock_timeout=lock_timeout or None,
+                               statement_timeout=statement_timeout)
+        options = ops.RunOptions(step=step, jobs=jobs, continue_on_error=continue_on_error,
+                                 max_failures=max_failures, canary=canary, wait=wait)
+        return func(options=options, **kwargs)
+    return wrapper
+
+
+@click.group()
+@click.option("--scripts", "scripts_dir", type=click.Path(exists=True, file_okay=False),
+              default=None, help="Alembic script directory (default: docex-ops' own).")
+@click.pass_context
+def migrate(ctx: click.Context, scripts_dir: str | None) -> None:
+    """Alembic across every tenant: each tenant in one transaction, recorded per run."""
+    ctx.obj = ops.MigrationScripts(Path(scripts_dir)) if scripts_dir else ops.MigrationScripts()
+
+
+def _scripts() -> ops.MigrationScripts:
+    obj = click.get_current_context().find_object(ops.MigrationScripts)
+    assert obj is not None
+    return obj
+
+
+@migrate.command("status")
+@selection_options
+@click.option("--check", "fail_behind", is_flag=True,
+              help="Exit 1 when any tenant is not at head (for CI).")
+@format_option
+def status_cmd(selection: ops.Selection, fail_behind: bool, fmt: str | None) -> None:
+    """Every tenant's revision, grouped, and which are behind."""
+    backend = state().manager.backend
+    report = ops.status(_scripts(), ops.select_tenants(backend, selection))
+    rows = [{"revision": rev, "tenants": n} for rev, n in sorted(report.by_revision.items())]
+    payload = {"head": report.head, "counts": report.counts, "by_revision": report.by_revision,
+               "tenants": report.tenants}
+    emit(rows, fmt, payload=payload)
+    behind = [t.tenant_id for t in report.tenants if t.state != "current"]
+    if (fmt or state().fmt) == "table":
+        info(f"head {report.head}: " + ", ".join(f"{n} {s}" for s, n in report.counts.items())
+             + (f"; not at head: {_first(behind)}" if behind else ""))
+    if fail_behind and behind:
+        raise OperationFailed(f"{len(behind)} tenant(s) not at head: {_first(behind)}")
+
+
+def _run_command(action: str, target: str, selection: ops.Selection, options: ops.RunOptions,
+                 dry_run: bool, sql: bool, report_file: Path | None, fmt: str | None) -> None:
+    backend = state().manager.backend
+    scripts = _scripts()
+    plan = ops.make_plan(scripts, ops.select_tenants(backend, selection), action, target)
+    if sql:
+        for step in plan.steps:
+            header = (f'SET search_path TO "{step.location}";' if backend.kind == "postgresql"
+                      else f"-- database file: {step.location}")
+            click.echo(f"-- tenant {step.tenant_id}: {step.current or 'base'} -> "
+                       f"{step.target or 'base'}\nBEGIN;\n{header}")
+            click.echo(scripts.render_for_tenant(backend.kind, step.current, step.target,
+                                                 downgrade=action == "downgrade",
+                                                 force=options.step.force) + "COMMIT;\n")
+        return
+    if dry_run:
+        rows = [{"tenant": s.tenant_id, "from": s.current, "to": s.target, "action": action}
+                for s in plan.steps]
+        rows += [{"tenant": i.tenant_id, "from": i.revision, "to": None,
+                  "action": f"blocked: {why}"} for i, why in plan.blocked]
+        emit(rows, fmt, payload={"action": action, "target": target, "steps": plan.steps,
+                                 "already": [i.tenant_id for i in plan.already],
+                                 "blocked": [(i.tenant_id, w) for i, w in plan.blocked]})
+        info(f"dry run: {len(plan.steps)} to {action}, {len(plan.already)} already there, "
+             f"{len(plan.blocked)} blocked; nothing was changed")
+        return
+    report = ops.run_plan(backend, scripts, plan, options,
+                          progress=lambda d, t: progress(d, t, f"{action} {target}"))
+    _render_report(report, fmt, report_file)
+
+
+def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | None) -> None:
+    rows: list[dict[str, Any]] = [
+        {"tenant": r.tenant_id, "from": r.from_rev, "to": r.to_rev, "status": r.status,
+         "seconds": r.seconds, "error": r.error} for r in report.results]
+    rows += [{"tenant": t, "status": "not started"} for t in report.not_started]
+    rows += [{"tenant": t, "status": "blocked", "error": why} for t, why in report.blocked]
+    payload = {"run_id": report.run_id, "action": report.action, "target": report.target,
+               "ok": report.ok, "already_at_target": report.already,
+               "seconds": round(report.seconds, 3), "tenants": rows}
+    if report_file is not None:
+        report_file.write_text(json.dumps(to_jsonable(payload), indent=2, default=str))
+    emit(rows, fmt, columns=["tenant", "from", "to", "status", "seconds", "error"],
+         payload=payload)
+    done = sum(r.status == "done" for r in report.results)
+    info(f"run {report.run_id or '-'}: {done} migrated, {report.already} already at target, "
+         f"{len(report.failed)} failed, {len(report.not_started)} not started, "
+         f"{len(report.blocked)} blocked in {report.seconds:.2f}s")
+    if not report.ok:
+        names = [r.tenant_id for r in report.failed] + [t for t, _ in report.blocked]
+        raise OperationFailed(f"migration incomplete; failed or blocked: {_first(names)}; "
+                              f"retry with `docex-ops migrate resume {report.run_id}`"
+                              if report.run_id else "migration incomplete")
+
+
+def _first(names: list[str], limit: int = 10) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more"
+                                       if len(names) > limit else "")
+
+
+def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for decorator in reversed([
+        selection_options, execution_options,
+        click.option("--dry-run", is_flag=True, help="Show the plan; change nothing."),
+        click.option("--sql", is_flag=True,
+                     help="Print each tenant's SQL instead of running it (offline)."),
+        click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Also write the result as JSON to this file."),
+        format_option,
+    ]):
+        func = decorator(func)
+    return func
+
+
+@migrate.command("upgrade")
+@click.argument("target", default="head")
+@_run_options
+def upgrade_cmd(target: str, **kwargs: Any) -> None:
+    """Upgrade tenants to TARGET (default head; also +N or a revision id)."""
+    _run_command("upgrade", target, **kwargs)
+
+
+@migrate.command("downgrade", context_settings={"ignore_unknown_options": True})
+@click.argument("target")
+@click.option("--force", is_flag=True, help="Allow steps that can lose data (take a backup).")
+@_run_options
+def downgrade_cmd(target: str, **kwargs: Any) -> None:
+    """Downgrade tenants to TARGET (-N, a revision id or base). Data-losing steps need --force."""
+    _run_command("downgrade", target, **kwargs)
+
+
+@migrate.command("stamp")
+@click.argument("target")
+@_run_options
+def stamp_cmd(target: str, **kwargs: Any) -> None:
+    """Record TARGET as the tenants' revision without running anything."""
+    _run_command("stamp", target, **kwargs)
+
+
+@migrate.command("history")
+@format_option
+def history_cmd(fmt: str | None) -> None:
+    """The revisions, oldest first."""
+    scripts = _scripts()
+    rows = [{"revision": rev, "down": scripts.script.get_revision(rev).down_revision,
+             "fast_path": scripts.path_is_fast(scripts.order[i - 1] if i else None, rev),
+             "message": (scripts.script.get_revision(rev).doc or "").splitlines()[0]}
+            for i, rev in enumerate(scripts.order)]
+    emit(rows, fmt)
+
+
+@migrate.command("adopt")
+@selection_options
+@click.option("--dry-run", is_flag=True, help="Say what would be stamped; stamp nothing.")
+@format_option
+def adopt_cmd(selection: ops.Selection, dry_run: bool, fmt: str | None) -> None:
+    """Stamp tenants DocEX made (tables, no version) at the revision their structure matches."""
+    backend = state().manager.backend
+    results = ops.adopt(backend, _scripts(), ops.select_tenants(backend, selection), dry_run)
+    _render_structure(results, fmt, "adopt")
+
+
+@migrate.command("check")
+@selection_options
+@format_option
+def check_cmd(selection: ops.Selection, fmt: str | None) -> None:
+    """Compare each tenant's structure with its recorded revision; report drift."""
+    backend = state().manager.backend
+    _render_structure(ops.check(backend, _scripts(), ops.select_tenants(backend, selection)),
+                      fmt, "check")
+
+
+def _render_structure(results: list[ops.StructureResult], fmt: str | None, verb: str) -> None:
+    rows = [{"tenant": r.tenant_id, "recorded": r.recorded, "matches": r.matches,
+             "status": r.status, "problems": "; ".join(r.problems)} for r in results]
+    emit(rows, fmt, payload=results)
+    bad = [r.tenant_id for r in results if not r.ok]
+    if bad:
+        raise OperationFailed(f"{verb}: {len(bad)} tenant(s) drifted or ambiguous: {_first(bad)}")
+
+
+@migrate.command("runs")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@format_option
+def runs_cmd(limit: int, fmt: str | None) -> None:
+    """Recorded migration runs, newest first."""
+    runs = ops.RunStore(state().manager.backend.control_engine()).list(limit)
+    rows = [{"run": r.run_id, "action": r.action, "target": r.target, "actor": r.actor,
+             "started": r.started_at, "status": r.status,
+             "tenants": ", ".join(f"{n} {s}" for s, n in sorted(r.counts.items()))}
+            for r in runs]
+    emit(rows, fmt, payload=runs)
+
+
+@migrate.command("resume")
+@click.argument("run_id")
+@execution_options
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path))
+@format_option
+def resume_cmd(run_id: str, options: ops.RunOptions, report_file: Path | None,
+               fmt: str | None) -> None:
+    """Retry only the tenants of RUN_ID that failed or never started."""
+    report = ops.resume(state().manager.backend, _scripts(), run_id, options,
+                        progress=lambda d, t: progress(d, t, "resume"))
+    _render_report(report, fmt, report_file)

@@ -1,0 +1,134 @@
+"""Which tenants, at which revision, going where: read set-based, decided up front."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from docex_ops.backends import Backend, TenantInfo
+from docex_ops.migrate.scripts import MigrationScripts, RevisionError
+from docex_ops.migrate.tenant import TenantStep
+from docex_ops.tenants import validate_all
+
+
+@dataclass(frozen=True)
+class Selection:
+    """``--tenant`` (repeatable), ``--exclude``, ``--tenants-file``; empty = every tenant."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    tenants_file: Path | None = None
+
+    def named(self) -> list[str]:
+        names = list(self.include)
+        if self.tenants_file is not None:
+            text = self.tenants_file.read_text(encoding="utf-8")
+            names += [line.split("#", 1)[0].strip() for line in text.splitlines()]
+        return validate_all(n for n in names if n)
+
+
+def select_tenants(backend: Backend, selection: Selection) -> list[TenantInfo]:
+    """Discover tenants (one catalog pass) and apply the selection.
+
+    Every named id is validated first; a named tenant that does not exist is
+    an error rather than silently skipped.
+    """
+    named = selection.named()
+    excluded = set(validate_all(selection.exclude))
+    for tenant_id in named:
+        backend.location(tenant_id)
+    found = backend.discover()
+    if named:
+        by_id = {t.tenant_id: t for t in found}
+        missing = [t for t in named if t not in by_id]
+        if missing:
+            raise LookupError(f"no such tenant(s): {', '.join(missing)}")
+        found = [by_id[t] for t in named]
+    return [t for t in found if t.tenant_id not in excluded]
+
+
+@dataclass(frozen=True)
+class TenantStatus:
+    tenant_id: str
+    location: str
+    revision: str | None
+    state: str  # current | behind | unversioned | empty | unknown
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    head: str | None
+    tenants: list[TenantStatus]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(t.state for t in self.tenants))
+
+    @property
+    def by_revision(self) -> dict[str, int]:
+        return dict(Counter(t.revision or f"({t.state})" for t in self.tenants))
+
+    @property
+    def all_current(self) -> bool:
+        return all(t.state == "current" for t in self.tenants)
+
+
+def status(scripts: MigrationScripts, tenants: Iterable[TenantInfo]) -> StatusReport:
+    head = scripts.head
+    known = set(scripts.order)
+    rows = []
+    for info in tenants:
+        if info.revision is None:
+            state = "unversioned" if info.tables else "empty"
+        elif info.revision == head:
+            state = "current"
+        elif info.revision in known:
+            state = "behind"
+        else:
+            state = "unknown"
+        rows.append(TenantStatus(info.tenant_id, info.location, info.revision, state))
+    return StatusReport(head, rows)
+
+
+@dataclass
+class Plan:
+    action: str
+    target: str
+    steps: list[TenantStep] = field(default_factory=list)
+    already: list[TenantInfo] = field(default_factory=list)        # at the target: nothing to do
+    blocked: list[tuple[TenantInfo, str]] = field(default_factory=list)  # cannot run, and why
+
+
+def make_plan(scripts: MigrationScripts, tenants: Sequence[TenantInfo], action: str,
+              target: str) -> Plan:
+    """Per tenant: resolve the target from its own revision and decide what to do."""
+    plan = Plan(action, target)
+    for info in tenants:
+        if action != "stamp" and info.revision is None and info.tables:
+            plan.blocked.append((info, "unversioned: DocEX made it; run `docex-ops migrate "
+                                       "adopt` first"))
+            continue
+        try:
+            destination = scripts.resolve(target, info.revision)
+            order = (scripts.position(info.revision), scripts.position(destination))
+        except RevisionError as exc:
+            plan.blocked.append((info, str(exc)))
+            continue
+        if action == "stamp":
+            pass
+        elif destination == info.revision:
+            plan.already.append(info)
+            continue
+        elif action == "upgrade" and order[1] < order[0]:
+            plan.blocked.append((info, f"at {info.revision}, beyond {destination}: "
+                                       "use downgrade"))
+            continue
+        elif action == "downgrade" and order[1] > order[0]:
+            plan.blocked.append((info, f"at {info.revision or 'base'}, below {destination}: "
+                                       "use upgrade"))
+            continue
+        plan.steps.append(TenantStep(info.tenant_id, info.location, info.revision,
+                                     destination, action))
+    return plan

@@ -1,0 +1,126 @@
+"""Run a plan across tenants: runner lock, canary, workers, failure policy, run record."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from docex_ops.backends import Backend
+from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
+from docex_ops.migrate.plan import Plan, Selection, make_plan, select_tenants
+from docex_ops.migrate.runs import RunStore
+from docex_ops.migrate.scripts import MigrationScripts
+from docex_ops.migrate.tenant import StepOptions, TenantResult, TenantStep, migrate_tenant
+
+
+def default_actor() -> str:
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except OSError:  # pragma: no cover - no passwd entry in some containers
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    step: StepOptions = field(default_factory=StepOptions)
+    jobs: int = 1
+    continue_on_error: bool = False
+    max_failures: int | None = None
+    canary: int = 0
+    wait: bool = False
+    actor: str = field(default_factory=default_actor)
+
+    @property
+    def policy(self) -> FailurePolicy:
+        return FailurePolicy(self.continue_on_error, self.max_failures)
+
+
+@dataclass
+class RunReport:
+    action: str
+    target: str
+    run_id: str | None = None
+    results: list[TenantResult] = field(default_factory=list)
+    not_started: list[str] = field(default_factory=list)
+    already: int = 0
+    blocked: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[TenantResult]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.not_started and not self.blocked
+
+
+def run_plan(backend: Backend, scripts: MigrationScripts, plan: Plan, options: RunOptions,
+             progress: ProgressFn | None = None, run_id: str | None = None) -> RunReport:
+    """Execute a plan. Nothing to do means no lock, no record: a no-op is one catalog read."""
+    started = time.perf_counter()
+    report = RunReport(plan.action, plan.target, run_id, already=len(plan.already),
+                       blocked=[(info.tenant_id, why) for info, why in plan.blocked])
+    if not plan.steps:
+        report.seconds = time.perf_counter() - started
+        return report
+    with backend.runner_lock(options.wait):
+        store = RunStore(backend.control_engine())
+        report.run_id = store.start(plan.action, plan.target, options.actor, plan.steps,
+                                    _recorded_options(options), run_id)
+        task = _recording_task(backend, scripts, options.step, store, report.run_id)
+        steps = plan.steps
+        if options.canary:
+            canary, steps = steps[:options.canary], steps[options.canary:]
+            report.results += make_executor(task, options.jobs,
+                                            FailurePolicy(max_failures=1)).run(canary)
+            if report.failed:
+                steps = []
+                report.not_started = [s.tenant_id for s in plan.steps[len(report.results):]]
+        if steps:
+            done_before = len(report.results)
+            report.results += make_executor(task, options.jobs, options.policy,
+                                            progress).run(steps)
+            report.not_started = [s.tenant_id for s in steps[len(report.results) - done_before:]]
+        store.finish(report.run_id, "done" if report.ok else "failed")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def migrate(backend: Backend, scripts: MigrationScripts, selection: Selection, action: str,
+            target: str, options: RunOptions, progress: ProgressFn | None = None) -> RunReport:
+    """Select, plan and run: ``docex-ops migrate upgrade|downgrade|stamp``."""
+    tenants = select_tenants(backend, selection)
+    return run_plan(backend, scripts, make_plan(scripts, tenants, action, target), options,
+                    progress)
+
+
+def resume(backend: Backend, scripts: MigrationScripts, run_id: str, options: RunOptions,
+           progress: ProgressFn | None = None) -> RunReport:
+    """Retry the tenants of a run that failed or never started, towards the run's target."""
+    store = RunStore(backend.control_engine())
+    run, tenants = store.get(run_id)
+    todo = tuple(t["tenant_id"] for t in tenants if t["status"] in ("pending", "failed"))
+    if not todo:
+        return RunReport(run["action"], run["target"], run["run_id"])
+    found = select_tenants(backend, Selection(include=todo))
+    plan = make_plan(scripts, found, run["action"], run["target"])
+    return run_plan(backend, scripts, plan, options, progress, run_id=run["run_id"])
+
+
+def _recording_task(backend: Backend, scripts: MigrationScripts, step_options: StepOptions,
+                    store: RunStore, run_id: str) -> Callable[[TenantStep], TenantResult]:
+    def task(step: TenantStep) -> TenantResult:
+        result = migrate_tenant(backend, scripts, step, step_options)
+        store.record(run_id, result)
+        return result
+    return task
+
+
+def _recorded_options(options: RunOptions) -> dict[str, object]:
+    recorded = asdict(options)
+    recorded.pop("actor", None)
+    return recorded

@@ -1,0 +1,145 @@
+"""The revision history: resolving targets and rendering SQL once per step.
+
+Linear history only (DocEX's is); a branched script directory is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from docex_ops.revisions import MIGRATIONS_DIR, alembic_config
+
+# config.attributes keys our env.py understands (see docex_ops.migrate.env).
+ATTR_CONNECTION = "connection"
+ATTR_RENDER_DIALECT = "docex_render_dialect"
+ATTR_FORCE = "docex_force"
+ATTR_TENANT = "docex_tenant"
+
+
+# Alembic's ``op`` and ``context`` are module-level proxies to the one active
+# environment, so two threads inside Alembic at once corrupt each other (seen:
+# a step rendered empty, a tenant stamped without its DDL). Every Alembic call
+# holds this lock; the fast path replays already-rendered SQL without it.
+ALEMBIC_LOCK = threading.Lock()
+
+
+class RevisionError(ValueError):
+    """A target revision that does not exist or cannot be reached."""
+
+
+@dataclass
+class MigrationScripts:
+    """One Alembic script directory, with its linear order and a render cache."""
+
+    location: Path = MIGRATIONS_DIR
+    _order: list[str] = field(default_factory=list, init=False, repr=False)
+    _script: ScriptDirectory | None = field(default=None, init=False, repr=False)
+    _rendered: dict[tuple[str, str | None, str], str | None] = field(
+        default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def script(self) -> ScriptDirectory:
+        if self._script is None:
+            self._script = ScriptDirectory.from_config(self.config())
+            heads = self._script.get_heads()
+            if len(heads) > 1:
+                raise RevisionError(f"the history in {self.location} has several heads "
+                                    f"({', '.join(heads)}); merge them first")
+            self._order = [r.revision for r in reversed(list(self._script.walk_revisions()))]
+        return self._script
+
+    def config(self) -> Config:
+        config = alembic_config()
+        config.set_main_option("script_location", str(self.location))
+        return config
+
+    @property
+    def order(self) -> list[str]:
+        """Revision ids from the first to head."""
+        _ = self.script
+        return self._order
+
+    @property
+    def head(self) -> str | None:
+        return self.order[-1] if self.order else None
+
+    def position(self, revision: str | None) -> int:
+        """0 for base, i+1 for the i-th revision; RevisionError for unknown ids."""
+        if revision is None:
+            return 0
+        try:
+            return self.order.index(revision) + 1
+        except ValueError:
+            raise RevisionError(f"revision {revision!r} is not in {self.location}") from None
+
+    def resolve(self, target: str, current: str | None) -> str | None:
+        """An absolute revision id (None = base) for ``target`` seen from ``current``.
+
+        Accepts head, base, full or partial ids, and relative steps (+1, -2).
+        """
+        if target == "head":
+            return self.head
+        if target == "base":
+            return None
+        if target[:1] in "+-" and target[1:].isdigit():
+            index = self.position(current) + int(target)
+            if not 0 <= index <= len(self.order):
+                raise RevisionError(f"{target} from {current or 'base'} is outside the history")
+            return self.order[index - 1] if index else None
+        matches = [r for r in self.order if r.startswith(target)]
+        if len(matches) != 1:
+            raise RevisionError(f"revision {target!r} is {'ambiguous' if matches else 'unknown'}")
+        return matches[0]
+
+    def path_is_fast(self, start: str | None, target: str | None) -> bool:
+        """Every revision between start and target declares itself pure DDL."""
+        low, high = sorted((self.position(start), self.position(target)))
+        return all(getattr(self.script.get_revision(rev).module, "fast_path", False)
+                   for rev in self.order[low:high])
+
+    def rendered_upgrade(self, dialect: str, start: str | None, target: str) -> str | None:
+        """The SQL of start -> target for ``dialect``, rendered once; None if it cannot be.
+
+        Offline rendering fails where a step needs to read the database (e.g.
+        SQLite batch mode recreating a table); those tenants take the online path.
+        """
+        key = (dialect, start, target)
+        with self._lock:
+            if key in self._rendered:
+                return self._rendered[key]
+        sql: str | None = None
+        if self.path_is_fast(start, target):
+            try:
+                sql = self._render(dialect, start, target)
+            except Exception:  # noqa: BLE001 - any failure just means "use the online path"
+                sql = None
+        with self._lock:
+            self._rendered[key] = sql
+        return sql
+
+    def render_for_tenant(self, dialect: str, start: str | None, target: str | None,
+                          downgrade: bool = False, force: bool = False) -> str:
+        """Offline SQL for one step, for ``--sql`` output (no BEGIN/COMMIT)."""
+        return self._render(dialect, start, target, downgrade, force)
+
+    def _render(self, dialect: str, start: str | None, target: str | None,
+                downgrade: bool = False, force: bool = False) -> str:
+        buffer = io.StringIO()
+        config = self.config()
+        config.output_buffer = buffer
+        config.attributes[ATTR_RENDER_DIALECT] = dialect
+        config.attributes[ATTR_FORCE] = force
+        with ALEMBIC_LOCK:
+            if downgrade:
+                command.downgrade(config, f"{start}:{target or 'base'}", sql=True)
+            else:
+                command.upgrade(config, f"{start}:{target}" if start else str(target), sql=True)
+        return buffer.getvalue()

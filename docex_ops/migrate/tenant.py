@@ -1,0 +1,134 @@
+"""Migrate ONE tenant: one transaction for its whole path, verified before commit.
+
+This is the per-tenant function that both ``docex-ops migrate`` and plain
+``alembic`` (through env.py) run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from docex_ops.backends import Backend
+from docex_ops.migrate.scripts import (
+    ALEMBIC_LOCK,
+    ATTR_CONNECTION,
+    ATTR_FORCE,
+    MigrationScripts,
+)
+
+ACTIONS = ("upgrade", "downgrade", "stamp")
+
+
+@dataclass(frozen=True)
+class TenantStep:
+    """What the plan says to do with one tenant."""
+
+    tenant_id: str
+    location: str
+    current: str | None
+    target: str | None  # None = base
+    action: str         # upgrade | downgrade | stamp
+
+
+@dataclass(frozen=True)
+class TenantResult:
+    tenant_id: str
+    from_rev: str | None
+    to_rev: str | None
+    status: str          # done | skipped | failed
+    seconds: float
+    error: str | None = None
+    path: str = ""       # fast | online | stamp | "" (nothing ran)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    force: bool = False
+    fast_path: bool = True
+    lock_timeout: float | None = 5.0
+    statement_timeout: float | None = None
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The tenant's recorded revision, read inside the current transaction."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate_tenant(backend: Backend, scripts: MigrationScripts, step: TenantStep,
+                   options: StepOptions) -> TenantResult:
+    """Run one step; never raises: a failure is a result naming the database error."""
+    started = time.perf_counter()
+    before = step.current
+    try:
+        with backend.migration_connection(step.tenant_id, options.lock_timeout,
+                                          options.statement_timeout) as conn:
+            before = current_revision(conn)  # under the tenant lock: the truth
+            if before == step.target:
+                return TenantResult(step.tenant_id, before, before, "skipped",
+                                    time.perf_counter() - started)
+            path = _apply(backend, scripts, conn, step, before, options)
+            after = current_revision(conn)
+            if after != step.target:
+                raise RuntimeError(f"tenant {step.tenant_id!r} ended at {after or 'base'}, "
+                                   f"expected {step.target or 'base'}; rolled back")
+            if after is not None:
+                backend.check_migrated(conn, step.tenant_id)
+    except Exception as exc:  # noqa: BLE001 - reported per tenant, the run goes on
+        return TenantResult(step.tenant_id, before, before, "failed",
+                            time.perf_counter() - started, error=describe_error(exc))
+    return TenantResult(step.tenant_id, before, step.target, "done",
+                        time.perf_counter() - started, path=path)
+
+
+def _apply(backend: Backend, scripts: MigrationScripts, conn: Connection, step: TenantStep,
+           before: str | None, options: StepOptions) -> str:
+    if step.action == "upgrade" and options.fast_path and step.target is not None:
+        sql = scripts.rendered_upgrade(conn.dialect.name, before, step.target)
+        if sql is not None:
+            backend.execute_script(conn, sql)
+            return "fast"
+    run_online(scripts, conn, step.action, step.target, options.force)
+    return "stamp" if step.action == "stamp" else "online"
+
+
+def run_online(scripts: MigrationScripts, conn: Connection, action: str, target: str | None,
+               force: bool = False) -> None:
+    """Alembic's own command on this connection (env.py sees it and runs in it).
+
+    Serialised process-wide (see ALEMBIC_LOCK): online steps run one at a time
+    while fast-path tenants keep the other workers busy.
+    """
+    config = scripts.config()
+    config.attributes[ATTR_CONNECTION] = conn
+    config.attributes[ATTR_FORCE] = force
+    with ALEMBIC_LOCK:
+        _run_command(config, action, target)
+
+
+def _run_command(config: Config, action: str, target: str | None) -> None:
+    if action == "upgrade":
+        command.upgrade(config, target or "base")
+    elif action == "downgrade":
+        command.downgrade(config, target or "base")
+    elif action == "stamp":
+        command.stamp(config, target or "base", purge=True)
+    else:
+        raise ValueError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line: the database's own message where there is one."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first if orig is None else f"{type(orig).__name__}: {first}"
