@@ -37,6 +37,7 @@ class PostgresSettings:
     password: str | None = field(default=None, repr=False)
     sslmode: str | None = None
     schema_template: str = DEFAULT_SCHEMA_TEMPLATE
+    control_schema: str = "docex_ops"
 
     def url(self, application_name: str | None = None) -> URL:
         """A psycopg2 URL (a bare postgresql:// would pick psycopg 3 on SQLAlchemy 2.1)."""
@@ -136,7 +137,9 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
                             ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")),
         schema_template=_template(pg_raw, "database.postgres.schema_template",
                                   DEFAULT_SCHEMA_TEMPLATE),
+        control_schema=_str(pg_raw, "database.postgres.control_schema", "docex_ops"),
     )
+    _check_control_schema(postgres)
     path_template = _template(sq_raw, "database.sqlite.path_template", DEFAULT_PATH_TEMPLATE)
     storage_root = _opt_str(sq_raw, "database.sqlite.storage_root")
     sqlite = SqliteSettings(
@@ -305,6 +308,21 @@ def _template(section: Mapping[str, Any], key: str, default: str) -> str:
     except (KeyError, IndexError, ValueError) as exc:
         raise ConfigError(_bad(key, value, "no placeholder other than {tenant_id}")) from exc
     return value
+
+
+def _check_control_schema(postgres: PostgresSettings) -> None:
+    """docex-ops' own schema must be a plain name that can never be a tenant's."""
+    from docex_ops.tenancy import tenant_id_pattern
+
+    name = postgres.control_schema
+    key = "database.postgres.control_schema"
+    if not name.isidentifier() or not name.isascii() or name != name.lower() or len(name) > 63:
+        raise ConfigError(_bad(key, name, "a lower-case identifier of at most 63 characters"))
+    if name.startswith("pg_") or name in ("public", "information_schema"):
+        raise ConfigError(_bad(key, name, "a name that is not reserved by PostgreSQL"))
+    if tenant_id_pattern(postgres.schema_template).fullmatch(name):
+        raise ConfigError(_bad(key, name, "a name that does not match schema_template "
+                                          f"{postgres.schema_template!r}"))
 
 
 def _template_root(path_template: str) -> str:

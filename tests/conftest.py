@@ -63,7 +63,8 @@ def make_settings(kind: str, tmp_path: Path, pg_database: str | None = None,
     if kind == "postgresql":
         raw["database"]["postgres"] = {
             "host": PG_HOST, "port": PG_PORT, "user": PG_USER, "database": pg_database,
-            "schema_template": schema_prefix + "{tenant_id}"}
+            "schema_template": schema_prefix + "{tenant_id}",
+            "control_schema": "ctl_" + schema_prefix.rstrip("_")}
     else:
         raw["database"]["sqlite"] = {
             "path_template": str(tmp_path / "storage" / "tenant_{tenant_id}" / "docex.db")}
@@ -106,7 +107,7 @@ def config_file(settings: Settings, tmp_path: Path) -> Path:
         pg = settings.postgres
         database: dict[str, Any] = {"type": "postgresql", "postgres": {
             "host": pg.host, "port": pg.port, "user": pg.user, "database": pg.database,
-            "schema_template": pg.schema_template}}
+            "schema_template": pg.schema_template, "control_schema": pg.control_schema}}
     else:
         database = {"type": "sqlite", "sqlite": {"path_template": settings.sqlite.path_template}}
     path = tmp_path / "config.yaml"

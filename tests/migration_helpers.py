@@ -42,9 +42,12 @@ def cli(config_file: Path, *args: str) -> tuple[int, str]:
 
 
 def cli_json(config_file: Path, *args: str) -> Any:
-    code, out = cli(config_file, "--format", "json", "-q", *args)
-    return code, json.loads(out[out.index("{") if out.lstrip().startswith("{") else
-                                out.index("["):])
+    """(exit code, parsed stdout); stderr (notes, errors) is kept out of the JSON."""
+    result = CliRunner().invoke(main, ["--config", str(config_file), "--format", "json", *args])
+    try:
+        return result.exit_code, json.loads(result.stdout)
+    except ValueError:
+        raise AssertionError(f"no JSON on stdout: {result.output}") from None
 
 
 def spawn(config_file: Path, *args: str) -> subprocess.Popen[str]:

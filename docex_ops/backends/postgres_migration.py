@@ -18,8 +18,6 @@ from docex_ops.backends.pg_sql import (
 )
 from docex_ops.config import Settings
 
-CONTROL_SCHEMA = "docex_ops"
-
 
 def _ms(seconds: float) -> str:
     return f"{int(seconds * 1000)}ms"
@@ -70,16 +68,18 @@ class PostgresMigrationMixin:
 
     @contextmanager
     def runner_lock(self, wait: bool) -> Iterator[None]:
+        # Keyed by the control schema: runs that share a run record exclude each other.
+        key = {"ns": RUNNER_NAMESPACE, "s": self.settings.postgres.control_schema}
         with self.admin_engine.connect() as conn:
-            key = {"ns": RUNNER_NAMESPACE}
             if wait:
-                conn.exec_driver_sql("SELECT pg_advisory_lock(%(ns)s, 0)", key)
-            elif not conn.exec_driver_sql("SELECT pg_try_advisory_lock(%(ns)s, 0)", key).scalar():
+                conn.exec_driver_sql("SELECT pg_advisory_lock(%(ns)s, hashtext(%(s)s))", key)
+            elif not conn.exec_driver_sql(
+                    "SELECT pg_try_advisory_lock(%(ns)s, hashtext(%(s)s))", key).scalar():
                 holder = conn.execute(text(
                     "SELECT a.pid, a.application_name, a.client_addr, a.backend_start "
                     "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                    "WHERE l.locktype = 'advisory' AND l.classid = :ns AND l.objid = 0 "
-                    "AND l.granted"), key).first()
+                    "WHERE l.locktype = 'advisory' AND l.classid = :ns "
+                    "AND l.objid = hashtext(:s)::oid AND l.granted"), key).first()
                 who = (f"pid {holder[0]} ({holder[1] or 'no application_name'}"
                        f"{', ' + str(holder[2]) if holder[2] else ''}) since {holder[3]:%F %T}"
                        if holder else "another session")
@@ -89,14 +89,14 @@ class PostgresMigrationMixin:
             try:
                 yield
             finally:
-                conn.exec_driver_sql("SELECT pg_advisory_unlock(%(ns)s, 0)", key)
+                conn.exec_driver_sql("SELECT pg_advisory_unlock(%(ns)s, hashtext(%(s)s))", key)
                 conn.commit()
 
     def control_engine(self) -> Engine:
+        schema = self.settings.postgres.control_schema
         with self.admin_engine.begin() as conn:
-            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {CONTROL_SCHEMA}")
-        return self.admin_engine.execution_options(
-            schema_translate_map={None: CONTROL_SCHEMA})
+            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+        return self.admin_engine.execution_options(schema_translate_map={None: schema})
 
     def catalog(self, tenant_id: str) -> Catalog:
         with self.admin_engine.connect() as conn:
