@@ -88,6 +88,11 @@ class Settings:
     sqlite: SqliteSettings
     pool: PoolSettings
     source: str  # where the settings came from, for messages
+    # Where the document API stores files of PostgreSQL tenants (SQLite tenants
+    # keep theirs next to their database file); None: ./storage.
+    documents_root: Path | None = None
+    # JSON-lines audit trail (logging.audit_file); None: audit lines go to the log only.
+    audit_file: Path | None = None
 
     @property
     def database_level(self) -> bool:
@@ -117,6 +122,8 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
     base = (base_dir or Path.cwd()).resolve()
     security = _section(raw, "security")
     database = _section(raw, "database")
+    storage_raw = _section(raw, "storage")
+    logging_raw = _section(raw, "logging")
     pg_raw = _section(database, "postgres", "database.postgres")
     sq_raw = _section(database, "sqlite", "database.sqlite")
 
@@ -152,7 +159,10 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
         max_tenant_engines=_int(database, "database.max_tenant_engines", 200, low=1),
         idle_timeout=_number(database, "database.idle_timeout", 600, low=0),
     )
-    return Settings(model, routing, DB_TYPES[db_type_raw.lower()], postgres, sqlite, pool, source)
+    documents_root = _opt_str(storage_raw, "storage.documents_root")
+    return Settings(model, routing, DB_TYPES[db_type_raw.lower()], postgres, sqlite, pool, source,
+                    documents_root=_resolve(base, documents_root or "storage"),
+                    audit_file=_audit_file(logging_raw, base))
 
 
 def default_settings() -> Settings:
@@ -305,6 +315,19 @@ def _template(section: Mapping[str, Any], key: str, default: str) -> str:
     except (KeyError, IndexError, ValueError) as exc:
         raise ConfigError(_bad(key, value, "no placeholder other than {tenant_id}")) from exc
     return value
+
+
+def _audit_file(section: Mapping[str, Any], base: Path) -> Path | None:
+    value = _opt_str(section, "logging.audit_file")
+    if value is None:
+        return None
+    if value.strip() == "":
+        raise ConfigError(_bad("logging.audit_file", value, "a file path"))
+    path = _resolve(base, value)
+    if path.is_dir():
+        raise ConfigError(_bad("logging.audit_file", value,
+                               "a file path, not a directory (e.g. audit/docex-ops.jsonl)"))
+    return path
 
 
 def _template_root(path_template: str) -> str:
