@@ -83,6 +83,7 @@ def test_tail_filters_and_formats(audited: Path, tmp_path: Path) -> None:
     assert [x["tenant"] for x in json.loads(out)] == ["a"]
     code, out, _ = _cli(audited, "audit", "tail", "--tenant", "b")
     assert code == 0 and "tenant.provision" in out and " a " not in out
+    assert '{"trigger":"explicit","revision":"0003_object_paths"}' in out
     assert out.splitlines()[0].split() == ["time", "operator", "tenant", "action", "target",
                                            "outcome", "detail"]
     assert _cli(audited, "audit", "tail", "--tenant", "Bad-Id")[0] == 2

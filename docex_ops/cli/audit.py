@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -40,5 +41,8 @@ def tail_cmd(tenant_id: str | None, limit: int, path: Path | None, fmt: str | No
         raise UsageProblem(f"no audit file: set logging.audit_file in {settings.source} "
                            "(or pass --file)")
     events = trail.read_events(path, tenant=tenant_id, limit=limit)
-    rows = [to_jsonable(e) for e in events]
-    emit(rows, fmt, columns=COLUMNS, payload=rows)
+    payload = [to_jsonable(e) for e in events]
+    # The table shows detail as compact JSON, exactly as it is stored.
+    rows = [dict(r, detail=json.dumps(r["detail"], separators=(",", ":"))
+                 if r["detail"] is not None else None) for r in payload]
+    emit(rows, fmt, columns=COLUMNS, payload=payload)
