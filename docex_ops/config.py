@@ -89,6 +89,11 @@ class Settings:
     sqlite: SqliteSettings
     pool: PoolSettings
     source: str  # where the settings came from, for messages
+    # Where the document API stores files of PostgreSQL tenants (SQLite tenants
+    # keep theirs next to their database file); None: ./storage.
+    documents_root: Path | None = None
+    # JSON-lines audit trail (logging.audit_file); None: audit lines go to the log only.
+    audit_file: Path | None = None
 
     @property
     def database_level(self) -> bool:
@@ -118,6 +123,8 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
     base = (base_dir or Path.cwd()).resolve()
     security = _section(raw, "security")
     database = _section(raw, "database")
+    storage_raw = _section(raw, "storage")
+    logging_raw = _section(raw, "logging")
     pg_raw = _section(database, "postgres", "database.postgres")
     sq_raw = _section(database, "sqlite", "database.sqlite")
 
@@ -155,7 +162,10 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
         max_tenant_engines=_int(database, "database.max_tenant_engines", 200, low=1),
         idle_timeout=_number(database, "database.idle_timeout", 600, low=0),
     )
-    return Settings(model, routing, DB_TYPES[db_type_raw.lower()], postgres, sqlite, pool, source)
+    documents_root = _opt_str(storage_raw, "storage.documents_root")
+    return Settings(model, routing, DB_TYPES[db_type_raw.lower()], postgres, sqlite, pool, source,
+                    documents_root=_resolve(base, documents_root or "storage"),
+                    audit_file=_audit_file(logging_raw, base))
 
 
 def default_settings() -> Settings:
@@ -323,6 +333,19 @@ def _check_control_schema(postgres: PostgresSettings) -> None:
     if tenant_id_pattern(postgres.schema_template).fullmatch(name):
         raise ConfigError(_bad(key, name, "a name that does not match schema_template "
                                           f"{postgres.schema_template!r}"))
+
+
+def _audit_file(section: Mapping[str, Any], base: Path) -> Path | None:
+    value = _opt_str(section, "logging.audit_file")
+    if value is None:
+        return None
+    if value.strip() == "":
+        raise ConfigError(_bad("logging.audit_file", value, "a file path"))
+    path = _resolve(base, value)
+    if path.is_dir():
+        raise ConfigError(_bad("logging.audit_file", value,
+                               "a file path, not a directory (e.g. audit/docex-ops.jsonl)"))
+    return path
 
 
 def _template_root(path_template: str) -> str:

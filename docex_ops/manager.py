@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
+from docex_ops import audit
 from docex_ops.backends import Backend, make_backend
 from docex_ops.config import Settings, load_settings
 from docex_ops.ddl import head_ddl, version_table_ddl
@@ -82,6 +83,7 @@ class TenantDatabaseManager:
     def _setup(self, settings: Settings) -> None:
         self.settings = settings
         self.backend = make_backend(settings)
+        audit.configure(settings.audit_file)
         self._engines: OrderedDict[str, _TenantEngine] = OrderedDict()
         self._lock = threading.Lock()
         self._tenant_locks: dict[str, threading.Lock] = {}
@@ -138,23 +140,32 @@ class TenantDatabaseManager:
 
     # -- provisioning ------------------------------------------------------------------
 
-    def provision(self, tenant: TenantRef) -> bool:
+    def provision(self, tenant: TenantRef, trigger: str = "explicit") -> bool:
         """Create the tenant (schema or file, all tables, stamped at head) if missing.
 
-        Returns True when it was created, False when it already existed.
+        Returns True when it was created, False when it already existed. A
+        creation or a failure is written to the audit trail (``trigger`` says why).
         """
         tenant_id = self.resolve_tenant(tenant)
+        location = self.backend.location(tenant_id)
         ddl = head_ddl(self.backend.kind) + version_table_ddl(head_revision())
         try:
-            return self.backend.create(tenant_id, ddl)
-        except (SQLAlchemyError, OSError) as exc:
-            raise RuntimeError(
-                f"tenant {tenant_id!r}: provisioning on {self.settings.describe()} failed: "
-                f"{_cause(exc)}") from exc
+            created = self.backend.create(tenant_id, ddl)
+        except (SQLAlchemyError, OSError, RuntimeError) as exc:
+            message = (exc.args[0] if isinstance(exc, RuntimeError) and exc.args else
+                       f"tenant {tenant_id!r}: provisioning on {self.settings.describe()} "
+                       f"failed: {_cause(exc)}")
+            audit.record("tenant.provision", tenant_id, location, audit.FAILED,
+                         {"trigger": trigger, "error": str(message)})
+            raise RuntimeError(message) from exc
+        if created:
+            audit.record("tenant.provision", tenant_id, location, audit.OK,
+                         {"trigger": trigger, "revision": head_revision()})
+        return created
 
     def _ensure_tenant(self, tenant_id: str) -> None:
         if self.settings.tenant_database_routing:
-            self.provision(tenant_id)
+            self.provision(tenant_id, trigger="first access")
             return
         try:
             exists = self.backend.exists(tenant_id)

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
+from docex_ops import audit
 from docex_ops.backends import TenantInfo
 from docex_ops.manager import TenantDatabaseManager
 from docex_ops.schema import TABLE_NAMES, docbasket, metadata
@@ -111,8 +113,18 @@ def drop_tenant(manager: TenantDatabaseManager, tenant_id: str,
     if not allow_data and info.tables == len(TABLE_NAMES):
         rows = sum(count_rows(manager, tenant_id).values())
         if rows:
+            audit.record("tenant.drop", tenant_id, info.location, audit.REFUSED,
+                         {"reason": f"holds {rows} rows", "force": False})
             raise TenantHasDataError(
                 f"tenant {tenant_id!r} holds {rows} rows; back it up first, then drop with --force")
     manager.close_tenant_connection(tenant_id)
-    manager.backend.drop(tenant_id)
+    try:
+        manager.backend.drop(tenant_id)
+    except (SQLAlchemyError, OSError) as exc:
+        audit.record("tenant.drop", tenant_id, info.location, audit.FAILED,
+                     {"error": str(exc).splitlines()[0]})
+        raise RuntimeError(f"tenant {tenant_id!r}: dropping {info.location} failed: "
+                           f"{str(exc).splitlines()[0]}") from exc
+    audit.record("tenant.drop", tenant_id, info.location, audit.OK,
+                 {"force": allow_data, "revision": info.revision})
     return info

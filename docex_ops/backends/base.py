@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -110,6 +111,10 @@ class Backend(ABC):
     @abstractmethod
     def catalog(self, tenant_id: str) -> Catalog:
         """The tenant's tables, columns, keys and indexes (see backends.catalog)."""
+
+    @abstractmethod
+    def files_dir(self, tenant_id: str) -> Path:
+        """Where the document API stores the tenant's files (its own directory)."""
 
     def dispose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release server-level resources the backend holds."""

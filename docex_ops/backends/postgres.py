@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
@@ -102,6 +103,11 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
 
     def location(self, tenant_id: str) -> str:
         return schema_name_for(tenant_id, self._template)
+
+    def files_dir(self, tenant_id: str) -> Path:
+        # Named after the schema, so the directory and the schema match one to one.
+        root = self.settings.documents_root or Path.cwd() / "storage"
+        return root.resolve() / self.location(tenant_id) / "files"
 
     def discover(self, with_size: bool = False) -> list[TenantInfo]:
         head = self._template.split("{tenant_id}", 1)[0]

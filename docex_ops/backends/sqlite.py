@@ -75,6 +75,10 @@ class SqliteBackend(Backend):
     def path(self, tenant_id: str) -> Path:
         return sqlite_path_for(tenant_id, self._template, self.storage_root)
 
+    def files_dir(self, tenant_id: str) -> Path:
+        # Next to the tenant's database file: one directory holds all of a tenant.
+        return self.path(tenant_id).parent / "files"
+
     def discover(self, with_size: bool = False) -> list[TenantInfo]:
         found = []
         for path_text in sorted(glob.glob(glob.escape(self._template).replace(

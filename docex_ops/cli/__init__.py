@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from docex_ops import audit as audit_trail
 from docex_ops.cli.common import CliState, DocexGroup
 from docex_ops.output import FORMATS
 
@@ -24,23 +25,32 @@ from docex_ops.output import FORMATS
               help="Output format; json is stable for CI.")
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.option("--actor", envvar="DOCEX_OPS_ACTOR", default=None, metavar="NAME",
+              help="Operator named in the audit trail (default: $USER; env DOCEX_OPS_ACTOR).")
 @click.version_option(package_name="docex-ops")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, fmt: str, verbose: int, quiet: bool) -> None:
+def main(ctx: click.Context, config_path: str | None, fmt: str, verbose: int, quiet: bool,
+         actor: str | None) -> None:
     """Operate DocEX tenant databases: one PostgreSQL schema or SQLite file per tenant."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
                                          logging.INFO if verbose else logging.WARNING)
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if actor is not None and not actor.strip():
+        raise click.BadParameter("must not be empty", param_hint="--actor")
+    audit_trail.set_actor(actor)
+    audit_trail.show_on_stderr(not quiet)  # one bare JSON line per tenant change
     ctx.obj = CliState(config_path=config_path, fmt=fmt, quiet=quiet)
     ctx.call_on_close(ctx.obj.close)
 
 
 def _register() -> None:
+    from docex_ops.cli import audit as audit_cli
     from docex_ops.cli import migrate, tenants
 
     main.add_command(tenants.tenants)
     main.add_command(migrate.migrate)
+    main.add_command(audit_cli.audit)
 
 
 _register()
