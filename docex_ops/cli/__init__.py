@@ -40,6 +40,8 @@ def _register() -> None:
     from docex_ops.cli import tenants
 
     main.add_command(tenants.tenants)
+    from docex_ops.cli import backup
+    main.add_command(backup.backup)
 
 
 _register()
