@@ -19,9 +19,10 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
@@ -60,6 +61,11 @@ SELECT n.nspname, c.relname, array_agg(a.attname::text ORDER BY a.attname::text 
    AND NOT a.attisdropped AND c.relname = ANY(%(tables)s)
  GROUP BY 1, 2
 """
+
+
+_SNAPSHOT_BEGIN = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+                   "SET TRANSACTION SNAPSHOT '{snapshot}'; SET LOCAL DateStyle TO 'ISO, YMD'; "
+                   "SET LOCAL TimeZone TO 'UTC'; ")
 
 
 def _value_sql(column: str) -> str:
@@ -145,15 +151,23 @@ class PostgresArchiver(TenantArchiver):
 
     def _digest_snapshot(self, snapshot: str, schemas: dict[str, str]) -> list[TenantSnapshot]:
         result = []
-        for tenant_id, schema in schemas.items():
-            # One short transaction per tenant on the exported snapshot: its table
-            # locks are released at once instead of piling up for the whole batch.
-            with self._snapshot_connection(snapshot) as conn:
-                tables, revision = _digest_schema(conn, schema)
-            if not tables:
-                raise ArchiveToolError(f"tenant {tenant_id!r}: schema {schema!r} has no "
-                                       "DocEX tables (it does not exist or is empty)")
-            result.append(TenantSnapshot(tenant_id, schema, revision, tables))
+        with self.engine.connect() as conn:
+            columns = _columns(conn, list(schemas.values()))
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            for tenant_id, schema in schemas.items():
+                if not columns.get(schema):
+                    raise ArchiveToolError(f"tenant {tenant_id!r}: schema {schema!r} has no "
+                                           "DocEX tables (it does not exist or is empty)")
+                # One short transaction per tenant on the exported snapshot, sent in one
+                # round trip: its table locks are released at once instead of piling up
+                # for the whole batch beside pg_dump's own.
+                cursor.execute(_SNAPSHOT_BEGIN.format(snapshot=snapshot)
+                               + _digest_query(schema, columns[schema]))
+                rows = cursor.fetchall()
+                cursor.execute("COMMIT")
+                tables, revision = _parse_digest(rows)
+                result.append(TenantSnapshot(tenant_id, schema, revision, tables))
+            cursor.close()
         return result
 
     @contextmanager
@@ -246,7 +260,7 @@ class PostgresArchiver(TenantArchiver):
 
     def staging_revision(self, staging: Staging) -> str | None:
         with self._snapshot_connection(None) as conn:
-            return _digest_schema(conn, staging.location, revision_only=True)[1]
+            return _digest_schema(conn, staging.location)[1]
 
     def promote(self, staging: Staging, tenant_id: str) -> None:
         target = self.backend.location(tenant_id)
@@ -279,21 +293,38 @@ def _transaction(conn: Connection) -> Iterator[None]:
     conn.exec_driver_sql("COMMIT")
 
 
-def _digest_schema(conn: Connection, schema: str, revision_only: bool = False
-                   ) -> tuple[dict[str, TableDigest], str | None]:
-    """Every DocEX table's digest and the recorded revision, in one round trip each."""
+def _columns(conn: Connection, schemas: list[str]) -> dict[str, dict[str, list[str]]]:
+    """Per schema, per DocEX table (and alembic_version): its columns sorted by name."""
     rows = conn.exec_driver_sql(
-        _COLUMNS_SQL, {"schemas": [schema], "tables": [*TABLE_NAMES, "alembic_version"]}).all()
-    columns = {table: list(cols) for _, table, cols in rows}
-    revision = None
-    if "alembic_version" in columns:
-        revision = conn.exec_driver_sql(
-            f"SELECT max(version_num) FROM {quote_ident(schema)}.alembic_version").scalar()
-    if revision_only:
-        return {}, revision
+        _COLUMNS_SQL, {"schemas": schemas, "tables": [*TABLE_NAMES, "alembic_version"]}).all()
+    found: dict[str, dict[str, list[str]]] = {}
+    for schema, table, cols in rows:
+        found.setdefault(schema, {})[table] = list(cols)
+    return found
+
+
+def _digest_query(schema: str, columns: dict[str, list[str]]) -> str:
+    """Every DocEX table's digest, and the revision as one more row, in one statement."""
     parts = [digest_sql(schema, t, columns[t]) for t in TABLE_NAMES if t in columns]
-    tables: dict[str, TableDigest] = {}
-    if parts:
-        for table, count, checksum in conn.exec_driver_sql(" UNION ALL ".join(parts)):
-            tables[table] = TableDigest(int(count), str(checksum))
+    if "alembic_version" in columns:
+        parts.append(f"SELECT 'alembic_version', 0::bigint, max(version_num)::text "
+                     f"FROM {quote_ident(schema)}.alembic_version")
+    return " UNION ALL ".join(parts)
+
+
+def _parse_digest(rows: Iterable[Any]) -> tuple[dict[str, TableDigest], str | None]:
+    tables, revision = {}, None
+    for table, count, value in rows:
+        if table == "alembic_version":
+            revision = value
+        else:
+            tables[table] = TableDigest(int(count), str(value))
     return tables, revision
+
+
+def _digest_schema(conn: Connection, schema: str) -> tuple[dict[str, TableDigest], str | None]:
+    """Digests and revision of one schema, inside the caller's transaction."""
+    columns = _columns(conn, [schema]).get(schema)
+    if not columns:
+        return {}, None
+    return _parse_digest(conn.exec_driver_sql(_digest_query(schema, columns)))

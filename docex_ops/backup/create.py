@@ -67,7 +67,8 @@ def create_backups(manager: TenantDatabaseManager, tenant_ids: list[str] | None,
         return results
     dest.mkdir(parents=True, exist_ok=True)
     archiver = make_archiver(manager.backend, pg_bin)
-    size = batch_size or archiver.batch_size(jobs)
+    # Enough batches to keep every job busy, none above the server's lock budget.
+    size = batch_size or min(archiver.batch_size(jobs), -(-len(ids) // max(1, jobs)))
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
