@@ -60,6 +60,7 @@ def populate(manager: TenantDatabaseManager, n: int, docs: int) -> list[str]:
     for tenant_id in ids:
         manager.provision(tenant_id)
         fill(manager, tenant_id, docs)
+        manager.close_tenant_connection(tenant_id)  # one pool per tenant would exhaust the server
     manager.close_all_connections()
     return ids
 
