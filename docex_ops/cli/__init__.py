@@ -46,10 +46,11 @@ def main(ctx: click.Context, config_path: str | None, fmt: str, verbose: int, qu
 
 def _register() -> None:
     from docex_ops.cli import audit as audit_cli
-    from docex_ops.cli import migrate, tenants
+    from docex_ops.cli import backup, migrate, tenants
 
     main.add_command(tenants.tenants)
     main.add_command(migrate.migrate)
+    main.add_command(backup.backup)
     main.add_command(audit_cli.audit)
 
 

@@ -9,7 +9,14 @@ Public API (the CLI and env.py are thin layers over it):
 
 from docex_ops.migrate.adopt import StructureResult, adopt, check
 from docex_ops.migrate.plan import Plan, Selection, StatusReport, make_plan, select_tenants, status
-from docex_ops.migrate.runner import RunOptions, RunReport, migrate, resume, run_plan
+from docex_ops.migrate.runner import (
+    RunOptions,
+    RunReport,
+    migrate,
+    resume,
+    run_plan,
+    upgrade_tenants,
+)
 from docex_ops.migrate.runs import RunStore
 from docex_ops.migrate.scripts import MigrationScripts, RevisionError
 from docex_ops.migrate.tenant import StepOptions, TenantResult, TenantStep, migrate_tenant
@@ -18,5 +25,5 @@ __all__ = [
     "MigrationScripts", "Plan", "RevisionError", "RunOptions", "RunReport", "RunStore",
     "Selection", "StatusReport", "StepOptions", "StructureResult", "TenantResult", "TenantStep",
     "adopt", "check", "make_plan", "migrate", "migrate_tenant", "resume", "run_plan",
-    "select_tenants", "status",
+    "select_tenants", "status", "upgrade_tenants",
 ]

@@ -98,6 +98,20 @@ def migrate(backend: Backend, scripts: MigrationScripts, selection: Selection, a
                     progress)
 
 
+def upgrade_tenants(backend: Backend, tenant_ids: list[str], target: str = "head",
+                    scripts: MigrationScripts | None = None,
+                    options: RunOptions | None = None) -> RunReport:
+    """Upgrade named tenants (e.g. one just restored or split); raises if any fails."""
+    report = migrate(backend, scripts or MigrationScripts(),
+                     Selection(include=tuple(tenant_ids)), "upgrade", target,
+                     options or RunOptions())
+    if not report.ok:
+        problems = [f"{r.tenant_id}: {r.error}" for r in report.failed]
+        problems += [f"{t}: {why}" for t, why in report.blocked]
+        raise RuntimeError("upgrade failed: " + "; ".join(problems or report.not_started))
+    return report
+
+
 def resume(backend: Backend, scripts: MigrationScripts, run_id: str, options: RunOptions,
            progress: ProgressFn | None = None) -> RunReport:
     """Retry the tenants of a run that failed or never started, towards the run's target."""

@@ -1,0 +1,20 @@
+"""The archiver for the configured database kind."""
+
+from __future__ import annotations
+
+from docex_ops.backends.archive import TenantArchiver
+from docex_ops.backends.base import Backend
+
+
+def make_archiver(backend: Backend, pg_bin: str | None = None) -> TenantArchiver:
+    from docex_ops.backends.postgres import PostgresBackend
+
+    if isinstance(backend, PostgresBackend):
+        from docex_ops.backends.pg_archive import PostgresArchiver
+
+        return PostgresArchiver(backend, pg_bin)
+    from docex_ops.backends.sqlite import SqliteBackend
+    from docex_ops.backends.sqlite_archive import SqliteArchiver
+
+    assert isinstance(backend, SqliteBackend)
+    return SqliteArchiver(backend)

@@ -1,0 +1,330 @@
+"""PostgreSQL archives: ``pg_dump --format=custom`` of tenant schemas, restored by pg_restore.
+
+Dumping: one REPEATABLE READ transaction exports a snapshot; pg_dump runs on
+it (``--snapshot``) and the checksums are computed on the same snapshot, so
+the manifest describes exactly what the archive holds, even while DocEX
+writes. Several schemas go into one pg_dump (``-n a -n b ...``) because each
+pg_dump process pays for reading the whole catalog; the batch is sized to
+the server's lock budget (pg_dump locks every table it dumps).
+
+Restoring: ``pg_restore -L`` selects one schema (with its CREATE SCHEMA and
+grants), the SQL is renamed into a scratch schema (pg_rewrite) and run by
+psql in one transaction; it is checked there, then swapped in under the
+target name in one transaction (drop the old, rename the scratch). The live
+tenant is therefore untouched until the restored copy has been verified.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from docex_ops.backends.archive import (
+    ArchiveToolError,
+    DumpResult,
+    Staging,
+    TableDigest,
+    TenantArchiver,
+    TenantSnapshot,
+)
+from docex_ops.backends.pg_rewrite import SchemaRewriter
+from docex_ops.backends.pg_tools import (
+    PgTool,
+    find_tool,
+    last_lines,
+    require_can_dump,
+    run_tool,
+    tool_env,
+)
+from docex_ops.backends.postgres import PostgresBackend, quote_ident
+from docex_ops.schema import TABLE_NAMES
+
+STAGING_PREFIX = "_docex_restore_"
+LOCKS_PER_TENANT = len(TABLE_NAMES) + 1  # + alembic_version
+MAX_BATCH = 250
+
+_COLUMNS_SQL = """
+SELECT n.nspname, c.relname, array_agg(a.attname::text ORDER BY a.attname::text COLLATE "C")
+  FROM pg_attribute a
+  JOIN pg_class c ON c.oid = a.attrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = ANY(%(schemas)s) AND c.relkind = 'r' AND a.attnum > 0
+   AND NOT a.attisdropped AND c.relname = ANY(%(tables)s)
+ GROUP BY 1, 2
+"""
+
+
+_SNAPSHOT_BEGIN = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+                   "SET TRANSACTION SNAPSHOT '{snapshot}'; SET LOCAL DateStyle TO 'ISO, YMD'; "
+                   "SET LOCAL TimeZone TO 'UTC'; ")
+
+
+def _value_sql(column: str) -> str:
+    c = quote_ident(column) + "::text"
+    return f"coalesce(length({c})::text || ':' || {c}, '-')"
+
+
+def digest_sql(schema: str, table: str, columns: list[str]) -> str:
+    """Row count and content checksum of one table (definition in backends/archive.py)."""
+    row = "concat(" + ", ".join(_value_sql(c) for c in columns) + ")"
+    return (f"SELECT '{table}', count(*), encode(sha256(convert_to(coalesce(string_agg("
+            f"md5({row}), '' ORDER BY id COLLATE \"C\"), ''), 'UTF8')), 'hex') "
+            f"FROM {quote_ident(schema)}.{quote_ident(table)}")
+
+
+class PostgresArchiver(TenantArchiver):
+    kind = "postgresql"
+    extension = ".pgdump"
+
+    def __init__(self, backend: PostgresBackend, pg_bin: str | None = None) -> None:
+        self.backend = backend
+        self.pg = backend.settings.postgres
+        self.pg_bin = pg_bin
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        # NullPool: each batch opens its own connections; no pool to size against --jobs.
+        # AUTOCOMMIT: transactions are begun explicitly, because the isolation level
+        # and SET TRANSACTION SNAPSHOT must come first in them.
+        if self._engine is None:
+            self._engine = create_engine(self.pg.url(application_name="docex-ops-backup"),
+                                         poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        return self._engine
+
+    def server_version(self) -> tuple[int, str]:
+        with self.engine.connect() as conn:
+            num = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
+            text = str(conn.exec_driver_sql("SHOW server_version").scalar_one())
+        return num // 10000, text
+
+    def batch_size(self, jobs: int) -> int:
+        """Half the server's shared lock table, split between the concurrent pg_dumps."""
+        with self.engine.connect() as conn:
+            per_xact, conns, prepared = (int(conn.exec_driver_sql(f"SHOW {name}").scalar_one())
+                                         for name in ("max_locks_per_transaction",
+                                                      "max_connections",
+                                                      "max_prepared_transactions"))
+        budget = per_xact * (conns + prepared) // 2
+        return max(1, min(MAX_BATCH, budget // (LOCKS_PER_TENANT * max(1, jobs))))
+
+    # -- dump ------------------------------------------------------------------------------
+
+    def dump(self, tenant_ids: list[str], archive: Path) -> DumpResult:
+        major, server_text = self.server_version()
+        tool = find_tool("pg_dump", self.pg_bin)
+        require_can_dump(tool, major, server_text)
+        schemas = {t: self.backend.location(t) for t in tenant_ids}
+        with self.engine.connect() as exporter:
+            exporter.exec_driver_sql(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            snapshot = str(exporter.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+            proc = self._start_pg_dump(tool, snapshot, list(schemas.values()), archive)
+            try:
+                tenants = self._digest_snapshot(snapshot, schemas)
+            finally:
+                _, stderr = proc.communicate()
+            exporter.exec_driver_sql("COMMIT")
+        if proc.returncode != 0:
+            archive.unlink(missing_ok=True)
+            raise ArchiveToolError(f"pg_dump of {', '.join(schemas.values())} failed "
+                                   f"(exit {proc.returncode}): {last_lines(stderr)}")
+        return DumpResult(archive, tenants, tool.version, server_text)
+
+    def _start_pg_dump(self, tool: PgTool, snapshot: str, schemas: list[str],
+                       archive: Path) -> subprocess.Popen[bytes]:
+        args = [tool.path, "--format=custom", f"--file={archive}", f"--snapshot={snapshot}",
+                "--lock-wait-timeout=60000", "--no-password"]
+        for schema in schemas:
+            args += ["--schema", schema]
+        return subprocess.Popen(args, env=tool_env(self.pg, "backup"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def _digest_snapshot(self, snapshot: str, schemas: dict[str, str]) -> list[TenantSnapshot]:
+        result = []
+        with self.engine.connect() as conn:
+            columns = _columns(conn, list(schemas.values()))
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            for tenant_id, schema in schemas.items():
+                if not columns.get(schema):
+                    raise ArchiveToolError(f"tenant {tenant_id!r}: schema {schema!r} has no "
+                                           "DocEX tables (it does not exist or is empty)")
+                # One short transaction per tenant on the exported snapshot, sent in one
+                # round trip: its table locks are released at once instead of piling up
+                # for the whole batch beside pg_dump's own.
+                cursor.execute(_SNAPSHOT_BEGIN.format(snapshot=snapshot)
+                               + _digest_query(schema, columns[schema]))
+                rows = cursor.fetchall()
+                cursor.execute("COMMIT")
+                tables, revision = _parse_digest(rows)
+                result.append(TenantSnapshot(tenant_id, schema, revision, tables))
+            cursor.close()
+        return result
+
+    @contextmanager
+    def _snapshot_connection(self, snapshot: str | None) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            if snapshot is not None:
+                conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            conn.exec_driver_sql("SET LOCAL DateStyle TO 'ISO, YMD'")
+            conn.exec_driver_sql("SET LOCAL TimeZone TO 'UTC'")
+            try:
+                yield conn
+            finally:
+                conn.exec_driver_sql("ROLLBACK")
+
+    def digest_tenant(self, tenant_id: str) -> dict[str, TableDigest]:
+        with self._snapshot_connection(None) as conn:
+            return _digest_schema(conn, self.backend.location(tenant_id))[0]
+
+    # -- restore ---------------------------------------------------------------------------
+
+    def restore_to_staging(self, archive: Path, source_location: str,
+                           target_tenant_id: str | None) -> Staging:
+        restore = find_tool("pg_restore", self.pg_bin)
+        psql = find_tool("psql", self.pg_bin)
+        staging = Staging(STAGING_PREFIX + uuid.uuid4().hex[:16])
+        with tempfile.TemporaryDirectory(prefix="docex-restore-") as tmp:
+            listing = Path(tmp) / "toc.list"
+            listing.write_bytes(self._toc_for(restore, archive, source_location))
+            try:
+                self._pipe_restore(restore, psql, archive, listing, source_location,
+                                   staging.location)
+            except BaseException:
+                self.discard(staging)
+                raise
+        return staging
+
+    def _toc_for(self, restore: PgTool, archive: Path, schema: str) -> bytes:
+        """The archive's table of contents for one schema, plus the schema itself and
+        its grants and comment (``pg_restore -n`` alone leaves those out)."""
+        env = tool_env(self.pg, "restore")
+        selected = run_tool([restore.path, "-l", "-n", schema, str(archive)], env,
+                            f"pg_restore -l {archive}")
+        full = run_tool([restore.path, "-l", str(archive)], env, f"pg_restore -l {archive}")
+        own = [f" SCHEMA - {schema} ", f" ACL - SCHEMA {schema} ",
+               f" COMMENT - SCHEMA {schema} "]
+        extra = [line for line in full.decode().splitlines()
+                 if not line.startswith(";") and any(tag in line + " " for tag in own)]
+        if not any(f" SCHEMA - {schema} " in line + " " for line in extra):
+            raise ArchiveToolError(f"archive {archive} holds no schema {schema!r}")
+        return ("\n".join(extra) + "\n").encode() + selected
+
+    def _pipe_restore(self, restore: PgTool, psql: PgTool, archive: Path, listing: Path,
+                      old: str, new: str) -> None:
+        env = tool_env(self.pg, "restore")
+        with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
+            source = subprocess.Popen(
+                [restore.path, "--no-owner", "-L", str(listing), "-f", "-", str(archive)],
+                env=env, stdout=subprocess.PIPE, stderr=restore_err)
+            sink = subprocess.Popen(
+                [psql.path, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                 "--no-password", "-f", "-"],
+                env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err)
+            assert source.stdout is not None and sink.stdin is not None
+            rewriter = SchemaRewriter(old, new)
+            try:
+                for line in source.stdout:
+                    sink.stdin.write(rewriter.rewrite_line(line))
+            except (BrokenPipeError, RuntimeError):
+                source.kill()
+                sink.kill()
+                raise
+            finally:
+                source.stdout.close()
+                if not sink.stdin.closed:
+                    with suppress(BrokenPipeError):
+                        sink.stdin.close()
+                source.wait()
+                sink.wait()
+            for proc, err, what in ((source, restore_err, "pg_restore"),
+                                    (sink, psql_err, "psql")):
+                if proc.returncode != 0:
+                    err.seek(0)
+                    raise ArchiveToolError(f"{what} of schema {old!r} from {archive} failed "
+                                           f"(exit {proc.returncode}): {last_lines(err.read())}")
+
+    def digest_staging(self, staging: Staging) -> dict[str, TableDigest]:
+        with self._snapshot_connection(None) as conn:
+            return _digest_schema(conn, staging.location)[0]
+
+    def staging_revision(self, staging: Staging) -> str | None:
+        with self._snapshot_connection(None) as conn:
+            return _digest_schema(conn, staging.location)[1]
+
+    def promote(self, staging: Staging, tenant_id: str) -> None:
+        target = self.backend.location(tenant_id)
+        with self.engine.connect() as conn, _transaction(conn):
+            self.backend.lock_tenant(conn, target)
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(target)} CASCADE")
+            conn.exec_driver_sql(f"ALTER SCHEMA {quote_ident(staging.location)} "
+                                 f"RENAME TO {quote_ident(target)}")
+
+    def discard(self, staging: Staging) -> None:
+        if not staging.location.startswith(STAGING_PREFIX):  # never a tenant's schema
+            raise ValueError(f"refusing to drop {staging.location!r}: not a staging schema")
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(staging.location)} CASCADE")
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+@contextmanager
+def _transaction(conn: Connection) -> Iterator[None]:
+    conn.exec_driver_sql("BEGIN")
+    try:
+        yield
+    except BaseException:
+        conn.exec_driver_sql("ROLLBACK")
+        raise
+    conn.exec_driver_sql("COMMIT")
+
+
+def _columns(conn: Connection, schemas: list[str]) -> dict[str, dict[str, list[str]]]:
+    """Per schema, per DocEX table (and alembic_version): its columns sorted by name."""
+    rows = conn.exec_driver_sql(
+        _COLUMNS_SQL, {"schemas": schemas, "tables": [*TABLE_NAMES, "alembic_version"]}).all()
+    found: dict[str, dict[str, list[str]]] = {}
+    for schema, table, cols in rows:
+        found.setdefault(schema, {})[table] = list(cols)
+    return found
+
+
+def _digest_query(schema: str, columns: dict[str, list[str]]) -> str:
+    """Every DocEX table's digest, and the revision as one more row, in one statement."""
+    parts = [digest_sql(schema, t, columns[t]) for t in TABLE_NAMES if t in columns]
+    if "alembic_version" in columns:
+        parts.append(f"SELECT 'alembic_version', 0::bigint, max(version_num)::text "
+                     f"FROM {quote_ident(schema)}.alembic_version")
+    return " UNION ALL ".join(parts)
+
+
+def _parse_digest(rows: Iterable[Any]) -> tuple[dict[str, TableDigest], str | None]:
+    tables, revision = {}, None
+    for table, count, value in rows:
+        if table == "alembic_version":
+            revision = value
+        else:
+            tables[table] = TableDigest(int(count), str(value))
+    return tables, revision
+
+
+def _digest_schema(conn: Connection, schema: str) -> tuple[dict[str, TableDigest], str | None]:
+    """Digests and revision of one schema, inside the caller's transaction."""
+    columns = _columns(conn, [schema]).get(schema)
+    if not columns:
+        return {}, None
+    return _parse_digest(conn.exec_driver_sql(_digest_query(schema, columns)))

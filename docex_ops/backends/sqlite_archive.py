@@ -1,0 +1,189 @@
+"""SQLite archives: a copy made with SQLite's online backup API, never a file copy.
+
+``sqlite3.Connection.backup`` copies a consistent snapshot while DocEX keeps
+writing (the copy restarts by itself if the source changes mid-way; done in
+one step it holds a read lock instead). The checksums are computed on the
+finished copy, so the manifest describes exactly what the archive holds.
+Restoring copies the archive into a scratch file beside the tenant's file
+through the same API, verifies it, then renames it into place (atomic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import tempfile
+import uuid
+from collections.abc import Callable
+from contextlib import closing
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from docex_ops.backends.archive import (
+    ArchiveToolError,
+    DumpResult,
+    Staging,
+    TableDigest,
+    TenantArchiver,
+    TenantSnapshot,
+)
+from docex_ops.backends.sqlite import FILE_MODE, SIDECARS, SqliteBackend, open_readonly
+from docex_ops.schema import TABLE_NAMES
+
+STAGING_PREFIX = ".docex-restore-"
+
+
+def backup_file(source: Path, target: Path) -> None:
+    """Copy the database at ``source`` to ``target`` with the online backup API."""
+    with closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)) as src, \
+            closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)  # pages=-1: one step under one read lock, a consistent snapshot
+    os.chmod(target, FILE_MODE)
+
+
+def _render_datetime(value: Any) -> str:
+    text = str(value)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    rendered = moment.strftime("%Y-%m-%d %H:%M:%S")
+    if moment.microsecond:
+        rendered += f".{moment.microsecond:06d}".rstrip("0")
+    return rendered
+
+
+def _render_bool(value: Any) -> str:
+    if isinstance(value, int):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _render_uuid(value: Any) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return str(value)
+
+
+def _renderer(declared_type: str) -> Callable[[Any], str]:
+    """Render a stored value as PostgreSQL's ``::text`` shows the same column."""
+    t = declared_type.upper()
+    if "DATETIME" in t or "TIMESTAMP" in t:
+        return _render_datetime
+    if "BOOL" in t:
+        return _render_bool
+    if t in ("CHAR(32)", "UUID"):
+        return _render_uuid
+    return str
+
+
+def digest_table(conn: sqlite3.Connection, table: str) -> TableDigest:
+    """Row count and checksum of one table (definition in backends/archive.py)."""
+    info = sorted((name, decl) for _cid, name, decl, *_ in
+                  conn.execute(f'PRAGMA table_info("{table}")'))
+    names = [name for name, _ in info]
+    render = [_renderer(decl or "") for _, decl in info]
+    cols = ", ".join(f'"{n}"' for n in names)
+    outer = hashlib.sha256()
+    rows = 0
+    for row in conn.execute(f'SELECT {cols} FROM "{table}" ORDER BY id COLLATE BINARY'):
+        parts = []
+        for value, fn in zip(row, render, strict=True):
+            if value is None:
+                parts.append("-")
+            else:
+                text = fn(value)
+                parts.append(f"{len(text)}:{text}")
+        outer.update(hashlib.md5("".join(parts).encode()).hexdigest().encode())
+        rows += 1
+    return TableDigest(rows, outer.hexdigest())
+
+
+def digest_file(path: Path) -> tuple[dict[str, TableDigest], str | None]:
+    """Every DocEX table's digest and the recorded revision, in one read transaction."""
+    with closing(open_readonly(path)) as conn:
+        conn.execute("BEGIN")
+        present = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = {t: digest_table(conn, t) for t in TABLE_NAMES if t in present}
+        revision = None
+        if "alembic_version" in present:
+            revision = conn.execute("SELECT max(version_num) FROM alembic_version").fetchone()[0]
+        conn.execute("ROLLBACK")
+    return tables, revision
+
+
+def quick_check(path: Path) -> str:
+    with closing(open_readonly(path)) as conn:
+        return str(conn.execute("PRAGMA quick_check").fetchone()[0])
+
+
+class SqliteArchiver(TenantArchiver):
+    kind = "sqlite"
+    extension = ".sqlite"
+
+    def __init__(self, backend: SqliteBackend) -> None:
+        self.backend = backend
+
+    def batch_size(self, jobs: int) -> int:
+        return 1
+
+    def dump(self, tenant_ids: list[str], archive: Path) -> DumpResult:
+        (tenant_id,) = tenant_ids
+        source = self.backend.path(tenant_id)
+        if not source.is_file():
+            raise ArchiveToolError(f"tenant {tenant_id!r}: file {source} does not exist")
+        backup_file(source, archive)
+        tables, revision = digest_file(archive)
+        snapshot = TenantSnapshot(tenant_id, str(source), revision, tables)
+        return DumpResult(archive, [snapshot], f"sqlite3 {sqlite3.sqlite_version}",
+                          f"sqlite {sqlite3.sqlite_version}")
+
+    def digest_tenant(self, tenant_id: str) -> dict[str, TableDigest]:
+        return digest_file(self.backend.path(tenant_id))[0]
+
+    def restore_to_staging(self, archive: Path, source_location: str,
+                           target_tenant_id: str | None) -> Staging:
+        if target_tenant_id is None:
+            folder = Path(tempfile.mkdtemp(prefix="docex-restore-check-"))
+        else:
+            folder = self.backend.path(target_tenant_id).parent
+            folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+        staging = folder / f"{STAGING_PREFIX}{uuid.uuid4().hex[:16]}.db"
+        try:
+            backup_file(archive, staging)
+            check = quick_check(staging)
+        except sqlite3.DatabaseError as exc:
+            self.discard(Staging(str(staging)))
+            raise ArchiveToolError(f"archive {archive} is not a readable SQLite database: "
+                                   f"{exc}") from exc
+        if check != "ok":
+            self.discard(Staging(str(staging)))
+            raise ArchiveToolError(f"archive {archive} fails SQLite's quick_check: {check}")
+        return Staging(str(staging), {"scratch_dir": str(folder)} if target_tenant_id is None
+                       else {})
+
+    def digest_staging(self, staging: Staging) -> dict[str, TableDigest]:
+        return digest_file(Path(staging.location))[0]
+
+    def staging_revision(self, staging: Staging) -> str | None:
+        return digest_file(Path(staging.location))[1]
+
+    def promote(self, staging: Staging, tenant_id: str) -> None:
+        target = self.backend.path(tenant_id)
+        for suffix in SIDECARS:  # a stale journal or WAL must not be replayed onto the copy
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        os.replace(staging.location, target)
+
+    def discard(self, staging: Staging) -> None:
+        path = Path(staging.location)
+        if not path.name.startswith(STAGING_PREFIX):  # never a tenant's file
+            raise ValueError(f"refusing to delete {path}: not a staging file")
+        for suffix in ("", *SIDECARS):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        scratch = staging.extra.get("scratch_dir")
+        if scratch and Path(scratch).exists() and not any(Path(scratch).iterdir()):
+            Path(scratch).rmdir()

@@ -1,0 +1,131 @@
+"""``backup create``: archive tenants with a manifest each. No printing here."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+from docex_ops.backends.archive import DumpResult, TenantArchiver
+from docex_ops.backends.archivers import make_archiver
+from docex_ops.backends.base import chunks
+from docex_ops.backup.manifest import MANIFEST_SUFFIX, Manifest, sha256_file, write_manifest
+from docex_ops.manager import TenantDatabaseManager
+from docex_ops.tenants import validate_all
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    tenant_id: str
+    archive: Path | None
+    manifest: Path | None
+    rows: int
+    size_bytes: int
+    seconds: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def resolve_tenants(manager: TenantDatabaseManager, tenant_ids: list[str] | None) -> list[str]:
+    """The ids to back up: the named ones (checked by the tenant rules, before anything
+    else happens) or every discovered tenant."""
+    if tenant_ids is None:
+        return [t.tenant_id for t in manager.backend.discover()]
+    ids = validate_all(tenant_ids)
+    for tenant_id in ids:
+        manager.backend.location(tenant_id)
+    return ids
+
+
+def create_backups(manager: TenantDatabaseManager, tenant_ids: list[str] | None, dest: Path,
+                   jobs: int = 1, pg_bin: str | None = None, batch_size: int | None = None,
+                   on_done: Callable[[BackupResult], None] | None = None) -> list[BackupResult]:
+    """Back up tenants (None: all) into ``dest``; a failed tenant never stops the others."""
+    ids = resolve_tenants(manager, tenant_ids)
+    missing = [t for t in ids if not manager.backend.exists(t)] if tenant_ids else []
+    results = [BackupResult(t, None, None, 0, 0, 0.0,
+                            f"tenant {t!r} does not exist on {manager.settings.describe()}")
+               for t in missing]
+    ids = [t for t in ids if t not in missing]
+    if not ids:
+        return results
+    dest.mkdir(parents=True, exist_ok=True)
+    archiver = make_archiver(manager.backend, pg_bin)
+    # Enough batches to keep every job busy, none above the server's lock budget.
+    size = batch_size or min(archiver.batch_size(jobs), -(-len(ids) // max(1, jobs)))
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            # Results come back on the caller's thread, so on_done may use thread-bound
+            # state (the CLI's click context).
+            for done in pool.map(lambda batch: _backup_batch(archiver, batch, dest),
+                                 list(chunks(ids, size))):
+                results.extend(done)
+                for result in done:
+                    if on_done is not None:
+                        on_done(result)
+    finally:
+        archiver.dispose()
+    return sorted(results, key=lambda r: r.tenant_id)
+
+
+def _backup_batch(archiver: TenantArchiver, batch: list[str], dest: Path
+                  ) -> list[BackupResult]:
+    try:
+        return _dump(archiver, batch, dest)
+    except Exception as exc:  # noqa: BLE001 - reported per tenant, the run goes on
+        if len(batch) > 1:  # one bad tenant must not cost the others their backup
+            return [r for t in batch for r in _backup_batch(archiver, [t], dest)]
+        return [BackupResult(batch[0], None, None, 0, 0, 0.0, f"tenant {batch[0]!r}: {exc}")]
+
+
+def _dump(archiver: TenantArchiver, batch: list[str], dest: Path) -> list[BackupResult]:
+    started_at, started = _now(), time.perf_counter()
+    stamp = _stamp()
+    name = (f"{batch[0]}.{stamp}{archiver.extension}" if len(batch) == 1 else
+            f"batch-{stamp}-{batch[0]}-{len(batch)}{archiver.extension}")
+    archive = dest / name
+    partial = dest / f".{name}.partial"
+    try:
+        dumped = archiver.dump(batch, partial)
+        os.replace(partial, archive)
+    finally:
+        partial.unlink(missing_ok=True)
+    return _write_manifests(archiver, dumped, archive, started_at, started, stamp)
+
+
+def _write_manifests(archiver: TenantArchiver, dumped: DumpResult, archive: Path,
+                     started_at: str, started: float, stamp: str) -> list[BackupResult]:
+    sha, size = sha256_file(archive), archive.stat().st_size
+    finished_at = _now()
+    seconds = (time.perf_counter() - started) / len(dumped.tenants)
+    results = []
+    for snap in dumped.tenants:
+        manifest = Manifest(
+            tenant_id=snap.tenant_id, backend=archiver.kind, location=snap.location,
+            revision=snap.revision, tables=snap.tables, archive=archive.name,
+            archive_sha256=sha, archive_size=size, tenants_in_archive=len(dumped.tenants),
+            server_version=dumped.server_version, tool_version=dumped.tool_version,
+            docex_ops_version=version("docex-ops"), started_at=started_at,
+            finished_at=finished_at)
+        path = write_manifest(manifest, archive.parent /
+                              f"{snap.tenant_id}.{stamp}{MANIFEST_SUFFIX}")
+        results.append(BackupResult(snap.tenant_id, archive, path, manifest.rows,
+                                    size // len(dumped.tenants), seconds))
+    return results

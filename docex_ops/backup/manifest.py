@@ -1,0 +1,123 @@
+"""The manifest written beside every archive: what it holds and how to prove it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from docex_ops.backends.archive import TableDigest
+from docex_ops.tenancy import validate_tenant_id
+
+MANIFEST_SUFFIX = ".manifest.json"
+FORMAT_VERSION = 1
+
+
+class BackupUsageError(ValueError):
+    """The archive or manifest given cannot be used as asked (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    tenant_id: str
+    backend: str
+    location: str                 # schema or file at backup time
+    revision: str | None          # the tenant's own alembic_version
+    tables: dict[str, TableDigest]
+    archive: str                  # file name, in the manifest's directory
+    archive_sha256: str
+    archive_size: int
+    tenants_in_archive: int       # PostgreSQL batches several schemas per pg_dump
+    server_version: str
+    tool_version: str
+    docex_ops_version: str
+    started_at: str
+    finished_at: str
+    format: int = FORMAT_VERSION
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def rows(self) -> int:
+        return sum(t.rows for t in self.tables.values())
+
+    @property
+    def archive_path(self) -> Path:
+        assert self.path is not None, "manifest not read from a file"
+        return self.path.parent / self.archive
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("path")
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def write_manifest(manifest: Manifest, path: Path) -> Path:
+    """Write atomically: a manifest that exists is complete."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(manifest.to_json())
+    os.replace(tmp, path)
+    return path
+
+
+def read_manifest(path: Path) -> Manifest:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        tables = {name: TableDigest(int(t["rows"]), str(t["checksum"]))
+                  for name, t in data.pop("tables").items()}
+        if data.get("format") != FORMAT_VERSION:
+            raise BackupUsageError(f"{path}: manifest format {data.get('format')!r} is not "
+                                   f"{FORMAT_VERSION}; use the docex-ops that wrote it")
+        manifest = Manifest(tables=tables, path=path, **data)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, BackupUsageError):
+            raise
+        raise BackupUsageError(f"{path} is not a readable docex-ops manifest: {exc}") from exc
+    validate_tenant_id(manifest.tenant_id)
+    if Path(manifest.archive).name != manifest.archive:  # never points outside its folder
+        raise BackupUsageError(f"{path}: archive name {manifest.archive!r} is not a plain "
+                               "file name")
+    return manifest
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_manifests(path: Path) -> list[Manifest]:
+    """Manifests for ``path``: a manifest file, an archive (its manifests), or a folder
+    (every manifest under it), sorted by tenant then time."""
+    if path.is_dir():
+        found = [read_manifest(p) for p in sorted(path.rglob("*" + MANIFEST_SUFFIX))]
+    elif path.name.endswith(MANIFEST_SUFFIX):
+        found = [read_manifest(path)]
+    elif path.is_file():
+        found = [m for m in (read_manifest(p) for p in
+                             sorted(path.parent.glob("*" + MANIFEST_SUFFIX)))
+                 if m.archive == path.name]
+        if not found:
+            raise BackupUsageError(f"no manifest beside {path} describes it; an archive "
+                                   "without its manifest cannot be verified or restored")
+    else:
+        raise BackupUsageError(f"{path} does not exist")
+    return sorted(found, key=lambda m: (m.tenant_id, m.finished_at))
+
+
+def select_manifest(path: Path, source_tenant: str | None) -> Manifest:
+    """The one manifest a restore uses; a batch archive needs the source tenant named."""
+    found = find_manifests(path)
+    if source_tenant is not None:
+        found = [m for m in found if m.tenant_id == source_tenant]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise BackupUsageError(f"{path} holds no backup of tenant {source_tenant!r}")
+    names = ", ".join(sorted({m.tenant_id for m in found}))
+    raise BackupUsageError(f"{path} holds {len(found)} backups ({names}); pass one manifest "
+                           "file, or --from-tenant ID for a batch archive")

@@ -1,0 +1,109 @@
+"""``backup restore``: a tenant back from its archive, under its own id or another.
+
+The archive is restored into a scratch schema or file first and compared
+with the manifest there; only a verified copy replaces the target, in one
+atomic step, so a failed restore leaves the target exactly as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from docex_ops.backends.archive import TenantArchiver
+from docex_ops.backends.archivers import make_archiver
+from docex_ops.backup.create import create_backups
+from docex_ops.backup.manifest import BackupUsageError, Manifest, select_manifest
+from docex_ops.backup.verify import check_archive, compare_digests
+from docex_ops.manager import TenantDatabaseManager
+from docex_ops.migrate import upgrade_tenants
+from docex_ops.tenancy import validate_tenant_id
+
+
+class RestoreRefused(RuntimeError):
+    """The restore would overwrite data the operator did not agree to lose."""
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    tenant_id: str
+    source_tenant_id: str
+    archive: Path
+    location: str
+    revision: str | None
+    rows: int
+    replaced_existing: bool
+    safety_backup: Path | None
+    upgraded_to: str | None
+    seconds: float
+
+
+def restore_backup(manager: TenantDatabaseManager, path: Path, as_tenant: str | None = None,
+                   from_tenant: str | None = None, force: bool = False, upgrade: bool = False,
+                   safety_dir: Path | None = None, pg_bin: str | None = None) -> RestoreResult:
+    """Restore one tenant's backup; the target is the manifest's tenant unless ``as_tenant``."""
+    started = time.perf_counter()
+    if as_tenant is not None:  # hostile ids are refused before anything is read or created
+        validate_tenant_id(as_tenant)
+        manager.backend.location(as_tenant)
+    manifest = select_manifest(path, from_tenant)
+    target = as_tenant if as_tenant is not None else manifest.tenant_id
+    location = manager.backend.location(target)
+    if manifest.backend != manager.backend.kind:
+        raise BackupUsageError(f"{manifest.path} is a {manifest.backend} backup; the configured "
+                               f"database is {manager.backend.kind}")
+    problems = check_archive(manifest)
+    if problems:
+        raise RuntimeError(f"tenant {target!r}: not restoring: {'; '.join(problems)}")
+    archiver = make_archiver(manager.backend, pg_bin)
+    try:
+        existing, safety = _guard_existing(manager, archiver, manifest, target, force,
+                                           safety_dir, pg_bin)
+        _restore_verified(archiver, manifest, target)
+        manager.close_tenant_connection(target)  # pools must not keep the replaced tenant
+    finally:
+        archiver.dispose()
+    upgraded_to = None
+    if upgrade:  # a backup taken at an older revision comes back at head
+        upgrade_tenants(manager.backend, [target])
+        upgraded_to = manager.backend.read_revisions([target]).get(target)
+    return RestoreResult(target, manifest.tenant_id, manifest.archive_path, location,
+                         manifest.revision, manifest.rows, existing, safety, upgraded_to,
+                         time.perf_counter() - started)
+
+
+def _guard_existing(manager: TenantDatabaseManager, archiver: TenantArchiver,
+                    manifest: Manifest, target: str, force: bool, safety_dir: Path | None,
+                    pg_bin: str | None) -> tuple[bool, Path | None]:
+    """Refuse to overwrite a tenant holding rows unless forced; then back it up first."""
+    if not manager.backend.exists(target):
+        return False, None
+    rows = sum(d.rows for d in archiver.digest_tenant(target).values())
+    if rows == 0:
+        return True, None
+    if not force:
+        raise RestoreRefused(
+            f"tenant {target!r} exists and holds {rows} rows; restoring would replace them. "
+            "Rerun with --force (docex-ops backs the tenant up first), or restore under "
+            "another id with --as NEW_ID")
+    dest = safety_dir or manifest.archive_path.parent / "pre-restore"
+    (result,) = create_backups(manager, [target], dest, pg_bin=pg_bin, batch_size=1)
+    if not result.ok:
+        raise RestoreRefused(f"tenant {target!r}: the safety backup before replacing it "
+                             f"failed, nothing was restored: {result.error}")
+    return True, result.manifest
+
+
+def _restore_verified(archiver: TenantArchiver, manifest: Manifest, target: str) -> None:
+    staging = archiver.restore_to_staging(manifest.archive_path, manifest.location, target)
+    try:
+        problems = compare_digests(manifest.tables, archiver.digest_staging(staging))
+        if problems:
+            raise RuntimeError(f"tenant {target!r}: the restored copy differs from the "
+                               f"manifest, so it was removed and the tenant left as it was: "
+                               f"{'; '.join(problems)}")
+        archiver.promote(staging, target)
+    except BaseException:
+        archiver.discard(staging)
+        raise

@@ -1,0 +1,166 @@
+"""``docex-ops backup ...``: create, verify, restore, list, prune."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from docex_ops import backup as ops
+from docex_ops.cli.common import (
+    OperationFailed,
+    UsageProblem,
+    emit,
+    format_option,
+    info,
+    progress,
+    state,
+)
+from docex_ops.output import human_bytes
+
+_PG_BIN = click.option("--pg-bin", type=click.Path(file_okay=False),
+                       help="Folder holding pg_dump/pg_restore/psql (default: PATH).")
+
+
+@click.group()
+def backup() -> None:
+    """Back up, verify and restore tenants; each archive has a JSON manifest beside it
+    (revision, per-table row counts and checksums, archive sha256, tool versions)."""
+
+
+@backup.command("create")
+@click.option("--tenant", "tenant_ids", multiple=True, metavar="ID",
+              help="Tenant to back up (repeatable).")
+@click.option("--all", "all_tenants", is_flag=True, help="Back up every tenant.")
+@click.option("--dest", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for archives and manifests (created if missing).")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 16),
+              help="Archives written at the same time.")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=None,
+              help="PostgreSQL: schemas per pg_dump (default: sized to the server's lock "
+                   "budget; 1 = one archive per tenant).")
+@_PG_BIN
+@format_option
+def create_cmd(tenant_ids: tuple[str, ...], all_tenants: bool, dest: Path, jobs: int,
+               batch_size: int | None, pg_bin: str | None, fmt: str | None) -> None:
+    """Archive tenants in the database's own format (pg_dump custom format; SQLite's
+    online backup API), consistent while DocEX writes. Exits 1 if any tenant failed;
+    the others are still backed up."""
+    if bool(tenant_ids) == all_tenants:
+        raise click.UsageError("name tenants with --tenant ID ... or pass --all (not both)")
+    manager = state().manager
+    done: list[int] = [0]
+
+    def tick(_result: ops.BackupResult) -> None:
+        done[0] += 1
+        progress(done[0], done[0], "backed up")
+
+    results = ops.create_backups(manager, list(tenant_ids) if tenant_ids else None, dest,
+                                 jobs=jobs, pg_bin=pg_bin, batch_size=batch_size, on_done=tick)
+    rows = [{"tenant": r.tenant_id, "rows": r.rows, "size": human_bytes(r.size_bytes),
+             "seconds": r.seconds, "status": "ok" if r.ok else "FAILED",
+             "archive": r.archive.name if r.archive else None, "error": r.error}
+            for r in results]
+    emit(rows, fmt, payload=[dict(row, size_bytes=r.size_bytes,
+                                  archive=str(r.archive) if r.archive else None,
+                                  manifest=str(r.manifest) if r.manifest else None)
+                             for row, r in zip(rows, results, strict=True)])
+    failed = [r.tenant_id for r in results if not r.ok]
+    if failed:
+        raise OperationFailed(f"{len(failed)} of {len(results)} tenant(s) failed: "
+                              f"{', '.join(failed)}")
+    if not results:
+        info("no tenants to back up")
+
+
+@backup.command("verify")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--restore-check", is_flag=True,
+              help="Also restore each backup into a scratch schema/file, compare every "
+                   "table's count and checksum with the manifest, then drop the scratch copy.")
+@_PG_BIN
+@format_option
+def verify_cmd(path: Path, restore_check: bool, pg_bin: str | None, fmt: str | None) -> None:
+    """Check archives against their manifests (PATH: an archive, a manifest or a folder)."""
+    manager = state().manager if restore_check else None
+    try:
+        results = ops.verify_path(path, manager, pg_bin)
+    except ops.BackupUsageError as exc:
+        raise UsageProblem(str(exc)) from exc
+    rows = [{"tenant": r.tenant_id, "archive": r.archive.name, "sha256": r.sha256_ok,
+             "restore_check": r.restore_checked if restore_check else None,
+             "status": "ok" if r.ok else "FAILED", "problems": "; ".join(r.problems)}
+            for r in results]
+    emit(rows, fmt)
+    bad = [r for r in results if not r.ok]
+    if bad:
+        raise OperationFailed(f"{len(bad)} of {len(results)} backup(s) failed verification")
+
+
+@backup.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as", "as_tenant", metavar="NEW_ID",
+              help="Restore under this tenant id (default: the id in the manifest).")
+@click.option("--from-tenant", metavar="ID",
+              help="Which tenant to take from a batch archive holding several.")
+@click.option("--force", is_flag=True,
+              help="Replace a tenant that holds rows (it is backed up first).")
+@click.option("--upgrade", is_flag=True, help="Migrate the restored tenant to head.")
+@click.option("--safety-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where --force backs up the tenant being replaced "
+                   "(default: pre-restore/ beside the archive).")
+@_PG_BIN
+@format_option
+def restore_cmd(archive: Path, as_tenant: str | None, from_tenant: str | None, force: bool,
+                upgrade: bool, safety_dir: Path | None, pg_bin: str | None,
+                fmt: str | None) -> None:
+    """Restore a tenant from ARCHIVE (an archive or its manifest). The copy is restored
+    aside and checked against the manifest (every table's count and checksum) before it
+    replaces anything; on a mismatch it is removed and the command exits 1."""
+    try:
+        result = ops.restore_backup(state().manager, archive, as_tenant, from_tenant, force,
+                                    upgrade, safety_dir, pg_bin)
+    except ops.BackupUsageError as exc:
+        raise UsageProblem(str(exc)) from exc
+    if result.safety_backup is not None:
+        info(f"tenant {result.tenant_id} held data; backed it up first to "
+             f"{result.safety_backup}")
+    emit([{"tenant": result.tenant_id, "from": result.source_tenant_id,
+           "location": result.location, "revision": result.upgraded_to or result.revision,
+           "rows": result.rows, "verified": True, "replaced": result.replaced_existing,
+           "seconds": result.seconds}], fmt, payload=result)
+
+
+@backup.command("list")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@format_option
+def list_cmd(folder: Path, fmt: str | None) -> None:
+    """Every backup under FOLDER, by tenant and time."""
+    try:
+        entries = ops.list_backups(folder)
+    except ops.BackupUsageError as exc:
+        raise UsageProblem(str(exc)) from exc
+    rows = [{"tenant": e.tenant_id, "finished": e.finished_at, "revision": e.revision,
+             "rows": e.rows, "archive": e.archive.name,
+             "present": e.archive_present} for e in entries]
+    emit(rows, fmt, payload=entries)
+
+
+@backup.command("prune")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--keep", required=True, type=click.IntRange(1, None),
+              help="Newest good copies to keep per tenant.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
+@format_option
+def prune_cmd(folder: Path, keep: int, dry_run: bool, fmt: str | None) -> None:
+    """Keep the KEEP newest copies per tenant whose archive matches its manifest; remove
+    the rest. A tenant with no good copy is never pruned."""
+    try:
+        result = ops.prune_backups(folder, keep, dry_run)
+    except ops.BackupUsageError as exc:
+        raise UsageProblem(str(exc)) from exc
+    verb = "would remove" if dry_run else "removed"
+    rows = [{"action": verb, "file": str(p)} for p in result.removed + result.removed_archives]
+    emit(rows, fmt, payload=result)
+    for tenant_id in result.no_good_copy:
+        info(f"tenant {tenant_id}: no copy matches its manifest; nothing pruned for it")
