@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from docex_ops import audit
 from docex_ops.backends import TenantInfo
+from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.manager import TenantDatabaseManager
 from docex_ops.schema import TABLE_NAMES, docbasket, metadata
 from docex_ops.tenancy import TenantIdError, validate_tenant_id
@@ -56,12 +57,18 @@ def find_tenant(manager: TenantDatabaseManager, tenant_id: str) -> TenantInfo | 
 
 
 def provision_tenants(manager: TenantDatabaseManager, tenant_ids: Sequence[str],
-                      verify: bool = False) -> list[ProvisionResult]:
-    """Create each missing tenant (idempotent); optionally prove it works end to end."""
+                      verify: bool = False, jobs: int = 1,
+                      progress: ProgressFn | None = None) -> list[ProvisionResult]:
+    """Create each missing tenant (idempotent); optionally prove it works end to end.
+
+    Every id is checked before anything is created; with ``jobs`` > 1 tenants
+    are created in parallel, each in its own transaction. A failed tenant does
+    not stop the others.
+    """
     ids = validate_all(tenant_ids)
     locations = {t: manager.backend.location(t) for t in ids}  # all refused before any SQL
-    results = []
-    for tenant_id in ids:
+
+    def provision_one(tenant_id: str) -> ProvisionResult:
         started = time.perf_counter()
         try:
             created = manager.provision(tenant_id)
@@ -69,9 +76,11 @@ def provision_tenants(manager: TenantDatabaseManager, tenant_ids: Sequence[str],
             error = None
         except RuntimeError as exc:
             created, verified, error = False, False if verify else None, str(exc)
-        results.append(ProvisionResult(tenant_id, locations[tenant_id], created, verified,
-                                       time.perf_counter() - started, error))
-    return results
+        return ProvisionResult(tenant_id, locations[tenant_id], created, verified,
+                               time.perf_counter() - started, error)
+
+    policy = FailurePolicy(continue_on_error=True)
+    return make_executor(provision_one, jobs, policy, progress).run(ids)
 
 
 def verify_tenant(manager: TenantDatabaseManager, tenant_id: str) -> bool:

@@ -18,7 +18,8 @@ def _run(config_file: Path, *args: str) -> tuple[int, str]:
 
 
 def test_provision_list_idempotent(config_file: Path) -> None:
-    code, out = _run(config_file, "tenants", "provision", "a", "b", "c", "--verify")
+    code, out = _run(config_file, "tenants", "provision", "a", "b", "c", "--verify",
+                     "--jobs", "3")
     assert code == 0, out
     assert out.count("created") == 3
     code, out = _run(config_file, "tenants", "list", "--format", "json")
