@@ -37,9 +37,10 @@ def main(ctx: click.Context, config_path: str | None, fmt: str, verbose: int, qu
 
 
 def _register() -> None:
-    from docex_ops.cli import tenants
+    from docex_ops.cli import isolation, tenants
 
     main.add_command(tenants.tenants)
+    main.add_command(isolation.verify_isolation_cmd)
 
 
 _register()

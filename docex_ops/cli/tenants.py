@@ -6,6 +6,7 @@ import click
 
 from docex_ops import tenants as ops
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
+from docex_ops.manager import TenantDatabaseManager
 from docex_ops.output import human_bytes
 
 
@@ -50,13 +51,19 @@ def show_cmd(tenant_id: str, fmt: str | None) -> None:
 @click.argument("tenant_ids", nargs=-1, required=True)
 @click.option("--verify", is_flag=True,
               help="After provisioning, write and delete a probe basket through the manager.")
+@click.option("--with-role", is_flag=True,
+              help="PostgreSQL: also create a login-less role docex_t_<id> that owns only "
+                   "the tenant's schema (the connecting user becomes a member).")
 @format_option
-def provision_cmd(tenant_ids: tuple[str, ...], verify: bool, fmt: str | None) -> None:
+def provision_cmd(tenant_ids: tuple[str, ...], verify: bool, with_role: bool,
+                  fmt: str | None) -> None:
     """Create tenants (schema or file, all tables, stamped at head). Idempotent.
 
     Every id is checked against the tenant rules before anything is created.
     """
     manager = state().manager
+    if with_role and manager.backend.kind != "postgresql":
+        raise click.UsageError("--with-role needs PostgreSQL: SQLite has no roles")
     ids = ops.validate_all(tenant_ids)
     for tenant_id in ids:
         manager.backend.location(tenant_id)
@@ -67,6 +74,9 @@ def provision_cmd(tenant_ids: tuple[str, ...], verify: bool, fmt: str | None) ->
     rows = [{"tenant": r.tenant_id, "location": r.location,
              "action": "created" if r.created else ("failed" if r.error else "exists"),
              "verified": r.verified, "seconds": r.seconds, "error": r.error} for r in results]
+    if with_role:
+        for row in rows:
+            row["role"] = None if row["error"] else _ensure_role(manager, str(row["tenant"]))
     emit(rows, fmt)
     failed = [r.tenant_id for r in results if not r.ok or r.verified is False]
     if failed:
@@ -93,3 +103,11 @@ def drop_cmd(tenant_id: str, yes: bool, force: bool, dry_run: bool) -> None:
                                "add --yes to confirm")
     ops.drop_tenant(manager, tenant_id, allow_data=force)
     click.echo(f"dropped tenant {found.tenant_id} ({found.location})")
+
+
+def _ensure_role(manager: TenantDatabaseManager, tenant_id: str) -> str:
+    from docex_ops.backends.postgres import PostgresBackend
+    from docex_ops.backends.postgres_roles import ensure_tenant_role
+
+    assert isinstance(manager.backend, PostgresBackend)
+    return ensure_tenant_role(manager.backend, tenant_id)[0]
