@@ -77,7 +77,7 @@ class RoutingProbe:
     path: tuple[str, ...]                   # current_schemas(false)
     resolved: dict[str, str | None]         # unqualified DocEX table -> schema it resolves to
     canary_schema: str | None               # where the canary row landed
-    inserted_into: tuple[str, ...]          # every "schema.table" this transaction inserted into
+    wrote_to: tuple[str, ...]               # every "schema.table" this transaction wrote to
 
 
 @dataclass(frozen=True)
@@ -253,8 +253,16 @@ SELECT (SELECT n.nspname FROM docbasket d
           JOIN pg_class c ON c.oid = d.tableoid
           JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE d.id = %(id)s),
-       ARRAY(SELECT schemaname || '.' || relname FROM pg_stat_xact_user_tables
-              WHERE n_tup_ins > 0 ORDER BY 1)
+       -- The tables this transaction wrote to: each holds a RowExclusiveLock until the
+       -- rollback. pg_locks is as small as the server's lock table, where
+       -- pg_stat_xact_user_tables would scan every relation of every tenant.
+       ARRAY(SELECT DISTINCT n.nspname || '.' || c.relname
+               FROM pg_locks l
+               JOIN pg_class c ON c.oid = l.relation
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation'
+                AND l.mode = 'RowExclusiveLock' AND c.relkind IN ('r', 'p', 'f')
+              ORDER BY 1)
 """
 
 
@@ -332,11 +340,11 @@ def probe_routing(conn: Connection, tables: Sequence[str], canary_id: str,
         id=canary_id, name=f"docex-ops-canary-{canary_id}",
         description="docex-ops isolation canary", storage_config={}, status="canary",
         created_at=now, updated_at=now))
-    landed, inserted = _rows(conn, _CANARY_SQL, id=canary_id)[0]
+    landed, wrote = _rows(conn, _CANARY_SQL, id=canary_id)[0]
     pairs = dict(str(item).split("=", 1) for item in resolved)
     return RoutingProbe(None if current is None else str(current), tuple(path),
                         {t: (s or None) for t, s in pairs.items()},
-                        None if landed is None else str(landed), tuple(inserted))
+                        None if landed is None else str(landed), tuple(wrote))
 
 
 @contextmanager

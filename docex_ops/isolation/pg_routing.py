@@ -3,8 +3,8 @@
 Per tenant: the connection's ``current_schema()`` and ``current_schemas(false)``
 name that tenant first and no other tenant; every unqualified DocEX table
 resolves into the tenant schema; a canary basket written inside a rolled-back
-transaction lands in the tenant's own ``docbasket`` and in no other table
-(``pg_stat_xact_user_tables`` shows any trigger or rule that copied it
+transaction lands in the tenant's own ``docbasket`` and the transaction wrote
+to no other table (its row locks show any trigger or rule that copied it
 elsewhere). Since every other tenant's connection resolves ``docbasket`` to
 its own table, none of them can see the canary: the proof is the resolution,
 not an N x N probe. Engines the check opens are closed right after, so 1,000
@@ -86,13 +86,13 @@ def judge_probe(ctx: AuditContext, tenant: str, probe: audit.RoutingProbe) -> li
     if probe.canary_schema != schema:
         findings.append(fail(NAME, tenant, f"{obj}: canary", f"canary basket landed in "
                              f"{probe.canary_schema or 'no visible table'}, not {schema}"))
-    for written in probe.inserted_into:
+    for written in probe.wrote_to:
         written_schema = written.split(".", 1)[0]
         other = ctx.tenant_of.get(written_schema)
         if other is not None and other != tenant:
-            findings.append(fail(NAME, tenant, written, f"writing the canary also inserted into "
+            findings.append(fail(NAME, tenant, written, f"writing the canary also wrote to "
                                  f"{written} of tenant {other!r} (a trigger or rule copies rows)"))
         elif written_schema != schema:
-            findings.append(warn(NAME, tenant, written, f"writing the canary also inserted into "
+            findings.append(warn(NAME, tenant, written, f"writing the canary also wrote to "
                                  f"{written} outside the tenant; check what copies rows there"))
     return findings
