@@ -20,6 +20,8 @@ RESERVED_SCHEMAS = frozenset({"public", "information_schema", "docex_ops", "doce
 RESERVED_TENANT_IDS = RESERVED_SCHEMAS | {"pg_catalog", "pg_toast", "pg_temp"}
 CONTROL_SCHEMA = "docex_ops"
 CONTROL_SQLITE_FILE = "_docex_ops.db"
+# A tenant's own PostgreSQL role (``tenants provision --with-role``): login-less, owns its schema.
+TENANT_ROLE_PREFIX = "docex_t_"
 
 _TENANT_ID_RE = re.compile(r"[a-z0-9][a-z0-9_]*")
 _PG_IDENT_RE = re.compile(r"[a-z_][a-z0-9_]*")
@@ -95,6 +97,11 @@ def check_schema_name(name: str, tenant_id: str | None = None) -> None:
         )
     if name.startswith("pg_") or name in RESERVED_SCHEMAS:
         raise TenantIdError(f"schema name {name!r}{who} is reserved; choose another tenant id")
+
+
+def role_name_for(tenant_id: str) -> str:
+    """The login-less PostgreSQL role that owns ``tenant_id``'s schema (<= 56 bytes)."""
+    return TENANT_ROLE_PREFIX + validate_tenant_id(tenant_id)
 
 
 def sqlite_path_for(tenant_id: str, template: str, storage_root: Path) -> Path:

@@ -137,3 +137,13 @@ def drop_tenant(manager: TenantDatabaseManager, tenant_id: str,
     audit.record("tenant.drop", tenant_id, info.location, audit.OK,
                  {"force": allow_data, "revision": info.revision})
     return info
+
+
+def ensure_tenant_role(manager: TenantDatabaseManager, tenant_id: str) -> str:
+    """PostgreSQL: the login-less role ``docex_t_<id>`` owning only the tenant's schema."""
+    from docex_ops.backends.postgres import PostgresBackend
+    from docex_ops.backends.postgres_roles import ensure_tenant_role as ensure_role
+
+    if not isinstance(manager.backend, PostgresBackend):
+        raise RuntimeError("tenant roles need PostgreSQL: SQLite has no roles")
+    return ensure_role(manager.backend, validate_tenant_id(tenant_id))[0]

@@ -86,7 +86,12 @@ class SqliteBackend(Backend):
             match = self._pattern.fullmatch(path_text)
             if not match or not os.path.isfile(path_text):
                 continue
-            tables, revision = _inspect_file(Path(path_text))
+            try:
+                tables, revision = _inspect_file(Path(path_text))
+            except sqlite3.DatabaseError:
+                # Unreadable (corrupt, hot journal, malformed schema): still a tenant that
+                # exists; listing it as empty lets verify-isolation say what is wrong.
+                tables, revision = 0, None
             size = _file_size(Path(path_text)) if with_size else None
             found.append(TenantInfo(match["tenant_id"], path_text, tables, revision, size))
         return found

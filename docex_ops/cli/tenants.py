@@ -52,18 +52,28 @@ def show_cmd(tenant_id: str, fmt: str | None) -> None:
               help="After provisioning, write and delete a probe basket through the manager.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Tenants created at once, each in its own transaction.")
+@click.option("--with-role", is_flag=True,
+              help="PostgreSQL: also create a login-less role docex_t_<id> that owns only "
+                   "the tenant's schema (the connecting user becomes a member).")
 @format_option
-def provision_cmd(tenant_ids: tuple[str, ...], verify: bool, jobs: int, fmt: str | None) -> None:
+def provision_cmd(tenant_ids: tuple[str, ...], verify: bool, jobs: int, with_role: bool,
+                  fmt: str | None) -> None:
     """Create tenants (schema or file, all tables, stamped at head). Idempotent.
 
     Every id is checked against the tenant rules before anything is created.
     """
     manager = state().manager
+    if with_role and manager.backend.kind != "postgresql":
+        raise click.UsageError("--with-role needs PostgreSQL: SQLite has no roles")
     results = ops.provision_tenants(manager, tenant_ids, verify=verify, jobs=jobs,
                                     progress=lambda d, t: progress(d, t, "provisioning"))
     rows = [{"tenant": r.tenant_id, "location": r.location,
              "action": "created" if r.created else ("failed" if r.error else "exists"),
              "verified": r.verified, "seconds": r.seconds, "error": r.error} for r in results]
+    if with_role:
+        for row in rows:
+            row["role"] = None if row["error"] else ops.ensure_tenant_role(manager,
+                                                                          str(row["tenant"]))
     emit(rows, fmt)
     failed = [r.tenant_id for r in results if not r.ok or r.verified is False]
     if failed:
