@@ -15,19 +15,19 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
 from docex_ops import audit
 from docex_ops.backends import Backend, make_backend
 from docex_ops.config import Settings, load_settings
-from docex_ops.ddl import head_ddl, version_table_ddl
-from docex_ops.revisions import head_revision
 from docex_ops.tenancy import TenantIdError, UserContext, validate_tenant_id
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 TenantRef = str | UserContext | None
 # How often (seconds) get_tenant_engine looks for idle engines to dispose.
@@ -123,6 +123,8 @@ class TenantDatabaseManager:
 
     def get_tenant_session(self, tenant: TenantRef) -> Session:
         """A new ORM session bound to the tenant; the caller closes it."""
+        from sqlalchemy.orm import Session  # the ORM only for callers that use sessions
+
         return Session(bind=self.get_tenant_engine(tenant))
 
     @contextmanager
@@ -148,6 +150,9 @@ class TenantDatabaseManager:
         """
         tenant_id = self.resolve_tenant(tenant)
         location = self.backend.location(tenant_id)
+        from docex_ops.ddl import head_ddl, version_table_ddl
+        from docex_ops.revisions import head_revision  # loads Alembic: only when provisioning
+
         ddl = head_ddl(self.backend.kind) + version_table_ddl(head_revision())
         try:
             created = self.backend.create(tenant_id, ddl)

@@ -9,8 +9,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from tabulate import tabulate
-
 FORMATS = ("table", "json")
 
 
@@ -35,6 +33,8 @@ def render_json(payload: Any) -> str:
 def render_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
     if not rows:
         return "(none)"
+    from tabulate import tabulate  # only when a table is actually rendered
+
     cols = list(columns) if columns else list(rows[0].keys())
     body = [[_cell(row.get(c)) for c in cols] for row in rows]
     return tabulate(body, headers=cols, tablefmt="simple", disable_numparse=True)

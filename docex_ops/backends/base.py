@@ -97,8 +97,16 @@ class Backend(ABC):
         """Run pre-rendered SQL (several statements) inside the current transaction."""
 
     @abstractmethod
-    def check_migrated(self, conn: Connection, tenant_id: str) -> None:
-        """Before commit: the version table written is the tenant's own, keys are intact."""
+    def current_revision(self, conn: Connection) -> str | None:
+        """The revision recorded in the tenant the connection is routed to (None: none)."""
+
+    @abstractmethod
+    def check_migrated(self, conn: Connection, tenant_id: str, expected: str | None,
+                       deep: bool = False) -> None:
+        """Before commit: the tenant is at ``expected`` in a version table of its own.
+
+        ``deep`` also proves referential integrity after steps that rebuilt tables.
+        """
 
     @abstractmethod
     def runner_lock(self, wait: bool) -> AbstractContextManager[None]:

@@ -80,7 +80,7 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
                     pool_size=self._worker_pool_size,
                     max_overflow=self._worker_pool_size,
                     pool_timeout=self.settings.pool.pool_timeout,
-                    pool_pre_ping=True,
+                    pool_recycle=self.settings.pool.pool_recycle,
                 )
             return self._admin
 

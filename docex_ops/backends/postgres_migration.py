@@ -23,6 +23,16 @@ def _ms(seconds: float) -> str:
     return f"{int(seconds * 1000)}ms"
 
 
+# The tenant's revision in ONE round trip, NULL when it has no version table:
+# CASE never evaluates query_to_xml (dynamic SQL) when the table is missing.
+_VERSION_SQL = (
+    "CASE WHEN to_regclass('alembic_version') IS NULL THEN NULL ELSE "
+    "(xpath('/row/v/text()', query_to_xml("
+    "'SELECT max(version_num) AS v FROM alembic_version', false, true, '')))[1]::text END")
+_OWNER_SQL = ("(SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+              "WHERE c.oid = to_regclass('alembic_version'))")
+
+
 class PostgresMigrationMixin:
     """Migration support: per-tenant transactions, locks, control tables."""
 
@@ -40,29 +50,39 @@ class PostgresMigrationMixin:
     def migration_connection(self, tenant_id: str, lock_timeout: float | None = None,
                              statement_timeout: float | None = None) -> Iterator[Connection]:
         schema = self.location(tenant_id)
+        # Lock, route and timeouts in one round trip; every setting is LOCAL, so
+        # it ends with the transaction and the pooled connection comes back clean.
+        settings = ["set_config('search_path', %(path)s, true)"]
+        params: dict[str, object] = {"ns": ADVISORY_NAMESPACE, "s": schema,
+                                     "path": quote_ident(schema)}
+        for name, value in (("lock_timeout", lock_timeout),
+                            ("statement_timeout", statement_timeout)):
+            if value is not None:
+                settings.append(f"set_config('{name}', %({name})s, true)")
+                params[name] = _ms(value)
         with self.admin_engine.connect() as conn, conn.begin():
-            for name, value in (("lock_timeout", lock_timeout),
-                                ("statement_timeout", statement_timeout)):
-                if value is not None:
-                    conn.exec_driver_sql("SELECT set_config(%(n)s, %(v)s, true)",
-                                         {"n": name, "v": _ms(value)})
             locked = conn.exec_driver_sql(
-                "SELECT pg_try_advisory_xact_lock(%(ns)s, hashtext(%(s)s))",
-                {"ns": ADVISORY_NAMESPACE, "s": schema}).scalar()
+                "SELECT pg_try_advisory_xact_lock(%(ns)s, hashtext(%(s)s)), "
+                + ", ".join(settings), params).scalar()
             if not locked:
                 raise TenantLockedError(
                     f"tenant {tenant_id!r} is locked by another docex-ops runner")
-            conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
             yield conn
 
     def execute_script(self, conn: Connection, sql: str) -> None:
         execute_script(conn, sql)
 
-    def check_migrated(self, conn: Connection, tenant_id: str) -> None:
-        owner = conn.exec_driver_sql(
-            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.oid = to_regclass('alembic_version')").scalar()
-        if owner != self.location(tenant_id):
+    def current_revision(self, conn: Connection) -> str | None:
+        revision = conn.exec_driver_sql(f"SELECT {_VERSION_SQL}").scalar()
+        return None if revision is None else str(revision)
+
+    def check_migrated(self, conn: Connection, tenant_id: str, expected: str | None,
+                       deep: bool = False) -> None:
+        revision, owner = conn.exec_driver_sql(f"SELECT {_VERSION_SQL}, {_OWNER_SQL}").one()
+        if revision != expected:
+            raise RuntimeError(f"tenant {tenant_id!r} ended at {revision or 'base'}, "
+                               f"expected {expected or 'base'}; rolled back")
+        if expected is not None and owner != self.location(tenant_id):
             raise RuntimeError(f"tenant {tenant_id!r}: the version table written is in schema "
                                f"{owner!r}, not the tenant's; rolled back")
 

@@ -6,9 +6,11 @@ import fcntl
 import glob
 import os
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,45 @@ def sqlite_engine(path: Path, pool: PoolSettings | None = None, foreign_keys: bo
     return engine
 
 
+@dataclass(frozen=True)
+class _Route:
+    path: Path
+    foreign_keys: bool
+    begin: str
+    timeout: float
+
+
+class FileRouter:
+    """One engine for operator work over many tenant files.
+
+    Creating an engine per tenant costs more than a small migration; this one
+    is made once, pools nothing, and opens whichever file the calling thread
+    asked for, with the same transaction handling as ``sqlite_engine``.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self.engine = create_engine("sqlite://", creator=self._open, poolclass=NullPool)
+        event.listen(self.engine, "begin", self._on_begin)
+
+    def _open(self) -> sqlite3.Connection:
+        route: _Route = self._local.route
+        conn = sqlite3.connect(route.path, timeout=route.timeout, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA foreign_keys={'ON' if route.foreign_keys else 'OFF'}")
+        return conn
+
+    def _on_begin(self, conn: Connection) -> None:
+        conn.exec_driver_sql(self._local.route.begin)
+
+    @contextmanager
+    def connect(self, path: Path, foreign_keys: bool = True, begin: str = "BEGIN",
+                timeout: float = 30) -> Iterator[Connection]:
+        self._local.route = _Route(path, foreign_keys, begin, timeout)
+        with self.engine.connect() as conn:
+            yield conn
+
+
 def open_readonly(path: Path) -> sqlite3.Connection:
     """A read-only connection that can never create or modify the file."""
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
@@ -68,6 +109,7 @@ class SqliteBackend(Backend):
         self._template = settings.sqlite.path_template
         self._pattern = tenant_id_pattern(self._template)
         self.storage_root = settings.sqlite.storage_root
+        self._router = FileRouter()
 
     def location(self, tenant_id: str) -> str:
         return str(self.path(tenant_id))
@@ -142,12 +184,11 @@ class SqliteBackend(Backend):
     @contextmanager
     def tenant_connection(self, tenant_id: str, foreign_keys: bool = True
                           ) -> Iterator[Connection]:
-        engine = sqlite_engine(self.path(tenant_id), foreign_keys=foreign_keys)
-        try:
-            with engine.begin() as conn:
-                yield conn
-        finally:
-            engine.dispose()
+        path = self.path(tenant_id)
+        if not path.exists():  # never create a file by merely connecting to it
+            raise RuntimeError(f"tenant {tenant_id!r}: no database file at {path}")
+        with self._router.connect(path, foreign_keys) as conn, conn.begin():
+            yield conn
 
     # -- migrations ----------------------------------------------------------------------
 
@@ -161,33 +202,39 @@ class SqliteBackend(Backend):
         path = self.path(tenant_id)
         if not path.exists():
             raise RuntimeError(f"tenant {tenant_id!r}: no database file at {path}")
-        engine = sqlite_engine(path, foreign_keys=False, begin="BEGIN IMMEDIATE",
-                               timeout=30 if lock_timeout is None else lock_timeout)
-        try:
-            with engine.connect() as conn:
-                try:
-                    transaction = conn.begin()
-                except OperationalError as exc:
-                    raise TenantLockedError(
-                        f"tenant {tenant_id!r}: {path} is locked by another writer") from exc
-                with transaction:  # commit on success, rollback on error
-                    yield conn
-        finally:
-            engine.dispose()
+        timeout = 30 if lock_timeout is None else lock_timeout
+        with self._router.connect(path, False, "BEGIN IMMEDIATE", timeout) as conn:
+            try:
+                transaction = conn.begin()
+            except OperationalError as exc:
+                raise TenantLockedError(
+                    f"tenant {tenant_id!r}: {path} is locked by another writer") from exc
+            with transaction:  # commit on success, rollback on error
+                yield conn
 
     def execute_script(self, conn: Connection, sql: str) -> None:
         dbapi = conn.connection.dbapi_connection
         assert isinstance(dbapi, sqlite3.Connection)
         dbapi.executescript(sql)  # no implicit COMMIT: isolation_level is None
 
-    def check_migrated(self, conn: Connection, tenant_id: str) -> None:
-        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
-        if broken is not None:
-            raise RuntimeError(f"tenant {tenant_id!r}: migration would break a foreign key "
-                               f"(table {broken[0]}, row {broken[1]}); rolled back")
-        versions = conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar()
-        if versions != 1:
-            raise RuntimeError(f"tenant {tenant_id!r}: {versions} rows in alembic_version")
+    def current_revision(self, conn: Connection) -> str | None:
+        if conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                "AND name = 'alembic_version'").first() is None:
+            return None
+        revision = conn.exec_driver_sql("SELECT max(version_num) FROM alembic_version").scalar()
+        return None if revision is None else str(revision)
+
+    def check_migrated(self, conn: Connection, tenant_id: str, expected: str | None,
+                       deep: bool = False) -> None:
+        revision = self.current_revision(conn)
+        if revision != expected:
+            raise RuntimeError(f"tenant {tenant_id!r} ended at {revision or 'base'}, "
+                               f"expected {expected or 'base'}; rolled back")
+        if deep:  # tables were rebuilt with foreign keys off: prove nothing dangles
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+            if broken is not None:
+                raise RuntimeError(f"tenant {tenant_id!r}: migration would break a foreign "
+                                   f"key (table {broken[0]}, row {broken[1]}); rolled back")
 
     @contextmanager
     def runner_lock(self, wait: bool) -> Iterator[None]:
@@ -216,12 +263,8 @@ class SqliteBackend(Backend):
         return sqlite_engine(self.storage_root / CONTROL_SQLITE_FILE)
 
     def catalog(self, tenant_id: str) -> Catalog:
-        engine = sqlite_engine(self.path(tenant_id))
-        try:
-            with engine.connect() as conn:
-                return sqlite_catalog(conn)
-        finally:
-            engine.dispose()
+        with self.tenant_connection(tenant_id) as conn:
+            return sqlite_catalog(conn)
 
 
 def _inspect_file(path: Path) -> tuple[int, str | None]:

@@ -44,18 +44,15 @@ def main(ctx: click.Context, config_path: str | None, fmt: str, verbose: int, qu
     ctx.call_on_close(ctx.obj.close)
 
 
-def _register() -> None:
-    from docex_ops.cli import audit as audit_cli
-    from docex_ops.cli import backup, isolation, migrate, tenants
-
-    main.add_command(tenants.tenants)
-    main.add_command(migrate.migrate)
-    main.add_command(backup.backup)
-    main.add_command(audit_cli.audit)
-    main.add_command(isolation.verify_isolation_cmd)
-
-
-_register()
+# Each command group is imported only when it runs (or for --help): a
+# `migrate status` in CI should not pay for loading backup or isolation code.
+main.lazy_commands.update({
+    "tenants": "docex_ops.cli.tenants:tenants",
+    "migrate": "docex_ops.cli.migrate:migrate",
+    "backup": "docex_ops.cli.backup:backup",
+    "verify-isolation": "docex_ops.cli.isolation:verify_isolation_cmd",
+    "audit": "docex_ops.cli.audit:audit",
+})
 
 
 def run(argv: list[str] | None = None) -> Any:  # pragma: no cover - thin wrapper

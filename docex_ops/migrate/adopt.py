@@ -76,7 +76,7 @@ def adopt(backend: Backend, scripts: MigrationScripts, tenants: Sequence[TenantI
         else:
             with backend.migration_connection(info.tenant_id) as conn:
                 backend.execute_script(conn, version_table_ddl(matches[0]))
-                backend.check_migrated(conn, info.tenant_id)
+                backend.check_migrated(conn, info.tenant_id, matches[0])
             results.append(StructureResult(info.tenant_id, None, matches, "adopted"))
     return results
 

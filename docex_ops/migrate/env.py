@@ -82,8 +82,9 @@ def _each_tenant(context: EnvironmentContext, backend: Backend, tenants: list[st
         with backend.migration_connection(tenant_id) as conn:
             configure_connection(context, conn, force)
             context.run_migrations()
-            if context.get_context().get_current_revision() is not None:
-                backend.check_migrated(conn, tenant_id)
+            revision = backend.current_revision(conn)
+            if revision is not None:
+                backend.check_migrated(conn, tenant_id, revision, deep=True)
 
 
 def _autogenerate(context: EnvironmentContext, backend: Backend) -> None:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from docex_ops.backends import Backend
@@ -59,11 +58,6 @@ class StepOptions:
     statement_timeout: float | None = None
 
 
-def current_revision(conn: Connection) -> str | None:
-    """The tenant's recorded revision, read inside the current transaction."""
-    return MigrationContext.configure(conn).get_current_revision()
-
-
 def migrate_tenant(backend: Backend, scripts: MigrationScripts, step: TenantStep,
                    options: StepOptions) -> TenantResult:
     """Run one step; never raises: a failure is a result naming the database error."""
@@ -72,17 +66,12 @@ def migrate_tenant(backend: Backend, scripts: MigrationScripts, step: TenantStep
     try:
         with backend.migration_connection(step.tenant_id, options.lock_timeout,
                                           options.statement_timeout) as conn:
-            before = current_revision(conn)  # under the tenant lock: the truth
+            before = backend.current_revision(conn)  # under the tenant lock: the truth
             if before == step.target:
                 return TenantResult(step.tenant_id, before, before, "skipped",
                                     time.perf_counter() - started)
             path = _apply(backend, scripts, conn, step, before, options)
-            after = current_revision(conn)
-            if after != step.target:
-                raise RuntimeError(f"tenant {step.tenant_id!r} ended at {after or 'base'}, "
-                                   f"expected {step.target or 'base'}; rolled back")
-            if after is not None:
-                backend.check_migrated(conn, step.tenant_id)
+            backend.check_migrated(conn, step.tenant_id, step.target, deep=path == "online")
     except Exception as exc:  # noqa: BLE001 - reported per tenant, the run goes on
         return TenantResult(step.tenant_id, before, before, "failed",
                             time.perf_counter() - started, error=describe_error(exc))
