@@ -192,3 +192,24 @@ def test_lock_timeout_fails_the_locked_tenant_only(
     error = next(r["error"] for r in report["tenants"] if r["tenant"] == "t3")
     assert "lock" in error.lower()
     assert manager.backend.read_revisions(["t3"]) == {"t3": HEAD}
+
+
+def test_fast_path_step_is_one_transaction(manager: TenantDatabaseManager, tenants: list[str],
+                                           config_file: Path, tmp_path: Path) -> None:
+    """A later statement failing undoes the earlier ones of the same step."""
+    scripts = str(scripts_with(tmp_path, {"0004_half": (
+        'op.add_column("document", sa.Column("note", sa.Text()))  # fast\n'
+        'op.create_index("uq_document_name", "document", ["name"], unique=True)')}))
+    add_document(manager, "t1", "twin")
+    add_document(manager, "t1", "twin")
+    code, report = cli_json(config_file, "migrate", "--scripts", scripts, "upgrade",
+                            "--tenant", "t1", "--tenant", "t2")
+    assert code == 1
+    assert {r["tenant"]: r["status"] for r in report["tenants"]} == \
+        {"t1": "failed", "t2": "not started"}
+    assert "note" not in _columns(manager, "t1")
+    assert manager.backend.read_revisions(["t1"]) == {"t1": HEAD}
+    code, report = cli_json(config_file, "migrate", "--scripts", scripts, "upgrade",
+                            "--tenant", "t2")
+    assert code == 0 and report["tenants"][0]["status"] == "done"
+    assert "note" in _columns(manager, "t2")

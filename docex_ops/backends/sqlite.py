@@ -96,6 +96,22 @@ class FileRouter:
             yield conn
 
 
+def split_statements(script: str) -> Iterator[str]:
+    """The complete SQL statements of a script, as SQLite itself delimits them."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statement = buffer.strip()
+            buffer = ""
+            if any(not text.strip().startswith("--") for text in statement.splitlines()
+                   if text.strip()):
+                yield statement
+    if buffer.strip() and not all(text.strip().startswith("--") or not text.strip()
+                                  for text in buffer.splitlines()):
+        raise ValueError(f"incomplete SQL statement at the end of the script: {buffer[:80]!r}")
+
+
 def open_readonly(path: Path) -> sqlite3.Connection:
     """A read-only connection that can never create or modify the file."""
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
@@ -213,9 +229,16 @@ class SqliteBackend(Backend):
                 yield conn
 
     def execute_script(self, conn: Connection, sql: str) -> None:
+        # Not executescript(): it COMMITs any open transaction first, which
+        # would run the step outside the tenant's transaction.
         dbapi = conn.connection.dbapi_connection
         assert isinstance(dbapi, sqlite3.Connection)
-        dbapi.executescript(sql)  # no implicit COMMIT: isolation_level is None
+        cursor = dbapi.cursor()
+        try:
+            for statement in split_statements(sql):
+                cursor.execute(statement)
+        finally:
+            cursor.close()
 
     def current_revision(self, conn: Connection) -> str | None:
         if conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' "
