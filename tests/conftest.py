@@ -101,17 +101,6 @@ def manager(settings: Settings) -> Iterator[TenantDatabaseManager]:
 @pytest.fixture
 def config_file(settings: Settings, tmp_path: Path) -> Path:
     """The test settings written as a DocEX YAML file, for CLI tests."""
-    import yaml
+    from docs_support import write_config
 
-    if settings.db_type == "postgresql":
-        pg = settings.postgres
-        database: dict[str, Any] = {"type": "postgresql", "postgres": {
-            "host": pg.host, "port": pg.port, "user": pg.user, "database": pg.database,
-            "schema_template": pg.schema_template, "control_schema": pg.control_schema}}
-    else:
-        database = {"type": "sqlite", "sqlite": {"path_template": settings.sqlite.path_template}}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump({
-        "security": {"multi_tenancy_model": "database_level", "tenant_database_routing": True},
-        "database": database}))
-    return path
+    return write_config(settings, tmp_path / "config.yaml")

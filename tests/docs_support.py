@@ -24,7 +24,7 @@ def write_config(settings: Settings, path: Path) -> Path:
         pg = settings.postgres
         database = {"type": "postgresql", "postgres": {
             "host": pg.host, "port": pg.port, "user": pg.user, "database": pg.database,
-            "schema_template": pg.schema_template}}
+            "schema_template": pg.schema_template, "control_schema": pg.control_schema}}
     else:
         database = {"type": "sqlite", "sqlite": {"path_template": settings.sqlite.path_template}}
     raw: dict[str, Any] = {

@@ -213,3 +213,21 @@ def test_fast_path_step_is_one_transaction(manager: TenantDatabaseManager, tenan
                             "--tenant", "t2")
     assert code == 0 and report["tenants"][0]["status"] == "done"
     assert "note" in _columns(manager, "t2")
+
+
+def test_each_migrated_tenant_is_audited(manager: TenantDatabaseManager, tenants: list[str],
+                                         settings: Settings, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from docs_support import write_config
+
+    audit_file = tmp_path / "audit.jsonl"
+    config = write_config(replace(settings, audit_file=audit_file), tmp_path / "audited.yaml")
+    scripts = str(scripts_with(tmp_path, FAST_NOTE))
+    code, _ = cli_json(config, "migrate", "--scripts", scripts, "upgrade", "--exclude", "t4")
+    assert code == 0
+    code, events = cli_json(config, "audit", "tail", "-n", "10")
+    migrated = {e["tenant"]: e for e in events if e["action"] == "tenant.migrate"}
+    assert sorted(migrated) == ["t1", "t2", "t3"]
+    assert {e["outcome"] for e in migrated.values()} == {"ok"}
+    assert migrated["t1"]["target"] == "0004_note" and migrated["t1"]["detail"]["from"] == HEAD

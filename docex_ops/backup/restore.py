@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from docex_ops import audit
 from docex_ops.backends.archive import TenantArchiver
 from docex_ops.backends.archivers import make_archiver
 from docex_ops.backup.create import create_backups
@@ -57,13 +58,26 @@ def restore_backup(manager: TenantDatabaseManager, path: Path, as_tenant: str | 
     if problems:
         raise RuntimeError(f"tenant {target!r}: not restoring: {'; '.join(problems)}")
     archiver = make_archiver(manager.backend, pg_bin)
+    detail = {"archive": str(manifest.archive_path), "from_tenant": manifest.tenant_id,
+              "revision": manifest.revision}
     try:
         existing, safety = _guard_existing(manager, archiver, manifest, target, force,
                                            safety_dir, pg_bin)
         _restore_verified(archiver, manifest, target)
         manager.close_tenant_connection(target)  # pools must not keep the replaced tenant
+    except RestoreRefused as exc:
+        audit.record("tenant.restore", target, location, audit.REFUSED, {**detail,
+                                                                         "error": str(exc)})
+        raise
+    except Exception as exc:
+        audit.record("tenant.restore", target, location, audit.FAILED, {**detail,
+                                                                        "error": str(exc)})
+        raise
     finally:
         archiver.dispose()
+    audit.record("tenant.restore", target, location, audit.OK,
+                 {**detail, "replaced_existing": existing,
+                  "safety_backup": str(safety) if safety else None})
     upgraded_to = None
     if upgrade:  # a backup taken at an older revision comes back at head
         upgrade_tenants(manager.backend, [target])
