@@ -1,8 +1,9 @@
 """DocEX before 2.9: the baseline layout.
 
 ``document_metadata`` still has ``profile`` and ``group_id``; object paths
-are ``varchar(255)``. Written out in full (not imported from schema.py) so
-this revision stays what it was when schema.py moves on.
+are ``varchar(255)``. The definitions are frozen in docex_ops/history.py (not
+taken from schema.py), so this revision stays what it was when the model
+moves on.
 
 Revision ID: 0001_docex_pre_2_9
 Revises:
@@ -11,6 +12,7 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
+from docex_ops.history import INDEXES, TABLES, pre_2_9_items
 from docex_ops.revision_tools import require_force
 
 revision = "0001_docex_pre_2_9"
@@ -19,177 +21,15 @@ branch_labels = None
 depends_on = None
 fast_path = True  # pure DDL: may be rendered once and replayed per tenant
 
-VC36 = sa.String(36)
-
-
-def _id() -> sa.Column:
-    return sa.Column("id", VC36, primary_key=True)
-
-
-def _ts(name: str, nullable: bool = False) -> sa.Column:
-    return sa.Column(name, sa.DateTime(), nullable=nullable)
-
 
 def upgrade() -> None:
-    op.create_table(
-        "docbasket", _id(),
-        sa.Column("name", sa.String(255), nullable=False),
-        sa.Column("description", sa.Text()),
-        sa.Column("storage_config", sa.JSON(), nullable=False),
-        sa.Column("status", sa.String(50), nullable=False),
-        _ts("created_at"), _ts("updated_at"),
-        sa.UniqueConstraint("name", name="uq_docbasket_name"),
-    )
-    op.create_table(
-        "document", _id(),
-        sa.Column("basket_id", VC36, sa.ForeignKey("docbasket.id"), nullable=False),
-        sa.Column("name", sa.String(255), nullable=False),
-        sa.Column("source", sa.String(255), nullable=False),
-        sa.Column("path", sa.String(255), nullable=False),
-        sa.Column("content_type", sa.String(100)),
-        sa.Column("document_type", sa.String(50), nullable=False),
-        sa.Column("content", sa.JSON()),
-        sa.Column("raw_content", sa.Text()),
-        sa.Column("size", sa.Integer()),
-        sa.Column("checksum", sa.String(64), nullable=False),
-        sa.Column("status", sa.String(50), nullable=False),
-        sa.Column("processing_attempts", sa.Integer(), nullable=False),
-        _ts("created_at"), _ts("updated_at"),
-    )
-    op.create_table(
-        "document_metadata", _id(),
-        sa.Column("document_id", VC36, sa.ForeignKey("document.id"), nullable=False),
-        sa.Column("key", sa.String(255), nullable=False),
-        sa.Column("value", sa.Text(), nullable=False),
-        sa.Column("metadata_type", sa.String(50), nullable=False),
-        sa.Column("profile", sa.String(64)),
-        sa.Column("group_id", sa.Uuid()),
-        _ts("created_at"), _ts("updated_at"),
-    )
-    op.create_table(
-        "file_history", _id(),
-        sa.Column("document_id", VC36, sa.ForeignKey("document.id"), nullable=False),
-        sa.Column("original_path", sa.String(255)),
-        sa.Column("internal_path", sa.String(255)),
-        _ts("created_at"),
-    )
-    op.create_table(
-        "operations", _id(),
-        sa.Column("document_id", VC36, sa.ForeignKey("document.id", ondelete="CASCADE"),
-                  nullable=False),
-        sa.Column("operation_type", sa.String(100), nullable=False),
-        sa.Column("status", sa.String(50), nullable=False),
-        sa.Column("details", sa.JSON()),
-        sa.Column("error", sa.Text()),
-        _ts("created_at"), _ts("completed_at", nullable=True),
-    )
-    op.create_table(
-        "operation_dependencies", _id(),
-        sa.Column("operation_id", VC36, sa.ForeignKey("operations.id", ondelete="CASCADE"),
-                  nullable=False),
-        sa.Column("depends_on", VC36, sa.ForeignKey("operations.id", ondelete="CASCADE"),
-                  nullable=False),
-        _ts("created_at"),
-    )
-    op.create_table(
-        "doc_events", _id(),
-        sa.Column("basket_id", VC36, sa.ForeignKey("docbasket.id", ondelete="CASCADE"),
-                  nullable=False),
-        sa.Column("document_id", VC36, sa.ForeignKey("document.id")),
-        sa.Column("event_type", sa.String(50), nullable=False),
-        _ts("event_timestamp"),
-        sa.Column("data", sa.JSON()),
-        sa.Column("source", sa.String(50), nullable=False, server_default=sa.text("'docex'")),
-        sa.Column("status", sa.String(20), nullable=False, server_default=sa.text("'PENDING'")),
-        sa.Column("error_message", sa.Text()),
-        _ts("created_at"), _ts("updated_at"),
-    )
-    op.create_table(
-        "processors", _id(),
-        sa.Column("name", sa.String(255), nullable=False, unique=True),
-        sa.Column("type", sa.String(50), nullable=False),
-        sa.Column("description", sa.Text()),
-        sa.Column("config", sa.JSON(), nullable=False),
-        sa.Column("enabled", sa.Boolean(), nullable=False),
-        _ts("created_at"), _ts("updated_at"),
-    )
-    op.create_table(
-        "processing_operations", _id(),
-        sa.Column("document_id", VC36, sa.ForeignKey("document.id", ondelete="CASCADE"),
-                  nullable=False),
-        sa.Column("processor_id", VC36, sa.ForeignKey("processors.id", ondelete="CASCADE"),
-                  nullable=False),
-        sa.Column("status", sa.String(20), nullable=False),
-        sa.Column("input_metadata", sa.JSON()),
-        sa.Column("output_metadata", sa.JSON()),
-        sa.Column("error", sa.Text()),
-        _ts("created_at"), _ts("completed_at", nullable=True),
-    )
-    op.create_table(
-        "transport_routes", _id(),
-        sa.Column("name", sa.String(255), nullable=False, unique=True),
-        sa.Column("purpose", sa.String(50), nullable=False),
-        sa.Column("protocol", sa.String(50), nullable=False),
-        sa.Column("config", sa.JSON(), nullable=False),
-        *(sa.Column(f"can_{verb}", sa.Boolean(), nullable=False)
-          for verb in ("upload", "download", "list", "delete")),
-        sa.Column("other_party_id", sa.String(255)),
-        sa.Column("other_party_name", sa.String(255)),
-        sa.Column("other_party_type", sa.String(50)),
-        sa.Column("route_metadata", sa.JSON(), nullable=False),
-        sa.Column("tags", sa.JSON(), nullable=False),
-        sa.Column("priority", sa.Integer(), nullable=False),
-        sa.Column("enabled", sa.Boolean(), nullable=False),
-        _ts("created_at"), _ts("updated_at"),
-    )
-    op.create_table(
-        "route_operations", _id(),
-        sa.Column("route_id", VC36, sa.ForeignKey("transport_routes.id", ondelete="CASCADE"),
-                  nullable=False),
-        sa.Column("operation_type", sa.String(50), nullable=False),
-        sa.Column("status", sa.String(20), nullable=False),
-        sa.Column("document_id", sa.String(255)),
-        sa.Column("details", sa.JSON()),
-        sa.Column("error", sa.Text()),
-        _ts("created_at"), _ts("completed_at", nullable=True),
-    )
-    for table, name, columns in _INDEXES:
+    for table in TABLES:
+        op.create_table(table, *pre_2_9_items(table))
+    for table, name, columns in INDEXES:
         op.create_index(name, table, [sa.text(c) if " " in c else c for c in columns])
-
-
-_INDEXES = [
-    ("doc_events", "idx_doc_events_basket_id", ["basket_id"]),
-    ("doc_events", "idx_doc_events_document_id", ["document_id"]),
-    ("doc_events", "idx_doc_events_event_timestamp", ["event_timestamp"]),
-    ("doc_events", "idx_doc_events_event_type", ["event_type"]),
-    ("doc_events", "idx_doc_events_status", ["status"]),
-    ("docbasket", "idx_docbasket_created_at", ["created_at DESC"]),
-    ("docbasket", "idx_docbasket_status", ["status"]),
-    ("document", "idx_document_basket_created", ["basket_id", "created_at DESC"]),
-    ("document", "idx_document_basket_name", ["basket_id", "name"]),
-    ("document", "idx_document_basket_status", ["basket_id", "status"]),
-    ("document", "idx_document_basket_type", ["basket_id", "document_type"]),
-    ("document", "idx_document_basket_updated", ["basket_id", "updated_at DESC"]),
-    ("document", "idx_documents_basket_id", ["basket_id"]),
-    ("document", "idx_documents_document_type", ["document_type"]),
-    ("document", "idx_documents_status", ["status"]),
-    ("document_metadata", "idx_document_metadata_doc_key_value", ["document_id", "key"]),
-    ("document_metadata", "idx_document_metadata_document_id", ["document_id"]),
-    ("document_metadata", "idx_document_metadata_key", ["key"]),
-    ("document_metadata", "idx_document_metadata_key_value", ["key"]),
-    ("document_metadata", "idx_document_metadata_type", ["metadata_type"]),
-    ("file_history", "idx_file_history_document_id", ["document_id"]),
-    ("operation_dependencies", "idx_operation_dependencies_depends_on", ["depends_on"]),
-    ("operation_dependencies", "idx_operation_dependencies_operation_id", ["operation_id"]),
-    ("operations", "idx_operations_document_id", ["document_id"]),
-    ("operations", "idx_operations_operation_type", ["operation_type"]),
-    ("operations", "idx_operations_status", ["status"]),
-]
 
 
 def downgrade() -> None:
     require_force("dropping every DocEX table deletes all of the tenant's data")
-    for table in ("route_operations", "transport_routes", "processing_operations", "processors",
-                  "doc_events", "operation_dependencies", "operations", "file_history",
-                  "document_metadata", "document", "docbasket"):
+    for table in reversed(TABLES):
         op.drop_table(table)

@@ -9,6 +9,8 @@ Revises: 0001_docex_pre_2_9
 import sqlalchemy as sa
 from alembic import op
 
+from docex_ops.history import pre_2_9_table
+
 revision = "0002_docex_2_9_9"
 down_revision = "0001_docex_pre_2_9"
 branch_labels = None
@@ -17,7 +19,10 @@ fast_path = True
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("document_metadata") as batch:
+    # copy_from: SQLite rebuilds the table from the frozen definition instead of
+    # reflecting it, so the step renders offline and keeps every index as it was.
+    with op.batch_alter_table("document_metadata",
+                              copy_from=pre_2_9_table("document_metadata")) as batch:
         batch.drop_column("profile")
         batch.alter_column("group_id", new_column_name="coordination_id",
                            existing_type=sa.Uuid())
@@ -30,3 +35,4 @@ def downgrade() -> None:
         batch.alter_column("coordination_id", new_column_name="group_id",
                            existing_type=sa.Uuid())
         batch.add_column(sa.Column("profile", sa.String(64)))
+

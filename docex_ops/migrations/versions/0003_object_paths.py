@@ -7,6 +7,7 @@ Revises: 0002_docex_2_9_9
 import sqlalchemy as sa
 from alembic import op
 
+from docex_ops.history import pre_2_9_table
 from docex_ops.revision_tools import require_force
 
 revision = "0003_object_paths"
@@ -15,8 +16,9 @@ branch_labels = None
 depends_on = None
 fast_path = True
 
-# SQLite batch mode recreates the table from reflection, which drops the DESC
-# of these two indexes; they are rebuilt exactly as DocEX defines them.
+# Rebuilding a SQLite table from reflection drops the DESC of these two
+# indexes: the upgrade rebuilds from the frozen definitions (copy_from), the
+# downgrade (reflection) rebuilds the two indexes as DocEX defines them.
 DESC_INDEXES = (("idx_document_basket_created", "created_at DESC"),
                 ("idx_document_basket_updated", "updated_at DESC"))
 
@@ -36,11 +38,11 @@ def _restore_desc_indexes() -> None:
 
 def upgrade() -> None:
     for table, columns in COLUMNS.items():
-        with op.batch_alter_table(table) as batch:
+        # Unchanged by 0002, so the pre-2.9 definitions are this revision's input.
+        with op.batch_alter_table(table, copy_from=pre_2_9_table(table)) as batch:
             for name, nullable in columns:
                 batch.alter_column(name, type_=sa.Text(), existing_type=sa.String(255),
                                    existing_nullable=nullable)
-    _restore_desc_indexes()
 
 
 def downgrade() -> None:
