@@ -46,12 +46,13 @@ def main(ctx: click.Context, config_path: str | None, fmt: str, verbose: int, qu
 
 def _register() -> None:
     from docex_ops.cli import audit as audit_cli
-    from docex_ops.cli import backup, migrate, tenants
+    from docex_ops.cli import backup, migrate, split, tenants
 
     main.add_command(tenants.tenants)
     main.add_command(migrate.migrate)
     main.add_command(backup.backup)
     main.add_command(audit_cli.audit)
+    main.add_command(split.split)
 
 
 _register()
