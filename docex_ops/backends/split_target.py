@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy.engine import Connection
 
@@ -201,7 +202,9 @@ def _sqlite_tenant(backend: SqliteBackend, tenant_id: str,
     path = backend.path(tenant_id)
     if not path.exists():
         raise RuntimeError(f"tenant {tenant_id!r}: no database file at {path}")
-    with closing(sqlite3.connect(path, isolation_level=None, timeout=30)) as conn:
+    # uri=True: ATTACH then honours "file:...?mode=ro" (the snapshot is attached read-only).
+    with closing(sqlite3.connect(f"file:{quote(str(path))}", uri=True, isolation_level=None,
+                                 timeout=30)) as conn:
         conn.execute("PRAGMA foreign_keys=ON")
         if before_begin is not None:
             before_begin(conn)  # ATTACH is refused inside a transaction
@@ -218,7 +221,7 @@ def _sqlite_tenant(backend: SqliteBackend, tenant_id: str,
 def _sqlite_attach(backend: SqliteBackend, tenant_id: str, snapshot: str
                    ) -> Iterator[TenantFill]:
     def attach(conn: sqlite3.Connection) -> None:
-        conn.execute("ATTACH DATABASE ? AS src", (f"file:{snapshot}?mode=ro",))
+        conn.execute("ATTACH DATABASE ? AS src", (f"file:{quote(snapshot)}?mode=ro",))
 
     with _sqlite_tenant(backend, tenant_id, attach) as conn:
         yield _SqliteFill(conn, SqliteView(conn, "src"))
