@@ -73,12 +73,17 @@ def _value_sql(column: str) -> str:
     return f"coalesce(length({c})::text || ':' || {c}, '-')"
 
 
-def digest_sql(schema: str, table: str, columns: list[str]) -> str:
-    """Row count and content checksum of one table (definition in backends/archive.py)."""
+def digest_sql(schema: str, table: str, columns: list[str], where: str | None = None) -> str:
+    """Row count and content checksum of one table (definition in backends/archive.py).
+
+    ``where`` (optional) restricts the digest to a subset of rows; it may refer
+    to the table as ``x`` (the split digests the source rows of one tenant).
+    """
     row = "concat(" + ", ".join(_value_sql(c) for c in columns) + ")"
     return (f"SELECT '{table}', count(*), encode(sha256(convert_to(coalesce(string_agg("
             f"md5({row}), '' ORDER BY id COLLATE \"C\"), ''), 'UTF8')), 'hex') "
-            f"FROM {quote_ident(schema)}.{quote_ident(table)}")
+            f"FROM {quote_ident(schema)}.{quote_ident(table)} x"
+            + (f" WHERE {where}" if where else ""))
 
 
 class PostgresArchiver(TenantArchiver):

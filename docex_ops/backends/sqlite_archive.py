@@ -80,16 +80,24 @@ def _renderer(declared_type: str) -> Callable[[Any], str]:
     return str
 
 
-def digest_table(conn: sqlite3.Connection, table: str) -> TableDigest:
-    """Row count and checksum of one table (definition in backends/archive.py)."""
+def digest_table(conn: sqlite3.Connection, table: str, schema: str = "main",
+                 where: str | None = None, params: dict[str, Any] | None = None
+                 ) -> TableDigest:
+    """Row count and checksum of one table (definition in backends/archive.py).
+
+    ``schema`` names an attached database; ``where`` (optional, the table is
+    ``x`` in it) restricts the digest to a subset of rows (used by the split).
+    """
     info = sorted((name, decl) for _cid, name, decl, *_ in
-                  conn.execute(f'PRAGMA table_info("{table}")'))
+                  conn.execute(f'PRAGMA "{schema}".table_info("{table}")'))
     names = [name for name, _ in info]
     render = [_renderer(decl or "") for _, decl in info]
-    cols = ", ".join(f'"{n}"' for n in names)
+    cols = ", ".join(f'x."{n}"' for n in names)
     outer = hashlib.sha256()
     rows = 0
-    for row in conn.execute(f'SELECT {cols} FROM "{table}" ORDER BY id COLLATE BINARY'):
+    sql = (f'SELECT {cols} FROM "{schema}"."{table}" x'
+           + (f" WHERE {where}" if where else "") + " ORDER BY x.id COLLATE BINARY")
+    for row in conn.execute(sql, params or {}):
         parts = []
         for value, fn in zip(row, render, strict=True):
             if value is None:

@@ -1,0 +1,191 @@
+"""``split run``: fill every target tenant from one source snapshot, verified per tenant.
+
+Per tenant: provisioned empty at the source's revision (create, then the
+Alembic path to that revision), then one transaction that copies its rows
+(ids kept) and compares each table's count and checksum with the source
+subset before committing; any mismatch rolls the tenant back. A tenant that
+already holds exactly its rows is reported ``complete`` and left alone (a
+rerun after a crash); one that holds anything else is refused, untouched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from docex_ops import audit
+from docex_ops.backends import Backend
+from docex_ops.backends.archive import TableDigest
+from docex_ops.backends.split_source import SplitSource
+from docex_ops.backends.split_target import TenantFill, copy_mode, open_fill
+from docex_ops.executor import FailurePolicy, make_executor
+from docex_ops.migrate import MigrationScripts, StepOptions, TenantStep, migrate_tenant
+from docex_ops.migrate.runner import upgrade_tenants
+from docex_ops.split.mapping import BasketMapping
+from docex_ops.split.plan import PlanOptions, SplitPlan, make_plan
+from docex_ops.split.revision import source_revision
+from docex_ops.split.rules import COPY_ORDER, subset_where
+
+COPIED, COMPLETE, FAILED, REFUSED = "copied", "complete", "failed", "refused"
+
+
+class SplitRefused(RuntimeError):
+    """The tenant holds other data or another structure; nothing was written."""
+
+
+@dataclass(frozen=True)
+class TenantSplit:
+    tenant_id: str
+    location: str
+    status: str        # copied | complete | failed | refused | would-copy | would-check
+    rows: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status not in (FAILED, REFUSED)
+
+
+@dataclass
+class SplitReport:
+    plan: SplitPlan
+    mode: str
+    dry_run: bool = False
+    results: list[TenantSplit] = field(default_factory=list)
+    not_started: list[str] = field(default_factory=list)
+    upgraded: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.plan.ok and not self.not_started and all(r.ok for r in self.results)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    jobs: int = 1
+    dry_run: bool = False
+    upgrade: bool = False
+    continue_on_error: bool = False
+    revision: str | None = None   # --source-revision
+
+
+def run_split(source: SplitSource, mapping: BasketMapping, options: PlanOptions,
+              backend: Backend, run: RunSettings, scripts: MigrationScripts | None = None,
+              progress: Callable[[int, int], None] | None = None) -> SplitReport:
+    started = time.perf_counter()
+    scripts = scripts or MigrationScripts()
+    with source.snapshot() as (view, token):
+        revision = source_revision(view, source.spec, backend, scripts, run.revision)
+        plan = make_plan(view, mapping, options, backend, revision)
+        plan.source = source.spec.describe()
+        report = SplitReport(plan, copy_mode(source, backend), run.dry_run)
+        if not plan.ok:
+            return report
+        tenants = list(plan.tenants)
+        if run.dry_run:
+            report.results = [_would(backend, t) for t in tenants]
+            return report
+
+        def task(tenant_id: str) -> TenantSplit:
+            return split_tenant(source, backend, scripts, plan, tenant_id, token)
+
+        policy = FailurePolicy(continue_on_error=run.continue_on_error)
+        report.results = make_executor(task, run.jobs, policy, progress).run(tenants)
+        report.not_started = tenants[len(report.results):]
+    if run.upgrade and report.ok:
+        upgrade_tenants(backend, tenants, scripts=scripts)
+        report.upgraded = tenants
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _would(backend: Backend, tenant_id: str) -> TenantSplit:
+    exists = backend.exists(tenant_id)
+    return TenantSplit(tenant_id, backend.location(tenant_id),
+                       "would-check" if exists else "would-copy")
+
+
+def split_tenant(source: SplitSource, backend: Backend, scripts: MigrationScripts,
+                 plan: SplitPlan, tenant_id: str, token: str) -> TenantSplit:
+    """One tenant, never raising: the outcome (and the audit line) says what happened."""
+    started = time.perf_counter()
+    location = backend.location(tenant_id)
+    try:
+        current = prepare_target(backend, scripts, tenant_id, plan.revision)
+        with open_fill(source, backend, tenant_id, token) as fill:
+            status, rows = _fill(fill, plan, tenant_id, current)
+    except SplitRefused as exc:
+        audit.record("tenant.split", tenant_id, location, audit.REFUSED, {"error": str(exc)})
+        return TenantSplit(tenant_id, location, REFUSED, 0, time.perf_counter() - started,
+                           str(exc))
+    except Exception as exc:  # noqa: BLE001 - reported per tenant, the others go on
+        error = f"tenant {tenant_id!r}: {_describe(exc)}; rolled back"
+        audit.record("tenant.split", tenant_id, location, audit.FAILED, {"error": error})
+        return TenantSplit(tenant_id, location, FAILED, 0, time.perf_counter() - started,
+                           error)
+    if status == COPIED:
+        audit.record("tenant.split", tenant_id, location, audit.OK,
+                     {"rows": rows, "source": plan.source, "revision": plan.revision})
+    return TenantSplit(tenant_id, location, status, rows, time.perf_counter() - started)
+
+
+def prepare_target(backend: Backend, scripts: MigrationScripts, tenant_id: str,
+                   revision: str | None) -> str | None:
+    """Create the tenant empty at ``revision`` unless it exists; its revision afterwards."""
+    backend.create(tenant_id, "")
+    if not backend.catalog(tenant_id) and revision is not None:
+        step = TenantStep(tenant_id, backend.location(tenant_id), None, revision, "upgrade")
+        result = migrate_tenant(backend, scripts, step, StepOptions())
+        if not result.ok:
+            raise RuntimeError(f"provisioning at revision {revision} failed: {result.error}")
+    return backend.read_revisions([tenant_id])[tenant_id]
+
+
+def _fill(fill: TenantFill, plan: SplitPlan, tenant_id: str, current: str | None
+          ) -> tuple[str, int]:
+    existing = fill.target_rows()
+    if any(existing.values()):
+        if not mismatches(fill, plan, tenant_id):
+            return COMPLETE, sum(existing.values())
+        raise SplitRefused(f"tenant {tenant_id!r} already holds other data "
+                           f"({sum(existing.values())} rows); drop it or map its baskets "
+                           "to another tenant")
+    if current != plan.revision:
+        raise SplitRefused(f"tenant {tenant_id!r} exists at revision {current or 'none'}, the "
+                           f"source is at {plan.revision}; drop the empty tenant and rerun")
+    baskets = plan.tenants[tenant_id]
+    rows = 0
+    for table in COPY_ORDER:
+        columns = [c for c, _ in fill.source.columns(table)]
+        if set(columns) != set(fill.target_columns(table)):
+            raise SplitRefused(f"tenant {tenant_id!r}: table {table} has other columns than "
+                               "the source; drop the tenant and rerun")
+        rows += fill.copy(table, columns, subset_where(table, plan.drop_edges), baskets)
+    problems = mismatches(fill, plan, tenant_id)
+    if problems:
+        raise RuntimeError("verification failed: " + "; ".join(problems))
+    return COPIED, rows
+
+
+def mismatches(fill: TenantFill, plan: SplitPlan, tenant_id: str) -> list[str]:
+    """Tables whose tenant copy differs from the source subset (count or checksum)."""
+    problems = []
+    baskets = plan.tenants[tenant_id]
+    for table in COPY_ORDER:
+        mine: TableDigest = fill.target_digest(table)
+        theirs = fill.source_digest(table, subset_where(table, plan.drop_edges), baskets)
+        planned = plan.counts[tenant_id][table]
+        if mine != theirs or mine.rows != planned:
+            problems.append(f"{table}: {mine.rows} rows (checksum {mine.checksum[:12]}) in the "
+                            f"tenant, {theirs.rows} (checksum {theirs.checksum[:12]}) in the "
+                            f"source, {planned} planned")
+    return problems
+
+
+def _describe(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

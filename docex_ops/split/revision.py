@@ -1,0 +1,58 @@
+"""The source's revision: recorded in its alembic_version, else recognised from its
+structure against reference catalogs built in a scratch tenant of the source's kind."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from docex_ops.backends import Backend, make_backend
+from docex_ops.backends.split_source import SourceSpec, SourceView
+from docex_ops.config import SqliteSettings
+from docex_ops.migrate.adopt import compare, reference_catalogs
+from docex_ops.migrate.scripts import MigrationScripts
+
+
+def source_revision(view: SourceView, spec: SourceSpec, backend: Backend,
+                    scripts: MigrationScripts, given: str | None = None) -> str:
+    """The revision to provision targets at; LookupError when it cannot be told."""
+    recorded = view.revision()
+    if given is not None:
+        return scripts.resolve(given, None) or given
+    if recorded is not None:
+        scripts.position(recorded)  # RevisionError (a LookupError's sibling) if unknown
+        return recorded
+    matches, problems = compare(view.catalog(), _references(spec, backend, scripts))
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise LookupError(f"the source {spec.describe()} matches several revisions "
+                          f"({', '.join(matches)}); pass --source-revision")
+    raise LookupError(f"the source {spec.describe()} matches no known DocEX revision; "
+                      + "; ".join(problems[:8]))
+
+
+def _references(spec: SourceSpec, backend: Backend, scripts: MigrationScripts
+                ) -> dict[str, dict[str, dict[str, object]]]:
+    if backend.kind == spec.kind:
+        return reference_catalogs(backend, scripts)
+    if spec.kind == "sqlite":
+        folder = Path(tempfile.mkdtemp(prefix="docex-split-ref-"))
+        try:
+            settings = replace(backend.settings, db_type="sqlite", sqlite=SqliteSettings(
+                folder / "docex.db", str(folder / "tenant_{tenant_id}" / "docex.db"), folder))
+            return reference_catalogs(make_backend(settings), scripts)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    # A PostgreSQL source with SQLite targets: the scratch schema lives (briefly) in the
+    # source database, never in the source schema; --source-revision avoids it.
+    assert spec.postgres is not None
+    settings = replace(backend.settings, db_type="postgresql",
+                       postgres=replace(spec.postgres, schema_template="tenant_{tenant_id}"))
+    scratch = make_backend(settings)
+    try:
+        return reference_catalogs(scratch, scripts)
+    finally:
+        scratch.dispose()
