@@ -157,29 +157,38 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         return row is not None
 
     def create(self, tenant_id: str, ddl: str) -> bool:
+        with self.admin_engine.begin() as conn:
+            return self.create_in(conn, tenant_id, ddl)
+
+    def create_in(self, conn: Connection, tenant_id: str, ddl: str) -> bool:
+        """``create`` inside the caller's transaction on this server (the fleet's tenant
+        directory is written in the same transaction when it lives on this server)."""
         schema = self.location(tenant_id)
         try:
-            with self.admin_engine.begin() as conn:
-                self.lock_tenant(conn, schema)
-                relations = conn.exec_driver_sql(
-                    "SELECT (SELECT count(*) FROM pg_class c WHERE c.relnamespace = n.oid) "
-                    "FROM pg_namespace n WHERE n.nspname = %(s)s", {"s": schema}).scalar()
-                if relations:
-                    return False
-                if relations is None:
-                    conn.exec_driver_sql(f"CREATE SCHEMA {quote_ident(schema)}")
-                conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
-                if ddl.strip():
-                    execute_script(conn, ddl)
+            self.lock_tenant(conn, schema)
+            relations = conn.exec_driver_sql(
+                "SELECT (SELECT count(*) FROM pg_class c WHERE c.relnamespace = n.oid) "
+                "FROM pg_namespace n WHERE n.nspname = %(s)s", {"s": schema}).scalar()
+            if relations:
+                return False
+            if relations is None:
+                conn.exec_driver_sql(f"CREATE SCHEMA {quote_ident(schema)}")
+            conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
+            if ddl.strip():
+                execute_script(conn, ddl)
         except ProgrammingError as exc:
             raise RuntimeError(self._explain_create_failure(tenant_id, schema, exc)) from exc
         return True
 
     def drop(self, tenant_id: str) -> None:
-        schema = self.location(tenant_id)
         with self.admin_engine.begin() as conn:
-            self.lock_tenant(conn, schema)
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+            self.drop_in(conn, tenant_id)
+
+    def drop_in(self, conn: Connection, tenant_id: str) -> None:
+        """``drop`` inside the caller's transaction on this server."""
+        schema = self.location(tenant_id)
+        self.lock_tenant(conn, schema)
+        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
 
     @staticmethod
     def lock_tenant(conn: Connection, schema: str) -> None:
