@@ -159,7 +159,8 @@ def fleet_mapping(pg_database: str, clusters: dict[str, Any], schema_prefix: str
         "security": {"multi_tenancy_model": "database_level", "tenant_database_routing": True},
         "database": {"type": "postgresql", **database, "postgres": {
             "user": PG_USER, "schema_template": schema_prefix + "{tenant_id}",
-            "control_schema": "ctl_" + schema_prefix.rstrip("_"), "servers": servers}},
+            "control_schema": "ctl_" + schema_prefix.rstrip("_"), "servers": servers,
+            "directory_server": "main"}},
     }
 
 
@@ -184,7 +185,8 @@ def fleet_config_file(pg_database: str, pg_clusters: dict[str, Any], schema_pref
     import yaml
 
     path = tmp_path / "fleet.yaml"
-    path.write_text(yaml.safe_dump(fleet_mapping(pg_database, pg_clusters, schema_prefix)))
+    path.write_text(yaml.safe_dump(fleet_mapping(pg_database, pg_clusters, schema_prefix),
+                                   sort_keys=False))
     return path
 
 

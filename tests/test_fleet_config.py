@@ -69,3 +69,11 @@ def test_database_url_cannot_stand_for_several_servers(tmp_path: Any) -> None:
     one.write_text(yaml.safe_dump(_pg(servers={"a": {"host": "h1"}})))
     s = load_settings(one, env={"DOCEX_DATABASE_URL": "postgresql://u@h3/db"})
     assert s.server_settings == {"a": s.postgres} and s.postgres.host == "h3"
+
+
+def test_interleave_by_server_round_robins_and_keeps_order() -> None:
+    from docex_ops.placement import interleave_by_server
+
+    items = ["a1", "a2", "a3", "b1", "c1", "c2"]
+    servers = {i: item[0] for i, item in enumerate(items)}
+    assert interleave_by_server(items, servers) == ["a1", "b1", "c1", "a2", "c2", "a3"]

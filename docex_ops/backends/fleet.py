@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from docex_ops.backends.base import Backend, TenantInfo
 from docex_ops.backends.catalog import Catalog
-from docex_ops.backends.fleet_view import FleetView, reconcile
+from docex_ops.backends.fleet_view import FleetView, PlacementProblem, reconcile
 from docex_ops.backends.pg_directory import (
     ACTIVE,
     DROPPING,
@@ -51,6 +51,7 @@ class FleetBackend(Backend):
         self.directory_server = settings.directory_server
         self.directory = TenantDirectory(self.servers[self.directory_server])
         self._server_jobs: dict[str, threading.BoundedSemaphore] = {}
+        self.last_problems: list[PlacementProblem] = []
 
     # -- placement -------------------------------------------------------------------------
 
@@ -150,8 +151,11 @@ class FleetBackend(Backend):
         return reconcile(found, self.directory.all(), self.directory_server)
 
     def discover(self, with_size: bool = False) -> list[TenantInfo]:
-        """Tenants whose place is certain; the others are in ``reconcile().problems``."""
-        return self.reconcile(with_size).tenants
+        """Tenants whose place is certain; the others are left out and kept in
+        ``last_problems`` for the command to report."""
+        view = self.reconcile(with_size)
+        self.last_problems = view.problems
+        return view.tenants
 
     def read_revisions(self, tenant_ids: Iterable[str]) -> dict[str, str | None]:
         by_server: dict[str, list[str]] = {}
