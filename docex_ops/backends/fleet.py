@@ -25,11 +25,13 @@ from docex_ops.backends.fleet_view import FleetView, PlacementProblem, reconcile
 from docex_ops.backends.pg_directory import (
     ACTIVE,
     DROPPING,
+    MOVING,
     PROVISIONING,
     ROUTABLE,
     Placement,
     TenantDirectory,
 )
+from docex_ops.backends.pg_move_journal import SWITCHED, MoveJournal
 from docex_ops.backends.pg_sql import execute_script
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.config import PoolSettings, Settings
@@ -50,6 +52,7 @@ class FleetBackend(Backend):
             for name, pg in settings.server_settings.items()}
         self.directory_server = settings.directory_server
         self.directory = TenantDirectory(self.servers[self.directory_server])
+        self.moves = MoveJournal(self.directory)
         self._server_jobs: dict[str, threading.BoundedSemaphore] = {}
         self.last_problems: list[PlacementProblem] = []
 
@@ -121,6 +124,9 @@ class FleetBackend(Backend):
             raise PlacementError(f"tenant {placed.tenant_id!r} is already on server "
                                  f"{placed.server!r}; move it with `docex-ops tenants move "
                                  f"{placed.tenant_id} --to {wanted}`")
+        if placed.state == MOVING:  # never provision a second copy while one moves
+            raise PlacementError(f"tenant {placed.tenant_id!r} is being moved from server "
+                                 f"{placed.server!r}; retry in a moment")
         if placed.state == DROPPING:
             raise PlacementError(f"tenant {placed.tenant_id!r} is being dropped on "
                                  f"{placed.server!r}: rerun `docex-ops tenants drop` first")
@@ -148,7 +154,18 @@ class FleetBackend(Backend):
         with ThreadPoolExecutor(max_workers=len(self.servers)) as pool:
             found = dict(zip(self.servers, pool.map(
                 lambda srv: srv.discover(with_size), self.servers.values()), strict=True))
-        return reconcile(found, self.directory.all(), self.directory_server)
+        return reconcile(found, self.directory.all(), self.directory_server,
+                         self._move_copies())
+
+    def _move_copies(self) -> set[tuple[str, str]]:
+        """Schemas a move made on purpose: the target copy while it is being filled, and
+        the renamed source kept until ``tenants move --finish``."""
+        copies = set()
+        for move in self.moves.all():
+            copies.add((move.source, move.old_schema))
+            if move.step != SWITCHED:
+                copies.add((move.target, move.schema))
+        return copies
 
     def discover(self, with_size: bool = False) -> list[TenantInfo]:
         """Tenants whose place is certain; the others are left out and kept in

@@ -36,6 +36,16 @@ CREATE TABLE IF NOT EXISTS {schema}.tenant_directory (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS tenant_directory_server ON {schema}.tenant_directory (server);
+CREATE TABLE IF NOT EXISTS {schema}.tenant_moves (
+    tenant_id  text PRIMARY KEY,
+    source     text NOT NULL,
+    target     text NOT NULL,
+    schema     text NOT NULL,
+    old_schema text NOT NULL,
+    step       text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
 """
 
 

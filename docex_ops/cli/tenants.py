@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from docex_ops import placement
+from docex_ops import moves, placement
 from docex_ops import tenants as ops
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
 from docex_ops.output import human_bytes
@@ -132,3 +132,40 @@ def place_cmd(tenant_id: str, server: str) -> None:
     already or its schema is on any other server too."""
     placement.place_existing(state().manager, tenant_id, server)
     click.echo(f"tenant {tenant_id} recorded on server {server}")
+
+
+@tenants.command("move")
+@click.argument("tenant_id")
+@click.option("--to", "target", metavar="SERVER", default=None,
+              help="The server to move the tenant to.")
+@click.option("--finish", is_flag=True,
+              help="Drop the renamed source copy a completed move kept, and forget the move.")
+@click.option("--dry-run", is_flag=True, help="With --finish: say what would be dropped.")
+@click.option("--pg-bin", type=click.Path(file_okay=False), default=None,
+              help="Directory of pg_dump/psql (default: PATH).")
+@format_option
+def move_cmd(tenant_id: str, target: str | None, finish: bool, dry_run: bool,
+             pg_bin: str | None, fmt: str | None) -> None:
+    """Move a tenant to another server online, with logical replication.
+
+    The target gets the schema's structure, a subscription copies the rows and
+    streams changes; then writes are frozen briefly on the source, the copy is
+    checked (row counts and checksums) once it has caught up, the source schema
+    is renamed <schema>_moved_<time> and the directory switched. The source
+    server needs wal_level=logical. Rerunning after a crash completes the move
+    or rolls it back. --finish drops the renamed copy afterwards.
+    """
+    manager = state().manager
+    if finish:
+        record = moves.finish_move(manager, tenant_id, dry_run)
+        verb = "would drop" if dry_run else "dropped"
+        click.echo(f"{verb} {record.old_schema} on server {record.source}")
+        return
+    if target is None:
+        raise click.UsageError("give --to SERVER (or --finish)")
+    result = moves.move_tenant(manager, tenant_id, target, moves.MoveOptions(pg_bin=pg_bin))
+    emit([{"tenant": result.tenant_id, "from": result.source, "to": result.target,
+           "outcome": result.outcome, "rows": result.rows,
+           "freeze_s": None if result.freeze_seconds is None else
+           round(result.freeze_seconds, 3), "seconds": round(result.seconds, 3),
+           "old_schema": result.old_schema}], fmt)
