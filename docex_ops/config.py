@@ -22,6 +22,7 @@ MODELS = ("database_level", "row_level", "none")
 DB_TYPES = {"postgresql": "postgresql", "postgres": "postgresql", "sqlite": "sqlite"}
 DEFAULT_SCHEMA_TEMPLATE = "tenant_{tenant_id}"
 DEFAULT_PATH_TEMPLATE = "storage/tenant_{tenant_id}/docex.db"
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 class ConfigError(ValueError):
@@ -94,6 +95,20 @@ class Settings:
     documents_root: Path | None = None
     # JSON-lines audit trail (logging.audit_file); None: audit lines go to the log only.
     audit_file: Path | None = None
+    # database.postgres.servers in file order (see config_servers); ``postgres`` above is
+    # the directory server's entry. Empty: the single ``postgres`` block, named "default".
+    servers: tuple[tuple[str, PostgresSettings], ...] = ()
+    directory_server: str = "default"
+
+    @property
+    def server_settings(self) -> dict[str, PostgresSettings]:
+        """Every PostgreSQL server by name (one named ``default`` without a servers list)."""
+        return dict(self.servers) if self.servers else {"default": self.postgres}
+
+    @property
+    def fleet(self) -> bool:
+        """Whether tenants are spread over more than one PostgreSQL server."""
+        return self.db_type == "postgresql" and len(self.servers) > 1
 
     @property
     def database_level(self) -> bool:
@@ -140,13 +155,16 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
         database=_str(pg_raw, "database.postgres.database", "docex"),
         user=_str(pg_raw, "database.postgres.user", "postgres"),
         password=_opt_str(pg_raw, "database.postgres.password"),
-        sslmode=_opt_choice(pg_raw, "database.postgres.sslmode",
-                            ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")),
+        sslmode=_opt_choice(pg_raw, "database.postgres.sslmode", SSLMODES),
         schema_template=_template(pg_raw, "database.postgres.schema_template",
                                   DEFAULT_SCHEMA_TEMPLATE),
         control_schema=_str(pg_raw, "database.postgres.control_schema", "docex_ops"),
     )
     _check_control_schema(postgres)
+    from docex_ops.config_servers import parse_servers
+
+    servers, directory = parse_servers(pg_raw, postgres)
+    postgres = dict(servers)[directory]
     path_template = _template(sq_raw, "database.sqlite.path_template", DEFAULT_PATH_TEMPLATE)
     storage_root = _opt_str(sq_raw, "database.sqlite.storage_root")
     sqlite = SqliteSettings(
@@ -165,7 +183,9 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
     documents_root = _opt_str(storage_raw, "storage.documents_root")
     return Settings(model, routing, DB_TYPES[db_type_raw.lower()], postgres, sqlite, pool, source,
                     documents_root=_resolve(base, documents_root or "storage"),
-                    audit_file=_audit_file(logging_raw, base))
+                    audit_file=_audit_file(logging_raw, base),
+                    servers=servers if "servers" in pg_raw else (),
+                    directory_server=directory)
 
 
 def default_settings() -> Settings:
@@ -204,6 +224,9 @@ def _apply_url(settings: Settings, url_text: str) -> Settings:
         raise ConfigError(_bad("$DOCEX_DATABASE_URL", "<unparseable>",
                                "a URL such as postgresql://user@host:5432/db")) from exc
     backend = url.get_backend_name()
+    if backend in ("postgresql", "postgres") and len(settings.servers) > 1:
+        raise ConfigError("$DOCEX_DATABASE_URL names one server but database.postgres.servers "
+                          "lists several; unset the variable or edit the servers in the file")
     if backend in ("postgresql", "postgres"):
         pg = replace(
             settings.postgres,
@@ -214,7 +237,8 @@ def _apply_url(settings: Settings, url_text: str) -> Settings:
             password=url.password if url.password is not None else settings.postgres.password,
             sslmode=str(url.query.get("sslmode", settings.postgres.sslmode or "")) or None,
         )
-        return replace(settings, db_type="postgresql", postgres=pg)
+        servers = ((settings.directory_server, pg),) if settings.servers else ()
+        return replace(settings, db_type="postgresql", postgres=pg, servers=servers)
     if backend == "sqlite" and url.database:
         path = Path(url.database).resolve()
         sq = replace(settings.sqlite, path=path)

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 TenantRef = str | UserContext | None
 # How often (seconds) get_tenant_engine looks for idle engines to dispose.
 _IDLE_SWEEP_INTERVAL = 5.0
+# undefined_table, invalid_schema_name: what a pooled connection sees once its tenant moved.
+_MOVED_AWAY = ("42P01", "3F000")
 
 
 @dataclass
@@ -136,6 +138,10 @@ class TenantDatabaseManager:
             with session.begin():
                 yield session
         except DBAPIError as exc:
+            if getattr(exc.orig, "pgcode", None) in _MOVED_AWAY:
+                # The tenant's schema is gone from this server (moved, dropped): forget the
+                # pool so the next call routes again instead of failing forever.
+                self.close_tenant_connection(tenant_id)
             raise RuntimeError(f"tenant {tenant_id!r}: database error: {_cause(exc)}") from exc
         finally:
             session.close()

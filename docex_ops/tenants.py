@@ -15,6 +15,7 @@ from docex_ops import audit
 from docex_ops.backends import TenantInfo
 from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.manager import TenantDatabaseManager
+from docex_ops.placement import interrupted_drop
 from docex_ops.schema import TABLE_NAMES, docbasket, metadata
 from docex_ops.tenancy import TenantIdError, validate_tenant_id
 
@@ -117,6 +118,8 @@ def drop_tenant(manager: TenantDatabaseManager, tenant_id: str,
     taken a backup or accepted the loss).
     """
     info = find_tenant(manager, tenant_id)
+    if info is None and interrupted_drop(manager, tenant_id):  # finish it
+        info = TenantInfo(tenant_id, manager.backend.location(tenant_id), 0, None)
     if info is None:
         raise LookupError(f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}")
     if not allow_data and info.tables == len(TABLE_NAMES):

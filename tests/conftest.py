@@ -104,3 +104,84 @@ def config_file(settings: Settings, tmp_path: Path) -> Path:
     from docs_support import write_config
 
     return write_config(settings, tmp_path / "config.yaml")
+
+
+@pytest.fixture(scope="session")
+def pg_clusters() -> Iterator[dict[str, Any]]:
+    """Two extra PostgreSQL clusters (wal_level=logical) for fleet tests, stopped at the end.
+
+    Missing server binaries fail the fleet tests with a clear message; they never skip.
+    """
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pg_clusters as pgc
+
+    pgc.require_binaries()
+    root = pgc.make_root()
+    started: list[Any] = []
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            started.extend(pool.map(lambda n: pgc.start_cluster(n, root), ["b", "c"]))
+        for cluster in started:
+            conn = psycopg2.connect(host=cluster.host, port=cluster.port, user="postgres",
+                                    dbname="postgres")
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("CREATE DATABASE docex")
+            conn.close()
+        yield {c.name: c for c in started}
+    finally:
+        for cluster in started:
+            pgc.stop_cluster(cluster)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def fleet_mapping(pg_database: str, clusters: dict[str, Any], schema_prefix: str,
+                  **database: Any) -> dict[str, Any]:
+    """A DocEX config with three servers: ``main`` (the run's database on the usual server,
+    also the directory server) and the clusters ``b`` and ``c``."""
+    servers = {"main": {"host": PG_HOST, "port": PG_PORT, "database": pg_database}}
+    servers.update({name: {"host": c.host, "port": c.port, "database": "docex"}
+                    for name, c in sorted(clusters.items())})
+    return {
+        "security": {"multi_tenancy_model": "database_level", "tenant_database_routing": True},
+        "database": {"type": "postgresql", **database, "postgres": {
+            "user": PG_USER, "schema_template": schema_prefix + "{tenant_id}",
+            "control_schema": "ctl_" + schema_prefix.rstrip("_"), "servers": servers,
+            "directory_server": "main"}},
+    }
+
+
+@pytest.fixture
+def fleet_settings(pg_database: str, pg_clusters: dict[str, Any],
+                   schema_prefix: str) -> Settings:
+    return settings_from_mapping(fleet_mapping(pg_database, pg_clusters, schema_prefix),
+                                 "<test fleet>")
+
+
+@pytest.fixture
+def fleet_manager(fleet_settings: Settings) -> Iterator[TenantDatabaseManager]:
+    TenantDatabaseManager.reset()
+    mgr = TenantDatabaseManager(fleet_settings)
+    yield mgr
+    TenantDatabaseManager.reset()
+
+
+@pytest.fixture
+def fleet_config_file(pg_database: str, pg_clusters: dict[str, Any], schema_prefix: str,
+                      tmp_path: Path) -> Path:
+    import yaml
+
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(fleet_mapping(pg_database, pg_clusters, schema_prefix),
+                                   sort_keys=False))
+    return path
+
+
+def server_connect(settings: Settings, server: str) -> Any:
+    """psycopg2 autocommit connection to one fleet server, for checking from outside."""
+    pg = settings.server_settings[server]
+    conn = psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, dbname=pg.database)
+    conn.autocommit = True
+    return conn

@@ -7,7 +7,11 @@ from docex_ops.config import Settings
 
 
 def make_backend(settings: Settings) -> Backend:
-    """The backend for the configured database type."""
+    """The backend for the configured database type (a fleet: several PostgreSQL servers)."""
+    if settings.fleet:
+        from docex_ops.backends.fleet import FleetBackend
+
+        return FleetBackend(settings)
     if settings.db_type == "postgresql":
         from docex_ops.backends.postgres import PostgresBackend
 

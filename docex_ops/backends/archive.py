@@ -18,6 +18,7 @@ checksum taken on one kind can be compared with one taken on the other):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,11 @@ class TenantArchiver(ABC):
     @abstractmethod
     def batch_size(self, jobs: int) -> int:
         """How many tenants one archive may hold (1: one archive per tenant)."""
+
+    def batches(self, tenant_ids: list[str], size: int) -> Iterator[list[str]]:
+        """Split tenants into archives of at most ``size`` (a fleet: never across servers)."""
+        for start in range(0, len(tenant_ids), size):
+            yield tenant_ids[start:start + size]
 
     @abstractmethod
     def dump(self, tenant_ids: list[str], archive: Path) -> DumpResult:

@@ -7,8 +7,13 @@ from docex_ops.backends.base import Backend
 
 
 def make_archiver(backend: Backend, pg_bin: str | None = None) -> TenantArchiver:
+    from docex_ops.backends.fleet import FleetBackend
     from docex_ops.backends.postgres import PostgresBackend
 
+    if isinstance(backend, FleetBackend):
+        from docex_ops.backends.fleet_archive import FleetArchiver
+
+        return FleetArchiver(backend, pg_bin)
     if isinstance(backend, PostgresBackend):
         from docex_ops.backends.pg_archive import PostgresArchiver
 

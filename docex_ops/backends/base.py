@@ -27,6 +27,7 @@ class TenantInfo:
     tables: int               # DocEX tables present
     revision: str | None      # from the tenant's own alembic_version; None if unversioned
     size_bytes: int | None = None
+    server: str | None = None  # the PostgreSQL server holding it, when several are configured
 
     @property
     def state(self) -> str:

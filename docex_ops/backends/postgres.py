@@ -157,34 +157,43 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         return row is not None
 
     def create(self, tenant_id: str, ddl: str) -> bool:
+        with self.admin_engine.begin() as conn:
+            return self.create_in(conn, tenant_id, ddl)
+
+    def create_in(self, conn: Connection, tenant_id: str, ddl: str) -> bool:
+        """``create`` inside the caller's transaction on this server (the fleet's tenant
+        directory is written in the same transaction when it lives on this server)."""
         schema = self.location(tenant_id)
         try:
-            with self.admin_engine.begin() as conn:
-                self.lock_tenant(conn, schema)
-                # Through pg_depend's index on the referenced namespace: pg_class has
-                # no index on relnamespace, and a scan of it per first access made
-                # opening 1,000 tenants quadratic.
-                relations = conn.exec_driver_sql(
-                    "SELECT EXISTS (SELECT 1 FROM pg_depend d "
-                    "WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = n.oid "
-                    "AND d.classid = 'pg_class'::regclass) "
-                    "FROM pg_namespace n WHERE n.nspname = %(s)s", {"s": schema}).scalar()
-                if relations:
-                    return False
-                if relations is None:
-                    conn.exec_driver_sql(f"CREATE SCHEMA {quote_ident(schema)}")
-                conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
-                if ddl.strip():
-                    execute_script(conn, ddl)
+            self.lock_tenant(conn, schema)
+            # Through pg_depend's index on the referenced namespace: pg_class has
+            # no index on relnamespace, and a scan of it per first access made
+            # opening 1,000 tenants quadratic.
+            relations = conn.exec_driver_sql(
+                "SELECT EXISTS (SELECT 1 FROM pg_depend d "
+                "WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = n.oid "
+                "AND d.classid = 'pg_class'::regclass) "
+                "FROM pg_namespace n WHERE n.nspname = %(s)s", {"s": schema}).scalar()
+            if relations:
+                return False
+            if relations is None:
+                conn.exec_driver_sql(f"CREATE SCHEMA {quote_ident(schema)}")
+            conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
+            if ddl.strip():
+                execute_script(conn, ddl)
         except ProgrammingError as exc:
             raise RuntimeError(self._explain_create_failure(tenant_id, schema, exc)) from exc
         return True
 
     def drop(self, tenant_id: str) -> None:
-        schema = self.location(tenant_id)
         with self.admin_engine.begin() as conn:
-            self.lock_tenant(conn, schema)
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+            self.drop_in(conn, tenant_id)
+
+    def drop_in(self, conn: Connection, tenant_id: str) -> None:
+        """``drop`` inside the caller's transaction on this server."""
+        schema = self.location(tenant_id)
+        self.lock_tenant(conn, schema)
+        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
 
     @staticmethod
     def lock_tenant(conn: Connection, schema: str) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from docex_ops.backends.archive import DumpResult, TenantArchiver
 from docex_ops.backends.archivers import make_archiver
-from docex_ops.backends.base import chunks
 from docex_ops.backup.manifest import MANIFEST_SUFFIX, Manifest, sha256_file, write_manifest
 from docex_ops.manager import TenantDatabaseManager
 from docex_ops.tenants import validate_all
@@ -75,7 +74,7 @@ def create_backups(manager: TenantDatabaseManager, tenant_ids: list[str] | None,
             # Results come back on the caller's thread, so on_done may use thread-bound
             # state (the CLI's click context).
             for done in pool.map(lambda batch: _backup_batch(archiver, batch, dest),
-                                 list(chunks(ids, size))):
+                                 list(archiver.batches(ids, size))):
                 results.extend(done)
                 for result in done:
                     if on_done is not None:

@@ -11,8 +11,12 @@ from typing import Any
 import click
 
 from docex_ops import migrate as ops
+from docex_ops.backends import Backend
+from docex_ops.backends.fleet_view import PlacementProblem
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
+from docex_ops.migrate import fleet as fleet_ops
 from docex_ops.output import to_jsonable
+from docex_ops.placement import fleet_of
 
 
 def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -29,7 +33,8 @@ def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
-                  help="Tenants migrated at once, each on its own worker connection.")
+                  help="Tenants migrated at once, each on its own worker connection; with "
+                       "several servers, at once on each server.")
     @click.option("--continue-on-error", is_flag=True,
                   help="Keep starting tenants after a failure (default: stop starting new ones).")
     @click.option("--max-failures", type=click.IntRange(1), default=None,
@@ -80,24 +85,47 @@ def _scripts() -> ops.MigrationScripts:
 def status_cmd(selection: ops.Selection, fail_behind: bool, fmt: str | None) -> None:
     """Every tenant's revision, grouped, and which are behind."""
     backend = state().manager.backend
-    report = ops.status(_scripts(), ops.select_tenants(backend, selection))
-    rows = [{"revision": rev, "tenants": n} for rev, n in sorted(report.by_revision.items())]
-    payload = {"head": report.head, "counts": report.counts, "by_revision": report.by_revision,
-               "tenants": report.tenants}
+    tenants = ops.select_tenants(backend, selection)
+    report = ops.status(_scripts(), tenants)
+    problems = _placement_problems(backend)
+    rows: list[dict[str, Any]] = [
+        {"revision": rev, "tenants": n} for rev, n in sorted(report.by_revision.items())]
+    payload: dict[str, Any] = {"head": report.head, "counts": report.counts,
+                               "by_revision": report.by_revision, "tenants": report.tenants}
+    if fleet_of(backend) is not None:
+        grouped = fleet_ops.status_by_server(report, fleet_ops.servers_of(tenants, backend))
+        rows = [{"server": server, "revision": rev, "tenants": n}
+                for server, revisions in grouped.items() for rev, n in revisions.items()]
+        payload.update(by_server=grouped, problems=problems)
     emit(rows, fmt, payload=payload)
     behind = [t.tenant_id for t in report.tenants if t.state != "current"]
     if (fmt or state().fmt) == "table":
         info(f"head {report.head}: " + ", ".join(f"{n} {s}" for s, n in report.counts.items())
              + (f"; not at head: {_first(behind)}" if behind else ""))
-    if fail_behind and behind:
-        raise OperationFailed(f"{len(behind)} tenant(s) not at head: {_first(behind)}")
+    if fail_behind and (behind or problems):
+        raise OperationFailed(f"{len(behind)} tenant(s) not at head: {_first(behind)}"
+                              if behind else f"{len(problems)} tenant(s) with placement "
+                              f"problems: {_first([p.tenant_id for p in problems])}")
+
+
+def _placement_problems(backend: Backend) -> list[PlacementProblem]:
+    """Tenants a fleet left out because the directory and the servers disagree (reported)."""
+    fleet = fleet_of(backend)
+    if fleet is None:
+        return []
+    for problem in fleet.last_problems:
+        info(f"left out: {problem.message}")
+    return fleet.last_problems
 
 
 def _run_command(action: str, target: str, selection: ops.Selection, options: ops.RunOptions,
                  dry_run: bool, sql: bool, report_file: Path | None, fmt: str | None) -> None:
     backend = state().manager.backend
     scripts = _scripts()
-    plan = ops.make_plan(scripts, ops.select_tenants(backend, selection), action, target)
+    tenants = ops.select_tenants(backend, selection)
+    _placement_problems(backend)
+    servers = fleet_ops.servers_of(tenants, backend) if fleet_of(backend) else None
+    plan = ops.make_plan(scripts, tenants, action, target)
     if sql:
         for step in plan.steps:
             header = (f'SET search_path TO "{step.location}";' if backend.kind == "postgresql"
@@ -119,24 +147,31 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
         info(f"dry run: {len(plan.steps)} to {action}, {len(plan.already)} already there, "
              f"{len(plan.blocked)} blocked; nothing was changed")
         return
+    if servers is not None:
+        options = fleet_ops.spread_over_servers(backend, plan, servers, options)
     report = ops.run_plan(backend, scripts, plan, options,
                           progress=lambda d, t: progress(d, t, f"{action} {target}"))
-    _render_report(report, fmt, report_file)
+    _render_report(report, fmt, report_file, servers)
 
 
-def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | None) -> None:
+def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | None,
+                   servers: dict[str, str] | None = None) -> None:
     rows: list[dict[str, Any]] = [
         {"tenant": r.tenant_id, "from": r.from_rev, "to": r.to_rev, "status": r.status,
          "seconds": r.seconds, "error": r.error} for r in report.results]
     rows += [{"tenant": t, "status": "not started"} for t in report.not_started]
     rows += [{"tenant": t, "status": "blocked", "error": why} for t, why in report.blocked]
+    columns = ["tenant", "from", "to", "status", "seconds", "error"]
+    if servers is not None:  # a fleet: grouped by server
+        rows = sorted(({"server": servers.get(r["tenant"]), **r} for r in rows),
+                      key=lambda r: (str(r["server"]), r["tenant"]))
+        columns.insert(0, "server")
     payload = {"run_id": report.run_id, "action": report.action, "target": report.target,
                "ok": report.ok, "already_at_target": report.already,
                "seconds": round(report.seconds, 3), "tenants": rows}
     if report_file is not None:
         report_file.write_text(json.dumps(to_jsonable(payload), indent=2, default=str))
-    emit(rows, fmt, columns=["tenant", "from", "to", "status", "seconds", "error"],
-         payload=payload)
+    emit(rows, fmt, columns=columns, payload=payload)
     done = sum(r.status == "done" for r in report.results)
     info(f"run {report.run_id or '-'}: {done} migrated, {report.already} already at target, "
          f"{len(report.failed)} failed, {len(report.not_started)} not started, "

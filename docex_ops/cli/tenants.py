@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from docex_ops import moves, placement
 from docex_ops import tenants as ops
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
 from docex_ops.output import human_bytes
@@ -17,14 +20,30 @@ def tenants() -> None:
 @tenants.command("list")
 @format_option
 def list_cmd(fmt: str | None) -> None:
-    """Every tenant that exists (discovered from schemas or files), with its revision."""
-    found = ops.list_tenants(state().manager)
-    rows = [{"tenant": t.tenant_id, "location": t.location, "revision": t.revision,
-             "state": t.state, "tables": t.tables, "size": human_bytes(t.size_bytes)}
-            for t in found]
-    emit(rows, fmt, payload={"backend": state().settings.db_type,
-                             "tenants": [dict(r, size_bytes=t.size_bytes)
-                                         for r, t in zip(rows, found, strict=True)]})
+    """Every tenant that exists (discovered from schemas or files), with its revision.
+
+    With several servers, each tenant's server is shown, and every tenant the
+    directory and the servers disagree about is listed as a problem (exit 1).
+    """
+    settings = state().settings
+    listing = placement.list_placed(state().manager)
+    found = listing.tenants
+    rows: list[dict[str, Any]] = [
+        {"tenant": t.tenant_id, "server": placement.server_of(t, settings),
+         "location": t.location, "revision": t.revision, "state": t.state,
+         "tables": t.tables, "size": human_bytes(t.size_bytes)} for t in found]
+    problems: list[dict[str, Any]] = [{"tenant": p.tenant_id, "server": ",".join(p.servers) or None,
+                 "location": None, "revision": None, "state": "problem",
+                 "tables": None, "size": None, "problem": p.message} for p in listing.problems]
+    emit(rows + problems, fmt, payload={
+        "backend": settings.db_type, "servers": placement.server_names(settings),
+        "tenants": [dict(r, size_bytes=t.size_bytes) for r, t in zip(rows, found, strict=True)],
+        "problems": listing.problems})
+    if listing.problems:
+        for problem in listing.problems:
+            info(problem.message)
+        raise OperationFailed(f"{len(listing.problems)} tenant(s) with placement problems: "
+                              + ", ".join(p.tenant_id for p in listing.problems))
 
 
 @tenants.command("show")
@@ -38,10 +57,13 @@ def show_cmd(tenant_id: str, fmt: str | None) -> None:
         raise LookupError(f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}")
     counts = ops.count_rows(manager, tenant_id) if found.state != "empty" else {}
     rows = [{"table": name, "rows": n} for name, n in counts.items()]
-    payload = {"tenant": found.tenant_id, "location": found.location, "state": found.state,
+    payload = {"tenant": found.tenant_id, "server": placement.server_of(found, manager.settings),
+               "location": found.location, "state": found.state,
                "revision": found.revision, "size_bytes": found.size_bytes, "rows": counts}
     if (fmt or state().fmt) == "table":
-        info(f"tenant {found.tenant_id} at {found.location}: {found.state}, "
+        where = placement.server_of(found, manager.settings)
+        info(f"tenant {found.tenant_id} at {found.location}"
+             f"{f' on server {where}' if where else ''}: {found.state}, "
              f"revision {found.revision or '-'}, {human_bytes(found.size_bytes)}")
     emit(rows, fmt, payload=payload)
 
@@ -55,8 +77,11 @@ def show_cmd(tenant_id: str, fmt: str | None) -> None:
 @click.option("--with-role", is_flag=True,
               help="PostgreSQL: also create a login-less role docex_t_<id> that owns only "
                    "the tenant's schema (the connecting user becomes a member).")
+@click.option("--server", metavar="NAME", default=None,
+              help="Put new tenants on this server (default: the one with the fewest tenants).")
 @format_option
 def provision_cmd(tenant_ids: tuple[str, ...], verify: bool, jobs: int, with_role: bool,
+                  server: str | None,
                   fmt: str | None) -> None:
     """Create tenants (schema or file, all tables, stamped at head). Idempotent.
 
@@ -65,6 +90,11 @@ def provision_cmd(tenant_ids: tuple[str, ...], verify: bool, jobs: int, with_rol
     manager = state().manager
     if with_role and manager.backend.kind != "postgresql":
         raise click.UsageError("--with-role needs PostgreSQL: SQLite has no roles")
+    if server is not None:
+        ids = ops.validate_all(tenant_ids)
+        for tenant_id in ids:
+            manager.backend.location(tenant_id)
+        placement.reserve_server(manager, ids, server)
     results = ops.provision_tenants(manager, tenant_ids, verify=verify, jobs=jobs,
                                     progress=lambda d, t: progress(d, t, "provisioning"))
     rows = [{"tenant": r.tenant_id, "location": r.location,
@@ -90,13 +120,62 @@ def drop_cmd(tenant_id: str, yes: bool, force: bool, dry_run: bool) -> None:
     tenants that hold rows unless --force."""
     manager = state().manager
     found = ops.find_tenant(manager, tenant_id)
-    if found is None:
+    if found is None and not placement.interrupted_drop(manager, tenant_id):
         raise LookupError(f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}")
+    location = found.location if found else manager.backend.location(tenant_id)
     if dry_run:
-        click.echo(f"would drop tenant {found.tenant_id} at {found.location}")
+        click.echo(f"would drop tenant {tenant_id} at {location}")
         return
     if not yes:
-        raise click.UsageError(f"dropping tenant {tenant_id!r} ({found.location}) deletes it; "
+        raise click.UsageError(f"dropping tenant {tenant_id!r} ({location}) deletes it; "
                                "add --yes to confirm")
     ops.drop_tenant(manager, tenant_id, allow_data=force)
-    click.echo(f"dropped tenant {found.tenant_id} ({found.location})")
+    click.echo(f"dropped tenant {tenant_id} ({location})")
+
+
+@tenants.command("place")
+@click.argument("tenant_id")
+@click.option("--server", metavar="NAME", required=True, help="The server holding its schema.")
+def place_cmd(tenant_id: str, server: str) -> None:
+    """Record an existing schema, found on SERVER but not in the tenant directory, as the
+    tenant (after checking that it is the right copy). Refused if the tenant is recorded
+    already or its schema is on any other server too."""
+    placement.place_existing(state().manager, tenant_id, server)
+    click.echo(f"tenant {tenant_id} recorded on server {server}")
+
+
+@tenants.command("move")
+@click.argument("tenant_id")
+@click.option("--to", "target", metavar="SERVER", default=None,
+              help="The server to move the tenant to.")
+@click.option("--finish", is_flag=True,
+              help="Drop the renamed source copy a completed move kept, and forget the move.")
+@click.option("--dry-run", is_flag=True, help="With --finish: say what would be dropped.")
+@click.option("--pg-bin", type=click.Path(file_okay=False), default=None,
+              help="Directory of pg_dump/psql (default: PATH).")
+@format_option
+def move_cmd(tenant_id: str, target: str | None, finish: bool, dry_run: bool,
+             pg_bin: str | None, fmt: str | None) -> None:
+    """Move a tenant to another server online, with logical replication.
+
+    The target gets the schema's structure, a subscription copies the rows and
+    streams changes; then writes are frozen briefly on the source, the copy is
+    checked (row counts and checksums) once it has caught up, the source schema
+    is renamed <schema>_moved_<time> and the directory switched. The source
+    server needs wal_level=logical. Rerunning after a crash completes the move
+    or rolls it back. --finish drops the renamed copy afterwards.
+    """
+    manager = state().manager
+    if finish:
+        record = moves.finish_move(manager, tenant_id, dry_run)
+        verb = "would drop" if dry_run else "dropped"
+        click.echo(f"{verb} {record.old_schema} on server {record.source}")
+        return
+    if target is None:
+        raise click.UsageError("give --to SERVER (or --finish)")
+    result = moves.move_tenant(manager, tenant_id, target, moves.MoveOptions(pg_bin=pg_bin))
+    emit([{"tenant": result.tenant_id, "from": result.source, "to": result.target,
+           "outcome": result.outcome, "rows": result.rows,
+           "freeze_s": None if result.freeze_seconds is None else
+           round(result.freeze_seconds, 3), "seconds": round(result.seconds, 3),
+           "old_schema": result.old_schema}], fmt)

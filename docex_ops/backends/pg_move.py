@@ -1,0 +1,236 @@
+"""PostgreSQL steps of moving one tenant schema between servers with logical replication.
+
+Source: a publication ``FOR TABLES IN SCHEMA`` (PostgreSQL 15+, needs
+``wal_level = logical``). Target: the same schema made from ``pg_dump
+--schema-only`` (so the structure is exactly the source's, whatever its
+revision), then a subscription that copies the rows and streams changes.
+The write freeze is a transaction on the source holding EXCLUSIVE locks on
+every table of the tenant (reads go on, writes wait); inside it the source
+schema is renamed, so writers that were waiting fail with "relation does not
+exist" and route again, instead of writing to the old copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.engine import Connection
+
+from docex_ops.backends.archive import ArchiveToolError, TableDigest
+from docex_ops.backends.pg_archive import PostgresArchiver, _digest_schema
+from docex_ops.backends.pg_sql import RUNNER_NAMESPACE
+from docex_ops.backends.pg_tools import find_tool, last_lines, tool_env
+from docex_ops.backends.postgres import PostgresBackend, quote_ident
+from docex_ops.config import PostgresSettings
+
+MOVE_NAMESPACE = RUNNER_NAMESPACE + 1
+
+
+class MoveError(RuntimeError):
+    """A move step failed; the message says which and what to do."""
+
+
+def replication_name(schema: str) -> str:
+    """Publication, subscription and slot name of a schema's move (stable across reruns)."""
+    return "docex_move_" + hashlib.md5(schema.encode()).hexdigest()[:16]
+
+
+def require_logical(source: PostgresBackend, server: str) -> None:
+    with source.admin_engine.connect() as conn:
+        level = conn.exec_driver_sql("SHOW wal_level").scalar()
+        version = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
+    if version < 150000:
+        raise MoveError(f"server {server!r} runs PostgreSQL {version // 10000}: an online move "
+                        "needs 15+ (publications FOR TABLES IN SCHEMA)")
+    if level != "logical":
+        raise MoveError(
+            f"server {server!r} has wal_level={level}: an online move streams the tenant's "
+            "changes by logical replication, which needs wal_level = logical (set it in "
+            "postgresql.conf and restart the server; it costs somewhat more WAL); "
+            "docex-ops has no offline (pg_dump | pg_restore) move yet")
+
+
+def schema_exists(backend: PostgresBackend, schema: str) -> bool:
+    with backend.admin_engine.connect() as conn:
+        found = conn.exec_driver_sql("SELECT 1 FROM pg_namespace WHERE nspname = %(s)s",
+                                     {"s": schema}).first()
+        conn.rollback()
+    return found is not None
+
+
+def copy_structure(source: PostgresSettings, target: PostgresSettings, schema: str,
+                   pg_bin: str | None = None) -> None:
+    """The schema's DDL, without rows, from source to target (one transaction on target)."""
+    dump, psql = find_tool("pg_dump", pg_bin), find_tool("psql", pg_bin)
+    producer = subprocess.Popen(
+        [dump.path, "--schema-only", "--no-owner", "--no-privileges", "-n", schema,
+         "--no-password"], env=tool_env(source, "move"), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    consumer = subprocess.run(
+        [psql.path, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+         "--no-password", "-f", "-"], env=tool_env(target, "move"), stdin=producer.stdout,
+        capture_output=True, check=False)
+    _, dump_err = producer.communicate()
+    if producer.returncode != 0:
+        raise ArchiveToolError(f"pg_dump --schema-only of {schema!r} failed: "
+                               f"{last_lines(dump_err)}")
+    if consumer.returncode != 0:
+        raise ArchiveToolError(f"creating schema {schema!r} on the target failed: "
+                               f"{last_lines(consumer.stderr)}")
+
+
+def publish(source: PostgresBackend, schema: str) -> None:
+    name = replication_name(schema)
+    with source.admin_engine.begin() as conn:
+        if not conn.exec_driver_sql("SELECT 1 FROM pg_publication WHERE pubname = %(n)s",
+                                    {"n": name}).first():
+            conn.exec_driver_sql(f"CREATE PUBLICATION {name} FOR TABLES IN SCHEMA "
+                                 f"{quote_ident(schema)}")
+
+
+def unpublish(source: PostgresBackend, schema: str) -> None:
+    with source.admin_engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP PUBLICATION IF EXISTS {replication_name(schema)}")
+
+
+def _conninfo(pg: PostgresSettings) -> str:
+    def quoted(value: object) -> str:
+        return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    parts = {"host": pg.host, "port": pg.port, "dbname": pg.database, "user": pg.user,
+             "password": pg.password, "sslmode": pg.sslmode,
+             "application_name": "docex-ops-move"}
+    return " ".join(f"{k}={quoted(v)}" for k, v in parts.items() if v is not None)
+
+
+def subscribe(target: PostgresBackend, source: PostgresSettings, schema: str) -> None:
+    name = replication_name(schema)
+    with target.admin_engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # not in a transaction
+        if conn.exec_driver_sql("SELECT 1 FROM pg_subscription WHERE subname = %(n)s",
+                                {"n": name}).first():
+            return
+        conn.exec_driver_sql(
+            f"CREATE SUBSCRIPTION {name} CONNECTION %(c)s PUBLICATION {name}",
+            {"c": _conninfo(source)})
+
+
+def unsubscribe(target: PostgresBackend, schema: str) -> None:
+    """Drop the subscription (and with it the replication slot on the source)."""
+    name = replication_name(schema)
+    with target.admin_engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        if conn.exec_driver_sql("SELECT 1 FROM pg_subscription WHERE subname = %(n)s",
+                                {"n": name}).first():
+            conn.exec_driver_sql(f"ALTER SUBSCRIPTION {name} DISABLE")
+            conn.exec_driver_sql(f"DROP SUBSCRIPTION {name}")
+
+
+def drop_leftover_slot(source: PostgresBackend, schema: str) -> None:
+    """A slot the target could not drop (e.g. the target died first) would hold WAL forever."""
+    with source.admin_engine.begin() as conn:
+        conn.exec_driver_sql(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name = %(n)s AND NOT active", {"n": replication_name(schema)})
+
+
+def wait_synced(target: PostgresBackend, schema: str, timeout: float) -> None:
+    """Until the subscription's initial copy of every table is done."""
+    name = replication_name(schema)
+    deadline = time.monotonic() + timeout
+    while True:
+        with target.admin_engine.connect() as conn:
+            states = conn.exec_driver_sql(
+                "SELECT r.srsubstate FROM pg_subscription_rel r JOIN pg_subscription s "
+                "ON s.oid = r.srsubid WHERE s.subname = %(n)s", {"n": name}).scalars().all()
+            conn.rollback()
+        if states and all(s == "r" for s in states):
+            return
+        if time.monotonic() > deadline:
+            raise MoveError(f"the initial copy of {schema!r} did not finish in {timeout:.0f}s "
+                            f"(table states {sorted(set(states))}); see the target's log")
+        time.sleep(0.1)
+
+
+@contextmanager
+def write_freeze(source: PostgresBackend, schema: str, lock_timeout: float
+                 ) -> Iterator[Connection]:
+    """A transaction holding EXCLUSIVE locks on the tenant's tables: writes wait, reads go.
+
+    Committed when the block exits normally (the caller renames the schema in it).
+    """
+    with source.admin_engine.connect() as conn, conn.begin():
+        conn.exec_driver_sql("SELECT set_config('lock_timeout', %(v)s, true)",
+                             {"v": f"{int(lock_timeout * 1000)}ms"})
+        conn.exec_driver_sql("SET LOCAL DateStyle TO 'ISO, YMD'; SET LOCAL TimeZone TO 'UTC'")
+        tables = conn.exec_driver_sql(
+            "SELECT format('%%I.%%I', schemaname, tablename) FROM pg_tables "
+            "WHERE schemaname = %(s)s ORDER BY tablename", {"s": schema}).scalars().all()
+        conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")
+        yield conn
+
+
+def wait_caught_up(source_conn: Connection, source: PostgresBackend, schema: str,
+                   timeout: float) -> None:
+    """Until the target confirmed everything the source wrote up to now (zero lag)."""
+    lsn = source_conn.exec_driver_sql("SELECT pg_current_wal_lsn()").scalar()
+    deadline = time.monotonic() + timeout
+    while True:
+        with source.admin_engine.connect() as conn:
+            behind = conn.exec_driver_sql(
+                "SELECT pg_wal_lsn_diff(%(l)s, confirmed_flush_lsn) FROM pg_replication_slots "
+                "WHERE slot_name = %(n)s", {"l": lsn, "n": replication_name(schema)}).scalar()
+            conn.rollback()
+        if behind is not None and behind <= 0:
+            return
+        if time.monotonic() > deadline:
+            raise MoveError(f"the target did not catch up with {schema!r} in {timeout:.0f}s "
+                            f"({behind} bytes behind)")
+        time.sleep(0.02)
+
+
+def digest_in(conn: Connection, schema: str) -> dict[str, TableDigest]:
+    """Row counts and checksums (backends/archive.py) inside the caller's transaction."""
+    return _digest_schema(conn, schema)[0]
+
+
+def digest_live(backend: PostgresBackend, tenant_id: str) -> dict[str, TableDigest]:
+    archiver = PostgresArchiver(backend)
+    try:
+        return archiver.digest_tenant(tenant_id)
+    finally:
+        archiver.dispose()
+
+
+def rename_schema(conn: Connection, schema: str, new: str) -> None:
+    conn.exec_driver_sql(f"ALTER SCHEMA {quote_ident(schema)} RENAME TO {quote_ident(new)}")
+    conn.exec_driver_sql(f"COMMENT ON SCHEMA {quote_ident(new)} IS %(c)s",
+                         {"c": f"docex-ops: moved-away copy of {schema}; dropped by "
+                               "`docex-ops tenants move --finish`"})
+
+
+def drop_schema(backend: PostgresBackend, schema: str) -> None:
+    with backend.admin_engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+
+
+@contextmanager
+def move_lock(directory_server: PostgresBackend, tenant_id: str) -> Iterator[None]:
+    """One mover per tenant across processes; a crashed mover's lock dies with its session,
+    so a rerun can tell a crashed move (recover it) from a running one (refuse)."""
+    key = {"ns": MOVE_NAMESPACE, "t": tenant_id}
+    with directory_server.admin_engine.connect() as conn:
+        if not conn.exec_driver_sql("SELECT pg_try_advisory_lock(%(ns)s, hashtext(%(t)s))",
+                                    key).scalar():
+            raise MoveError(f"tenant {tenant_id!r} is being moved by another docex-ops "
+                            "process right now")
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("SELECT pg_advisory_unlock(%(ns)s, hashtext(%(t)s))", key)
+            conn.commit()

@@ -1,0 +1,225 @@
+"""``tenants move``: a tenant to another server, online, with a recorded step per stage.
+
+Order matters for safety: the source is closed (frozen, verified, renamed)
+before the directory names the target, so at no moment do two copies accept
+writes; a crash in between leaves the tenant unavailable, never split, and
+the rerun switches it. A rerun after a crash before the rename undoes the
+move (the source never stopped serving). No printing here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from docex_ops import audit
+from docex_ops.backends import pg_move as pgm
+from docex_ops.backends.archive import TableDigest
+from docex_ops.backends.fleet import FleetBackend, PlacementError
+from docex_ops.backends.pg_directory import ACTIVE, MOVING
+from docex_ops.backends.pg_move_journal import (
+    COPYING,
+    RENAMED,
+    STARTED,
+    SWITCHED,
+    SYNCED,
+    MoveRecord,
+)
+from docex_ops.manager import TenantDatabaseManager
+from docex_ops.placement import fleet_of
+from docex_ops.tenancy import PG_IDENTIFIER_MAX_BYTES, validate_tenant_id
+
+StepHook = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class MoveOptions:
+    sync_timeout: float = 600.0     # initial copy
+    catch_up_timeout: float = 30.0  # zero lag, inside the freeze
+    lock_timeout: float = 10.0      # taking the freeze locks
+    pg_bin: str | None = None
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    tenant_id: str
+    source: str
+    target: str
+    old_schema: str
+    outcome: str                  # moved | completed (a rerun) | rolled back
+    rows: int
+    freeze_seconds: float | None
+    seconds: float
+
+
+def moved_name(schema: str, when: datetime) -> str:
+    suffix = "_moved_" + when.strftime("%Y%m%d%H%M%S")
+    return schema[:PG_IDENTIFIER_MAX_BYTES - len(suffix)] + suffix
+
+
+def _fleet(manager: TenantDatabaseManager) -> FleetBackend:
+    fleet = fleet_of(manager.backend)
+    if fleet is None:
+        raise LookupError("tenants move needs database.postgres.servers with two or more "
+                          "servers")
+    return fleet
+
+
+def move_tenant(manager: TenantDatabaseManager, tenant_id: str, target: str,
+                options: MoveOptions | None = None, on_step: StepHook | None = None
+                ) -> MoveResult:
+    """Move (or, after a crash, complete or undo the interrupted move of) one tenant."""
+    options = options or MoveOptions()
+    fleet = _fleet(manager)
+    tenant_id = validate_tenant_id(tenant_id)
+    with pgm.move_lock(fleet.servers[fleet.directory_server], tenant_id):
+        return _move_locked(manager, fleet, tenant_id, target, options, on_step)
+
+
+def _move_locked(manager: TenantDatabaseManager, fleet: FleetBackend, tenant_id: str,
+                 target: str, options: MoveOptions, on_step: StepHook | None) -> MoveResult:
+    started = time.perf_counter()
+    pending = fleet.moves.get(tenant_id)
+    if pending is not None and pending.step != SWITCHED:
+        return recover(manager, pending, started)
+    if pending is not None:
+        raise PlacementError(f"tenant {tenant_id!r} was moved to {pending.target!r}; drop the "
+                             f"old copy first with `docex-ops tenants move --finish {tenant_id}`")
+    if target not in fleet.servers:
+        raise LookupError(f"no server {target!r} is configured; configured: "
+                          + ", ".join(fleet.servers))
+    source = fleet.server_of(tenant_id)
+    if source == target:
+        raise PlacementError(f"tenant {tenant_id!r} is already on server {target!r}")
+    pgm.require_logical(fleet.servers[source], source)
+    record = _start(fleet, tenant_id, source, target)
+    try:
+        freeze, rows = _copy_and_switch(manager, fleet, record, options,
+                                        on_step or (lambda _: None))
+    except Exception:
+        _roll_back(fleet, record)
+        raise
+    audit.record("tenant.move", tenant_id, record.schema, audit.OK,
+                 {"from": source, "to": target, "freeze_s": round(freeze, 3), "rows": rows})
+    return MoveResult(tenant_id, source, target, record.old_schema, "moved", rows, freeze,
+                      time.perf_counter() - started)
+
+
+def _start(fleet: FleetBackend, tenant_id: str, source: str, target: str) -> MoveRecord:
+    schema = fleet.location(tenant_id)
+    now = datetime.now(UTC)
+    record = MoveRecord(tenant_id, source, target, schema, moved_name(schema, now), STARTED,
+                        now, now)
+    with fleet.directory.transaction() as conn:
+        fleet.directory.lock(conn, tenant_id)
+        placed = fleet.directory.get(tenant_id, conn)
+        if placed is None or placed.state != ACTIVE or placed.server != source:
+            raise PlacementError(f"tenant {tenant_id!r} changed while the move started; retry")
+        fleet.moves.start(conn, record)
+        fleet.directory.set_state(conn, tenant_id, MOVING)
+    return record
+
+
+def _copy_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend, record: MoveRecord,
+                     options: MoveOptions, on_step: StepHook) -> tuple[float, int]:
+    """Returns the write freeze in seconds and the rows moved."""
+    source, target = fleet.servers[record.source], fleet.servers[record.target]
+    on_step(STARTED)
+    pgm.copy_structure(source.settings.postgres, target.settings.postgres, record.schema,
+                       options.pg_bin)
+    pgm.publish(source, record.schema)
+    pgm.subscribe(target, source.settings.postgres, record.schema)
+    fleet.moves.step(record.tenant_id, COPYING)
+    on_step(COPYING)
+    pgm.wait_synced(target, record.schema, options.sync_timeout)
+    fleet.moves.step(record.tenant_id, SYNCED)
+    on_step(SYNCED)
+    frozen_at = time.perf_counter()
+    with pgm.write_freeze(source, record.schema, options.lock_timeout) as frozen:
+        pgm.wait_caught_up(frozen, source, record.schema, options.catch_up_timeout)
+        pgm.unsubscribe(target, record.schema)  # the target stops applying: it is final now
+        copied = pgm.digest_live(target, record.tenant_id)
+        _verify(record, pgm.digest_in(frozen, record.schema), copied)
+        pgm.rename_schema(frozen, record.schema, record.old_schema)
+    fleet.moves.step(record.tenant_id, RENAMED)
+    on_step(RENAMED)
+    _switch(fleet, record)
+    freeze = time.perf_counter() - frozen_at
+    manager.close_tenant_connection(record.tenant_id)
+    pgm.unpublish(source, record.schema)
+    return freeze, sum(d.rows for d in copied.values())
+
+
+def _verify(record: MoveRecord, source: dict[str, TableDigest],
+            target: dict[str, TableDigest]) -> None:
+    if source != target:
+        differ = sorted(t for t in set(source) | set(target) if source.get(t) != target.get(t))
+        raise pgm.MoveError(f"tenant {record.tenant_id!r}: the copy on {record.target!r} "
+                            f"differs from the source in {', '.join(differ)}; the move was "
+                            "rolled back and the tenant stays on " + repr(record.source))
+
+
+def _switch(fleet: FleetBackend, record: MoveRecord) -> None:
+    with fleet.directory.transaction() as conn:
+        fleet.directory.lock(conn, record.tenant_id)
+        fleet.directory.set_state(conn, record.tenant_id, ACTIVE, server=record.target)
+        fleet.moves.step(record.tenant_id, SWITCHED, conn)
+
+
+def _roll_back(fleet: FleetBackend, record: MoveRecord) -> None:
+    """Undo everything made on the target; the source, never closed, goes on serving."""
+    source, target = fleet.servers[record.source], fleet.servers[record.target]
+    pgm.unsubscribe(target, record.schema)
+    pgm.drop_leftover_slot(source, record.schema)
+    pgm.unpublish(source, record.schema)
+    pgm.drop_schema(target, record.schema)
+    with fleet.directory.transaction() as conn:
+        fleet.directory.lock(conn, record.tenant_id)
+        fleet.directory.set_state(conn, record.tenant_id, ACTIVE, server=record.source)
+        fleet.moves.delete(conn, record.tenant_id)
+    audit.record("tenant.move", record.tenant_id, record.schema, audit.FAILED,
+                 {"from": record.source, "to": record.target, "rolled_back_at": record.step})
+
+
+def recover(manager: TenantDatabaseManager, record: MoveRecord, started: float) -> MoveResult:
+    """Finish a move whose source was already closed; undo one that was not."""
+    fleet = _fleet(manager)
+    source = fleet.servers[record.source]
+    closed = (not pgm.schema_exists(source, record.schema)
+              and pgm.schema_exists(source, record.old_schema))
+    if closed:  # renamed (maybe not yet recorded): the target copy is the tenant now
+        pgm.unsubscribe(fleet.servers[record.target], record.schema)
+        _switch(fleet, record)
+        manager.close_tenant_connection(record.tenant_id)
+        pgm.unpublish(source, record.schema)
+        outcome = "completed"
+    else:
+        _roll_back(fleet, record)
+        outcome = "rolled back"
+    where = fleet.servers[record.target if closed else record.source]
+    rows = sum(d.rows for d in pgm.digest_live(where, record.tenant_id).values())
+    return MoveResult(record.tenant_id, record.source, record.target, record.old_schema,
+                      outcome, rows, None, time.perf_counter() - started)
+
+
+def finish_move(manager: TenantDatabaseManager, tenant_id: str, dry_run: bool = False
+                ) -> MoveRecord:
+    """Drop the renamed source copy of a completed move and forget the move."""
+    fleet = _fleet(manager)
+    record = fleet.moves.get(validate_tenant_id(tenant_id))
+    if record is None:
+        raise LookupError(f"tenant {tenant_id!r} has no move to finish")
+    if record.step != SWITCHED:
+        raise PlacementError(f"the move of {tenant_id!r} is at step {record.step!r}, not "
+                             f"done: rerun `docex-ops tenants move {tenant_id} --to "
+                             f"{record.target}` first")
+    if dry_run:
+        return record
+    pgm.drop_schema(fleet.servers[record.source], record.old_schema)
+    with fleet.directory.transaction() as conn:
+        fleet.moves.delete(conn, record.tenant_id)
+    audit.record("tenant.move_finish", tenant_id, record.old_schema, audit.OK,
+                 {"server": record.source})
+    return record
