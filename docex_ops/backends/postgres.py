@@ -10,7 +10,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from docex_ops.backends.base import Backend, TenantInfo, chunks
+from docex_ops.backends import pg_activity
+from docex_ops.backends.base import Backend, ServerLimits, TenantInfo, chunks
 from docex_ops.config import PoolSettings, Settings
 from docex_ops.schema import TABLE_NAMES
 from docex_ops.tenancy import schema_name_for, tenant_id_pattern, validate_tenant_id
@@ -111,6 +112,12 @@ class PostgresBackend(Backend):
             # connection never carries one tenant's search_path to the next.
             conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
             yield conn
+
+    def server_limits(self) -> ServerLimits:
+        with self.admin_engine.connect() as conn:
+            limits = pg_activity.read_limits(conn)
+            conn.rollback()
+        return limits
 
     def dispose(self) -> None:
         with self._admin_lock:
