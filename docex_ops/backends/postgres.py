@@ -119,6 +119,19 @@ class PostgresBackend(Backend):
             conn.rollback()
         return limits
 
+    def server_connections(self) -> list[pg_activity.ServerConnection]:
+        """Every client backend on the server (pg_stat_activity), except our own query's."""
+        with self.admin_engine.connect() as conn:
+            found = pg_activity.read_connections(conn)
+            conn.rollback()
+        return found
+
+    def terminate_idle(self, pids: list[int], idle_for_s: float) -> list[int]:
+        """pg_terminate_backend on those of ``pids`` that are still idle docex tenant
+        connections of this database; returns the pids terminated."""
+        with self.admin_engine.begin() as conn:
+            return pg_activity.terminate_idle(conn, pids, idle_for_s)
+
     def dispose(self) -> None:
         with self._admin_lock:
             if self._admin is not None:

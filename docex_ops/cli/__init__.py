@@ -37,9 +37,10 @@ def main(ctx: click.Context, config_path: str | None, fmt: str, verbose: int, qu
 
 
 def _register() -> None:
-    from docex_ops.cli import tenants
+    from docex_ops.cli import pools, tenants
 
     main.add_command(tenants.tenants)
+    main.add_command(pools.pools)
 
 
 _register()
