@@ -138,7 +138,12 @@ class ConnectionBudget:
             record.info[_SLOT_KEY] = slot
             return dbapi_connection
 
-        def on_close(_dbapi: Any, record: ConnectionPoolEntry) -> None:
+        def on_close(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            # The pool fires this just *before* closing; close first (the pool's own
+            # close after us is a no-op) so the slot is free only once the
+            # connection really is gone.
+            with contextlib.suppress(Exception):
+                dbapi_connection.close()
             _release_from(record)
 
         def on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:

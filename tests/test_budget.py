@@ -160,7 +160,7 @@ def test_sixteen_threads_three_hundred_tenants_never_over_budget(
     tag = f"s{uuid.uuid4().hex[:6]}_"
     tenants = [f"{tag}{i}" for i in range(300)]
     # A backend the client has closed lingers in pg_stat_activity for a moment
-    # while it exits; the sampler leaves out pids closed before its snapshot.
+    # while it exits; the sampler leaves out pids the client had closed.
     closed: set[int] = set()
     closed_lock = threading.Lock()
     held_max = 0
@@ -173,9 +173,9 @@ def test_sixteen_threads_three_hundred_tenants_never_over_budget(
     def sample() -> None:
         nonlocal held_max
         while not stop.is_set():
-            with closed_lock:
-                closed_before = set(closed)
-            held = _tenant_backend_pids(pg_conn, tag) - closed_before
+            seen = _tenant_backend_pids(pg_conn, tag)
+            with closed_lock:   # closed by the time the snapshot was read: exiting
+                held = seen - closed
             held_max = max(held_max, len(held))
 
     def work(worker: int) -> int:
