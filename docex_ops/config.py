@@ -79,6 +79,10 @@ class PoolSettings:
     pool_recycle: int = 1800
     max_tenant_engines: int = 200
     idle_timeout: float = 600
+    # Open tenant connections this process may hold across all pools. None: on
+    # PostgreSQL derived from the server (see docex_ops.budget.derive_budget);
+    # on SQLite unbounded.
+    max_total_connections: int | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,7 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
         pool_recycle=_int(database, "database.pool_recycle", 1800, low=-1),
         max_tenant_engines=_int(database, "database.max_tenant_engines", 200, low=1),
         idle_timeout=_number(database, "database.idle_timeout", 600, low=0),
+        max_total_connections=_opt_int(database, "database.max_total_connections", low=1),
     )
     documents_root = _opt_str(storage_raw, "storage.documents_root")
     return Settings(model, routing, DB_TYPES[db_type_raw.lower()], postgres, sqlite, pool, source,
@@ -293,6 +298,12 @@ def _int(section: Mapping[str, Any], key: str, default: int, low: int | None = N
     if (low is not None and value < low) or (high is not None and value > high):
         raise ConfigError(_bad(key, value, "an integer" + _range(low, high)))
     return value
+
+
+def _opt_int(section: Mapping[str, Any], key: str, low: int) -> int | None:
+    if _get(section, key, None) is None:
+        return None
+    return _int(section, key, low, low=low)
 
 
 def _number(section: Mapping[str, Any], key: str, default: float, low: float) -> float:

@@ -5,6 +5,11 @@ engine creation, provisioning on first access, close one or all), plus a
 bound on open engines with least-recently-used eviction, idle disposal and
 ``pool_stats()``. Every tenant gets its own QueuePool; routing is done by the
 connection (search_path or file), never by mutating shared metadata.
+
+All tenant pools share one connection budget (``database.max_total_connections``,
+see docex_ops.budget): the open connections of every pool together never
+exceed it; least-recently-used idle engines make room, and a caller that finds
+every connection busy waits up to ``pool_timeout``, then gets a RuntimeError.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from sqlalchemy.pool import QueuePool
 
 from docex_ops import audit
 from docex_ops.backends import Backend, make_backend
+from docex_ops.budget import ConnectionBudget, EngineTracker, derive_budget
 from docex_ops.config import Settings, load_settings
 from docex_ops.tenancy import TenantIdError, UserContext, validate_tenant_id
 
@@ -39,6 +45,7 @@ _MOVED_AWAY = ("42P01", "3F000")
 @dataclass
 class _TenantEngine:
     engine: Engine
+    tracker: EngineTracker
     created_at: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
     created_wall: float = field(default_factory=time.time)
@@ -90,6 +97,11 @@ class TenantDatabaseManager:
         self._lock = threading.Lock()
         self._tenant_locks: dict[str, threading.Lock] = {}
         self._last_sweep = time.monotonic()
+        pool = settings.pool
+        self._budget = ConnectionBudget(pool.max_total_connections, pool.pool_timeout,
+                                        self._reclaim_idle)
+        self._budget_resolved = pool.max_total_connections is not None
+        self._budget_lock = threading.Lock()
 
     # -- routing -----------------------------------------------------------------------
 
@@ -107,21 +119,29 @@ class TenantDatabaseManager:
         tenant_id = self.resolve_tenant(tenant)
         with self._lock:
             entry = self._touch(tenant_id)
-            if entry is not None:
-                return entry.engine
+        if entry is None:
+            entry = self._create_engine(tenant_id)
+        self._maybe_sweep_idle()
+        return entry.engine
+
+    def _create_engine(self, tenant_id: str) -> _TenantEngine:
+        with self._lock:
             tenant_lock = self._tenant_locks.setdefault(tenant_id, threading.Lock())
         with tenant_lock:  # one creator per tenant; other tenants are not blocked
             with self._lock:
                 entry = self._touch(tenant_id)
-                if entry is not None:
-                    return entry.engine
+            if entry is not None:
+                return entry
             self._ensure_tenant(tenant_id)
+            self._resolve_budget(tenant_id)
             engine = self.backend.create_tenant_engine(tenant_id, self.settings.pool)
+            entry = _TenantEngine(engine, self._budget.attach(engine, tenant_id))
             with self._lock:
-                self._engines[tenant_id] = _TenantEngine(engine)
-                self._evict_over_bound()
-        self._maybe_sweep_idle()
-        return engine
+                self._engines[tenant_id] = entry
+                evicted = self._pop_over_bound()
+        for old in evicted:
+            self._retire(old)
+        return entry
 
     def get_tenant_session(self, tenant: TenantRef) -> Session:
         """A new ORM session bound to the tenant; the caller closes it."""
@@ -174,6 +194,24 @@ class TenantDatabaseManager:
                          {"trigger": trigger, "revision": head_revision()})
         return created
 
+    def _resolve_budget(self, tenant_id: str) -> None:
+        """Derive the default budget from the server once, before the first engine."""
+        if self._budget_resolved:
+            return
+        with self._budget_lock:
+            if self._budget_resolved:
+                return
+            try:
+                limits = self.backend.server_limits()
+            except SQLAlchemyError as exc:
+                raise RuntimeError(
+                    f"tenant {tenant_id!r}: cannot read max_connections from "
+                    f"{self.settings.describe()} to size the connection budget: {_cause(exc)}; "
+                    "set database.max_total_connections") from exc
+            if limits is not None:
+                self._budget.set_limit(derive_budget(limits))
+            self._budget_resolved = True
+
     def _ensure_tenant(self, tenant_id: str) -> None:
         if self.settings.tenant_database_routing:
             self.provision(tenant_id, trigger="first access")
@@ -202,7 +240,7 @@ class TenantDatabaseManager:
             entry = self._engines.pop(tenant_id, None)
         if entry is None:
             return False
-        entry.engine.dispose()
+        self._retire(entry)
         return True
 
     def close_all_connections(self) -> None:
@@ -210,7 +248,7 @@ class TenantDatabaseManager:
             entries = list(self._engines.values())
             self._engines.clear()
         for entry in entries:
-            entry.engine.dispose()
+            self._retire(entry)
         self.backend.dispose()
 
     def close_idle(self, older_than: float) -> list[str]:
@@ -221,11 +259,12 @@ class TenantDatabaseManager:
                     if e.last_used <= cutoff and e.checked_out() == 0]
             closed = [(t, self._engines.pop(t)) for t in idle]
         for _, entry in closed:
-            entry.engine.dispose()
+            self._retire(entry)
         return [t for t, _ in closed]
 
     def pool_stats(self) -> dict[str, dict[str, Any]]:
-        """Per tenant: pool size, checked out, overflow, idle, last used, engine age."""
+        """Per tenant: pool size, checked out, overflow, open and idle connections,
+        last used (epoch seconds), engine age (seconds)."""
         now, wall = time.monotonic(), time.time()
         with self._lock:
             entries = list(self._engines.items())
@@ -233,15 +272,23 @@ class TenantDatabaseManager:
         for tenant_id, entry in entries:
             pool = entry.engine.pool
             queue = pool if isinstance(pool, QueuePool) else None
+            checked_out = queue.checkedout() if queue else 0
             stats[tenant_id] = {
                 "pool_size": queue.size() if queue else 0,
-                "checked_out": queue.checkedout() if queue else 0,
+                "checked_out": checked_out,
                 "overflow": max(queue.overflow(), 0) if queue else 0,
-                "idle": queue.checkedin() if queue else 0,
+                "open": entry.tracker.open,
+                # Open connections waiting in the pool (a checked-in slot whose
+                # connection was closed to free the budget is not counted).
+                "idle": max(entry.tracker.open - checked_out, 0),
                 "last_used": wall - (now - entry.last_used),
                 "engine_age_s": round(now - entry.created_at, 3),
             }
         return stats
+
+    def budget_stats(self) -> dict[str, Any]:
+        """The process-wide budget: limit (None: unbounded), open, peak, waiting, timeouts."""
+        return self._budget.stats()
 
     # -- internals (call with self._lock held) -------------------------------------------
 
@@ -252,13 +299,36 @@ class TenantDatabaseManager:
             self._engines.move_to_end(tenant_id)
         return entry
 
-    def _evict_over_bound(self) -> None:
+    def _pop_over_bound(self) -> list[_TenantEngine]:
         excess = len(self._engines) - self.settings.pool.max_tenant_engines
         if excess <= 0:
-            return
+            return []
         # Oldest first; an engine with connections in use is skipped, not broken.
-        for tenant_id in [t for t, e in self._engines.items() if e.checked_out() == 0][:excess]:
-            self._engines.pop(tenant_id).engine.dispose()
+        victims = [t for t, e in self._engines.items() if e.checked_out() == 0][:excess]
+        return [self._engines.pop(t) for t in victims]
+
+    def _reclaim_idle(self, requester: str) -> int:
+        """Budget callback: retire the least recently used engine that holds open
+        connections, all of them idle. Returns how many connections it held."""
+        with self._lock:
+            victim = next((t for t, e in self._engines.items()
+                           if t != requester and e.tracker.open > 0 and e.checked_out() == 0),
+                          None)
+            if victim is None:
+                return 0
+            entry = self._engines.pop(victim)
+        freed = entry.tracker.open
+        self._retire(entry)
+        return freed
+
+    def _retire(self, entry: _TenantEngine) -> None:
+        """Close the engine's idle connections now, its checked-out ones on check-in.
+
+        Marked before disposing: a thread that still holds the engine and checks
+        a connection out meanwhile gets it closed on check-in, never parked.
+        """
+        self._budget.retire(entry.tracker)
+        entry.engine.dispose()
 
     def _maybe_sweep_idle(self) -> None:
         now = time.monotonic()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from docex_ops.backends.base import Backend, TenantInfo
+from docex_ops.backends.base import Backend, ServerLimits, TenantInfo
 from docex_ops.config import Settings
 
 
@@ -21,4 +21,4 @@ def make_backend(settings: Settings) -> Backend:
     return SqliteBackend(settings)
 
 
-__all__ = ["Backend", "TenantInfo", "make_backend"]
+__all__ = ["Backend", "ServerLimits", "TenantInfo", "make_backend"]

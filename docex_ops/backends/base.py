@@ -36,6 +36,21 @@ class TenantInfo:
         return "unversioned" if self.tables else "empty"
 
 
+@dataclass(frozen=True)
+class ServerLimits:
+    """How many connections the database server accepts, from its settings."""
+
+    max_connections: int
+    superuser_reserved_connections: int
+    reserved_connections: int = 0  # PostgreSQL 16+; 0 before
+
+    @property
+    def available(self) -> int:
+        """Connections an ordinary (non-superuser) role can open."""
+        return self.max_connections - self.superuser_reserved_connections - \
+            self.reserved_connections
+
+
 class Backend(ABC):
     """One kind of database: where tenants live and how to reach them."""
 
@@ -124,6 +139,10 @@ class Backend(ABC):
     @abstractmethod
     def files_dir(self, tenant_id: str) -> Path:
         """Where the document API stores the tenant's files (its own directory)."""
+
+    def server_limits(self) -> ServerLimits | None:
+        """The server's connection limits; None when there is no server (SQLite)."""
+        return None
 
     def dispose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release server-level resources the backend holds."""

@@ -11,7 +11,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from docex_ops.backends.base import Backend, TenantInfo, chunks
+from docex_ops.backends import pg_activity
+from docex_ops.backends.base import Backend, ServerLimits, TenantInfo, chunks
 from docex_ops.backends.pg_sql import ADVISORY_NAMESPACE, execute_script, quote_ident
 from docex_ops.backends.postgres_migration import PostgresMigrationMixin
 from docex_ops.config import PoolSettings, Settings
@@ -92,6 +93,25 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
             # connection never carries one tenant's search_path to the next.
             conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
             yield conn
+
+    def server_limits(self) -> ServerLimits:
+        with self.admin_engine.connect() as conn:
+            limits = pg_activity.read_limits(conn)
+            conn.rollback()
+        return limits
+
+    def server_connections(self) -> list[pg_activity.ServerConnection]:
+        """Every client backend on the server (pg_stat_activity), except our own query's."""
+        with self.admin_engine.connect() as conn:
+            found = pg_activity.read_connections(conn)
+            conn.rollback()
+        return found
+
+    def terminate_idle(self, pids: list[int], idle_for_s: float) -> list[int]:
+        """pg_terminate_backend on those of ``pids`` that are still idle docex tenant
+        connections of this database; returns the pids terminated."""
+        with self.admin_engine.begin() as conn:
+            return pg_activity.terminate_idle(conn, pids, idle_for_s)
 
     def dispose(self) -> None:
         with self._admin_lock:

@@ -52,6 +52,7 @@ main.lazy_commands.update({
     "backup": "docex_ops.cli.backup:backup",
     "verify-isolation": "docex_ops.cli.isolation:verify_isolation_cmd",
     "audit": "docex_ops.cli.audit:audit",
+    "pools": "docex_ops.cli.pools:pools",
     "split": "docex_ops.cli.split:split",
 })
 

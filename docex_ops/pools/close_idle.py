@@ -1,0 +1,79 @@
+"""Terminate idle docex tenant connections on the server (PostgreSQL)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from docex_ops.backends.pg_activity import IDLE_STATES
+from docex_ops.backends.postgres import PostgresBackend
+from docex_ops.manager import TenantDatabaseManager
+from docex_ops.pools.report import tenant_of_connection
+from docex_ops.tenancy import validate_tenant_id
+
+_DURATION_RE = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
+@dataclass(frozen=True)
+class IdleConnection:
+    pid: int
+    tenant_id: str
+    state: str
+    idle_s: float
+    age_s: float
+    user: str | None
+
+
+@dataclass(frozen=True)
+class CloseIdleResult:
+    candidates: list[IdleConnection]
+    terminated: list[int]
+    dry_run: bool
+
+    @property
+    def skipped(self) -> list[int]:
+        """Listed, but no longer idle (or gone) when the kill came: left alone."""
+        done = set(self.terminated)
+        return [] if self.dry_run else [c.pid for c in self.candidates if c.pid not in done]
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``10m``, ``1h30m``; ValueError otherwise."""
+    match = _DURATION_RE.fullmatch(text.strip())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise ValueError(f"invalid duration {text!r}; use e.g. 90s, 10m, 1h30m")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def find_idle(manager: TenantDatabaseManager, idle_for_s: float,
+              tenants: Iterable[str] = ()) -> list[IdleConnection]:
+    """Docex tenant connections of this database idle (or idle in transaction) for at
+    least ``idle_for_s``; only of ``tenants`` when given."""
+    backend = _postgres(manager)
+    wanted = {validate_tenant_id(t) for t in tenants}
+    found = []
+    for conn in backend.server_connections():
+        tenant_id = tenant_of_connection(conn)
+        if tenant_id is None or (wanted and tenant_id not in wanted):
+            continue
+        if conn.state in IDLE_STATES and (conn.state_age_s or 0.0) >= idle_for_s:
+            found.append(IdleConnection(conn.pid, tenant_id, conn.state or "", round(
+                conn.state_age_s or 0.0, 1), round(conn.age_s, 1), conn.user))
+    return found
+
+
+def terminate(manager: TenantDatabaseManager, candidates: list[IdleConnection],
+              idle_for_s: float) -> CloseIdleResult:
+    """pg_terminate_backend on each candidate still idle past the threshold."""
+    pids = [c.pid for c in candidates]
+    return CloseIdleResult(candidates, _postgres(manager).terminate_idle(pids, idle_for_s),
+                           dry_run=False)
+
+
+def _postgres(manager: TenantDatabaseManager) -> PostgresBackend:
+    if not isinstance(manager.backend, PostgresBackend):
+        raise LookupError("close-idle acts on server connections, and SQLite has no server: "
+                          "in the application call TenantDatabaseManager().close_idle(seconds)")
+    return manager.backend

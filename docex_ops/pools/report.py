@@ -1,0 +1,198 @@
+"""Build the pool report: what the server sees, joined with this process' pools and
+the configuration. Returns data; ``render`` turns it into text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from docex_ops.backends.pg_activity import IDLE_STATES, ServerConnection
+from docex_ops.backends.postgres import PostgresBackend
+from docex_ops.backends.sqlite import SqliteBackend
+from docex_ops.backends.sqlite_usage import scan_open_files, wal_size
+from docex_ops.budget import derive_budget
+from docex_ops.manager import TenantDatabaseManager
+from docex_ops.pools.capacity import Capacity, assess_capacity
+from docex_ops.tenancy import TenantIdError, validate_tenant_id
+
+# A transaction left open this long holds locks and a connection: worth a WARN.
+IDLE_IN_TRANSACTION_WARN_S = 60.0
+# Warn when the server's client connections reach this share of what it accepts.
+SERVER_FULL_WARN_RATIO = 0.8
+
+
+@dataclass(frozen=True)
+class TenantUsage:
+    """One tenant's connections: on the server (all processes) and in this process."""
+
+    tenant_id: str
+    known: bool                      # the tenant exists under the configured template
+    total: int = 0
+    active: int = 0
+    idle: int = 0
+    idle_in_transaction: int = 0     # including aborted transactions
+    other: int = 0
+    oldest_s: float | None = None    # age of its oldest connection
+    longest_idle_in_transaction_s: float | None = None
+    process_open: int | None = None  # this process' pool, if it holds an engine
+    process_checked_out: int | None = None
+
+
+@dataclass(frozen=True)
+class ServerUsage:
+    max_connections: int
+    superuser_reserved_connections: int
+    reserved_connections: int
+    available: int                   # what ordinary roles may open
+    client_connections: int          # every client backend, all databases, incl. this report's
+    tenant_connections: int          # docex tenant connections of this database
+    other_connections: int
+
+
+@dataclass(frozen=True)
+class OtherConnection:
+    """A client backend that belongs to no tenant of this database."""
+
+    pid: int
+    database: str | None
+    user: str | None
+    application_name: str
+    state: str | None
+    age_s: float
+
+
+@dataclass(frozen=True)
+class TenantFile:
+    tenant_id: str
+    path: str
+    size_bytes: int
+    wal_bytes: int
+    holders: list[str]               # "pid (command)"
+
+
+@dataclass(frozen=True)
+class PoolReport:
+    backend: str
+    target: str
+    generated_at: datetime
+    capacity: Capacity
+    process: dict[str, Any]          # the budget of this process
+    tenants: list[TenantUsage]
+    server: ServerUsage | None = None
+    other_connections: list[OtherConnection] = field(default_factory=list)
+    files: list[TenantFile] = field(default_factory=list)
+    holders_visible: bool = True     # False: /proc is missing or partly unreadable
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_report(manager: TenantDatabaseManager) -> PoolReport:
+    """The report for the manager's database, from one look at the server or the files."""
+    backend = manager.backend
+    discovered = [t.tenant_id for t in backend.discover()]
+    process = manager.pool_stats()
+    if isinstance(backend, PostgresBackend):
+        return _postgres_report(manager, backend, discovered, process)
+    assert isinstance(backend, SqliteBackend)
+    return _sqlite_report(manager, backend, discovered, process)
+
+
+def _postgres_report(manager: TenantDatabaseManager, backend: PostgresBackend,
+                     discovered: list[str], process: dict[str, dict[str, Any]]) -> PoolReport:
+    limits = backend.server_limits()
+    connections = backend.server_connections()
+    by_tenant: dict[str, list[ServerConnection]] = {}
+    others: list[ServerConnection] = []
+    for conn in connections:
+        tenant_id = tenant_of_connection(conn)
+        if tenant_id is None:
+            others.append(conn)
+        else:
+            by_tenant.setdefault(tenant_id, []).append(conn)
+    known = set(discovered)
+    tenants = [_tenant_usage(t, t in known, by_tenant.get(t, []), process.get(t))
+               for t in sorted(set(by_tenant) | set(process))]
+    tenant_total = sum(len(c) for c in by_tenant.values())
+    server = ServerUsage(limits.max_connections, limits.superuser_reserved_connections,
+                         limits.reserved_connections, limits.available,
+                         len(connections) + 1, tenant_total, len(others) + 1)
+    budget = manager.budget_stats()["limit"] or derive_budget(limits)
+    capacity = assess_capacity(manager.settings.pool, len(discovered), budget,
+                               _budget_source(manager), limits)
+    warnings = list(capacity.warnings)
+    if server.client_connections >= SERVER_FULL_WARN_RATIO * server.available:
+        warnings.append(f"the server has {server.client_connections} of {server.available} "
+                        "connections in use")
+    for usage in tenants:
+        if (usage.longest_idle_in_transaction_s or 0) >= IDLE_IN_TRANSACTION_WARN_S:
+            warnings.append(
+                f"tenant {usage.tenant_id!r}: a connection is idle in transaction for "
+                f"{usage.longest_idle_in_transaction_s:.0f}s (holds locks; find it in "
+                f"pg_stat_activity by application_name 'docex:{usage.tenant_id}')")
+    return PoolReport(
+        backend="postgresql", target=manager.settings.describe(),
+        generated_at=datetime.now(UTC), capacity=capacity, process=manager.budget_stats(),
+        tenants=tenants, server=server,
+        other_connections=[OtherConnection(c.pid, c.database, c.user, c.application_name,
+                                           c.state, round(c.age_s, 1)) for c in others],
+        warnings=warnings)
+
+
+def _sqlite_report(manager: TenantDatabaseManager, backend: SqliteBackend,
+                   discovered: list[str], process: dict[str, dict[str, Any]]) -> PoolReport:
+    paths = {t: backend.path(t) for t in discovered}
+    scan = scan_open_files(paths.values())
+    files = []
+    for tenant_id, path in paths.items():
+        main = str(path.resolve())
+        files.append(TenantFile(
+            tenant_id, str(path), path.stat().st_size, wal_size(path),
+            [f"{h.pid} ({h.command})" for h in scan.holders.get(main, [])]))
+    known = set(discovered)
+    tenants = [_tenant_usage(t, t in known, [], process[t]) for t in sorted(process)]
+    capacity = assess_capacity(manager.settings.pool, len(discovered),
+                               manager.budget_stats()["limit"], _budget_source(manager), None)
+    warnings = list(capacity.warnings)
+    visible = scan.supported and scan.unreadable_processes == 0
+    if not scan.supported:
+        warnings.append("this OS has no /proc: which processes hold tenant files is unknown")
+    elif scan.unreadable_processes:
+        warnings.append(f"{scan.unreadable_processes} processes could not be inspected "
+                        "(run as root to see every holder of the tenant files)")
+    return PoolReport(
+        backend="sqlite", target=manager.settings.describe(), generated_at=datetime.now(UTC),
+        capacity=capacity, process=manager.budget_stats(), tenants=tenants, files=files,
+        holders_visible=visible, warnings=warnings)
+
+
+def tenant_of_connection(conn: ServerConnection) -> str | None:
+    """The tenant a connection serves: ``docex:<valid id>`` in this database."""
+    raw = conn.tenant_app_id
+    if raw is None or not conn.in_current_database:
+        return None
+    try:
+        return validate_tenant_id(raw)
+    except TenantIdError:
+        return None
+
+
+def _tenant_usage(tenant_id: str, known: bool, conns: list[ServerConnection],
+                  pool: dict[str, Any] | None) -> TenantUsage:
+    states = [c.state for c in conns]
+    in_tx = [c.state_age_s or 0.0 for c in conns
+             if c.state in IDLE_STATES and c.state != "idle"]
+    active = states.count("active")
+    idle = states.count("idle")
+    return TenantUsage(
+        tenant_id, known, total=len(conns), active=active, idle=idle,
+        idle_in_transaction=len(in_tx), other=len(conns) - active - idle - len(in_tx),
+        oldest_s=round(max(c.age_s for c in conns), 1) if conns else None,
+        longest_idle_in_transaction_s=round(max(in_tx), 1) if in_tx else None,
+        process_open=pool["open"] if pool else None,
+        process_checked_out=pool["checked_out"] if pool else None)
+
+
+def _budget_source(manager: TenantDatabaseManager) -> str:
+    if manager.settings.pool.max_total_connections is not None:
+        return "configured"
+    return "derived" if manager.settings.db_type == "postgresql" else "unbounded"
