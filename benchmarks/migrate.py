@@ -173,6 +173,7 @@ def pg_config(workdir: Path, database: str) -> Path:
 def pg_naive_status(database: str, ids: list[str]) -> None:
     """The naive way to read every revision: one query per tenant, one connection."""
     with closing(psycopg2.connect(dbname=database, **PG)) as conn, conn.cursor() as cur:
+        conn.autocommit = True  # one transaction would run out of lock slots
         for tenant_id in ids:
             cur.execute(f'SELECT version_num FROM "tenant_{tenant_id}".alembic_version')
             cur.fetchall()

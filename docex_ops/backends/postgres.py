@@ -19,7 +19,7 @@ from docex_ops.config import PoolSettings, Settings
 from docex_ops.schema import TABLE_NAMES
 from docex_ops.tenancy import schema_name_for, tenant_id_pattern, validate_tenant_id
 
-REVISION_BATCH = 2000
+REVISION_BATCH = 1000
 
 # A session-local function: reads many tenants' version tables in one round
 # trip without a giant UNION (which the planner chokes on at ~10,000 schemas)
@@ -47,15 +47,22 @@ SELECT n.nspname,
            AND c.relname = ANY(%(tables)s)) AS tables,
        EXISTS (SELECT 1 FROM pg_class v
                 WHERE v.relnamespace = n.oid AND v.relname = 'alembic_version'
-                  AND v.relkind = 'r') AS versioned,
-       CASE WHEN %(with_size)s THEN
-         (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
-           WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p'))
-       END AS size_bytes
+                  AND v.relkind = 'r') AS versioned
   FROM pg_namespace n
  WHERE n.nspname LIKE %(like)s
  ORDER BY n.nspname
 """
+
+# pg_total_relation_size locks every table and index it measures, so sizes are
+# read in batches, each in its own transaction (see _read_revisions).
+_SIZES_SQL = """
+SELECT n.nspname, coalesce(sum(pg_total_relation_size(c.oid)), 0)
+  FROM pg_namespace n LEFT JOIN pg_class c
+       ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
+ WHERE n.nspname = ANY(%(s)s)
+ GROUP BY n.nspname
+"""
+SIZE_BATCH = 100
 
 
 class PostgresBackend(PostgresMigrationMixin, Backend):
@@ -134,20 +141,26 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         like = head.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         with self.admin_engine.connect() as conn:
             rows = conn.exec_driver_sql(
-                _DISCOVER_SQL,
-                {"tables": list(TABLE_NAMES), "with_size": with_size, "like": like},
-            ).all()
-            versioned = [r[0] for r in rows if r[2]]
-            revisions = self._read_revisions(conn, versioned)
+                _DISCOVER_SQL, {"tables": list(TABLE_NAMES), "like": like}).all()
+            tenants = {}  # schema -> (tenant id, DocEX tables, versioned)
+            for schema, tables, versioned in rows:
+                match = self._pattern.fullmatch(schema)
+                if match:
+                    tenants[schema] = (match["tenant_id"], int(tables), bool(versioned))
+            revisions = self._read_revisions(conn, [s for s, t in tenants.items() if t[2]])
+            sizes = self._read_sizes(conn, list(tenants)) if with_size else {}
             conn.rollback()
-        found = []
-        for schema, tables, _, size in rows:
-            match = self._pattern.fullmatch(schema)
-            if not match:
-                continue
-            found.append(TenantInfo(match["tenant_id"], schema, int(tables),
-                                    revisions.get(schema), None if size is None else int(size)))
-        return found
+        return [TenantInfo(tenant_id, schema, tables, revisions.get(schema), sizes.get(schema))
+                for schema, (tenant_id, tables, _) in tenants.items()]
+
+    @staticmethod
+    def _read_sizes(conn: Connection, schemas: list[str]) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        for batch in chunks(schemas, SIZE_BATCH):
+            sizes.update((schema, int(size)) for schema, size in
+                         conn.exec_driver_sql(_SIZES_SQL, {"s": batch}))
+            conn.commit()
+        return sizes
 
     def read_revisions(self, tenant_ids: Iterable[str]) -> dict[str, str | None]:
         by_schema = {self.location(t): t for t in tenant_ids}
@@ -160,12 +173,17 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         if not schemas:
             return {}
         execute_script(conn, _REVISIONS_FUNCTION)
+        conn.commit()
         result: dict[str, str | None] = {}
         for batch in chunks(schemas, REVISION_BATCH):
             for schema, revision in conn.exec_driver_sql(
                 "SELECT * FROM pg_temp.docex_ops_revisions(%(s)s)", {"s": batch}
             ):
                 result[schema] = revision
+            # Each version table read holds a lock until the transaction ends; the
+            # server's lock table (max_locks_per_transaction x max_connections,
+            # 6,400 by default) would run out at a few thousand tenants.
+            conn.commit()
         return result
 
     def exists(self, tenant_id: str) -> bool:
