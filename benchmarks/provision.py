@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg2
 
-from docex_ops.config import settings_from_mapping
+from docex_ops.config import Settings, settings_from_mapping
 from docex_ops.ddl import head_ddl, version_table_ddl
 from docex_ops.manager import TenantDatabaseManager
 from docex_ops.revisions import head_revision
@@ -32,22 +32,28 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
+def provision_each(settings: Settings, count: int) -> list[float]:
+    """Seconds per tenant, each provisioned on its own through the manager."""
+    TenantDatabaseManager.reset()
+    manager = TenantDatabaseManager(settings)
+    manager.provision("warmup")
+    samples = []
+    for i in range(count):
+        started = time.perf_counter()
+        manager.provision(f"t{i}")
+        samples.append(time.perf_counter() - started)
+    TenantDatabaseManager.reset()
+    return samples
+
+
 def bench_postgres(count: int) -> tuple[float, float]:
     database = f"docex_ops_bench_prov_{uuid.uuid4().hex[:6]}"
     admin = psycopg2.connect(dbname="postgres", **PG)
     admin.autocommit = True
     admin.cursor().execute(f'CREATE DATABASE "{database}"')
     try:
-        TenantDatabaseManager.reset()
-        manager = TenantDatabaseManager(settings_from_mapping({"database": {
-            "type": "postgresql", "postgres": {**PG, "database": database}}}))
-        manager.provision("warmup")
-        ours = []
-        for i in range(count):
-            started = time.perf_counter()
-            manager.provision(f"t{i}")
-            ours.append(time.perf_counter() - started)
-        TenantDatabaseManager.reset()
+        ours = provision_each(settings_from_mapping({"database": {
+            "type": "postgresql", "postgres": {**PG, "database": database}}}), count)
         body = head_ddl("postgresql") + version_table_ddl(head_revision())
         raw = []
         with closing(psycopg2.connect(dbname=database, **PG)) as conn:
@@ -68,16 +74,9 @@ def bench_postgres(count: int) -> tuple[float, float]:
 def bench_sqlite(count: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        TenantDatabaseManager.reset()
-        manager = TenantDatabaseManager(settings_from_mapping({"database": {
-            "type": "sqlite", "sqlite": {"path_template": f"{root}/t_{{tenant_id}}/docex.db"}}}))
-        manager.provision("warmup")
-        ours = []
-        for i in range(count):
-            started = time.perf_counter()
-            manager.provision(f"t{i}")
-            ours.append(time.perf_counter() - started)
-        TenantDatabaseManager.reset()
+        ours = provision_each(settings_from_mapping({"database": {
+            "type": "sqlite", "sqlite": {"path_template": f"{root}/t_{{tenant_id}}/docex.db"}}}),
+            count)
         body = head_ddl("sqlite") + version_table_ddl(head_revision())
         raw = []
         for i in range(count):
