@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, insert, select
+from sqlalchemy.orm import Session
 
 from docex_ops import audit
 from docex_ops.documents import files, records
-from docex_ops.schema import doc_events, document, document_metadata, file_history, operations
+from docex_ops.schema import doc_events, document, document_metadata, operations
 
 if TYPE_CHECKING:
     from docex_ops.documents.client import DocEX
@@ -66,9 +67,12 @@ class Basket:
         return Path(self.storage_config["path"])
 
     def add(self, path: str | Path, metadata: dict[str, Any] | None = None) -> Document:
-        """Store the file in the tenant's own directory and record it: rows in
-        document, document_metadata, file_history, doc_events and operations,
-        in one transaction. The file is removed again if the transaction fails."""
+        """Store the file in the tenant's own directory and record it as DocEX 2.9.9
+        does: rows in document, document_metadata and operations (DocEX writes no
+        file_history or doc_events row for an add), in one transaction. The same file
+        (checksum and source) added to the basket again is not stored twice: like
+        DocEX, a DUPLICATE event is recorded and the existing document returned. The
+        new file is removed again if the transaction fails or finds a duplicate."""
         source = Path(path)
         tenant, actor = self._client.tenant_id, self._client.actor
         meta = dict(metadata or {})
@@ -78,31 +82,12 @@ class Basket:
         stored: files.StoredFile | None = None
         try:
             stored = files.store(source, self.directory / relative)
-            row = self._document_row(document_id, source, name, relative, stored)
+            row = self._document_row(document_id, source, name, relative,
+                                     _digest(source, stored))
             with self._client.transaction() as session:
-                session.execute(insert(document).values(row))
-                session.execute(insert(document_metadata), [
-                    {"id": records.new_id("metadata"), "document_id": document_id, "key": key,
-                     "value": records.metadata_value(value),
-                     "metadata_type": records.METADATA_TYPE,
-                     "created_at": row["created_at"], "updated_at": row["created_at"]}
-                    for key, value in meta.items()])
-                session.execute(insert(file_history).values(
-                    id=records.new_id("file_history"), document_id=document_id,
-                    original_path=str(source), internal_path=str(stored.path),
-                    created_at=row["created_at"]))
-                details = {"source": str(source), "stored_path": relative,
-                           "document_type": records.DOCUMENT_TYPE, "size": stored.size,
-                           "checksum": stored.sha256}
-                session.execute(insert(doc_events).values(
-                    id=records.new_id("event"), basket_id=self.id, document_id=document_id,
-                    event_type=records.EVENT_ADDED, event_timestamp=row["created_at"],
-                    data=details, source="docex", status="PENDING",
-                    created_at=row["created_at"], updated_at=row["created_at"]))
-                session.execute(insert(operations).values(
-                    id=records.new_id("operation"), document_id=document_id,
-                    operation_type=records.EVENT_ADDED, status="success", details=details,
-                    created_at=row["created_at"], completed_at=row["created_at"]))
+                existing = self._duplicate_of(session, row)
+                if existing is None:
+                    self._insert_rows(session, row, meta)
         except (OSError, RuntimeError) as exc:
             if stored is not None:
                 stored.path.unlink(missing_ok=True)
@@ -110,10 +95,46 @@ class Basket:
                          {"basket": self.id, "source": str(source), "error": str(exc)},
                          actor=actor)
             raise
-        audit.record("document.add", tenant, document_id, audit.OK,
-                     {"basket": self.id, "name": name, "size": stored.size,
-                      "sha256": stored.sha256}, actor=actor)
+        if existing is not None:
+            stored.path.unlink(missing_ok=True)
+            row = existing
+        audit.record("document.add", tenant, row["id"], audit.OK,
+                     {"basket": self.id, "name": row["name"], "size": row["size"],
+                      "checksum": row["checksum"], "duplicate": existing is not None},
+                     actor=actor)
         return self._document(row)
+
+    def _duplicate_of(self, session: Session, row: dict[str, Any]) -> dict[str, Any] | None:
+        """DocEX's duplicate rule: same checksum and source in this basket. Records
+        DocEX's DUPLICATE event on the existing document when there is one."""
+        found = session.execute(select(document).where(
+            document.c.basket_id == self.id, document.c.checksum == row["checksum"],
+            document.c.source == row["source"]).order_by(document.c.created_at)).first()
+        if found is None:
+            return None
+        session.execute(insert(doc_events).values(
+            id=records.new_id("event"), basket_id=self.id, document_id=found.id,
+            event_type=records.EVENT_DUPLICATE, event_timestamp=row["created_at"],
+            data={"source": row["source"]}, source="docex", status="PENDING",
+            created_at=row["created_at"], updated_at=row["created_at"]))
+        return dict(found._asdict())
+
+    @staticmethod
+    def _insert_rows(session: Session, row: dict[str, Any], meta: dict[str, Any]) -> None:
+        created = row["created_at"]
+        session.execute(insert(document).values(row))
+        session.execute(insert(document_metadata), [
+            {"id": records.new_id("metadata"), "document_id": row["id"], "key": key,
+             "value": records.metadata_value(value), "metadata_type": records.METADATA_TYPE,
+             "created_at": created, "updated_at": created}
+            for key, value in meta.items()])
+        session.execute(insert(operations).values(
+            id=records.new_id("operation"), document_id=row["id"],
+            operation_type=records.OPERATION_ADD, status="success",
+            details={"source": row["source"], "stored_path": row["path"],
+                     "document_type": row["document_type"], "size": row["size"],
+                     "checksum": row["checksum"]},
+            created_at=created, completed_at=created))
 
     def list_documents(self) -> list[Document]:
         """This basket's documents, newest first (DocEX's default order)."""
@@ -130,15 +151,12 @@ class Basket:
         return None if row is None else self._document(row._asdict())
 
     def _document_row(self, document_id: str, source: Path, name: str, relative: str,
-                      stored: files.StoredFile) -> dict[str, Any]:
-        text = None
-        if not records.is_binary(source, stored.head):
-            text = stored.path.read_bytes().decode("utf-8", errors="replace")
+                      digest: records.Digest) -> dict[str, Any]:
         created = records.now()
         return {"id": document_id, "basket_id": self.id, "name": name, "source": str(source),
                 "path": relative, "content_type": records.content_type(source),
-                "document_type": records.DOCUMENT_TYPE, "content": {"content": text},
-                "raw_content": text, "size": stored.size, "checksum": stored.sha256,
+                "document_type": records.DOCUMENT_TYPE, "content": {"content": digest.text},
+                "raw_content": digest.text, "size": digest.size, "checksum": digest.checksum,
                 "status": records.DOCUMENT_STATUS, "processing_attempts": 0,
                 "created_at": created, "updated_at": created}
 
@@ -149,6 +167,14 @@ class Basket:
             document_type=row["document_type"], size=row["size"], checksum=row["checksum"],
             status=row["status"], created_at=row["created_at"], updated_at=row["updated_at"],
             file_path=self.directory / row["path"], _client=self._client)
+
+
+def _digest(source: Path, stored: files.StoredFile) -> records.Digest:
+    """DocEX's checksum, size and text of the stored file; a binary file was hashed
+    while it was stored, so it is not read a second time."""
+    if records.is_binary(source, stored.head):
+        return records.Digest(stored.sha256, stored.size, None)
+    return records.digest(source, stored.path.read_bytes())
 
 
 def basket_from_row(row: Row[Any], client: DocEX) -> Basket:

@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from docex_ops.documents import records
+
 DIR_MODE = 0o750
 FILE_MODE = 0o640
 _CHUNK = 1 << 20
@@ -49,11 +51,16 @@ def store(source: Path, dest: Path) -> StoredFile:
     return StoredFile(dest, size, digest.hexdigest(), head)
 
 
-def read_verified(path: Path, sha256: str, what: str) -> bytes:
-    """The file's bytes; RuntimeError if they no longer match the recorded checksum."""
+def read_verified(path: Path, checksum: str, what: str) -> bytes:
+    """The file's bytes; RuntimeError if they no longer match the recorded checksum.
+
+    The checksum is DocEX's (see records.digest: a text file's is that of its text
+    with LF line ends); the plain sha256 of the bytes is accepted too, as docex-ops
+    recorded it for text files before it followed DocEX there."""
     data = path.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != sha256:
-        raise RuntimeError(f"{what}: file {path} has sha256 {actual}, the database recorded "
-                           f"{sha256}; the file was changed outside DocEX: restore it from backup")
+    actual = records.digest(path, data).checksum
+    if checksum not in (actual, hashlib.sha256(data).hexdigest()):
+        raise RuntimeError(f"{what}: file {path} has sha256 checksum {actual}, the database "
+                           f"recorded {checksum}; the file was changed outside DocEX: restore it "
+                           "from backup")
     return data

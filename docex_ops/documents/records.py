@@ -6,10 +6,12 @@ with DocEX's own (docex/db/models.py, docex/utils/*) when DocEX changes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mimetypes
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,8 @@ BASKET_STATUS = "active"
 DOCUMENT_STATUS = "RECEIVED"
 DOCUMENT_TYPE = "file"
 METADATA_TYPE = "custom"
-EVENT_ADDED = "ADD"          # also DocEX's operation_type for an add
+OPERATION_ADD = "ADD"        # DocEX's operation_type for an add
+EVENT_DUPLICATE = "DUPLICATE"  # DocEX's event when the same file is added to a basket again
 NAME_MAX = 80                # DocEX sanitizes basket and file names to 80 characters
 
 # DocEX's own extension lists (docex.utils.file_utils), so content_type and the
@@ -80,6 +83,31 @@ def is_binary(path: Path, head: bytes) -> bool:
     """DocEX's test: a binary extension, or any byte in the first KiB that is
     not printable ASCII or whitespace."""
     return path.suffix.lower() in BINARY_EXTS or not set(head[:1024]) <= _TEXT_BYTES
+
+
+@dataclass(frozen=True)
+class Digest:
+    """What DocEX records for a file's bytes: checksum, size and its text (None: binary)."""
+
+    checksum: str
+    size: int
+    text: str | None
+
+
+def digest(path: Path, data: bytes) -> Digest:
+    """DocEX's rule: a binary file is hashed as bytes; a text file is read as text
+    (``Path.read_text``: universal newlines, so CRLF counts as LF) and the checksum
+    and size are those of that text encoded as UTF-8. The file itself keeps its bytes.
+    Text that is not UTF-8 (DocEX fails to add it) is recorded as binary."""
+    if not is_binary(path, data[:1024]):
+        try:
+            text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        except UnicodeDecodeError:
+            pass
+        else:
+            encoded = text.encode("utf-8")
+            return Digest(hashlib.sha256(encoded).hexdigest(), len(encoded), text)
+    return Digest(hashlib.sha256(data).hexdigest(), len(data), None)
 
 
 def metadata_value(value: Any) -> str:
