@@ -6,6 +6,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -183,3 +184,23 @@ def test_create_schema_permission_error_names_grant(settings_factory: Callable[.
         TenantDatabaseManager.reset()
         with pg_conn.cursor() as cur:
             cur.execute(f'DROP ROLE "{role}"')
+
+
+def test_provision_fills_an_empty_tenant_and_leaves_a_full_one(
+        manager: TenantDatabaseManager) -> None:
+    """An empty schema/file (left by a crash, or made by a DBA) is filled; one with tables
+    is left alone."""
+    backend = manager.backend
+    assert backend.create("blank", "") is True  # schema / file with nothing in it
+    assert manager.provision("blank") is True
+    assert backend.read_revisions(["blank"]) == {"blank": "0003_object_paths"}
+    assert len(backend.catalog("blank")) == 11
+    assert manager.provision("blank") is False
+
+
+@pytest.mark.parametrize("kind", ["sqlite"])
+def test_sqlite_failed_provisioning_leaves_no_file(manager: TenantDatabaseManager) -> None:
+    path = manager.backend.location("broken")
+    with pytest.raises(Exception, match="syntax"):
+        manager.backend.create("broken", "CREATE TABLE ok (id INTEGER);\nTHIS IS NOT SQL;\n")
+    assert not Path(path).exists()

@@ -7,10 +7,10 @@ import glob
 import os
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,12 @@ class FileRouter:
             yield conn
 
 
+@lru_cache(maxsize=32)
+def _statements(script: str) -> tuple[str, ...]:
+    """split_statements, remembered: provisioning sends the same DDL to every tenant."""
+    return tuple(split_statements(script))
+
+
 def split_statements(script: str) -> Iterator[str]:
     """The complete SQL statements of a script, as SQLite itself delimits them."""
     buffer = ""
@@ -166,24 +172,28 @@ class SqliteBackend(Backend):
 
     def create(self, tenant_id: str, ddl: str) -> bool:
         path = self.path(tenant_id)
-        if path.exists():
-            return False
         path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        # Build the file aside, then link it into place: the link is atomic and
-        # fails if another process won the race, so a tenant file is either
-        # complete or absent, never half-provisioned.
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:  # claim the file: exactly one creator makes it, with our permissions
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+            claimed = True
+        except FileExistsError:
+            claimed = False
         try:
-            with closing(sqlite3.connect(tmp, isolation_level=None)) as conn:
-                conn.execute("PRAGMA foreign_keys=ON")
-                conn.executescript("BEGIN;\n" + ddl + "COMMIT;")
-            os.chmod(tmp, FILE_MODE)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-        finally:
-            tmp.unlink(missing_ok=True)
+            with closing(sqlite3.connect(path, isolation_level=None, timeout=30)) as conn:
+                # The write lock first, then the check: a concurrent creator waits
+                # here and then finds the tables; an empty file (ours, or left by a
+                # crash) is filled, as an empty PostgreSQL schema is.
+                conn.execute("BEGIN IMMEDIATE")
+                if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    conn.execute("ROLLBACK")
+                    return False
+                for statement in _statements(ddl):
+                    conn.execute(statement)
+                conn.execute("COMMIT")
+        except BaseException:
+            if claimed:  # never leave a half-made tenant behind
+                path.unlink(missing_ok=True)
+            raise
         return True
 
     def drop(self, tenant_id: str) -> None:
@@ -235,17 +245,23 @@ class SqliteBackend(Backend):
         assert isinstance(dbapi, sqlite3.Connection)
         cursor = dbapi.cursor()
         try:
-            for statement in split_statements(sql):
+            for statement in _statements(sql):
                 cursor.execute(statement)
         finally:
             cursor.close()
 
     def current_revision(self, conn: Connection) -> str | None:
-        if conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' "
-                                "AND name = 'alembic_version'").first() is None:
-            return None
-        revision = conn.exec_driver_sql("SELECT max(version_num) FROM alembic_version").scalar()
-        return None if revision is None else str(revision)
+        # One query: in SQLite a statement that fails to prepare leaves the
+        # transaction as it was, so "no such table" can simply be caught.
+        dbapi = conn.connection.dbapi_connection
+        assert isinstance(dbapi, sqlite3.Connection)
+        try:
+            row = dbapi.execute("SELECT max(version_num) FROM alembic_version").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+        return None if row[0] is None else str(row[0])
 
     def check_migrated(self, conn: Connection, tenant_id: str, expected: str | None,
                        deep: bool = False) -> None:
