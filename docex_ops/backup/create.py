@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -41,11 +42,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+@functools.cache
+def _docex_ops_version() -> str:
+    return version("docex-ops")  # reads package metadata: ~1 ms, once per run not per tenant
+
+
 def resolve_tenants(manager: TenantDatabaseManager, tenant_ids: list[str] | None) -> list[str]:
     """The ids to back up: the named ones (checked by the tenant rules, before anything
     else happens) or every discovered tenant."""
     if tenant_ids is None:
-        return [t.tenant_id for t in manager.backend.discover()]
+        return manager.backend.tenant_ids()
     ids = validate_all(tenant_ids)
     for tenant_id in ids:
         manager.backend.location(tenant_id)
@@ -121,7 +127,7 @@ def _write_manifests(archiver: TenantArchiver, dumped: DumpResult, archive: Path
             revision=snap.revision, tables=snap.tables, archive=archive.name,
             archive_sha256=sha, archive_size=size, tenants_in_archive=len(dumped.tenants),
             server_version=dumped.server_version, tool_version=dumped.tool_version,
-            docex_ops_version=version("docex-ops"), started_at=started_at,
+            docex_ops_version=_docex_ops_version(), started_at=started_at,
             finished_at=finished_at)
         path = write_manifest(manifest, archive.parent /
                               f"{snap.tenant_id}.{stamp}{MANIFEST_SUFFIX}")
