@@ -95,8 +95,13 @@ def _backup_batch(archiver: TenantArchiver, batch: list[str], dest: Path
     try:
         return _dump(archiver, batch, dest)
     except Exception as exc:  # noqa: BLE001 - reported per tenant, the run goes on
-        if len(batch) > 1:  # one bad tenant must not cost the others their backup
-            return [r for t in batch for r in _backup_batch(archiver, [t], dest)]
+        if len(batch) > 1:
+            # One bad tenant must not cost the others their backup, and a batch that
+            # failed for want of locks must not turn into one pg_dump per tenant
+            # (seconds each on a large catalog): retry in halves.
+            half = (len(batch) + 1) // 2
+            return [r for part in (batch[:half], batch[half:])
+                    for r in _backup_batch(archiver, part, dest)]
         return [BackupResult(batch[0], None, None, 0, 0, 0.0, f"tenant {batch[0]!r}: {exc}")]
 
 
