@@ -152,6 +152,11 @@ def digest_table(conn: sqlite3.Connection, table: str, schema: str = "main",
     register_functions(conn)
     if columns is None:
         columns = table_columns(conn, schema, table).get(table, [])
+    return _digest(conn, table, columns, schema, where, params)
+
+
+def _digest(conn: sqlite3.Connection, table: str, columns: Columns, schema: str = "main",
+            where: str | None = None, params: dict[str, Any] | None = None) -> TableDigest:
     outer = hashlib.sha256()
     rows = 0
     cursor = conn.execute(digest_sql(table, columns, schema, where), params or {})
@@ -168,8 +173,9 @@ def digest_database(conn: sqlite3.Connection, schema: str = "main"
     if not in_transaction:
         conn.execute("BEGIN")
     try:
+        register_functions(conn)
         columns = table_columns(conn, schema)
-        tables = {t: digest_table(conn, t, schema, columns=columns[t])
+        tables = {t: _digest(conn, t, columns[t], schema)
                   for t in TABLE_NAMES if t in columns}
         revision = None
         if "alembic_version" in columns:
