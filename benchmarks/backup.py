@@ -1,16 +1,23 @@
 """Backing up every tenant vs. the database's own whole-database baseline, same run.
 
     .venv/bin/python benchmarks/backup.py [--tenants 200] [--docs 20] [--jobs 2]
-        [--kinds postgresql,sqlite] [--per-tenant-sample 20]
+        [--kinds postgresql,sqlite] [--repeat 3] [--per-tenant-sample 20]
 
 PostgreSQL (127.0.0.1:5432, trust auth; a scratch database is created and dropped):
 N tenants with data, ``backup create --all --jobs J`` (batched pg_dumps plus the
 in-snapshot checksums) beside one ``pg_dump --format=custom`` of the whole database.
+Where the whole-database dump fails (2,000 tenants on a default server: "out of
+shared memory"), that failure is printed as the baseline's result and the figure
+that counts is whether every tenant was backed up, and in how long.
 With ``--per-tenant-sample K`` it also times K tenants dumped one pg_dump each and
 extrapolates to N, to show what batching saves. One tenant is then restored under
 another id and compared with its manifest (rows lost: must be 0).
 SQLite: N tenant files, ``backup create --all`` (online backup API + checksums) beside
 a plain file copy of the same files.
+
+The data is written once; each side is then measured ``--repeat`` times, alternating,
+and the best and the median are printed (ratios are per round, baseline and ours
+measured side by side).
 """
 
 from __future__ import annotations
@@ -18,12 +25,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg2
 
@@ -31,8 +41,12 @@ from docex_ops import schema as s
 from docex_ops.backends.archivers import make_archiver
 from docex_ops.backends.pg_tools import tool_env
 from docex_ops.backup import create_backups, restore_backup
+from docex_ops.backup.create import BackupResult
 from docex_ops.config import settings_from_mapping
 from docex_ops.manager import TenantDatabaseManager
+from docex_ops.schema import TABLE_NAMES
+
+T = TypeVar("T")
 
 
 def fill(manager: TenantDatabaseManager, tenant_id: str, docs: int) -> None:
@@ -65,16 +79,56 @@ def populate(manager: TenantDatabaseManager, n: int, docs: int) -> list[str]:
     return ids
 
 
-def timed(label: str, fn: object) -> float:
+def populate_postgres(manager: TenantDatabaseManager, dsn: dict[str, str], n: int,
+                      docs: int) -> list[str]:
+    """The first tenant is filled through DocEX's tables; the others are provisioned and
+    get a copy of its rows server-side (thousands of tenants in minutes, not an hour)."""
+    ids = populate(manager, 1, docs) + [f"t{i:05d}" for i in range(1, n)]
+    model = manager.backend.location(ids[0])
+    conn = psycopg2.connect(**dsn)
+    try:
+        for number, tenant_id in enumerate(ids[1:], 1):
+            manager.provision(tenant_id)
+            schema = manager.backend.location(tenant_id)
+            conn.cursor().execute("".join(
+                f'INSERT INTO "{schema}"."{t}" SELECT * FROM "{model}"."{t}";'
+                for t in TABLE_NAMES))
+            conn.commit()
+            if number % 250 == 0:
+                print(f"  ... {number + 1} tenants", flush=True)
+    finally:
+        conn.close()
+    manager.close_all_connections()
+    return ids
+
+
+def timed(label: str, fn: Callable[[], T]) -> tuple[float, T]:
     started = time.perf_counter()
-    fn()  # type: ignore[operator]
+    value = fn()
     seconds = time.perf_counter() - started
     print(f"  {label:<46} {seconds:8.2f} s", flush=True)
-    return seconds
+    return seconds, value
+
+
+def summary(label: str, values: list[float], unit: str) -> None:
+    print(f"  {label:<46} best {min(values):.2f}{unit}  median "
+          f"{statistics.median(values):.2f}{unit}  (n={len(values)})", flush=True)
+
+
+def whole_dump(env: dict[str, str], target: Path) -> str | None:
+    """One pg_dump of the whole database; None, or why it failed."""
+    done = subprocess.run(["pg_dump", "--format=custom", f"--file={target}"], env=env,
+                          stderr=subprocess.PIPE, text=True, check=False)
+    target.unlink(missing_ok=True)
+    if done.returncode == 0:
+        return None
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    return " / ".join(lines[:2])[:300] or f"exit {done.returncode}"
 
 
 def bench_postgres(args: argparse.Namespace, work: Path) -> None:
     db = f"docex_ops_bench_{uuid.uuid4().hex[:8]}"
+    dsn = {"host": "127.0.0.1", "user": "postgres", "dbname": db}
     admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
     admin.autocommit = True
     admin.cursor().execute(f'CREATE DATABASE "{db}"')
@@ -84,28 +138,55 @@ def bench_postgres(args: argparse.Namespace, work: Path) -> None:
         TenantDatabaseManager.reset()
         manager = TenantDatabaseManager(settings)
         print(f"PostgreSQL: {args.tenants} tenants x {args.docs} documents", flush=True)
-        populate(manager, args.tenants, args.docs)
+        started = time.perf_counter()
+        populate_postgres(manager, dsn, args.tenants, args.docs)
+        print(f"  (data written in {time.perf_counter() - started:.0f} s)", flush=True)
         env = tool_env(settings.postgres, "bench")
-        whole = timed("pg_dump of the whole database (baseline)", lambda: subprocess.run(
-            ["pg_dump", "--format=custom", f"--file={work / 'whole.pgdump'}"], env=env,
-            check=True))
-        results: list = []
-        ours = timed(f"backup create --all --jobs {args.jobs} (batched)", lambda: results.extend(
-            create_backups(manager, None, work / "pg", jobs=args.jobs)))
-        failed = [r.tenant_id for r in results if not r.ok]
-        archives = len({r.archive for r in results if r.ok})
-        print(f"  -> {len(results) - len(failed)} tenants ok, {len(failed)} failed, "
-              f"{archives} archive file(s)")
-        print(f"  ratio backup-all / whole-database pg_dump: {ours / whole:.2f}x "
-              "(target <= 2x)")
+        wholes: list[float] = []
+        ours: list[float] = []
+        results: list[BackupResult] = []
+        for round_ in range(1, args.repeat + 1):
+            print(f"  round {round_}:", flush=True)
+            whole, failure = timed("pg_dump of the whole database (baseline)",
+                                   lambda: whole_dump(env, work / "whole"))
+            if failure:
+                print(f"    baseline FAILED: {failure}", flush=True)
+            else:
+                wholes.append(whole)
+            dest = work / f"pg{round_}"
+            seconds, results = timed(f"backup create --all --jobs {args.jobs} (batched)",
+                                     lambda: create_backups(
+                                         manager, None, dest, jobs=args.jobs))  # noqa: B023
+            ours.append(seconds)
+            failed = [r.tenant_id for r in results if not r.ok]
+            archives = len({r.archive for r in results if r.ok})
+            print(f"    -> {len(results) - len(failed)} of {args.tenants} tenants ok, "
+                  f"{len(failed)} failed, {archives} archive file(s)"
+                  + (f"; first error: {results[0].error}" if failed else ""), flush=True)
+            if not failure:
+                print(f"    ratio backup-all / whole-database pg_dump: "
+                      f"{ours[-1] / whole:.2f}x", flush=True)
+            if round_ < args.repeat:
+                shutil.rmtree(dest)
+        summary("backup create --all", ours, " s")
+        if wholes:
+            summary("whole-database pg_dump", wholes, " s")
+            if len(wholes) == len(ours):
+                summary("ratio (target <= 2x)", [o / w for o, w in zip(ours, wholes,
+                                                                          strict=True)], "x")
+        else:
+            print(f"  whole-database pg_dump failed in every round; target: every tenant "
+                  f"backed up in under 300 s: best {min(ours):.1f} s", flush=True)
         if args.per_tenant_sample:
             k = min(args.per_tenant_sample, args.tenants)
-            one = timed(f"{k} tenants, one pg_dump each", lambda: create_backups(
+            one, _ = timed(f"{k} tenants, one pg_dump each", lambda: create_backups(
                 manager, [f"t{i:05d}" for i in range(k)], work / "pg1", batch_size=1))
             print(f"  -> one-by-one extrapolated to {args.tenants}: "
-                  f"{one / k * args.tenants:.1f} s = {one / k * args.tenants / whole:.1f}x "
-                  "the whole-database dump")
+                  f"{one / k * args.tenants:.1f} s"
+                  + (f" = {one / k * args.tenants / min(wholes):.1f}x the whole-database "
+                     "dump" if wholes else ""))
         manifest = next(r.manifest for r in results if r.ok)
+        assert manifest is not None
         restored = restore_backup(manager, manifest, as_tenant="restored_copy")
         archiver = make_archiver(manager.backend)
         live = archiver.digest_tenant("restored_copy")
@@ -128,15 +209,25 @@ def bench_sqlite(args: argparse.Namespace, work: Path) -> None:
     print(f"SQLite: {args.tenants} tenant files x {args.docs} documents", flush=True)
     ids = populate(manager, args.tenants, args.docs)
     files = [Path(manager.backend.location(t)) for t in ids]
-    copies = work / "copies"
-    copies.mkdir()
-    copy = timed("plain file copy of every tenant file (baseline)", lambda: [
-        shutil.copyfile(f, copies / f"{i}.db") for i, f in enumerate(files)])
-    results: list = []
-    ours = timed(f"backup create --all --jobs {args.jobs}", lambda: results.extend(
-        create_backups(manager, None, work / "sq", jobs=args.jobs)))
-    print(f"  -> {sum(r.ok for r in results)} tenants ok")
-    print(f"  ratio backup-all / file copy: {ours / copy:.2f}x (target <= 1.5x)")
+    copies, ours = [], []
+    for round_ in range(1, args.repeat + 1):
+        print(f"  round {round_}:", flush=True)
+        target = work / "copies"
+        target.mkdir()
+        copies.append(timed("plain file copy of every tenant file (baseline)", lambda: [
+            shutil.copyfile(f, target / f"{i}.db")  # noqa: B023
+            for i, f in enumerate(files)])[0])
+        seconds, results = timed(f"backup create --all --jobs {args.jobs}",
+                                 lambda: create_backups(manager, None, work / "sq",
+                                                        jobs=args.jobs))
+        ours.append(seconds)
+        print(f"    -> {sum(r.ok for r in results)} of {args.tenants} tenants ok; ratio "
+              f"{ours[-1] / copies[-1]:.2f}x", flush=True)
+        shutil.rmtree(target)
+        shutil.rmtree(work / "sq")
+    summary("plain file copy", copies, " s")
+    summary("backup create --all", ours, " s")
+    summary("ratio (target <= 1.5x)", [o / c for o, c in zip(ours, copies, strict=True)], "x")
     TenantDatabaseManager.reset()
 
 
@@ -148,6 +239,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--kinds", default="postgresql,sqlite")
     parser.add_argument("--per-tenant-sample", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per side")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="docex-bench-") as tmp:
         for kind in args.kinds.split(","):

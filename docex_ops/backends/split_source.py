@@ -30,7 +30,8 @@ from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.catalog import Catalog, pg_catalog, sqlite_catalog
 from docex_ops.backends.pg_archive import digest_sql
 from docex_ops.backends.pg_sql import quote_ident
-from docex_ops.backends.sqlite_archive import backup_file, digest_table
+from docex_ops.backends.sqlite_archive import backup_file
+from docex_ops.backends.sqlite_digest import digest_table
 from docex_ops.config import ConfigError, PostgresSettings
 from docex_ops.tenancy import check_schema_name
 

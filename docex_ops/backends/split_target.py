@@ -36,7 +36,7 @@ from docex_ops.backends.split_source import (
     pg_begin_snapshot,
 )
 from docex_ops.backends.sqlite import SqliteBackend
-from docex_ops.backends.sqlite_archive import digest_table
+from docex_ops.backends.sqlite_digest import digest_table
 from docex_ops.schema import TABLE_NAMES
 
 STREAM_BATCH = 5000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -41,11 +42,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+@functools.cache
+def _docex_ops_version() -> str:
+    return version("docex-ops")  # reads package metadata: ~1 ms, once per run not per tenant
+
+
 def resolve_tenants(manager: TenantDatabaseManager, tenant_ids: list[str] | None) -> list[str]:
     """The ids to back up: the named ones (checked by the tenant rules, before anything
     else happens) or every discovered tenant."""
     if tenant_ids is None:
-        return [t.tenant_id for t in manager.backend.discover()]
+        return manager.backend.tenant_ids()
     ids = validate_all(tenant_ids)
     for tenant_id in ids:
         manager.backend.location(tenant_id)
@@ -89,8 +95,13 @@ def _backup_batch(archiver: TenantArchiver, batch: list[str], dest: Path
     try:
         return _dump(archiver, batch, dest)
     except Exception as exc:  # noqa: BLE001 - reported per tenant, the run goes on
-        if len(batch) > 1:  # one bad tenant must not cost the others their backup
-            return [r for t in batch for r in _backup_batch(archiver, [t], dest)]
+        if len(batch) > 1:
+            # One bad tenant must not cost the others their backup, and a batch that
+            # failed for want of locks must not turn into one pg_dump per tenant
+            # (seconds each on a large catalog): retry in halves.
+            half = (len(batch) + 1) // 2
+            return [r for part in (batch[:half], batch[half:])
+                    for r in _backup_batch(archiver, part, dest)]
         return [BackupResult(batch[0], None, None, 0, 0, 0.0, f"tenant {batch[0]!r}: {exc}")]
 
 
@@ -121,7 +132,7 @@ def _write_manifests(archiver: TenantArchiver, dumped: DumpResult, archive: Path
             revision=snap.revision, tables=snap.tables, archive=archive.name,
             archive_sha256=sha, archive_size=size, tenants_in_archive=len(dumped.tenants),
             server_version=dumped.server_version, tool_version=dumped.tool_version,
-            docex_ops_version=version("docex-ops"), started_at=started_at,
+            docex_ops_version=_docex_ops_version(), started_at=started_at,
             finished_at=finished_at)
         path = write_manifest(manifest, archive.parent /
                               f"{snap.tenant_id}.{stamp}{MANIFEST_SUFFIX}")
