@@ -44,8 +44,9 @@ def archive_file(source: Path, target: Path) -> tuple[dict[str, TableDigest], st
     digest it on the same connection: the manifest describes exactly the copy.
 
     ``target`` is a fresh file that becomes an archive only once its manifest is
-    written, so it needs no rollback journal and no fsync per page: a copy torn
-    by a crash fails its sha256 against the manifest (verify, prune) instead.
+    written, so it needs no rollback journal and no fsync per page; it is synced
+    once, whole, before the manifest names it: a restore --force drops a tenant
+    right after its safety backup, which must therefore be on disk.
     """
     with closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)) as src, \
             closing(sqlite3.connect(target, isolation_level=None)) as dst:
@@ -53,7 +54,13 @@ def archive_file(source: Path, target: Path) -> tuple[dict[str, TableDigest], st
         dst.execute("PRAGMA synchronous = OFF")
         src.backup(dst)  # one step under one read lock: a consistent snapshot
         os.chmod(target, FILE_MODE)
-        return digest_database(dst)
+        digests = digest_database(dst)
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return digests
 
 
 def digest_file(path: Path) -> tuple[dict[str, TableDigest], str | None]:

@@ -55,9 +55,12 @@ class Manifest:
 
 
 def write_manifest(manifest: Manifest, path: Path) -> Path:
-    """Write atomically: a manifest that exists is complete."""
+    """Write atomically and durably: a manifest that exists is complete and on disk."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(manifest.to_json())
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(manifest.to_json())
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
     return path
 
