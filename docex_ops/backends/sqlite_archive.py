@@ -10,16 +10,12 @@ through the same API, verifies it, then renames it into place (atomic).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Callable
 from contextlib import closing
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from docex_ops.backends.archive import (
     ArchiveToolError,
@@ -30,6 +26,7 @@ from docex_ops.backends.archive import (
     TenantSnapshot,
 )
 from docex_ops.backends.sqlite import FILE_MODE, SIDECARS, SqliteBackend, open_readonly
+from docex_ops.backends.sqlite_digest import digest_table
 from docex_ops.schema import TABLE_NAMES
 
 STAGING_PREFIX = ".docex-restore-"
@@ -41,73 +38,6 @@ def backup_file(source: Path, target: Path) -> None:
             closing(sqlite3.connect(target)) as dst:
         src.backup(dst)  # pages=-1: one step under one read lock, a consistent snapshot
     os.chmod(target, FILE_MODE)
-
-
-def _render_datetime(value: Any) -> str:
-    text = str(value)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    rendered = moment.strftime("%Y-%m-%d %H:%M:%S")
-    if moment.microsecond:
-        rendered += f".{moment.microsecond:06d}".rstrip("0")
-    return rendered
-
-
-def _render_bool(value: Any) -> str:
-    if isinstance(value, int):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _render_uuid(value: Any) -> str:
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        return str(value)
-
-
-def _renderer(declared_type: str) -> Callable[[Any], str]:
-    """Render a stored value as PostgreSQL's ``::text`` shows the same column."""
-    t = declared_type.upper()
-    if "DATETIME" in t or "TIMESTAMP" in t:
-        return _render_datetime
-    if "BOOL" in t:
-        return _render_bool
-    if t in ("CHAR(32)", "UUID"):
-        return _render_uuid
-    return str
-
-
-def digest_table(conn: sqlite3.Connection, table: str, schema: str = "main",
-                 where: str | None = None, params: dict[str, Any] | None = None
-                 ) -> TableDigest:
-    """Row count and checksum of one table (definition in backends/archive.py).
-
-    ``schema`` names an attached database; ``where`` (optional, the table is
-    ``x`` in it) restricts the digest to a subset of rows (used by the split).
-    """
-    info = sorted((name, decl) for _cid, name, decl, *_ in
-                  conn.execute(f'PRAGMA "{schema}".table_info("{table}")'))
-    names = [name for name, _ in info]
-    render = [_renderer(decl or "") for _, decl in info]
-    cols = ", ".join(f'x."{n}"' for n in names)
-    outer = hashlib.sha256()
-    rows = 0
-    sql = (f'SELECT {cols} FROM "{schema}"."{table}" x'
-           + (f" WHERE {where}" if where else "") + " ORDER BY x.id COLLATE BINARY")
-    for row in conn.execute(sql, params or {}):
-        parts = []
-        for value, fn in zip(row, render, strict=True):
-            if value is None:
-                parts.append("-")
-            else:
-                text = fn(value)
-                parts.append(f"{len(text)}:{text}")
-        outer.update(hashlib.md5("".join(parts).encode()).hexdigest().encode())
-        rows += 1
-    return TableDigest(rows, outer.hexdigest())
 
 
 def digest_file(path: Path) -> tuple[dict[str, TableDigest], str | None]:
