@@ -19,9 +19,11 @@ from docex_ops.backends import Backend
 from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.split_source import SplitSource
 from docex_ops.backends.split_target import TenantFill, copy_mode, open_fill
+from docex_ops.ddl import head_ddl, version_table_ddl
 from docex_ops.executor import FailurePolicy, make_executor
 from docex_ops.migrate import MigrationScripts, StepOptions, TenantStep, migrate_tenant
 from docex_ops.migrate.runner import upgrade_tenants
+from docex_ops.revisions import MIGRATIONS_DIR
 from docex_ops.split.mapping import BasketMapping
 from docex_ops.split.plan import PlanOptions, SplitPlan, make_plan
 from docex_ops.split.revision import source_revision
@@ -135,6 +137,11 @@ def split_tenant(source: SplitSource, backend: Backend, scripts: MigrationScript
 def prepare_target(backend: Backend, scripts: MigrationScripts, tenant_id: str,
                    revision: str | None) -> str | None:
     """Create the tenant empty at ``revision`` unless it exists; its revision afterwards."""
+    at_head = revision is not None and revision == scripts.head
+    # At head: the usual provisioning (head DDL, stamped), in one transaction.
+    if at_head and scripts.location == MIGRATIONS_DIR and backend.create(
+            tenant_id, head_ddl(backend.kind) + version_table_ddl(str(revision))):
+        return revision
     backend.create(tenant_id, "")
     if not backend.catalog(tenant_id) and revision is not None:
         step = TenantStep(tenant_id, backend.location(tenant_id), None, revision, "upgrade")
