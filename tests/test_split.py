@@ -16,9 +16,13 @@ from split_data import MAPPING, expected, make_pg_source, make_sqlite_source, ro
 from sqlalchemy import text
 
 from docex_ops.backends import make_backend
+from docex_ops.backends.catalog import without_names
 from docex_ops.backends.split_source import SplitSource, parse_source
 from docex_ops.config import Settings
+from docex_ops.migrate import MigrationScripts
+from docex_ops.migrate.tenant import run_online
 from docex_ops.schema import TABLE_NAMES
+from docex_ops.split.copy import prepare_target
 
 FLAGS = ("--unmapped", "skip", "--cross-tenant-edges", "drop")
 
@@ -181,6 +185,40 @@ def test_tenant_with_other_data_is_refused(setup: tuple[Source, Settings, Path],
     backend.dispose()
 
 
+_TAMPER = {
+    # A value changed on its way into the tenant: the copy no longer equals the source.
+    "postgresql": ["CREATE FUNCTION tamper() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN NEW.value := 'tampered'; RETURN NEW; END $$",
+                   "CREATE TRIGGER tamper BEFORE INSERT ON document_metadata "
+                   "FOR EACH ROW EXECUTE FUNCTION tamper()"],
+    "sqlite": ["CREATE TRIGGER tamper AFTER INSERT ON document_metadata BEGIN "
+               "UPDATE document_metadata SET value = 'tampered' WHERE id = NEW.id; END"],
+}
+
+
+def test_copy_that_differs_from_the_source_is_rolled_back(
+        setup: tuple[Source, Settings, Path], mapping: Path) -> None:
+    source, settings, config = setup
+    backend = make_backend(settings)
+    from docex_ops.manager import TenantDatabaseManager
+
+    TenantDatabaseManager.reset()
+    TenantDatabaseManager(settings).provision("globex")
+    with backend.tenant_connection("globex") as conn:
+        for statement in _TAMPER[settings.db_type]:
+            conn.execute(text(statement))
+    TenantDatabaseManager.reset()
+    code, report = cli_json(config, "split", "run", *source.args(mapping), *FLAGS,
+                            "--continue-on-error")
+    assert code == 1
+    results = {r["tenant"]: r for r in report["results"]}
+    assert results["acme"]["status"] == "copied"
+    assert results["globex"]["status"] == "failed"
+    assert "verification failed: document_metadata" in results["globex"]["error"]
+    assert all(not ids for ids in _tenant_ids(settings, "globex").values())  # rolled back
+    backend.dispose()
+
+
 @pytest.mark.parametrize("source_kind", ["postgresql", "sqlite"])
 def test_sigkill_mid_run_then_rerun(source_kind: str, tmp_path: Path, settings_factory: Any,
                                     request: pytest.FixtureRequest) -> None:
@@ -209,3 +247,25 @@ def test_sigkill_mid_run_then_rerun(source_kind: str, tmp_path: Path, settings_f
     code, verified = cli_json(config, "split", "verify", *source.args(mapping),
                               "--cross-tenant-edges", "drop")
     assert code == 0 and verified["ok"], verified
+
+
+def test_targets_are_provisioned_at_the_source_revision(settings: Settings) -> None:
+    backend = make_backend(settings)
+    scripts = MigrationScripts()
+    try:
+        # head: created with the head DDL in one step; earlier: migrated up to it
+        assert prepare_target(backend, scripts, "athead", scripts.head) == scripts.head
+        older = scripts.order[-2]
+        assert prepare_target(backend, scripts, "older", older) == older
+        assert backend.read_revisions(["athead", "older"]) == {"athead": scripts.head,
+                                                                "older": older}
+        # the head tenant has exactly the structure the migrations give
+        assert prepare_target(backend, scripts, "migrated", older) == older
+        with backend.migration_connection("migrated") as conn:
+            run_online(scripts, conn, "upgrade", scripts.head)
+        assert without_names(backend.catalog("athead")) == \
+            without_names(backend.catalog("migrated"))
+        # an existing tenant is left as it is
+        assert prepare_target(backend, scripts, "older", scripts.head) == older
+    finally:
+        backend.dispose()

@@ -73,15 +73,20 @@ def _value_sql(column: str) -> str:
     return f"coalesce(length({c})::text || ':' || {c}, '-')"
 
 
+def digest_aggregates(columns: list[str]) -> str:
+    """``count(*), checksum`` over rows named ``x`` having ``columns`` (sorted by name)."""
+    row = "concat(" + ", ".join(_value_sql(c) for c in columns) + ")"
+    return (f"count(*), encode(sha256(convert_to(coalesce(string_agg("
+            f"md5({row}), '' ORDER BY id COLLATE \"C\"), ''), 'UTF8')), 'hex')")
+
+
 def digest_sql(schema: str, table: str, columns: list[str], where: str | None = None) -> str:
     """Row count and content checksum of one table (definition in backends/archive.py).
 
     ``where`` (optional) restricts the digest to a subset of rows; it may refer
     to the table as ``x`` (the split digests the source rows of one tenant).
     """
-    row = "concat(" + ", ".join(_value_sql(c) for c in columns) + ")"
-    return (f"SELECT '{table}', count(*), encode(sha256(convert_to(coalesce(string_agg("
-            f"md5({row}), '' ORDER BY id COLLATE \"C\"), ''), 'UTF8')), 'hex') "
+    return (f"SELECT '{table}', {digest_aggregates(columns)} "
             f"FROM {quote_ident(schema)}.{quote_ident(table)} x"
             + (f" WHERE {where}" if where else ""))
 

@@ -37,7 +37,9 @@ from docex_ops.tenancy import check_schema_name
 
 _PG_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _PG_LOCAL = ("SET LOCAL DateStyle TO 'ISO, YMD'", "SET LOCAL TimeZone TO 'UTC'")
-PG_BASKETS = "(SELECT json_array_elements_text(%(baskets)s::json))"
+# A literal IN list on PostgreSQL (psycopg2 renders a tuple as one): the planner sees the
+# basket ids, so it estimates the subset and uses the basket_id index.
+PG_BASKETS = "%(baskets)s"
 SQLITE_BASKETS = "(SELECT value FROM json_each(:baskets))"
 
 
@@ -103,6 +105,10 @@ class SourceView(ABC):
         return template.replace("{s}", self.prefix).replace("{B}", self.baskets)
 
     @abstractmethod
+    def params(self, baskets: list[str]) -> dict[str, Any]:
+        """The query parameters that fill ``{B}`` with ``baskets``."""
+
+    @abstractmethod
     def fetch(self, template: str, baskets: list[str] | None = None) -> list[tuple[Any, ...]]:
         """Rows of a rule query on the snapshot."""
 
@@ -138,21 +144,27 @@ class PgView(SourceView):
     def __init__(self, conn: Connection, schema: str) -> None:
         self.conn, self.schema = conn, schema
         self.prefix = quote_ident(schema) + "."
+        self._columns: dict[str, list[tuple[str, str]]] = {}  # fixed within the snapshot
+
+    def params(self, baskets: list[str]) -> dict[str, Any]:
+        return {"baskets": tuple(baskets) or (None,)}  # (NULL): an empty set
 
     def fetch(self, template: str, baskets: list[str] | None = None) -> list[tuple[Any, ...]]:
-        params = {"baskets": json.dumps(baskets or [])}
-        return [tuple(r) for r in self.conn.exec_driver_sql(self.render(template), params)]
+        return [tuple(r) for r in self.conn.exec_driver_sql(self.render(template),
+                                                            self.params(baskets or []))]
 
     def columns(self, table: str) -> list[tuple[str, str]]:
-        return [(name, type_) for t, name, type_, *_ in
+        if table not in self._columns:
+            self._columns[table] = [
+                (name, type_) for t, name, type_, *_ in
                 self.conn.exec_driver_sql(_PG_COLUMNS, {"s": self.schema, "t": table})
                 if t == table]
+        return self._columns[table]
 
     def digest(self, table: str, where: str | None, baskets: list[str]) -> TableDigest:
         cols = sorted((c for c, _ in self.columns(table)), key=lambda c: c.encode())
         sql = digest_sql(self.schema, table, cols, self.render(where) if where else None)
-        _, count, checksum = self.conn.exec_driver_sql(
-            sql, {"baskets": json.dumps(baskets)}).one()
+        _, count, checksum = self.conn.exec_driver_sql(sql, self.params(baskets)).one()
         return TableDigest(int(count), str(checksum))
 
     def stream(self, table: str, columns: list[str], where: str | None, baskets: list[str],
@@ -163,7 +175,7 @@ class PgView(SourceView):
         sql = (f"DECLARE docex_split NO SCROLL CURSOR FOR SELECT {select} "
                f"FROM {self.prefix}{quote_ident(table)} x"
                + (f" WHERE {self.render(where)}" if where else ""))
-        self.conn.exec_driver_sql(sql, {"baskets": json.dumps(baskets)})
+        self.conn.exec_driver_sql(sql, self.params(baskets))
         try:
             while True:
                 rows = self.conn.exec_driver_sql(f"FETCH FORWARD {int(batch)} FROM docex_split"
@@ -203,9 +215,12 @@ class SqliteView(SourceView):
         self.conn, self.schema, self.path = conn, schema, path
         self.prefix = f'"{schema}".'
 
+    def params(self, baskets: list[str]) -> dict[str, Any]:
+        return {"baskets": json.dumps(baskets)}
+
     def fetch(self, template: str, baskets: list[str] | None = None) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self.conn.execute(
-            self.render(template), {"baskets": json.dumps(baskets or [])})]
+        return [tuple(r) for r in self.conn.execute(self.render(template),
+                                                    self.params(baskets or []))]
 
     def columns(self, table: str) -> list[tuple[str, str]]:
         return [(name, decl or "") for _cid, name, decl, *_ in
@@ -213,15 +228,14 @@ class SqliteView(SourceView):
 
     def digest(self, table: str, where: str | None, baskets: list[str]) -> TableDigest:
         return digest_table(self.conn, table, self.schema, self.render(where) if where else None,
-                            {"baskets": json.dumps(baskets)})
+                            self.params(baskets))
 
     def stream(self, table: str, columns: list[str], where: str | None, baskets: list[str],
                batch: int) -> Iterator[list[tuple[Any, ...]]]:
         select = ", ".join(f'x."{c}"' for c in columns)
         cursor = self.conn.execute(
             f'SELECT {select} FROM {self.prefix}"{table}" x'
-            + (f" WHERE {self.render(where)}" if where else ""),
-            {"baskets": json.dumps(baskets)})
+            + (f" WHERE {self.render(where)}" if where else ""), self.params(baskets))
         while rows := cursor.fetchmany(batch):
             yield rows
 

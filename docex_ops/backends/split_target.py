@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.base import Backend
-from docex_ops.backends.pg_archive import digest_sql
+from docex_ops.backends.pg_archive import digest_aggregates, digest_sql
 from docex_ops.backends.pg_sql import quote_ident
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.backends.split_source import (
@@ -62,8 +62,18 @@ class TenantFill(ABC):
     @abstractmethod
     def target_digest(self, table: str) -> TableDigest: ...
 
+    def target_digests(self) -> dict[str, TableDigest]:
+        """Every DocEX table's digest in the tenant."""
+        return {table: self.target_digest(table) for table in TABLE_NAMES}
+
     def source_digest(self, table: str, where: str | None, baskets: list[str]) -> TableDigest:
         return self.source.digest(table, where, baskets)
+
+    def copy_with_digest(self, table: str, columns: list[str], where: str | None,
+                         baskets: list[str]) -> tuple[int, TableDigest]:
+        """``copy``, and the digest of the source rows it copied (the subset's digest)."""
+        rows = self.copy(table, columns, where, baskets)
+        return rows, self.source_digest(table, where, baskets)
 
 
 def same_database(source: SplitSource, backend: Backend) -> bool:
@@ -104,6 +114,7 @@ def open_fill(source: SplitSource, backend: Backend, tenant_id: str, token: str
 class _PgFill(TenantFill):
     def __init__(self, conn: Connection, schema: str, source: SourceView) -> None:
         self.conn, self.schema, self.source = conn, schema, source
+        self._columns: dict[str, list[str]] = {}  # the tenant is locked: they stay
 
     def target_rows(self) -> dict[str, int]:
         return _pg_counts(self.conn, self.schema)
@@ -111,11 +122,12 @@ class _PgFill(TenantFill):
     def target_columns(self, table: str) -> list[str]:
         # From the result description, not pg_attribute: this transaction runs on the
         # source's snapshot, in which a tenant created after it has no catalog rows.
-        result = self.conn.exec_driver_sql(
-            f"SELECT * FROM {quote_ident(self.schema)}.{quote_ident(table)} LIMIT 0")
-        columns = list(result.keys())
-        result.close()
-        return columns
+        if table not in self._columns:
+            result = self.conn.exec_driver_sql(
+                f"SELECT * FROM {quote_ident(self.schema)}.{quote_ident(table)} LIMIT 0")
+            self._columns[table] = list(result.keys())
+            result.close()
+        return self._columns[table]
 
     def copy(self, table: str, columns: list[str], where: str | None,
              baskets: list[str]) -> int:
@@ -124,19 +136,37 @@ class _PgFill(TenantFill):
         sql = (f"INSERT INTO {quote_ident(self.schema)}.{quote_ident(table)} ({cols}) "
                f"SELECT {xcols} FROM {self.source.prefix}{quote_ident(table)} x"
                + (f" WHERE {self.source.render(where)}" if where else ""))
-        return int(self.conn.exec_driver_sql(sql, _pg_params(baskets)).rowcount)
+        return int(self.conn.exec_driver_sql(sql, self.source.params(baskets)).rowcount)
+
+    def copy_with_digest(self, table: str, columns: list[str], where: str | None,
+                         baskets: list[str]) -> tuple[int, TableDigest]:
+        # One read of the source subset, materialised once, feeds both the INSERT and the
+        # digest: the same rows a second query on the same snapshot would select.
+        cols = ", ".join(quote_ident(c) for c in columns)
+        xcols = ", ".join("x." + quote_ident(c) for c in columns)
+        ordered = sorted(columns, key=lambda c: c.encode())
+        sql = (f"WITH src AS MATERIALIZED (SELECT {xcols} FROM {self.source.prefix}"
+               f"{quote_ident(table)} x" + (f" WHERE {self.source.render(where)}" if where
+                                            else "")
+               + f"), ins AS (INSERT INTO {quote_ident(self.schema)}.{quote_ident(table)} "
+               f"({cols}) SELECT {cols} FROM src RETURNING 1) "
+               f"SELECT (SELECT count(*) FROM ins), {digest_aggregates(ordered)} FROM src x")
+        copied, count, checksum = self.conn.exec_driver_sql(
+            sql, self.source.params(baskets)).one()
+        return int(copied), TableDigest(int(count), str(checksum))
 
     def target_digest(self, table: str) -> TableDigest:
-        cols = sorted(self.target_columns(table), key=lambda c: c.encode())
-        _, count, checksum = self.conn.exec_driver_sql(
-            digest_sql(self.schema, table, cols)).one()
-        return TableDigest(int(count), str(checksum))
+        return self.target_digests_of([table])[table]
 
+    def target_digests(self) -> dict[str, TableDigest]:
+        return self.target_digests_of(list(TABLE_NAMES))
 
-def _pg_params(baskets: list[str]) -> dict[str, str]:
-    import json
-
-    return {"baskets": json.dumps(baskets)}
+    def target_digests_of(self, tables: list[str]) -> dict[str, TableDigest]:
+        """The tables' digests in one statement (one round trip per tenant)."""
+        sql = " UNION ALL ".join(
+            digest_sql(self.schema, t, sorted(self.target_columns(t), key=lambda c: c.encode()))
+            for t in tables)
+        return {str(t): TableDigest(int(n), str(c)) for t, n, c in self.conn.exec_driver_sql(sql)}
 
 
 def _pg_counts(conn: Connection, schema: str) -> dict[str, int]:
@@ -181,7 +211,7 @@ class _SqliteFill(TenantFill):
         sql = (f'INSERT INTO main."{table}" ({cols}) SELECT {xcols} '
                f'FROM {self.source.prefix}"{table}" x'
                + (f" WHERE {self.source.render(where)}" if where else ""))
-        return self.conn.execute(sql, _pg_params(baskets)).rowcount
+        return self.conn.execute(sql, self.source.params(baskets)).rowcount
 
     def target_digest(self, table: str) -> TableDigest:
         return digest_table(self.conn, table)
@@ -230,6 +260,9 @@ def _sqlite_attach(backend: SqliteBackend, tenant_id: str, snapshot: str
 # -- streaming, any kind to any kind ---------------------------------------------------------
 
 class _StreamPg(_PgFill):
+    # The source is elsewhere: rows come through Python, the subset is digested on its own.
+    copy_with_digest = TenantFill.copy_with_digest
+
     def copy(self, table: str, columns: list[str], where: str | None,
              baskets: list[str]) -> int:
         types = dict(PgView(self.conn, self.schema).columns(table))

@@ -19,9 +19,11 @@ from docex_ops.backends import Backend
 from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.split_source import SplitSource
 from docex_ops.backends.split_target import TenantFill, copy_mode, open_fill
+from docex_ops.ddl import head_ddl, version_table_ddl
 from docex_ops.executor import FailurePolicy, make_executor
 from docex_ops.migrate import MigrationScripts, StepOptions, TenantStep, migrate_tenant
 from docex_ops.migrate.runner import upgrade_tenants
+from docex_ops.revisions import MIGRATIONS_DIR
 from docex_ops.split.mapping import BasketMapping
 from docex_ops.split.plan import PlanOptions, SplitPlan, make_plan
 from docex_ops.split.revision import source_revision
@@ -135,6 +137,11 @@ def split_tenant(source: SplitSource, backend: Backend, scripts: MigrationScript
 def prepare_target(backend: Backend, scripts: MigrationScripts, tenant_id: str,
                    revision: str | None) -> str | None:
     """Create the tenant empty at ``revision`` unless it exists; its revision afterwards."""
+    at_head = revision is not None and revision == scripts.head
+    # At head: the usual provisioning (head DDL, stamped), in one transaction.
+    if at_head and scripts.location == MIGRATIONS_DIR and backend.create(
+            tenant_id, head_ddl(backend.kind) + version_table_ddl(str(revision))):
+        return revision
     backend.create(tenant_id, "")
     if not backend.catalog(tenant_id) and revision is not None:
         step = TenantStep(tenant_id, backend.location(tenant_id), None, revision, "upgrade")
@@ -158,25 +165,35 @@ def _fill(fill: TenantFill, plan: SplitPlan, tenant_id: str, current: str | None
                            f"source is at {plan.revision}; drop the empty tenant and rerun")
     baskets = plan.tenants[tenant_id]
     rows = 0
+    copied: dict[str, TableDigest] = {}
     for table in COPY_ORDER:
         columns = [c for c, _ in fill.source.columns(table)]
         if set(columns) != set(fill.target_columns(table)):
             raise SplitRefused(f"tenant {tenant_id!r}: table {table} has other columns than "
                                "the source; drop the tenant and rerun")
-        rows += fill.copy(table, columns, subset_where(table, plan.drop_edges), baskets)
-    problems = mismatches(fill, plan, tenant_id)
+        count, copied[table] = fill.copy_with_digest(
+            table, columns, subset_where(table, plan.drop_edges), baskets)
+        rows += count
+    problems = mismatches(fill, plan, tenant_id, copied)
     if problems:
         raise RuntimeError("verification failed: " + "; ".join(problems))
     return COPIED, rows
 
 
-def mismatches(fill: TenantFill, plan: SplitPlan, tenant_id: str) -> list[str]:
-    """Tables whose tenant copy differs from the source subset (count or checksum)."""
+def mismatches(fill: TenantFill, plan: SplitPlan, tenant_id: str,
+               source: dict[str, TableDigest] | None = None) -> list[str]:
+    """Tables whose tenant copy differs from the source subset (count or checksum).
+
+    ``source``: the subsets' digests when the copy already computed them from the
+    rows it read; otherwise each subset is read and digested again.
+    """
     problems = []
     baskets = plan.tenants[tenant_id]
+    digests = fill.target_digests()
     for table in COPY_ORDER:
-        mine: TableDigest = fill.target_digest(table)
-        theirs = fill.source_digest(table, subset_where(table, plan.drop_edges), baskets)
+        mine = digests[table]
+        theirs = (source or {}).get(table) or fill.source_digest(
+            table, subset_where(table, plan.drop_edges), baskets)
         planned = plan.counts[tenant_id][table]
         if mine != theirs or mine.rows != planned:
             problems.append(f"{table}: {mine.rows} rows (checksum {mine.checksum[:12]}) in the "
