@@ -190,7 +190,7 @@ class PostgresArchiver(TenantArchiver):
 
     def digest_tenant(self, tenant_id: str) -> dict[str, TableDigest]:
         with self._snapshot_connection(None) as conn:
-            return _digest_schema(conn, self.backend.location(tenant_id))[0]
+            return digest_schema(conn, self.backend.location(tenant_id))[0]
 
     # -- restore ---------------------------------------------------------------------------
 
@@ -261,11 +261,11 @@ class PostgresArchiver(TenantArchiver):
 
     def digest_staging(self, staging: Staging) -> dict[str, TableDigest]:
         with self._snapshot_connection(None) as conn:
-            return _digest_schema(conn, staging.location)[0]
+            return digest_schema(conn, staging.location)[0]
 
     def staging_revision(self, staging: Staging) -> str | None:
         with self._snapshot_connection(None) as conn:
-            return _digest_schema(conn, staging.location)[1]
+            return digest_schema(conn, staging.location)[1]
 
     def promote(self, staging: Staging, tenant_id: str) -> None:
         target = self.backend.location(tenant_id)
@@ -327,7 +327,7 @@ def _parse_digest(rows: Iterable[Any]) -> tuple[dict[str, TableDigest], str | No
     return tables, revision
 
 
-def _digest_schema(conn: Connection, schema: str) -> tuple[dict[str, TableDigest], str | None]:
+def digest_schema(conn: Connection, schema: str) -> tuple[dict[str, TableDigest], str | None]:
     """Digests and revision of one schema, inside the caller's transaction."""
     columns = _columns(conn, [schema]).get(schema)
     if not columns:

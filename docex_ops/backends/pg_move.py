@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from sqlalchemy.engine import Connection
 
 from docex_ops.backends.archive import ArchiveToolError, TableDigest
-from docex_ops.backends.pg_archive import PostgresArchiver, _digest_schema
+from docex_ops.backends.pg_archive import PostgresArchiver, digest_schema
 from docex_ops.backends.pg_sql import RUNNER_NAMESPACE
 from docex_ops.backends.pg_tools import find_tool, last_lines, tool_env
 from docex_ops.backends.postgres import PostgresBackend, quote_ident
@@ -50,8 +50,9 @@ def require_logical(source: PostgresBackend, server: str) -> None:
         raise MoveError(
             f"server {server!r} has wal_level={level}: an online move streams the tenant's "
             "changes by logical replication, which needs wal_level = logical (set it in "
-            "postgresql.conf and restart the server; it costs somewhat more WAL); "
-            "docex-ops has no offline (pg_dump | pg_restore) move yet")
+            "postgresql.conf and restart the server; it costs somewhat more WAL), or "
+            "move it offline with --offline (pg_dump | pg_restore, writes refused while "
+            "it copies)")
 
 
 def schema_exists(backend: PostgresBackend, schema: str) -> bool:
@@ -195,7 +196,7 @@ def wait_caught_up(source_conn: Connection, source: PostgresBackend, schema: str
 
 def digest_in(conn: Connection, schema: str) -> dict[str, TableDigest]:
     """Row counts and checksums (backends/archive.py) inside the caller's transaction."""
-    return _digest_schema(conn, schema)[0]
+    return digest_schema(conn, schema)[0]
 
 
 def digest_live(backend: PostgresBackend, tenant_id: str) -> dict[str, TableDigest]:

@@ -150,11 +150,14 @@ def place_cmd(tenant_id: str, server: str) -> None:
               help="The server to move the tenant to.")
 @click.option("--finish", is_flag=True,
               help="Drop the renamed source copy a completed move kept, and forget the move.")
+@click.option("--offline", is_flag=True,
+              help="Copy with pg_dump | pg_restore while the tenant's writes are refused "
+                   "(for servers without wal_level=logical).")
 @click.option("--dry-run", is_flag=True, help="With --finish: say what would be dropped.")
 @click.option("--pg-bin", type=click.Path(file_okay=False), default=None,
-              help="Directory of pg_dump/psql (default: PATH).")
+              help="Directory of pg_dump/pg_restore/psql (default: PATH).")
 @format_option
-def move_cmd(tenant_id: str, target: str | None, finish: bool, dry_run: bool,
+def move_cmd(tenant_id: str, target: str | None, finish: bool, offline: bool, dry_run: bool,
              pg_bin: str | None, fmt: str | None) -> None:
     """Move a tenant to another server online, with logical replication.
 
@@ -164,6 +167,10 @@ def move_cmd(tenant_id: str, target: str | None, finish: bool, dry_run: bool,
     is renamed <schema>_moved_<time> and the directory switched. The source
     server needs wal_level=logical. Rerunning after a crash completes the move
     or rolls it back. --finish drops the renamed copy afterwards.
+
+    --offline: the tenant is frozen first (writes refused), then pg_dump -n |
+    pg_restore copies it in one transaction on the target; the same checks,
+    rename and switch follow. Writes resume on the target.
     """
     manager = state().manager
     if finish:
@@ -173,9 +180,11 @@ def move_cmd(tenant_id: str, target: str | None, finish: bool, dry_run: bool,
         return
     if target is None:
         raise click.UsageError("give --to SERVER (or --finish)")
-    result = moves.move_tenant(manager, tenant_id, target, moves.MoveOptions(pg_bin=pg_bin))
+    options = moves.MoveOptions(pg_bin=pg_bin, offline=offline)
+    result = moves.move_tenant(manager, tenant_id, target, options)
     emit([{"tenant": result.tenant_id, "from": result.source, "to": result.target,
            "outcome": result.outcome, "rows": result.rows,
            "freeze_s": None if result.freeze_seconds is None else
            round(result.freeze_seconds, 3), "seconds": round(result.seconds, 3),
            "old_schema": result.old_schema}], fmt)
+
