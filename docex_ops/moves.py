@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from sqlalchemy.engine import Connection
 
 from docex_ops import audit
 from docex_ops.backends import pg_move as pgm
@@ -32,6 +35,7 @@ from docex_ops.backends.pg_move_journal import (
     SYNCED,
     MoveRecord,
 )
+from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.manager import TenantDatabaseManager
 from docex_ops.placement import fleet_of
 from docex_ops.tenancy import PG_IDENTIFIER_MAX_BYTES, validate_tenant_id
@@ -137,19 +141,20 @@ def _copy_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend, record
     on_step(STARTED)
     pgm.copy_structure(source.settings.postgres, target.settings.postgres, record.schema,
                        options.pg_bin)
+    deferred = pgm.defer_secondary_indexes(target, record.schema)
     pgm.publish(source, record.schema)
     pgm.subscribe(target, source.settings.postgres, record.schema)
     fleet.moves.step(record.tenant_id, COPYING)
     on_step(COPYING)
     pgm.wait_synced(target, record.schema, options.sync_timeout)
+    pgm.create_deferred(target, deferred)  # changes keep streaming meanwhile
     fleet.moves.step(record.tenant_id, SYNCED)
     on_step(SYNCED)
     frozen_at = time.perf_counter()
     with pgm.write_freeze(source, record.schema, options.lock_timeout) as frozen:
         pgm.wait_caught_up(frozen, source, record.schema, options.catch_up_timeout)
         pgm.unsubscribe(target, record.schema)  # the target stops applying: it is final now
-        copied = pgm.digest_live(target, record.tenant_id)
-        _verify(record, pgm.digest_in(frozen, record.schema), copied)
+        copied = _verify(record, frozen, target)
         pgm.rename_schema(frozen, record.schema, record.old_schema)
     fleet.moves.step(record.tenant_id, RENAMED)
     on_step(RENAMED)
@@ -176,8 +181,7 @@ def _copy_offline_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend
         pg_move_offline.dump_restore(source, target, record.schema, options.pg_bin)
         fleet.moves.step(record.tenant_id, SYNCED)
         on_step(SYNCED)
-        copied = pgm.digest_live(target, record.tenant_id)
-        _verify(record, pgm.digest_in(frozen, record.schema), copied)
+        copied = _verify(record, frozen, target)
         pgm.rename_schema(frozen, record.schema, record.old_schema)
     fleet.moves.step(record.tenant_id, RENAMED)
     on_step(RENAMED)
@@ -193,13 +197,25 @@ def _set_state(fleet: FleetBackend, record: MoveRecord, state: str) -> None:
         fleet.directory.set_state(conn, record.tenant_id, state)
 
 
-def _verify(record: MoveRecord, source: dict[str, TableDigest],
-            target: dict[str, TableDigest]) -> None:
-    if source != target:
-        differ = sorted(t for t in set(source) | set(target) if source.get(t) != target.get(t))
+def _verify(record: MoveRecord, frozen: Connection, target: PostgresBackend
+            ) -> dict[str, TableDigest]:
+    """Counts, checksums and indexes/constraints of the frozen source against the target,
+    both sides read at once (the writes wait meanwhile); returns the target's digests."""
+    with ThreadPoolExecutor(1) as pool:
+        copied = pool.submit(pgm.digest_live, target, record.tenant_id)
+        copied_structure = pool.submit(pgm.structure_live, target, record.schema)
+        source = pgm.digest_in(frozen, record.schema)
+        source_structure = pgm.structure_in(frozen, record.schema)
+        differ = sorted(t for t in set(source) | set(copied.result())
+                        if source.get(t) != copied.result().get(t))
+        if source_structure != copied_structure.result():
+            missing = set(source_structure) ^ set(copied_structure.result())
+            differ.append("indexes/constraints (" + "; ".join(sorted(missing))[:300] + ")")
+    if differ:
         raise pgm.MoveError(f"tenant {record.tenant_id!r}: the copy on {record.target!r} "
                             f"differs from the source in {', '.join(differ)}; the move was "
                             "rolled back and the tenant stays on " + repr(record.source))
+    return copied.result()
 
 
 def _switch(fleet: FleetBackend, record: MoveRecord) -> None:

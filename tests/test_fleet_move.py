@@ -102,3 +102,28 @@ def test_cli_move_explains_wal_level_and_moves(fleet_config_file: Any) -> None:
     assert run("tenants", "move", "roamer", "--finish").exit_code == 0
     listed = run("--format", "json", "tenants", "list")
     assert listed.exit_code == 0 and '"server": "c"' in listed.stdout
+
+
+@pytest.mark.parametrize("damage", ["DELETE FROM {s}.docbasket WHERE name = 'seed-7'",
+                                    "DROP INDEX {s}.idx_docbasket_status"])
+def test_a_copy_that_differs_is_rolled_back(fleet_manager: TenantDatabaseManager,
+                                            damage: str) -> None:
+    from conftest import server_connect
+
+    from docex_ops.backends.pg_move import MoveError
+
+    seed(fleet_manager, "checked", "b", 20)
+    fleet = fleet_of(fleet_manager)
+    schema = fleet.location("checked")
+
+    def spoil_target(step: str) -> None:
+        if step == SYNCED:  # the copy is complete, indexes made: damage it behind our back
+            conn = server_connect(fleet_manager.settings, "c")
+            conn.cursor().execute(damage.format(s=f'"{schema}"'))
+            conn.close()
+
+    with pytest.raises(MoveError, match="differs from the source"):
+        move_tenant(fleet_manager, "checked", "c", on_step=spoil_target)
+    assert fleet.server_of("checked") == "b" and fleet.moves.get("checked") is None
+    assert names_on(fleet_manager, "c", schema) is None
+    assert len(names_on(fleet_manager, "b", schema) or []) == 20
