@@ -152,8 +152,7 @@ def _copy_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend, record
     on_step(SYNCED)
     frozen_at = time.perf_counter()
     with pgm.write_freeze(source, record.schema, options.lock_timeout) as frozen:
-        pgm.wait_caught_up(frozen, source, target, record.schema,
-                           options.catch_up_timeout)
+        pgm.wait_caught_up(frozen, source, record.schema, options.catch_up_timeout)
         pgm.unsubscribe(target, record.schema)  # the target stops applying: it is final now
         copied = _verify(record, frozen, target)
         pgm.rename_schema(frozen, record.schema, record.old_schema)

@@ -178,48 +178,23 @@ def write_freeze(source: PostgresBackend, schema: str, lock_timeout: float
         yield conn
 
 
-def wait_caught_up(source_conn: Connection, source: PostgresBackend, target: PostgresBackend,
-                   schema: str, timeout: float) -> None:
-    """Until the target has applied everything the source wrote up to now (zero lag).
-
-    Called inside the freeze, so every change to the tenant is before ``lsn``. The
-    target's apply worker handles messages in order and reports a message as
-    received just before applying it: once it has received WAL up to ``lsn``
-    (``pg_stat_subscription.received_lsn``) and is then seen outside a transaction,
-    the last change was applied. The slot's confirmed_flush_lsn reaching ``lsn``
-    also will do, but it waits for the subscriber's next flush report (a second or more).
-    """
+def wait_caught_up(source_conn: Connection, source: PostgresBackend, schema: str,
+                   timeout: float) -> None:
+    """Until the target confirmed everything the source wrote up to now (zero lag)."""
     lsn = source_conn.exec_driver_sql("SELECT pg_current_wal_lsn()").scalar()
-    name = replication_name(schema)
     deadline = time.monotonic() + timeout
     while True:
-        if _applied_up_to(target, name, lsn):
-            return
         with source.admin_engine.connect() as conn:
             behind = conn.exec_driver_sql(
                 "SELECT pg_wal_lsn_diff(%(l)s, confirmed_flush_lsn) FROM pg_replication_slots "
-                "WHERE slot_name = %(n)s", {"l": lsn, "n": name}).scalar()
+                "WHERE slot_name = %(n)s", {"l": lsn, "n": replication_name(schema)}).scalar()
             conn.rollback()
         if behind is not None and behind <= 0:
             return
         if time.monotonic() > deadline:
             raise MoveError(f"the target did not catch up with {schema!r} in {timeout:.0f}s "
                             f"({behind} bytes behind)")
-        time.sleep(0.01)
-
-
-def _applied_up_to(target: PostgresBackend, name: str, lsn: object) -> bool:
-    worker = ("FROM pg_stat_subscription s JOIN pg_stat_activity a ON a.pid = s.pid "
-              "WHERE s.subname = %(n)s AND s.relid IS NULL")
-    with target.admin_engine.connect() as conn:
-        received = conn.exec_driver_sql(
-            f"SELECT pg_wal_lsn_diff(s.received_lsn, %(l)s) >= 0 {worker}",
-            {"l": lsn, "n": name}).scalar()
-        conn.rollback()  # pg_stat_activity is read once per transaction: read it afresh
-        idle = received and conn.exec_driver_sql(
-            f"SELECT a.xact_start IS NULL {worker}", {"n": name}).scalar()
-        conn.rollback()
-    return bool(idle)
+        time.sleep(0.02)
 
 
 def digest_in(conn: Connection, schema: str) -> dict[str, TableDigest]:
