@@ -1,4 +1,8 @@
-"""``tenants move``: a tenant to another server, online, with a recorded step per stage.
+"""``tenants move``: a tenant to another server, with a recorded step per stage.
+
+Online (logical replication, a short freeze at the end) or offline (``pg_dump
+| pg_restore`` inside the freeze, for servers without wal_level=logical); both
+close the source the same way, so one recovery serves both.
 
 Order matters for safety: the source is closed (frozen, verified, renamed)
 before the directory names the target, so at no moment do two copies accept
@@ -11,14 +15,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.engine import Connection
+
 from docex_ops import audit
 from docex_ops.backends import pg_move as pgm
+from docex_ops.backends import pg_move_offline
 from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.fleet import FleetBackend, PlacementError
-from docex_ops.backends.pg_directory import ACTIVE, MOVING
+from docex_ops.backends.pg_directory import ACTIVE, FROZEN, MOVING
 from docex_ops.backends.pg_move_journal import (
     COPYING,
     RENAMED,
@@ -27,6 +35,7 @@ from docex_ops.backends.pg_move_journal import (
     SYNCED,
     MoveRecord,
 )
+from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.manager import TenantDatabaseManager
 from docex_ops.placement import fleet_of
 from docex_ops.tenancy import PG_IDENTIFIER_MAX_BYTES, validate_tenant_id
@@ -40,6 +49,7 @@ class MoveOptions:
     catch_up_timeout: float = 30.0  # zero lag, inside the freeze
     lock_timeout: float = 10.0      # taking the freeze locks
     pg_bin: str | None = None
+    offline: bool = False           # pg_dump | pg_restore with writes refused meanwhile
 
 
 @dataclass(frozen=True)
@@ -93,16 +103,18 @@ def _move_locked(manager: TenantDatabaseManager, fleet: FleetBackend, tenant_id:
     source = fleet.server_of(tenant_id)
     if source == target:
         raise PlacementError(f"tenant {tenant_id!r} is already on server {target!r}")
-    pgm.require_logical(fleet.servers[source], source)
+    if not options.offline:
+        pgm.require_logical(fleet.servers[source], source)
     record = _start(fleet, tenant_id, source, target)
+    copy = _copy_offline_and_switch if options.offline else _copy_and_switch
     try:
-        freeze, rows = _copy_and_switch(manager, fleet, record, options,
-                                        on_step or (lambda _: None))
+        freeze, rows = copy(manager, fleet, record, options, on_step or (lambda _: None))
     except Exception:
         _roll_back(fleet, record)
         raise
     audit.record("tenant.move", tenant_id, record.schema, audit.OK,
-                 {"from": source, "to": target, "freeze_s": round(freeze, 3), "rows": rows})
+                 {"from": source, "to": target, "freeze_s": round(freeze, 3), "rows": rows,
+                  "mode": "offline" if options.offline else "online"})
     return MoveResult(tenant_id, source, target, record.old_schema, "moved", rows, freeze,
                       time.perf_counter() - started)
 
@@ -129,19 +141,20 @@ def _copy_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend, record
     on_step(STARTED)
     pgm.copy_structure(source.settings.postgres, target.settings.postgres, record.schema,
                        options.pg_bin)
+    deferred = pgm.defer_secondary_indexes(target, record.schema)
     pgm.publish(source, record.schema)
     pgm.subscribe(target, source.settings.postgres, record.schema)
     fleet.moves.step(record.tenant_id, COPYING)
     on_step(COPYING)
     pgm.wait_synced(target, record.schema, options.sync_timeout)
+    pgm.create_deferred(target, deferred)  # changes keep streaming meanwhile
     fleet.moves.step(record.tenant_id, SYNCED)
     on_step(SYNCED)
     frozen_at = time.perf_counter()
     with pgm.write_freeze(source, record.schema, options.lock_timeout) as frozen:
         pgm.wait_caught_up(frozen, source, record.schema, options.catch_up_timeout)
         pgm.unsubscribe(target, record.schema)  # the target stops applying: it is final now
-        copied = pgm.digest_live(target, record.tenant_id)
-        _verify(record, pgm.digest_in(frozen, record.schema), copied)
+        copied = _verify(record, frozen, target)
         pgm.rename_schema(frozen, record.schema, record.old_schema)
     fleet.moves.step(record.tenant_id, RENAMED)
     on_step(RENAMED)
@@ -152,13 +165,57 @@ def _copy_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend, record
     return freeze, sum(d.rows for d in copied.values())
 
 
-def _verify(record: MoveRecord, source: dict[str, TableDigest],
-            target: dict[str, TableDigest]) -> None:
-    if source != target:
-        differ = sorted(t for t in set(source) | set(target) if source.get(t) != target.get(t))
+def _copy_offline_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend,
+                             record: MoveRecord, options: MoveOptions, on_step: StepHook
+                             ) -> tuple[float, int]:
+    """The same steps with the copy inside the freeze: the directory refuses the tenant
+    (``frozen``) and the locks hold writers of other processes until the source is renamed."""
+    source, target = fleet.servers[record.source], fleet.servers[record.target]
+    on_step(STARTED)
+    frozen_at = time.perf_counter()
+    _set_state(fleet, record, FROZEN)
+    manager.close_tenant_connection(record.tenant_id)
+    with pgm.write_freeze(source, record.schema, options.lock_timeout) as frozen:
+        fleet.moves.step(record.tenant_id, COPYING)
+        on_step(COPYING)
+        pg_move_offline.dump_restore(source, target, record.schema, options.pg_bin)
+        fleet.moves.step(record.tenant_id, SYNCED)
+        on_step(SYNCED)
+        copied = _verify(record, frozen, target)
+        pgm.rename_schema(frozen, record.schema, record.old_schema)
+    fleet.moves.step(record.tenant_id, RENAMED)
+    on_step(RENAMED)
+    _switch(fleet, record)
+    freeze = time.perf_counter() - frozen_at
+    manager.close_tenant_connection(record.tenant_id)
+    return freeze, sum(d.rows for d in copied.values())
+
+
+def _set_state(fleet: FleetBackend, record: MoveRecord, state: str) -> None:
+    with fleet.directory.transaction() as conn:
+        fleet.directory.lock(conn, record.tenant_id)
+        fleet.directory.set_state(conn, record.tenant_id, state)
+
+
+def _verify(record: MoveRecord, frozen: Connection, target: PostgresBackend
+            ) -> dict[str, TableDigest]:
+    """Counts, checksums and indexes/constraints of the frozen source against the target,
+    both sides read at once (the writes wait meanwhile); returns the target's digests."""
+    with ThreadPoolExecutor(1) as pool:
+        copied = pool.submit(pgm.digest_live, target, record.tenant_id)
+        copied_structure = pool.submit(pgm.structure_live, target, record.schema)
+        source = pgm.digest_in(frozen, record.schema)
+        source_structure = pgm.structure_in(frozen, record.schema)
+        differ = sorted(t for t in set(source) | set(copied.result())
+                        if source.get(t) != copied.result().get(t))
+        if source_structure != copied_structure.result():
+            missing = set(source_structure) ^ set(copied_structure.result())
+            differ.append("indexes/constraints (" + "; ".join(sorted(missing))[:300] + ")")
+    if differ:
         raise pgm.MoveError(f"tenant {record.tenant_id!r}: the copy on {record.target!r} "
                             f"differs from the source in {', '.join(differ)}; the move was "
                             "rolled back and the tenant stays on " + repr(record.source))
+    return copied.result()
 
 
 def _switch(fleet: FleetBackend, record: MoveRecord) -> None:
@@ -173,6 +230,8 @@ def _roll_back(fleet: FleetBackend, record: MoveRecord) -> None:
     source, target = fleet.servers[record.source], fleet.servers[record.target]
     pgm.unsubscribe(target, record.schema)
     pgm.drop_leftover_slot(source, record.schema)
+    for server in (source, target):  # an offline copy a crashed mover left running
+        pg_move_offline.stop_copiers(server, record.schema)
     pgm.unpublish(source, record.schema)
     pgm.drop_schema(target, record.schema)
     with fleet.directory.transaction() as conn:

@@ -3,92 +3,30 @@ running, and a crash at each step followed by a rerun."""
 
 from __future__ import annotations
 
-import threading
 import time
-import uuid
 from typing import Any
 
 import pytest
-from conftest import server_connect
+from move_support import (
+    Crash,
+    Writer,
+    assert_no_replication_left,
+    basket,
+    fleet_of,
+    names_on,
+    seed,
+)
 from sqlalchemy import insert
 
-from docex_ops.backends.fleet import FleetBackend
 from docex_ops.backends.pg_move_journal import COPYING, RENAMED, STARTED, SYNCED
 from docex_ops.manager import TenantDatabaseManager
 from docex_ops.moves import finish_move, move_tenant
 from docex_ops.schema import docbasket
 
 
-class Crash(BaseException):
-    """Not an Exception: nothing in the move catches it, as if the process died here."""
-
-
-def _basket(name: str) -> dict[str, Any]:
-    import datetime as dt
-
-    now = dt.datetime(2026, 1, 1)
-    return {"id": f"bas_{uuid.uuid4().hex}", "name": name, "storage_config": {},
-            "status": "active", "created_at": now, "updated_at": now}
-
-
-def _fleet(manager: TenantDatabaseManager) -> FleetBackend:
-    assert isinstance(manager.backend, FleetBackend)
-    return manager.backend
-
-
-def _names(manager: TenantDatabaseManager, server: str, schema: str) -> list[str] | None:
-    conn = server_connect(manager.settings, server)
-    with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s)", (f'"{schema}".docbasket',))
-        if cur.fetchone()[0] is None:
-            conn.close()
-            return None
-        cur.execute(f'SELECT name FROM "{schema}".docbasket')
-        names = [r[0] for r in cur.fetchall()]
-    conn.close()
-    return names
-
-
-def _seed(manager: TenantDatabaseManager, tenant_id: str, server: str, rows: int) -> None:
-    _fleet(manager).reserve(tenant_id, server)
-    with manager.tenant_transaction(tenant_id) as session:
-        session.execute(insert(docbasket), [_basket(f"seed-{n}") for n in range(rows)])
-
-
-class Writer(threading.Thread):
-    """Writes baskets through the manager until stopped; retries a write until acknowledged."""
-
-    def __init__(self, manager: TenantDatabaseManager, tenant_id: str) -> None:
-        super().__init__(daemon=True)
-        self.manager, self.tenant_id = manager, tenant_id
-        self.acked: list[str] = []
-        self.errors = 0
-        self.longest_pause = 0.0
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        last_ack = time.perf_counter()
-        n = 0
-        while not self.stop.is_set():
-            name = f"w-{n}"
-            try:
-                with self.manager.tenant_transaction(self.tenant_id) as session:
-                    session.execute(insert(docbasket).values(_basket(name)))
-            except RuntimeError:
-                self.errors += 1
-                time.sleep(0.01)
-                continue
-            now = time.perf_counter()
-            self.longest_pause = max(self.longest_pause, now - last_ack)
-            last_ack = now
-            self.acked.append(name)
-            n += 1
-            time.sleep(0.002)
-
-
 def test_online_move_keeps_every_acknowledged_write(fleet_manager: TenantDatabaseManager
                                                     ) -> None:
-    _seed(fleet_manager, "mover", "b", 500)
+    seed(fleet_manager, "mover", "b", 500)
     writer = Writer(fleet_manager, "mover")
     writer.start()
     time.sleep(0.3)
@@ -96,29 +34,29 @@ def test_online_move_keeps_every_acknowledged_write(fleet_manager: TenantDatabas
     time.sleep(0.3)
     writer.stop.set()
     writer.join(10)
-    fleet = _fleet(fleet_manager)
+    fleet = fleet_of(fleet_manager)
     schema = fleet.location("mover")
     assert result.outcome == "moved" and fleet.server_of("mover") == "c"
-    on_target = _names(fleet_manager, "c", schema)
+    on_target = names_on(fleet_manager, "c", schema)
     assert on_target is not None and len(on_target) == len(set(on_target))
     assert set(on_target) == {f"seed-{n}" for n in range(500)} | set(writer.acked)
     assert len(writer.acked) > 20
-    assert _names(fleet_manager, "b", schema) is None  # the source name is gone
-    old = _names(fleet_manager, "b", result.old_schema)
+    assert names_on(fleet_manager, "b", schema) is None  # the source name is gone
+    old = names_on(fleet_manager, "b", result.old_schema)
     assert old is not None and set(old) <= set(on_target)
     assert [t.tenant_id for t in fleet.discover()] == ["mover"]  # the old copy is no tenant
     print(f"\nwrite pause seen by the writer: {writer.longest_pause * 1000:.0f} ms "
           f"(freeze {result.freeze_seconds * 1000:.0f} ms, {writer.errors} retried writes)")
     finish_move(fleet_manager, "mover")
-    assert _names(fleet_manager, "b", result.old_schema) is None
+    assert names_on(fleet_manager, "b", result.old_schema) is None
     assert fleet.moves.get("mover") is None
 
 
 @pytest.mark.parametrize("step", [STARTED, COPYING, SYNCED, RENAMED])
 def test_a_crash_at_each_step_is_completed_or_rolled_back(fleet_manager: TenantDatabaseManager,
                                                           step: str) -> None:
-    _seed(fleet_manager, "crashy", "b", 50)
-    fleet = _fleet(fleet_manager)
+    seed(fleet_manager, "crashy", "b", 50)
+    fleet = fleet_of(fleet_manager)
     schema = fleet.location("crashy")
 
     def crash_at(reached: str) -> None:
@@ -134,20 +72,13 @@ def test_a_crash_at_each_step_is_completed_or_rolled_back(fleet_manager: TenantD
     home = "c" if step == RENAMED else "b"
     assert fleet.server_of("crashy") == home
     other = "b" if home == "c" else "c"
-    assert sorted(_names(fleet_manager, home, schema) or []) == \
+    assert sorted(names_on(fleet_manager, home, schema) or []) == \
         sorted(f"seed-{n}" for n in range(50))
-    assert _names(fleet_manager, other, schema) is None
-    for server in ("b", "c"):  # nothing of the replication is left behind
-        conn = server_connect(fleet_manager.settings, server)
-        with conn.cursor() as cur:
-            cur.execute("SELECT (SELECT count(*) FROM pg_publication WHERE pubname LIKE "
-                        "'docex_move_%%') + (SELECT count(*) FROM pg_replication_slots) + "
-                        "(SELECT count(*) FROM pg_subscription)")
-            assert cur.fetchone()[0] == 0
-        conn.close()
+    assert names_on(fleet_manager, other, schema) is None
+    assert_no_replication_left(fleet_manager, ("b", "c"))
     with fleet_manager.tenant_transaction("crashy") as session:  # and it serves writes
-        session.execute(insert(docbasket).values(_basket("after")))
-    assert "after" in (_names(fleet_manager, home, schema) or [])
+        session.execute(insert(docbasket).values(basket("after")))
+    assert "after" in (names_on(fleet_manager, home, schema) or [])
 
 
 def test_cli_move_explains_wal_level_and_moves(fleet_config_file: Any) -> None:
@@ -171,3 +102,28 @@ def test_cli_move_explains_wal_level_and_moves(fleet_config_file: Any) -> None:
     assert run("tenants", "move", "roamer", "--finish").exit_code == 0
     listed = run("--format", "json", "tenants", "list")
     assert listed.exit_code == 0 and '"server": "c"' in listed.stdout
+
+
+@pytest.mark.parametrize("damage", ["DELETE FROM {s}.docbasket WHERE name = 'seed-7'",
+                                    "DROP INDEX {s}.idx_docbasket_status"])
+def test_a_copy_that_differs_is_rolled_back(fleet_manager: TenantDatabaseManager,
+                                            damage: str) -> None:
+    from conftest import server_connect
+
+    from docex_ops.backends.pg_move import MoveError
+
+    seed(fleet_manager, "checked", "b", 20)
+    fleet = fleet_of(fleet_manager)
+    schema = fleet.location("checked")
+
+    def spoil_target(step: str) -> None:
+        if step == SYNCED:  # the copy is complete, indexes made: damage it behind our back
+            conn = server_connect(fleet_manager.settings, "c")
+            conn.cursor().execute(damage.format(s=f'"{schema}"'))
+            conn.close()
+
+    with pytest.raises(MoveError, match="differs from the source"):
+        move_tenant(fleet_manager, "checked", "c", on_step=spoil_target)
+    assert fleet.server_of("checked") == "b" and fleet.moves.get("checked") is None
+    assert names_on(fleet_manager, "c", schema) is None
+    assert len(names_on(fleet_manager, "b", schema) or []) == 20

@@ -25,6 +25,7 @@ from docex_ops.backends.fleet_view import FleetView, PlacementProblem, reconcile
 from docex_ops.backends.pg_directory import (
     ACTIVE,
     DROPPING,
+    FROZEN,
     MOVING,
     PROVISIONING,
     ROUTABLE,
@@ -70,6 +71,12 @@ class FleetBackend(Backend):
                 f"{self.directory_server!r}: provision it (`docex-ops tenants provision "
                 f"{tenant_id}`) or, if its schema exists, record it with `docex-ops tenants "
                 f"place {tenant_id} --server NAME`")
+        if placed.state == FROZEN:
+            raise PlacementError(
+                f"tenant {tenant_id!r} on server {placed.server!r} is frozen: an offline move "
+                "is copying it and writes are refused until it ends; retry in a moment (if "
+                f"the move crashed, rerun `docex-ops tenants move {tenant_id} --offline --to "
+                "SERVER` to complete or roll it back)")
         if placed.state not in ROUTABLE:
             raise PlacementError(
                 f"tenant {tenant_id!r} on server {placed.server!r} is {placed.state}: rerun "
@@ -124,6 +131,8 @@ class FleetBackend(Backend):
             raise PlacementError(f"tenant {placed.tenant_id!r} is already on server "
                                  f"{placed.server!r}; move it with `docex-ops tenants move "
                                  f"{placed.tenant_id} --to {wanted}`")
+        if placed.state == FROZEN:
+            self.server_of(placed.tenant_id)  # raises, saying why and what to do
         if placed.state == MOVING:  # never provision a second copy while one moves
             raise PlacementError(f"tenant {placed.tenant_id!r} is being moved from server "
                                  f"{placed.server!r}; retry in a moment")
@@ -191,6 +200,8 @@ class FleetBackend(Backend):
 
     def exists(self, tenant_id: str) -> bool:
         placed = self.directory.get(tenant_id)
+        if placed is not None and placed.state == FROZEN:
+            self.server_of(tenant_id)  # raises: it exists, but must not be used now
         return (placed is not None and placed.state in ROUTABLE
                 and self.servers[placed.server].exists(tenant_id))
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 from docex_ops.backends.base import TenantInfo
-from docex_ops.backends.pg_directory import DROPPING, PROVISIONING, ROUTABLE, Placement
+from docex_ops.backends.pg_directory import DROPPING, PLACED, PROVISIONING, Placement
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def _problem(tenant_id: str, on: list[str], placed: Placement | None,
     if on[0] != placed.server:
         return report(f"tenant {tenant_id!r} is on {on[0]!r} but the directory names "
                       f"{placed.server!r}")
-    if placed.state not in ROUTABLE:
+    if placed.state not in PLACED:
         return report(f"tenant {tenant_id!r} is in unknown directory state {placed.state!r}")
     return None
 

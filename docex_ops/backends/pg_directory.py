@@ -24,7 +24,9 @@ PROVISIONING = "provisioning"  # row written, schema being created on a non-dire
 ACTIVE = "active"
 MOVING = "moving"              # a copy is being made elsewhere; the recorded server serves
 DROPPING = "dropping"          # schema being dropped on a non-directory server
+FROZEN = "frozen"              # an offline move copies it: writes refused until it ends
 ROUTABLE = (ACTIVE, MOVING)
+PLACED = (ACTIVE, MOVING, FROZEN)  # the schema is whole on the recorded server
 
 _DDL = """
 CREATE SCHEMA IF NOT EXISTS {schema};

@@ -3,7 +3,10 @@
 Source: a publication ``FOR TABLES IN SCHEMA`` (PostgreSQL 15+, needs
 ``wal_level = logical``). Target: the same schema made from ``pg_dump
 --schema-only`` (so the structure is exactly the source's, whatever its
-revision), then a subscription that copies the rows and streams changes.
+revision), then a subscription that copies the rows and streams changes;
+secondary indexes, unique and foreign keys are dropped on the target for the
+initial copy and built after it (a copy into a table with all its indexes is
+several times slower), and the verification compares them with the source's.
 The write freeze is a transaction on the source holding EXCLUSIVE locks on
 every table of the tenant (reads go on, writes wait); inside it the source
 schema is renamed, so writers that were waiting fail with "relation does not
@@ -21,7 +24,7 @@ from contextlib import contextmanager
 from sqlalchemy.engine import Connection
 
 from docex_ops.backends.archive import ArchiveToolError, TableDigest
-from docex_ops.backends.pg_archive import PostgresArchiver, _digest_schema
+from docex_ops.backends.pg_archive import digest_schema
 from docex_ops.backends.pg_sql import RUNNER_NAMESPACE
 from docex_ops.backends.pg_tools import find_tool, last_lines, tool_env
 from docex_ops.backends.postgres import PostgresBackend, quote_ident
@@ -50,8 +53,9 @@ def require_logical(source: PostgresBackend, server: str) -> None:
         raise MoveError(
             f"server {server!r} has wal_level={level}: an online move streams the tenant's "
             "changes by logical replication, which needs wal_level = logical (set it in "
-            "postgresql.conf and restart the server; it costs somewhat more WAL); "
-            "docex-ops has no offline (pg_dump | pg_restore) move yet")
+            "postgresql.conf and restart the server; it costs somewhat more WAL), or "
+            "move it offline with --offline (pg_dump | pg_restore, writes refused while "
+            "it copies)")
 
 
 def schema_exists(backend: PostgresBackend, schema: str) -> bool:
@@ -194,16 +198,78 @@ def wait_caught_up(source_conn: Connection, source: PostgresBackend, schema: str
 
 
 def digest_in(conn: Connection, schema: str) -> dict[str, TableDigest]:
-    """Row counts and checksums (backends/archive.py) inside the caller's transaction."""
-    return _digest_schema(conn, schema)[0]
+    """Row counts and order-independent checksums (pg_archive.unordered_digest_sql) inside
+    the caller's transaction, whose DateStyle and TimeZone must be ISO and UTC."""
+    return digest_schema(conn, schema, ordered=False)[0]
 
 
 def digest_live(backend: PostgresBackend, tenant_id: str) -> dict[str, TableDigest]:
-    archiver = PostgresArchiver(backend)
-    try:
-        return archiver.digest_tenant(tenant_id)
-    finally:
-        archiver.dispose()
+    with backend.admin_engine.connect() as conn, conn.begin():
+        conn.exec_driver_sql("SET LOCAL DateStyle TO 'ISO, YMD'; SET LOCAL TimeZone TO 'UTC'")
+        return digest_in(conn, backend.location(tenant_id))
+
+
+_SECONDARY_SQL = """
+SELECT 'index', format('DROP INDEX %%I.%%I', n.nspname, c.relname), pg_get_indexdef(i.indexrelid)
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = %(s)s AND NOT i.indisprimary
+   AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+UNION ALL
+SELECT 'constraint', format('ALTER TABLE %%s DROP CONSTRAINT %%I', k.conrelid::regclass,
+                            k.conname),
+       format('ALTER TABLE %%s ADD CONSTRAINT %%I %%s', k.conrelid::regclass, k.conname,
+              pg_get_constraintdef(k.oid))
+  FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
+ WHERE n.nspname = %(s)s AND k.contype IN ('u', 'f')
+"""
+
+
+def defer_secondary_indexes(target: PostgresBackend, schema: str) -> list[str]:
+    """Drop the target's secondary indexes, unique and foreign keys (primary keys stay: the
+    subscription needs them to apply updates); returns the DDL that makes them again.
+
+    The initial copy then maintains one index per table instead of all of them, and
+    the others are built once, sorted, after it (as pg_restore does).
+    """
+    with target.admin_engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL search_path TO pg_catalog")  # qualified names
+        rows = conn.exec_driver_sql(_SECONDARY_SQL, {"s": schema}).all()
+        ordered = sorted(rows, key=lambda row: _build_order(row[0], row[2]))
+        for _, drop, _ in reversed(ordered):  # foreign keys first: they need unique keys
+            conn.exec_driver_sql(drop)
+    return [make for _, _, make in ordered]
+
+
+def _build_order(kind: str, ddl: str) -> int:
+    return 0 if kind == "index" else (2 if "FOREIGN KEY" in ddl else 1)
+
+
+def create_deferred(target: PostgresBackend, ddl: list[str]) -> None:
+    with target.admin_engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL search_path TO pg_catalog")
+        for statement in ddl:
+            conn.exec_driver_sql(statement.replace("%", "%%"))
+
+
+_STRUCTURE_SQL = """
+SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %(s)s
+UNION ALL
+SELECT format('%%s %%I %%s', k.conrelid::regclass, k.conname, pg_get_constraintdef(k.oid))
+  FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace WHERE n.nspname = %(s)s
+"""
+
+
+def structure_in(conn: Connection, schema: str) -> list[str]:
+    """The schema's indexes and constraints as DDL text, sorted (names qualified)."""
+    conn.exec_driver_sql("SET LOCAL search_path TO pg_catalog")
+    return sorted(conn.exec_driver_sql(_STRUCTURE_SQL, {"s": schema}).scalars().all())
+
+
+def structure_live(backend: PostgresBackend, schema: str) -> list[str]:
+    with backend.admin_engine.connect() as conn, conn.begin():
+        return structure_in(conn, schema)
 
 
 def rename_schema(conn: Connection, schema: str, new: str) -> None:

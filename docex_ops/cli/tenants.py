@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from docex_ops import moves, placement
+from docex_ops import moves, placement, rebalance
 from docex_ops import tenants as ops
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
 from docex_ops.output import human_bytes
@@ -150,11 +150,14 @@ def place_cmd(tenant_id: str, server: str) -> None:
               help="The server to move the tenant to.")
 @click.option("--finish", is_flag=True,
               help="Drop the renamed source copy a completed move kept, and forget the move.")
+@click.option("--offline", is_flag=True,
+              help="Copy with pg_dump | pg_restore while the tenant's writes are refused "
+                   "(for servers without wal_level=logical).")
 @click.option("--dry-run", is_flag=True, help="With --finish: say what would be dropped.")
 @click.option("--pg-bin", type=click.Path(file_okay=False), default=None,
-              help="Directory of pg_dump/psql (default: PATH).")
+              help="Directory of pg_dump/pg_restore/psql (default: PATH).")
 @format_option
-def move_cmd(tenant_id: str, target: str | None, finish: bool, dry_run: bool,
+def move_cmd(tenant_id: str, target: str | None, finish: bool, offline: bool, dry_run: bool,
              pg_bin: str | None, fmt: str | None) -> None:
     """Move a tenant to another server online, with logical replication.
 
@@ -164,6 +167,10 @@ def move_cmd(tenant_id: str, target: str | None, finish: bool, dry_run: bool,
     is renamed <schema>_moved_<time> and the directory switched. The source
     server needs wal_level=logical. Rerunning after a crash completes the move
     or rolls it back. --finish drops the renamed copy afterwards.
+
+    --offline: the tenant is frozen first (writes refused), then pg_dump -n |
+    pg_restore copies it in one transaction on the target; the same checks,
+    rename and switch follow. Writes resume on the target.
     """
     manager = state().manager
     if finish:
@@ -173,9 +180,56 @@ def move_cmd(tenant_id: str, target: str | None, finish: bool, dry_run: bool,
         return
     if target is None:
         raise click.UsageError("give --to SERVER (or --finish)")
-    result = moves.move_tenant(manager, tenant_id, target, moves.MoveOptions(pg_bin=pg_bin))
+    options = moves.MoveOptions(pg_bin=pg_bin, offline=offline)
+    result = moves.move_tenant(manager, tenant_id, target, options)
     emit([{"tenant": result.tenant_id, "from": result.source, "to": result.target,
            "outcome": result.outcome, "rows": result.rows,
            "freeze_s": None if result.freeze_seconds is None else
            round(result.freeze_seconds, 3), "seconds": round(result.seconds, 3),
            "old_schema": result.old_schema}], fmt)
+
+
+@tenants.command("rebalance")
+@click.option("--dry-run", is_flag=True, help="Only plan (the default without --execute).")
+@click.option("--execute", is_flag=True,
+              help="Run the planned moves, one after another, with `tenants move`.")
+@click.option("--offline", is_flag=True, help="With --execute: move with pg_dump | pg_restore.")
+@click.option("--size-tolerance", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="Even out sizes only while servers differ by more than this share of the "
+                   "mean server size.")
+@click.option("--pg-bin", type=click.Path(file_okay=False), default=None,
+              help="Directory of pg_dump/pg_restore/psql (default: PATH).")
+@format_option
+def rebalance_cmd(dry_run: bool, execute: bool, offline: bool, size_tolerance: float,
+                  pg_bin: str | None, fmt: str | None) -> None:
+    """Plan moves that even out tenant counts, then sizes, across servers.
+
+    Counts first (to within one tenant per server), then sizes (a move or a swap
+    between the largest and the smallest server, while it narrows the gap by more
+    than --size-tolerance). Nothing moves unless --execute is given; tenants with
+    a move not yet finished (--finish) are counted but never planned.
+    """
+    if dry_run and execute:
+        raise click.UsageError("give --dry-run or --execute, not both")
+    manager = state().manager
+    plan = rebalance.plan_rebalance(manager, size_tolerance)
+    for before, after in zip(plan.before, plan.after, strict=True):
+        info(f"server {before.server}: {before.tenants} tenants, "
+             f"{human_bytes(before.size_bytes)} -> {after.tenants} tenants, "
+             f"{human_bytes(after.size_bytes)}")
+    rows = [{"tenant": m.tenant_id, "from": m.source, "to": m.target,
+             "size": human_bytes(m.size_bytes), "moved": None} for m in plan.moves]
+    if execute and plan.moves:
+        options = moves.MoveOptions(pg_bin=pg_bin, offline=offline)
+        results = rebalance.execute_plan(manager, plan, options,
+                                         on_move=lambda d, t: progress(d, t, "moving"))
+        for row, result in zip(rows, results, strict=True):
+            row["moved"] = result.outcome
+    emit(rows, fmt, payload={"before": plan.before, "after": plan.after,
+                             "moves": [dict(r, size_bytes=m.size_bytes)
+                                       for r, m in zip(rows, plan.moves, strict=True)],
+                             "executed": execute, "problems": plan.problems,
+                             "unfinished_moves": plan.unfinished_moves})
+    if plan.problems:
+        raise OperationFailed(f"{len(plan.problems)} tenant(s) with placement problems were "
+                              "left out of the plan: see `docex-ops tenants list`")
