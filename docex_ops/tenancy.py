@@ -8,6 +8,7 @@ operation, so hostile ids are refused with a reason before anything happens.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,19 @@ def validate_tenant_id(raw: object) -> str:
         raise TenantIdError(f"tenant id {shown} is reserved by PostgreSQL or docex-ops; "
                             "choose another id")
     return raw
+
+
+def validate_all(tenant_ids: Iterable[str]) -> list[str]:
+    """Validate every id before touching anything; report all bad ones at once."""
+    ids, problems = [], []
+    for raw in tenant_ids:
+        try:
+            ids.append(validate_tenant_id(raw))
+        except TenantIdError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise TenantIdError("; ".join(problems))
+    return list(dict.fromkeys(ids))
 
 
 def schema_name_for(tenant_id: str, template: str) -> str:

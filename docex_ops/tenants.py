@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,7 +17,7 @@ from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.manager import TenantDatabaseManager
 from docex_ops.placement import interrupted_drop
 from docex_ops.schema import TABLE_NAMES, docbasket, metadata
-from docex_ops.tenancy import TenantIdError, validate_tenant_id
+from docex_ops.tenancy import validate_all, validate_tenant_id
 
 
 @dataclass(frozen=True)
@@ -32,19 +32,6 @@ class ProvisionResult:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def validate_all(tenant_ids: Iterable[str]) -> list[str]:
-    """Validate every id before touching anything; report all bad ones at once."""
-    ids, problems = [], []
-    for raw in tenant_ids:
-        try:
-            ids.append(validate_tenant_id(raw))
-        except TenantIdError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise TenantIdError("; ".join(problems))
-    return list(dict.fromkeys(ids))
 
 
 def list_tenants(manager: TenantDatabaseManager, with_size: bool = True) -> list[TenantInfo]:

@@ -16,7 +16,7 @@ from docex_ops.backends.archive import DumpResult, TenantArchiver
 from docex_ops.backends.archivers import make_archiver
 from docex_ops.backup.manifest import MANIFEST_SUFFIX, Manifest, sha256_file, write_manifest
 from docex_ops.manager import TenantDatabaseManager
-from docex_ops.tenants import validate_all
+from docex_ops.tenancy import validate_all
 
 
 @dataclass(frozen=True)

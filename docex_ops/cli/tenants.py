@@ -10,6 +10,7 @@ from docex_ops import moves, placement, rebalance
 from docex_ops import tenants as ops
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
 from docex_ops.output import human_bytes
+from docex_ops.tenancy import validate_all
 
 
 @click.group()
@@ -91,7 +92,7 @@ def provision_cmd(tenant_ids: tuple[str, ...], verify: bool, jobs: int, with_rol
     if with_role and manager.backend.kind != "postgresql":
         raise click.UsageError("--with-role needs PostgreSQL: SQLite has no roles")
     if server is not None:
-        ids = ops.validate_all(tenant_ids)
+        ids = validate_all(tenant_ids)
         for tenant_id in ids:
             manager.backend.location(tenant_id)
         placement.reserve_server(manager, ids, server)

@@ -20,7 +20,7 @@ from docex_ops.isolation.context import AuditContext
 from docex_ops.isolation.registry import CHECKS, Check, checks_for
 from docex_ops.isolation.results import DEPLOYMENT, SEVERITY, CheckResult, Status
 from docex_ops.manager import TenantDatabaseManager
-from docex_ops.tenants import validate_all
+from docex_ops.tenancy import validate_all
 
 
 @dataclass(frozen=True)

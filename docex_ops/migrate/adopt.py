@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from docex_ops.backends import Backend, TenantInfo
 from docex_ops.backends.catalog import Catalog, diff, without_names
-from docex_ops.ddl import version_table_ddl
 from docex_ops.migrate.scripts import MigrationScripts
 from docex_ops.migrate.tenant import run_online
 
@@ -74,6 +73,8 @@ def adopt(backend: Backend, scripts: MigrationScripts, tenants: Sequence[TenantI
         elif dry_run:
             results.append(StructureResult(info.tenant_id, None, matches, "would-adopt"))
         else:
+            from docex_ops.ddl import version_table_ddl  # only when stamping
+
             with backend.migration_connection(info.tenant_id) as conn:
                 backend.execute_script(conn, version_table_ddl(matches[0]))
                 backend.check_migrated(conn, info.tenant_id, matches[0])

@@ -10,7 +10,7 @@ from pathlib import Path
 from docex_ops.backends import Backend, TenantInfo
 from docex_ops.migrate.scripts import MigrationScripts, RevisionError
 from docex_ops.migrate.tenant import TenantStep
-from docex_ops.tenants import validate_all
+from docex_ops.tenancy import validate_all
 
 
 @dataclass(frozen=True)
