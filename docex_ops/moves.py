@@ -144,20 +144,17 @@ def _copy_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend, record
     deferred = pgm.defer_secondary_indexes(target, record.schema)
     pgm.publish(source, record.schema)
     pgm.subscribe(target, source.settings.postgres, record.schema)
-    fleet.moves.step(record.tenant_id, COPYING)
-    on_step(COPYING)
+    _reached(fleet, record, COPYING, on_step)
     pgm.wait_synced(target, record.schema, options.sync_timeout)
     pgm.create_deferred(target, deferred)  # changes keep streaming meanwhile
-    fleet.moves.step(record.tenant_id, SYNCED)
-    on_step(SYNCED)
+    _reached(fleet, record, SYNCED, on_step)
     frozen_at = time.perf_counter()
     with pgm.write_freeze(source, record.schema, options.lock_timeout) as frozen:
         pgm.wait_caught_up(frozen, source, record.schema, options.catch_up_timeout)
         pgm.unsubscribe(target, record.schema)  # the target stops applying: it is final now
         copied = _verify(record, frozen, target)
         pgm.rename_schema(frozen, record.schema, record.old_schema)
-    fleet.moves.step(record.tenant_id, RENAMED)
-    on_step(RENAMED)
+    _reached(fleet, record, RENAMED, on_step)
     _switch(fleet, record)
     freeze = time.perf_counter() - frozen_at
     manager.close_tenant_connection(record.tenant_id)
@@ -176,19 +173,22 @@ def _copy_offline_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend
     _set_state(fleet, record, FROZEN)
     manager.close_tenant_connection(record.tenant_id)
     with pgm.write_freeze(source, record.schema, options.lock_timeout) as frozen:
-        fleet.moves.step(record.tenant_id, COPYING)
-        on_step(COPYING)
+        _reached(fleet, record, COPYING, on_step)
         pg_move_offline.dump_restore(source, target, record.schema, options.pg_bin)
-        fleet.moves.step(record.tenant_id, SYNCED)
-        on_step(SYNCED)
+        _reached(fleet, record, SYNCED, on_step)
         copied = _verify(record, frozen, target)
         pgm.rename_schema(frozen, record.schema, record.old_schema)
-    fleet.moves.step(record.tenant_id, RENAMED)
-    on_step(RENAMED)
+    _reached(fleet, record, RENAMED, on_step)
     _switch(fleet, record)
     freeze = time.perf_counter() - frozen_at
     manager.close_tenant_connection(record.tenant_id)
     return freeze, sum(d.rows for d in copied.values())
+
+
+def _reached(fleet: FleetBackend, record: MoveRecord, step: str, on_step: StepHook) -> None:
+    """Journal a step the move has reached, then tell the caller (tests crash here)."""
+    fleet.moves.step(record.tenant_id, step)
+    on_step(step)
 
 
 def _set_state(fleet: FleetBackend, record: MoveRecord, state: str) -> None:
