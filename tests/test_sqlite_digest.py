@@ -81,6 +81,11 @@ ODD_VALUES: list[tuple[Any, Any, Any, Any, Any]] = [
     (b"\x00\xffblob", "2026-02-30 12:00:00.000000", 0.0, "", 0),
     ("", "not a date", 1, "x" * 32, 3.5),
     ("x" * 5000, "2026-01-01 12:00:00.123456789", -1, uuid.UUID(int=3).hex, 7),
+    # Near misses of the common formats: impossible dates, upper-case and braced uuids.
+    ("é\x00", "2026-01-01 24:00:00", 5, uuid.UUID(int=11).hex.upper(), 0),
+    ("0", "2026-01-01 12:00:05", "1", "G" * 32, -(1 << 63)),
+    ("'; --", "2026-01-01 12:00:00.100000", 0, uuid.UUID(int=12).hex + " ", 10),
+    ("tab\there", "2026-02-31 12:00:00.120000", 1, "{" + str(uuid.UUID(int=5)) + "}", 1),
 ]
 
 
@@ -89,7 +94,7 @@ def _odd_table(path: Path) -> sqlite3.Connection:
     conn.execute('CREATE TABLE odd (id VARCHAR(36) PRIMARY KEY, "text" TEXT, "when" DATETIME, '
                  "flag BOOLEAN, ref CHAR(32), n INTEGER)")
     # Ids out of insertion order, upper case sorting before lower case (bytewise).
-    ids = ["b", "B", "a", "A", "c_1", "c-1", "é", "Z9"]
+    ids = ["b", "B", "a", "A", "c_1", "c-1", "é", "Z9", "z", "0", "~", "c"]
     conn.executemany("INSERT INTO odd VALUES (?, ?, ?, ?, ?, ?)",
                      [(i, *values) for i, values in zip(ids, ODD_VALUES, strict=True)])
     return conn
@@ -102,7 +107,7 @@ def test_odd_values_digest_as_the_definition_says(tmp_path: Path) -> None:
     assert digest_table(conn, "odd") == expected
     subset = digest_table(conn, "odd", where="x.n > :low", params={"low": 0})
     assert subset == reference_digest(conn, "odd", "WHERE x.n > 0")
-    assert subset.rows == 5 and subset != expected
+    assert subset.rows == 7 and subset != expected
 
 
 def test_altered_table_is_not_digested_with_stale_columns(tmp_path: Path) -> None:
