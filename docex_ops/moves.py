@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,7 +23,7 @@ from sqlalchemy.engine import Connection
 from docex_ops import audit
 from docex_ops.backends import pg_move as pgm
 from docex_ops.backends import pg_move_offline
-from docex_ops.backends.archive import TableDigest
+from docex_ops.backends import pg_move_verify as mv
 from docex_ops.backends.fleet import FleetBackend, PlacementError
 from docex_ops.backends.pg_directory import ACTIVE, FROZEN, MOVING
 from docex_ops.backends.pg_move_journal import (
@@ -33,6 +32,7 @@ from docex_ops.backends.pg_move_journal import (
     STARTED,
     SWITCHED,
     SYNCED,
+    VERIFIED,
     MoveRecord,
 )
 from docex_ops.backends.postgres import PostgresBackend
@@ -148,18 +148,20 @@ def _copy_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend, record
     pgm.wait_synced(target, record.schema, options.sync_timeout)
     pgm.create_deferred(target, deferred)  # changes keep streaming meanwhile
     _reached(fleet, record, SYNCED, on_step)
+    checkpoint = _verify_at_checkpoint(record, source, target, options)
+    _reached(fleet, record, VERIFIED, on_step)
     frozen_at = time.perf_counter()
     with pgm.write_freeze(source, record.schema, options.lock_timeout) as frozen:
         pgm.wait_caught_up(frozen, source, record.schema, options.catch_up_timeout)
         pgm.unsubscribe(target, record.schema)  # the target stops applying: it is final now
-        copied = _verify(record, frozen, target)
+        rows = _verify_changes(record, frozen, target, checkpoint)
         pgm.rename_schema(frozen, record.schema, record.old_schema)
     _reached(fleet, record, RENAMED, on_step)
     _switch(fleet, record)
     freeze = time.perf_counter() - frozen_at
     manager.close_tenant_connection(record.tenant_id)
     pgm.unpublish(source, record.schema)
-    return freeze, sum(d.rows for d in copied.values())
+    return max(freeze, checkpoint.freeze_seconds), rows
 
 
 def _copy_offline_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend,
@@ -176,13 +178,13 @@ def _copy_offline_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend
         _reached(fleet, record, COPYING, on_step)
         pg_move_offline.dump_restore(source, target, record.schema, options.pg_bin)
         _reached(fleet, record, SYNCED, on_step)
-        copied = _verify(record, frozen, target)
+        rows = _verify(record, frozen, target)
         pgm.rename_schema(frozen, record.schema, record.old_schema)
     _reached(fleet, record, RENAMED, on_step)
     _switch(fleet, record)
     freeze = time.perf_counter() - frozen_at
     manager.close_tenant_connection(record.tenant_id)
-    return freeze, sum(d.rows for d in copied.values())
+    return freeze, rows
 
 
 def _reached(fleet: FleetBackend, record: MoveRecord, step: str, on_step: StepHook) -> None:
@@ -197,25 +199,50 @@ def _set_state(fleet: FleetBackend, record: MoveRecord, state: str) -> None:
         fleet.directory.set_state(conn, record.tenant_id, state)
 
 
-def _verify(record: MoveRecord, frozen: Connection, target: PostgresBackend
-            ) -> dict[str, TableDigest]:
+def _verify_at_checkpoint(record: MoveRecord, source: PostgresBackend,
+                          target: PostgresBackend, options: MoveOptions) -> mv.Checkpoint:
+    """The full comparison, on two snapshots holding the same rows (writes go on)."""
+    with mv.snapshot_pair(source, target, record.schema, options.lock_timeout,
+                          options.catch_up_timeout) as (here, there, checkpoint):
+        _refuse_differences(record, mv.compare_at_checkpoint(here, there, record.schema).differ)
+    return checkpoint
+
+
+def _verify_changes(record: MoveRecord, frozen: Connection, target: PostgresBackend,
+                    checkpoint: mv.Checkpoint) -> int:
+    """Inside the final freeze: counts, the rows written since the checkpoint, indexes and
+    constraints; returns the rows moved."""
+    with target.admin_engine.connect() as there, there.begin():
+        there.exec_driver_sql("SET LOCAL DateStyle TO 'ISO, YMD'; SET LOCAL TimeZone TO 'UTC'")
+        compared = mv.compare_changes(frozen, there, record.schema, checkpoint)
+        differ = compared.differ + _structure_differs(frozen, there, record.schema)
+    _refuse_differences(record, differ)
+    return compared.rows
+
+
+def _verify(record: MoveRecord, frozen: Connection, target: PostgresBackend) -> int:
     """Counts, checksums and indexes/constraints of the frozen source against the target,
-    both sides read at once (the writes wait meanwhile); returns the target's digests."""
-    with ThreadPoolExecutor(1) as pool:
-        copied = pool.submit(pgm.digest_live, target, record.tenant_id)
-        copied_structure = pool.submit(pgm.structure_live, target, record.schema)
-        source = pgm.digest_in(frozen, record.schema)
-        source_structure = pgm.structure_in(frozen, record.schema)
-        differ = sorted(t for t in set(source) | set(copied.result())
-                        if source.get(t) != copied.result().get(t))
-        if source_structure != copied_structure.result():
-            missing = set(source_structure) ^ set(copied_structure.result())
-            differ.append("indexes/constraints (" + "; ".join(sorted(missing))[:300] + ")")
+    in full (the offline move, whose copy is made inside the freeze); returns the rows."""
+    with target.admin_engine.connect() as there, there.begin():
+        there.exec_driver_sql("SET LOCAL DateStyle TO 'ISO, YMD'; SET LOCAL TimeZone TO 'UTC'")
+        compared = mv.compare_at_checkpoint(frozen, there, record.schema)
+        differ = compared.differ + _structure_differs(frozen, there, record.schema)
+    _refuse_differences(record, differ)
+    return compared.rows
+
+
+def _structure_differs(source: Connection, target: Connection, schema: str) -> list[str]:
+    here, there = pgm.structure_in(source, schema), pgm.structure_in(target, schema)
+    if here == there:
+        return []
+    return ["indexes/constraints (" + "; ".join(sorted(set(here) ^ set(there)))[:300] + ")"]
+
+
+def _refuse_differences(record: MoveRecord, differ: list[str]) -> None:
     if differ:
         raise pgm.MoveError(f"tenant {record.tenant_id!r}: the copy on {record.target!r} "
                             f"differs from the source in {', '.join(differ)}; the move was "
                             "rolled back and the tenant stays on " + repr(record.source))
-    return copied.result()
 
 
 def _switch(fleet: FleetBackend, record: MoveRecord) -> None:

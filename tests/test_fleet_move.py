@@ -18,7 +18,7 @@ from move_support import (
 )
 from sqlalchemy import insert
 
-from docex_ops.backends.pg_move_journal import COPYING, RENAMED, STARTED, SYNCED
+from docex_ops.backends.pg_move_journal import COPYING, RENAMED, STARTED, SYNCED, VERIFIED
 from docex_ops.manager import TenantDatabaseManager
 from docex_ops.moves import finish_move, move_tenant
 from docex_ops.schema import docbasket
@@ -52,7 +52,7 @@ def test_online_move_keeps_every_acknowledged_write(fleet_manager: TenantDatabas
     assert fleet.moves.get("mover") is None
 
 
-@pytest.mark.parametrize("step", [STARTED, COPYING, SYNCED, RENAMED])
+@pytest.mark.parametrize("step", [STARTED, COPYING, SYNCED, VERIFIED, RENAMED])
 def test_a_crash_at_each_step_is_completed_or_rolled_back(fleet_manager: TenantDatabaseManager,
                                                           step: str) -> None:
     seed(fleet_manager, "crashy", "b", 50)
@@ -104,10 +104,17 @@ def test_cli_move_explains_wal_level_and_moves(fleet_config_file: Any) -> None:
     assert listed.exit_code == 0 and '"server": "c"' in listed.stdout
 
 
-@pytest.mark.parametrize("damage", ["DELETE FROM {s}.docbasket WHERE name = 'seed-7'",
-                                    "DROP INDEX {s}.idx_docbasket_status"])
+@pytest.mark.parametrize(("at", "damage"), [
+    (SYNCED, "DELETE FROM {s}.docbasket WHERE name = 'seed-7'"),
+    (SYNCED, "DROP INDEX {s}.idx_docbasket_status"),
+    # After the full comparison at the checkpoint: only the final, incremental check
+    # (counts, rows written since the checkpoint, structure) can see these.
+    (VERIFIED, "UPDATE {s}.docbasket SET name = 'spoilt' WHERE name = 'seed-3'"),
+    (VERIFIED, "DELETE FROM {s}.docbasket WHERE name = 'seed-4'"),
+    (VERIFIED, "DROP INDEX {s}.idx_docbasket_status"),
+])
 def test_a_copy_that_differs_is_rolled_back(fleet_manager: TenantDatabaseManager,
-                                            damage: str) -> None:
+                                            at: str, damage: str) -> None:
     from conftest import server_connect
 
     from docex_ops.backends.pg_move import MoveError
@@ -117,7 +124,7 @@ def test_a_copy_that_differs_is_rolled_back(fleet_manager: TenantDatabaseManager
     schema = fleet.location("checked")
 
     def spoil_target(step: str) -> None:
-        if step == SYNCED:  # the copy is complete, indexes made: damage it behind our back
+        if step == at:  # the copy is complete, indexes made: damage it behind our back
             conn = server_connect(fleet_manager.settings, "c")
             conn.cursor().execute(damage.format(s=f'"{schema}"'))
             conn.close()

@@ -91,21 +91,22 @@ def digest_sql(schema: str, table: str, columns: list[str], where: str | None = 
             + (f" WHERE {where}" if where else ""))
 
 
-def unordered_digest_sql(schema: str, table: str, columns: list[str]) -> str:
+def unordered_digest_sql(schema: str, table: str, columns: list[str],
+                         where: str | None = None) -> str:
     """Row count and an order-independent checksum of one table, for comparing two copies
     made from the same DDL (a move's source and target).
 
     Each row's text is the row value's own output (columns in table order, NULL
-    and '' told apart); the checksum sums two 60-bit slices of its md5. No sort
-    and one cast per row instead of one per column: about 3x faster than
-    ``digest_sql`` on a million rows, and parallel workers can share it. Never
-    compared with an archive's ``digest_sql`` checksum.
+    and '' told apart); the checksum is the sum of its 64-bit hashes
+    (``hashtextextended``). No sort, one cast per row instead of one per column
+    and no md5: several times faster than ``digest_sql`` on a million rows, and
+    parallel workers can share it. Never compared with an archive's
+    ``digest_sql`` checksum. ``where`` may refer to the table as ``x``.
     """
     del columns  # the row value covers every column, in table order
-    return (f"SELECT '{table}', count(*), coalesce(sum(('x' || substr(h, 1, 15))::bit(60)"
-            f"::bigint), 0)::text || '/' || coalesce(sum(('x' || substr(h, 16, 15))::bit(60)"
-            f"::bigint), 0)::text FROM (SELECT md5(x::text) AS h FROM "
-            f"{quote_ident(schema)}.{quote_ident(table)} x) rows")
+    return (f"SELECT '{table}', count(*), coalesce(sum(hashtextextended(x::text, 0)), 0)::text "
+            f"FROM {quote_ident(schema)}.{quote_ident(table)} x"
+            + (f" WHERE {where}" if where else ""))
 
 
 class PostgresArchiver(TenantArchiver):

@@ -180,8 +180,14 @@ def write_freeze(source: PostgresBackend, schema: str, lock_timeout: float
 
 def wait_caught_up(source_conn: Connection, source: PostgresBackend, schema: str,
                    timeout: float) -> None:
-    """Until the target confirmed everything the source wrote up to now (zero lag)."""
-    lsn = source_conn.exec_driver_sql("SELECT pg_current_wal_lsn()").scalar()
+    """Until the target confirmed everything the source wrote up to now (zero lag).
+
+    "Up to now" is the WAL *insert* position: with synchronous_commit off a commit
+    can be inserted but not yet written, so the write position may be short of it.
+    The walsender only sends flushed WAL, so that position is flushed first.
+    """
+    lsn = source_conn.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar()
+    _flush_wal(source, lsn)
     deadline = time.monotonic() + timeout
     while True:
         with source.admin_engine.connect() as conn:
@@ -195,6 +201,15 @@ def wait_caught_up(source_conn: Connection, source: PostgresBackend, schema: str
             raise MoveError(f"the target did not catch up with {schema!r} in {timeout:.0f}s "
                             f"({behind} bytes behind)")
         time.sleep(0.02)
+
+
+def _flush_wal(source: PostgresBackend, lsn: object) -> None:
+    """Make the source flush its WAL up to ``lsn`` now rather than at the WAL writer's
+    next round: a synchronous commit of a transaction with an xid flushes all before it."""
+    with source.admin_engine.connect() as conn, conn.begin():
+        if conn.exec_driver_sql("SELECT pg_wal_lsn_diff(%(l)s, pg_current_wal_flush_lsn()) > 0",
+                                {"l": lsn}).scalar():
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO on; SELECT txid_current()")
 
 
 def digest_in(conn: Connection, schema: str) -> dict[str, TableDigest]:

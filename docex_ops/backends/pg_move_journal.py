@@ -16,9 +16,10 @@ from docex_ops.backends.pg_directory import TenantDirectory
 STARTED = "started"      # directory says moving; nothing made on the target yet
 COPYING = "copying"      # target schema, publication and subscription exist
 SYNCED = "synced"        # the initial copy is done, changes stream
+VERIFIED = "verified"    # the copy equalled the source at a checkpoint; changes stream
 RENAMED = "renamed"      # frozen, verified, source schema renamed: the source is closed
 SWITCHED = "switched"    # the directory names the target: the move is done
-STEPS = (STARTED, COPYING, SYNCED, RENAMED, SWITCHED)
+STEPS = (STARTED, COPYING, SYNCED, VERIFIED, RENAMED, SWITCHED)
 
 
 @dataclass(frozen=True)
