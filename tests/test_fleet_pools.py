@@ -119,6 +119,10 @@ def test_cli_report_and_close_idle_on_each_server(fleet_manager: TenantDatabaseM
         listed = json.loads(report.stdout)
         assert {(t["server"], t["tenant_id"]) for t in listed["tenants"]} >= {
             ("b", "idle_b"), ("c", "idle_c"), ("c", "fresh_c")}
+        hostile = runner.invoke(main, ["--config", str(fleet_config_file), "pools",
+                                       "close-idle", "--idle-for", "1s", "--tenant", "x' OR 1=1"])
+        assert hostile.exit_code == 2 and "x' OR 1=1" in hostile.output
+        assert _alive(fleet_manager, "b", [pids["b"]]) == {pids["b"]}   # refused before SQL
         mine = ["--tenant=idle_b", "--tenant=idle_c", "--tenant=fresh_c"]
         closed = runner.invoke(main, ["--config", str(fleet_config_file), "--format", "json",
                                       "pools", "close-idle", "--idle-for", "1s", *mine])
