@@ -1,16 +1,18 @@
-"""A process-wide budget of open tenant connections, enforced through pool events.
+"""A budget of open tenant connections per server, enforced through pool events.
 
-The budget counts physical connections (checked out *and* idle in a pool) of
-every tenant engine. A slot is taken in the engine's ``do_connect`` hook,
-before the socket or file is opened, and given back when the pool closes the
-connection (``close``, ``close_detached``), when a reconnect fails half-way, or
-at the latest when the pool entry holding it is garbage collected. The count
-is therefore exact whatever path SQLAlchemy takes, and the hook is the only
-place a connection can be created, so the limit cannot be crossed.
+The manager keeps one budget per database server (one in all on a single
+server or SQLite). A budget counts physical connections (checked out *and* idle
+in a pool) of every tenant engine on its server. A slot is taken in the
+engine's ``do_connect`` hook, before the socket or file is opened, and given
+back when the pool closes the connection (``close``, ``close_detached``), when
+a reconnect fails half-way, or at the latest when the pool entry holding it is
+garbage collected. The count is therefore exact whatever path SQLAlchemy
+takes, and the hook is the only place a connection can be created, so the
+limit cannot be crossed.
 
 When the budget is full, the thread that needs a connection first asks the
-manager to reclaim room (retire least-recently-used engines whose
-connections are all idle), then waits for a slot; while anyone waits,
+manager to reclaim room (retire least-recently-used engines of the same server
+whose connections are all idle), then waits for a slot; while anyone waits,
 connections are closed instead of kept idle when they are checked in. After
 ``pool_timeout`` seconds it raises ``ConnectionBudgetExceeded``.
 """
@@ -42,8 +44,9 @@ def derive_budget(limits: ServerLimits, reserve: int = DEFAULT_RESERVE) -> int:
     """The default ``database.max_total_connections`` on PostgreSQL.
 
     ``max_connections - superuser_reserved_connections - reserved_connections
-    - reserve`` (reserve 10), at least 1. It assumes one application process
-    per server: with N processes, configure about a 1/N share explicitly.
+    - reserve`` (reserve 10), at least 1, for each server from its own settings. It
+    assumes one application process per server: with N processes, configure about a
+    1/N share explicitly (a configured value applies to each server).
     """
     return max(1, limits.available - reserve)
 
@@ -87,8 +90,9 @@ class ConnectionBudget:
     """Counts open tenant connections and refuses to exceed ``limit`` (None: unbounded)."""
 
     def __init__(self, limit: int | None, timeout: float,
-                 reclaim: Callable[[str], int]) -> None:
+                 reclaim: Callable[[str], int], server: str | None = None) -> None:
         self._limit = limit
+        self._server = server  # named in messages when there are several servers
         self._timeout = timeout
         self._reclaim = reclaim
         # Reentrant: a slot's __del__ may run while this thread holds the lock.
@@ -220,7 +224,8 @@ class ConnectionBudget:
             self._cond.notify()
 
     def _exhausted(self, tenant_id: str) -> str:
-        return (f"tenant {tenant_id!r}: connection budget exhausted: all "
+        where = "" if self._server is None else f" on server {self._server!r}"
+        return (f"tenant {tenant_id!r}: connection budget exhausted{where}: all "
                 f"{self._limit} connections of database.max_total_connections are in use "
                 f"and none became free within pool_timeout ({self._timeout:g}s); close "
                 "sessions sooner, or raise database.max_total_connections if the server "

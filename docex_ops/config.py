@@ -79,9 +79,9 @@ class PoolSettings:
     pool_recycle: int = 1800
     max_tenant_engines: int = 200
     idle_timeout: float = 600
-    # Open tenant connections this process may hold across all pools. None: on
-    # PostgreSQL derived from the server (see docex_ops.budget.derive_budget);
-    # on SQLite unbounded.
+    # Open tenant connections this process may hold across all pools of one server
+    # (with several servers: on each). None: on PostgreSQL derived from each server
+    # (see docex_ops.budget.derive_budget); on SQLite unbounded.
     max_total_connections: int | None = None
 
 

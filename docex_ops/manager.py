@@ -6,10 +6,14 @@ bound on open engines with least-recently-used eviction, idle disposal and
 ``pool_stats()``. Every tenant gets its own QueuePool; routing is done by the
 connection (search_path or file), never by mutating shared metadata.
 
-All tenant pools share one connection budget (``database.max_total_connections``,
-see docex_ops.budget): the open connections of every pool together never
-exceed it; least-recently-used idle engines make room, and a caller that finds
-every connection busy waits up to ``pool_timeout``, then gets a RuntimeError.
+The tenant pools of one server share one connection budget
+(``database.max_total_connections``, see docex_ops.budget): the open connections
+of every pool on that server together never exceed it; least-recently-used idle
+engines of the same server make room, and a caller that finds every connection
+busy waits up to ``pool_timeout``, then gets a RuntimeError. With several servers
+each has a budget of its own (the configured value applies per server, the
+default is derived from each server's ``max_connections``), so a busy server
+never blocks tenants of another.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -46,6 +50,7 @@ _MOVED_AWAY = ("42P01", "3F000")
 class _TenantEngine:
     engine: Engine
     tracker: EngineTracker
+    server: str  # whose connection budget its connections count against
     created_at: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
     created_wall: float = field(default_factory=time.time)
@@ -98,9 +103,15 @@ class TenantDatabaseManager:
         self._tenant_locks: dict[str, threading.Lock] = {}
         self._last_sweep = time.monotonic()
         pool = settings.pool
-        self._budget = ConnectionBudget(pool.max_total_connections, pool.pool_timeout,
-                                        self._reclaim_idle)
-        self._budget_resolved = pool.max_total_connections is not None
+        # One budget per server; a configured limit applies to each, a derived one is
+        # read from each server before its first engine (_resolve_budget).
+        servers = list(self.backend.server_backends())
+        self._budgets = {name: ConnectionBudget(pool.max_total_connections, pool.pool_timeout,
+                                                self._reclaimer(name),
+                                                server=name if len(servers) > 1 else None)
+                         for name in servers}
+        self._budget_resolved = (set(self._budgets) if pool.max_total_connections is not None
+                                 else set())
         self._budget_lock = threading.Lock()
 
     # -- routing -----------------------------------------------------------------------
@@ -133,9 +144,14 @@ class TenantDatabaseManager:
             if entry is not None:
                 return entry
             self._ensure_tenant(tenant_id)
-            self._resolve_budget(tenant_id)
-            engine = self.backend.create_tenant_engine(tenant_id, self.settings.pool)
-            entry = _TenantEngine(engine, self._budget.attach(engine, tenant_id))
+            server, engine = self.backend.create_routed_engine(tenant_id, self.settings.pool)
+            try:
+                self._resolve_budget(tenant_id, server)
+            except RuntimeError:
+                engine.dispose()  # never connected: nothing counted yet
+                raise
+            tracker = self._budgets[server].attach(engine, tenant_id)
+            entry = _TenantEngine(engine, tracker, server)
             with self._lock:
                 self._engines[tenant_id] = entry
                 evicted = self._pop_over_bound()
@@ -194,23 +210,24 @@ class TenantDatabaseManager:
                          {"trigger": trigger, "revision": head_revision()})
         return created
 
-    def _resolve_budget(self, tenant_id: str) -> None:
-        """Derive the default budget from the server once, before the first engine."""
-        if self._budget_resolved:
+    def _resolve_budget(self, tenant_id: str, server: str) -> None:
+        """Derive the server's default budget from it once, before its first engine."""
+        if server in self._budget_resolved:
             return
         with self._budget_lock:
-            if self._budget_resolved:
+            if server in self._budget_resolved:
                 return
+            backend = self.backend.server_backends()[server]
             try:
-                limits = self.backend.server_limits()
+                limits = backend.server_limits()
             except SQLAlchemyError as exc:
                 raise RuntimeError(
                     f"tenant {tenant_id!r}: cannot read max_connections from "
-                    f"{self.settings.describe()} to size the connection budget: {_cause(exc)}; "
-                    "set database.max_total_connections") from exc
+                    f"{backend.settings.describe()} to size the connection budget: "
+                    f"{_cause(exc)}; set database.max_total_connections") from exc
             if limits is not None:
-                self._budget.set_limit(derive_budget(limits))
-            self._budget_resolved = True
+                self._budgets[server].set_limit(derive_budget(limits))
+            self._budget_resolved.add(server)
 
     def _ensure_tenant(self, tenant_id: str) -> None:
         if self.settings.tenant_database_routing:
@@ -264,7 +281,7 @@ class TenantDatabaseManager:
 
     def pool_stats(self) -> dict[str, dict[str, Any]]:
         """Per tenant: pool size, checked out, overflow, open and idle connections,
-        last used (epoch seconds), engine age (seconds)."""
+        last used (epoch seconds), engine age (seconds), and the server it connects to."""
         now, wall = time.monotonic(), time.time()
         with self._lock:
             entries = list(self._engines.items())
@@ -283,12 +300,31 @@ class TenantDatabaseManager:
                 "idle": max(entry.tracker.open - checked_out, 0),
                 "last_used": wall - (now - entry.last_used),
                 "engine_age_s": round(now - entry.created_at, 3),
+                "server": entry.server,
             }
         return stats
 
-    def budget_stats(self) -> dict[str, Any]:
-        """The process-wide budget: limit (None: unbounded), open, peak, waiting, timeouts."""
-        return self._budget.stats()
+    def budget_stats(self, server: str | None = None) -> dict[str, Any]:
+        """The connection budget: limit (None: unbounded), open, peak, waiting, timeouts.
+
+        One server: its budget. Several: ``server``'s budget, or without one the sums
+        over the servers (limit None until every server's is known; peak is the sum of
+        the servers' peaks) and ``servers``, each server's own numbers.
+        """
+        if server is not None:
+            budget = self._budgets.get(server)
+            if budget is None:
+                raise LookupError(f"no server {server!r} is configured; configured: "
+                                  + ", ".join(self._budgets))
+            return budget.stats()
+        per_server = {name: budget.stats() for name, budget in self._budgets.items()}
+        if len(per_server) == 1:
+            return next(iter(per_server.values()))
+        limits = [stats["limit"] for stats in per_server.values()]
+        total: dict[str, Any] = {"limit": None if None in limits else sum(limits)}
+        for key in ("open", "peak", "waiting", "timeouts"):
+            total[key] = sum(stats[key] for stats in per_server.values())
+        return total | {"servers": per_server}
 
     # -- internals (call with self._lock held) -------------------------------------------
 
@@ -307,13 +343,16 @@ class TenantDatabaseManager:
         victims = [t for t, e in self._engines.items() if e.checked_out() == 0][:excess]
         return [self._engines.pop(t) for t in victims]
 
-    def _reclaim_idle(self, requester: str) -> int:
-        """Budget callback: retire the least recently used engine that holds open
-        connections, all of them idle. Returns how many connections it held."""
+    def _reclaimer(self, server: str) -> Callable[[str], int]:
+        return lambda requester: self._reclaim_idle(requester, server)
+
+    def _reclaim_idle(self, requester: str, server: str) -> int:
+        """Budget callback: retire the least recently used engine of ``server`` that holds
+        open connections, all of them idle. Returns how many connections it held."""
         with self._lock:
             victim = next((t for t, e in self._engines.items()
-                           if t != requester and e.tracker.open > 0 and e.checked_out() == 0),
-                          None)
+                           if t != requester and e.server == server and e.tracker.open > 0
+                           and e.checked_out() == 0), None)
             if victim is None:
                 return 0
             entry = self._engines.pop(victim)
@@ -327,7 +366,7 @@ class TenantDatabaseManager:
         Marked before disposing: a thread that still holds the engine and checks
         a connection out meanwhile gets it closed on check-in, never parked.
         """
-        self._budget.retire(entry.tracker)
+        ConnectionBudget.retire(entry.tracker)
         entry.engine.dispose()
 
     def _maybe_sweep_idle(self) -> None:

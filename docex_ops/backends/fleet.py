@@ -11,7 +11,7 @@ tenant migrations (``set_server_jobs``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
@@ -245,7 +245,14 @@ class FleetBackend(Backend):
     # -- per-tenant work, routed -------------------------------------------------------------
 
     def create_tenant_engine(self, tenant_id: str, pool: PoolSettings) -> Engine:
-        return self.server_backend(tenant_id).create_tenant_engine(tenant_id, pool)
+        return self.create_routed_engine(tenant_id, pool)[1]
+
+    def create_routed_engine(self, tenant_id: str, pool: PoolSettings) -> tuple[str, Engine]:
+        server = self.server_of(tenant_id)
+        return server, self.servers[server].create_tenant_engine(tenant_id, pool)
+
+    def server_backends(self) -> Mapping[str, PostgresBackend]:
+        return self.servers
 
     def tenant_connection(self, tenant_id: str) -> AbstractContextManager[Connection]:
         return self.server_backend(tenant_id).tenant_connection(tenant_id)

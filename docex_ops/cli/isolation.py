@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, state
-from docex_ops.isolation import CHECKS, Status, verify_isolation
+from docex_ops.isolation import CHECKS, Status, placement, verify_isolation
 
 COLUMNS = ("check", "tenant", "status", "object", "detail")
+FLEET_COLUMNS = ("server", *COLUMNS)
 
 
 @click.command("verify-isolation")
@@ -20,7 +21,8 @@ COLUMNS = ("check", "tenant", "status", "object", "detail")
                    "(repeatable).")
 @click.option("--check", "only", multiple=True, metavar="NAME",
               help="Run only this check (repeatable). Checks: "
-                   + ", ".join(sorted({c.name for c in CHECKS})) + ".")
+                   + ", ".join(sorted({c.name for c in CHECKS})) + f"; with several servers "
+                   f"{placement.NAME} (always run there).")
 @format_option
 def verify_isolation_cmd(tenant_ids: tuple[str, ...], fail_on: str, allow: tuple[str, ...],
                          only: tuple[str, ...], fmt: str | None) -> None:
@@ -37,15 +39,26 @@ def verify_isolation_cmd(tenant_ids: tuple[str, ...], fail_on: str, allow: tuple
     One row per check per tenant (tenant '*' = the whole deployment), each
     PASS, WARN or FAIL with the object named. Exit 1 on any FAIL (or WARN with
     --fail-on warn), 2 on a usage or configuration error.
+
+    Several servers: the checks run on each server for the tenants the
+    directory places there, every row names its server (grouped by server),
+    and a tenant missing from the server the directory names, found on a
+    server the directory does not name, or on two servers, is a FAIL of the
+    'placement' check.
     """
     report = verify_isolation(state().manager, tenant_ids, allow, only)
     payload = {"backend": report.backend, "tenants_checked": report.tenants_checked,
                "seconds": round(report.seconds, 3), "counts": report.counts(),
                "results": [r.row() for r in report.results]}
-    emit([r.row() for r in report.results], fmt, COLUMNS, payload)
+    if report.servers:
+        payload["servers"] = report.servers
+    emit([r.row() for r in report.results], fmt,
+         FLEET_COLUMNS if report.servers else COLUMNS, payload)
     counts = report.counts()
-    info(f"{report.tenants_checked} tenant(s) on {report.backend} in {report.seconds:.2f}s: "
-         f"{counts['PASS']} PASS, {counts['WARN']} WARN, {counts['FAIL']} FAIL")
+    where = f" ({len(report.servers)} servers)" if report.servers else ""
+    info(f"{report.tenants_checked} tenant(s) on {report.backend}{where} in "
+         f"{report.seconds:.2f}s: {counts['PASS']} PASS, {counts['WARN']} WARN, "
+         f"{counts['FAIL']} FAIL")
     threshold = Status.WARN if fail_on == "warn" else Status.FAIL
     if report.fails_at(threshold):
         raise OperationFailed(f"isolation not proven: {counts['FAIL']} FAIL, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import click
 
@@ -44,6 +45,11 @@ def report_cmd(watch: float | None, count: int | None, fmt: str | None) -> None:
     max_overflow) with a WARN and a recommendation when it can exceed the
     server, and connections that belong to no tenant. SQLite: tenant files,
     their size and WAL size, and which processes hold them open (from /proc).
+
+    Several servers: each server on its own (limits, connections, the tenants
+    the directory places there, its capacity and budget), tables grouped by
+    server, `server` on every tenant row and connection in --format json, and
+    every warning naming its server.
     """
     manager = state().manager
     chosen = fmt or state().fmt
@@ -74,20 +80,32 @@ def close_idle_cmd(idle_for: float, tenants: tuple[str, ...], dry_run: bool,
     ever touched; each is listed before anything happens, and each is checked
     again at the moment of the kill, so one that became active is left alone.
     An idle transaction that is terminated is rolled back by the server.
+    With several servers every server's database is searched, and each
+    connection is named with its server.
     """
     manager = state().manager
     candidates = ops.find_idle(manager, idle_for, tenants)
     for c in candidates:
-        info(f"{'would terminate' if dry_run else 'terminating'} pid {c.pid} "
+        where = "" if c.server is None else f" on server {c.server}"
+        info(f"{'would terminate' if dry_run else 'terminating'} pid {c.pid}{where} "
              f"(docex:{c.tenant_id}, {c.state} for {c.idle_s:.0f}s)")
     if dry_run:
         result = ops.CloseIdleResult(candidates, [], dry_run=True)
     else:
         result = ops.terminate(manager, candidates, idle_for)
-    done = set(result.terminated)
-    rows = [{"pid": c.pid, "tenant": c.tenant_id, "state": c.state, "idle_s": c.idle_s,
-             "action": "would terminate" if dry_run else
-             ("terminated" if c.pid in done else "skipped (no longer idle)")}
-            for c in candidates]
-    emit(rows, fmt, payload={"dry_run": dry_run, "idle_for_s": idle_for, "connections": rows,
-                             "terminated": result.terminated, "skipped": result.skipped})
+    fleet = manager.settings.fleet
+    rows: list[dict[str, Any]] = []
+    for c in candidates:
+        row: dict[str, Any] = {"server": c.server} if fleet else {}
+        rows.append(row | {
+            "pid": c.pid, "tenant": c.tenant_id, "state": c.state, "idle_s": c.idle_s,
+            "action": "would terminate" if dry_run else
+            ("terminated" if result.was_terminated(c) else "skipped (no longer idle)")})
+    payload: dict[str, Any] = {"dry_run": dry_run, "idle_for_s": idle_for, "connections": rows}
+    if fleet:  # pids repeat across servers: name each one's server
+        payload |= {"terminated": [{"server": c.server, "pid": c.pid} for c in result.terminated],
+                    "skipped": [{"server": c.server, "pid": c.pid} for c in result.skipped]}
+    else:
+        payload |= {"terminated": result.terminated_pids,
+                    "skipped": [c.pid for c in result.skipped]}
+    emit(rows, fmt, payload=payload)

@@ -5,6 +5,11 @@ database kind (``registry.CHECKS``) and returns one ``IsolationReport``; it
 never prints. PostgreSQL catalog checks read one consistent snapshot with one
 query per check whatever the number of tenants; the routing check opens each
 tenant's connection through the TenantDatabaseManager.
+
+With tenants on several servers the checks run per server (each server's
+tenants against that server's catalog and settings, results carrying the
+server), and every placement problem the fleet's reconciliation reports is a
+finding of its own (``placement``), whatever checks were selected.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
+from docex_ops.backends.fleet import FleetBackend
 from docex_ops.backends.postgres import PostgresBackend
+from docex_ops.isolation import placement
 from docex_ops.isolation.context import AuditContext
 from docex_ops.isolation.registry import CHECKS, Check, checks_for
 from docex_ops.isolation.results import DEPLOYMENT, SEVERITY, CheckResult, Status
@@ -29,6 +36,7 @@ class IsolationReport:
     tenants_checked: int
     results: list[CheckResult]
     seconds: float
+    servers: list[str] = field(default_factory=list)  # several servers: each, in order
 
     def counts(self) -> dict[str, int]:
         found = Counter(r.status for r in self.results)
@@ -51,34 +59,80 @@ def verify_isolation(manager: TenantDatabaseManager, tenant_ids: Sequence[str] =
     """
     started = time.perf_counter()
     wanted = validate_all(tenant_ids)
+    backend = manager.backend
+    fleet = backend if isinstance(backend, FleetBackend) else None
+    checks = select_checks(backend.kind, only, fleet=fleet is not None)
+    if fleet is not None:
+        results, checked = _verify_fleet(manager, fleet, wanted, tuple(allow), checks)
+        return IsolationReport(backend.kind, checked, results, time.perf_counter() - started,
+                               list(fleet.servers))
     # Locations come from discovery, not from backend.location(): a tenant file
     # that a link moved outside the storage root is a finding, not a usage error.
-    tenants = {t.tenant_id: t.location for t in manager.backend.discover()}
-    unknown = [t for t in wanted if t not in tenants]
-    if unknown:
-        raise LookupError(f"tenant(s) {', '.join(map(repr, unknown))} do not exist on "
-                          f"{manager.settings.describe()}; see `docex-ops tenants list`")
-    checks = select_checks(manager.backend.kind, only)
+    tenants = {t.tenant_id: t.location for t in backend.discover()}
+    _refuse_unknown(wanted, tenants, manager.settings.describe())
     ctx = AuditContext(manager, tenants, wanted or sorted(tenants), tuple(allow))
-    results: list[CheckResult] = []
-    with ExitStack() as stack:
-        if isinstance(manager.backend, PostgresBackend) and any(c.needs_catalog for c in checks):
-            from docex_ops.backends.postgres_audit import catalog_snapshot
-
-            ctx.catalog = stack.enter_context(catalog_snapshot(manager.backend.admin_engine))
-        for check in checks:
-            results.extend(check.run(ctx))
-    return IsolationReport(manager.backend.kind, len(ctx.subjects), results,
+    return IsolationReport(backend.kind, len(ctx.subjects), run_checks(ctx, checks),
                            time.perf_counter() - started)
 
 
-def select_checks(kind: str, only: Iterable[str] = ()) -> list[Check]:
+def run_checks(ctx: AuditContext, checks: list[Check]) -> list[CheckResult]:
+    """The checks against one database (one server), catalog checks in one snapshot."""
+    results: list[CheckResult] = []
+    with ExitStack() as stack:
+        if isinstance(ctx.backend, PostgresBackend) and any(c.needs_catalog for c in checks):
+            from docex_ops.backends.postgres_audit import catalog_snapshot
+
+            ctx.catalog = stack.enter_context(catalog_snapshot(ctx.backend.admin_engine))
+        for check in checks:
+            results.extend(check.run(ctx))
+    return results
+
+
+def _verify_fleet(manager: TenantDatabaseManager, fleet: FleetBackend, wanted: list[str],
+                  allow: tuple[str, ...], checks: list[Check]) -> tuple[list[CheckResult], int]:
+    """Per server, in configured order: its placement findings, then the checks of its
+    tenants against it. A server none of ``wanted`` is on is skipped."""
+    view = fleet.reconcile()
+    placed = {t.tenant_id: t for t in view.tenants}
+    troubled = {p.tenant_id: p for p in view.problems}
+    _refuse_unknown(wanted, placed.keys() | troubled.keys(), "any server of the fleet")
+    location = {t: fleet.location(t) for t in troubled}
+    findings = placement.placement_findings(view.problems, location, wanted)
+    results: list[CheckResult] = []
+    for name, server in fleet.servers.items():
+        here = {t.tenant_id: t.location for t in view.tenants if t.server == name}
+        subjects = sorted(t for t in here if not wanted or t in wanted)
+        mine = [r for r in findings if placement.server_of_problem(
+            troubled[r.tenant], fleet.directory_server) == name]
+        if wanted and not subjects and not mine:
+            continue
+        # Other tenants include stray copies on this server: a reference into one counts.
+        strays = {t: location[t] for t, p in troubled.items() if name in p.servers}
+        ctx = AuditContext(manager, strays | here, subjects, allow, server_backend=server)
+        checked = run_checks(ctx, checks) if checks and (subjects or not wanted) else []
+        results += [replace(r, server=name) for r in mine + checked]
+    judged = {t for t in placed if not wanted or t in wanted} | {r.tenant for r in findings}
+    return results, len(judged)
+
+
+def _refuse_unknown(wanted: Sequence[str], known: Iterable[str], where: str) -> None:
+    known = set(known)
+    unknown = [t for t in wanted if t not in known]
+    if unknown:
+        raise LookupError(f"tenant(s) {', '.join(map(repr, unknown))} do not exist on "
+                          f"{where}; see `docex-ops tenants list`")
+
+
+def select_checks(kind: str, only: Iterable[str] = (), fleet: bool = False) -> list[Check]:
+    """The checks to run, all or those named; on a fleet ``placement`` may be named too
+    (it always runs there)."""
     available = checks_for(kind)
     names = list(only)
-    unknown = sorted(set(names) - {c.name for c in available})
+    valid = [c.name for c in available] + ([placement.NAME] if fleet else [])
+    unknown = sorted(set(names) - set(valid))
     if unknown:
         raise LookupError(f"unknown check(s) for {kind}: {', '.join(unknown)}; available: "
-                          f"{', '.join(c.name for c in available)}")
+                          f"{', '.join(dict.fromkeys(valid))}")
     return [c for c in available if not names or c.name in names]
 
 

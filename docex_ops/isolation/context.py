@@ -8,6 +8,8 @@ from functools import cached_property
 
 from sqlalchemy.engine import Connection
 
+from docex_ops.backends.base import Backend
+from docex_ops.config import Settings
 from docex_ops.manager import TenantDatabaseManager
 
 
@@ -19,6 +21,17 @@ class AuditContext:
     allow: tuple[str, ...] = ()       # extra objects tolerated, "name" or "location.name" globs
     # PostgreSQL: one read-only snapshot that every catalog check reads from.
     catalog: Connection | None = field(default=None, repr=False)
+    # The one server being checked, when tenants are on several (tenants: its tenants).
+    server_backend: Backend | None = field(default=None, repr=False)
+
+    @property
+    def backend(self) -> Backend:
+        """The backend of the database being checked (one server of a fleet, or the one)."""
+        return self.server_backend or self.manager.backend
+
+    @property
+    def settings(self) -> Settings:
+        return self.backend.settings
 
     @cached_property
     def tenant_of(self) -> dict[str, str]:

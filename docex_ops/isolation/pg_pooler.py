@@ -19,7 +19,7 @@ _LEAK = ("if it runs in transaction mode, the search_path set at connect time le
 
 def check_pooler(ctx: AuditContext) -> list[CheckResult]:
     facts = audit.server_facts(ctx.require_catalog())
-    return judge_pooler(ctx.manager.settings.postgres.port, facts)
+    return judge_pooler(ctx.settings.postgres.port, facts)
 
 
 def judge_pooler(configured_port: int, facts: audit.ServerFacts) -> list[CheckResult]:

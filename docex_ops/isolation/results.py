@@ -26,10 +26,12 @@ class CheckResult:
     status: Status
     object: str          # the offending (or inspected) object, named as the database names it
     detail: str          # what is wrong and what to do, or what was verified
+    server: str | None = None  # the server checked, when tenants are on several
 
     def row(self) -> dict[str, str]:
-        return {"check": self.check, "tenant": self.tenant, "status": str(self.status),
-                "object": self.object, "detail": self.detail}
+        row = {"check": self.check, "tenant": self.tenant, "status": str(self.status),
+               "object": self.object, "detail": self.detail}
+        return row if self.server is None else row | {"server": self.server}
 
 
 def fail(check: str, tenant: str, obj: str, detail: str) -> CheckResult:

@@ -1,4 +1,6 @@
-"""Terminate idle docex tenant connections on the server (PostgreSQL)."""
+"""Terminate idle docex tenant connections on the server, or on each server of a fleet
+(PostgreSQL). A connection is identified by its server and pid: pids repeat across
+servers."""
 
 from __future__ import annotations
 
@@ -23,19 +25,26 @@ class IdleConnection:
     idle_s: float
     age_s: float
     user: str | None
+    server: str | None = None        # the fleet server it is connected to
 
 
 @dataclass(frozen=True)
 class CloseIdleResult:
     candidates: list[IdleConnection]
-    terminated: list[int]
+    terminated: list[IdleConnection]
     dry_run: bool
 
     @property
-    def skipped(self) -> list[int]:
+    def terminated_pids(self) -> list[int]:
+        return [c.pid for c in self.terminated]
+
+    def was_terminated(self, candidate: IdleConnection) -> bool:
+        return candidate in self.terminated
+
+    @property
+    def skipped(self) -> list[IdleConnection]:
         """Listed, but no longer idle (or gone) when the kill came: left alone."""
-        done = set(self.terminated)
-        return [] if self.dry_run else [c.pid for c in self.candidates if c.pid not in done]
+        return [] if self.dry_run else [c for c in self.candidates if c not in self.terminated]
 
 
 def parse_duration(text: str) -> float:
@@ -49,31 +58,45 @@ def parse_duration(text: str) -> float:
 
 def find_idle(manager: TenantDatabaseManager, idle_for_s: float,
               tenants: Iterable[str] = ()) -> list[IdleConnection]:
-    """Docex tenant connections of this database idle (or idle in transaction) for at
-    least ``idle_for_s``; only of ``tenants`` when given."""
-    backend = _postgres(manager)
+    """Docex tenant connections of this database (of each server's database, in a fleet)
+    idle (or idle in transaction) for at least ``idle_for_s``; only of ``tenants`` when
+    given."""
+    servers = _postgres_servers(manager)
     wanted = {validate_tenant_id(t) for t in tenants}
     found = []
-    for conn in backend.server_connections():
-        tenant_id = tenant_of_connection(conn)
-        if tenant_id is None or (wanted and tenant_id not in wanted):
-            continue
-        if conn.state in IDLE_STATES and (conn.state_age_s or 0.0) >= idle_for_s:
-            found.append(IdleConnection(conn.pid, tenant_id, conn.state or "", round(
-                conn.state_age_s or 0.0, 1), round(conn.age_s, 1), conn.user))
+    for server, backend in servers.items():
+        for conn in backend.server_connections():
+            tenant_id = tenant_of_connection(conn)
+            if tenant_id is None or (wanted and tenant_id not in wanted):
+                continue
+            if conn.state in IDLE_STATES and (conn.state_age_s or 0.0) >= idle_for_s:
+                found.append(IdleConnection(conn.pid, tenant_id, conn.state or "", round(
+                    conn.state_age_s or 0.0, 1), round(conn.age_s, 1), conn.user, server))
     return found
 
 
 def terminate(manager: TenantDatabaseManager, candidates: list[IdleConnection],
               idle_for_s: float) -> CloseIdleResult:
-    """pg_terminate_backend on each candidate still idle past the threshold."""
-    pids = [c.pid for c in candidates]
-    return CloseIdleResult(candidates, _postgres(manager).terminate_idle(pids, idle_for_s),
-                           dry_run=False)
+    """pg_terminate_backend on each candidate still idle past the threshold, each on its
+    own server."""
+    servers = _postgres_servers(manager)
+    terminated: list[IdleConnection] = []
+    for server, backend in servers.items():
+        mine = [c for c in candidates if c.server == server]
+        if mine:
+            done = set(backend.terminate_idle([c.pid for c in mine], idle_for_s))
+            terminated += [c for c in mine if c.pid in done]
+    return CloseIdleResult(candidates, terminated, dry_run=False)
 
 
-def _postgres(manager: TenantDatabaseManager) -> PostgresBackend:
-    if not isinstance(manager.backend, PostgresBackend):
-        raise LookupError("close-idle acts on server connections, and SQLite has no server: "
-                          "in the application call TenantDatabaseManager().close_idle(seconds)")
-    return manager.backend
+def _postgres_servers(manager: TenantDatabaseManager) -> dict[str | None, PostgresBackend]:
+    """Each server's backend by name (one server: the name None, as connections show it)."""
+    servers = manager.backend.server_backends()
+    found: dict[str | None, PostgresBackend] = {}
+    for name, backend in servers.items():
+        if not isinstance(backend, PostgresBackend):
+            raise LookupError("close-idle acts on server connections, and SQLite has no "
+                              "server: in the application call "
+                              "TenantDatabaseManager().close_idle(seconds)")
+        found[name if len(servers) > 1 else None] = backend
+    return found

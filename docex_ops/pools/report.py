@@ -1,12 +1,21 @@
 """Build the pool report: what the server sees, joined with this process' pools and
-the configuration. Returns data; ``render`` turns it into text."""
+the configuration. Returns data; ``render`` turns it into text.
+
+With several servers (a fleet) each server is read on its own: its limits and
+connections, the tenants the directory places on it, its capacity and this
+process' budget for it (``PoolReport.servers``); every tenant row, connection of
+no tenant and warning names its server.
+"""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from docex_ops.backends.base import TenantInfo
+from docex_ops.backends.fleet import FleetBackend
 from docex_ops.backends.pg_activity import IDLE_STATES, ServerConnection
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.backends.sqlite import SqliteBackend
@@ -28,6 +37,7 @@ class TenantUsage:
 
     tenant_id: str
     known: bool                      # the tenant exists under the configured template
+                                     # (in a fleet: the directory places it on this server)
     total: int = 0
     active: int = 0
     idle: int = 0
@@ -37,6 +47,7 @@ class TenantUsage:
     longest_idle_in_transaction_s: float | None = None
     process_open: int | None = None  # this process' pool, if it holds an engine
     process_checked_out: int | None = None
+    server: str | None = None        # the fleet server these connections are on
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class OtherConnection:
     application_name: str
     state: str | None
     age_s: float
+    server: str | None = None        # the fleet server it is connected to
 
 
 @dataclass(frozen=True)
@@ -72,25 +84,51 @@ class TenantFile:
 
 
 @dataclass(frozen=True)
+class ServerSection:
+    """One server of a fleet: what it accepts and sees, and what may be asked of it."""
+
+    name: str
+    target: str
+    usage: ServerUsage
+    capacity: Capacity               # its tenants' worst case against its limit and budget
+    process: dict[str, Any]          # this process' budget on this server
+
+
+@dataclass(frozen=True)
 class PoolReport:
     backend: str
     target: str
     generated_at: datetime
-    capacity: Capacity
-    process: dict[str, Any]          # the budget of this process
+    capacity: Capacity | None        # None for a fleet: each server has its own (servers)
+    process: dict[str, Any]          # the budget of this process (a fleet: summed, per server)
     tenants: list[TenantUsage]
     server: ServerUsage | None = None
     other_connections: list[OtherConnection] = field(default_factory=list)
     files: list[TenantFile] = field(default_factory=list)
     holders_visible: bool = True     # False: /proc is missing or partly unreadable
     warnings: list[str] = field(default_factory=list)
+    servers: list[ServerSection] = field(default_factory=list)  # a fleet's servers, in order
+
+
+@dataclass
+class _ServerPart:
+    """What one server contributes to a report."""
+
+    usage: ServerUsage
+    capacity: Capacity
+    tenants: list[TenantUsage]
+    others: list[OtherConnection]
+    warnings: list[str]
 
 
 def build_report(manager: TenantDatabaseManager) -> PoolReport:
-    """The report for the manager's database, from one look at the server or the files."""
+    """The report for the manager's database, from one look at each server or the files."""
     backend = manager.backend
-    discovered = [t.tenant_id for t in backend.discover()]
+    found = backend.discover()
+    discovered = [t.tenant_id for t in found]
     process = manager.pool_stats()
+    if isinstance(backend, FleetBackend):
+        return _fleet_report(manager, backend, found, process)
     if isinstance(backend, PostgresBackend):
         return _postgres_report(manager, backend, discovered, process)
     assert isinstance(backend, SqliteBackend)
@@ -99,6 +137,41 @@ def build_report(manager: TenantDatabaseManager) -> PoolReport:
 
 def _postgres_report(manager: TenantDatabaseManager, backend: PostgresBackend,
                      discovered: list[str], process: dict[str, dict[str, Any]]) -> PoolReport:
+    part = _server_part(manager, backend, None, discovered, process)
+    return PoolReport(
+        backend="postgresql", target=manager.settings.describe(),
+        generated_at=datetime.now(UTC), capacity=part.capacity, process=manager.budget_stats(),
+        tenants=part.tenants, server=part.usage, other_connections=part.others,
+        warnings=part.warnings)
+
+
+def _fleet_report(manager: TenantDatabaseManager, fleet: FleetBackend, found: list[TenantInfo],
+                  process: dict[str, dict[str, Any]]) -> PoolReport:
+    """Each server read on its own (in parallel), its tenants those the directory puts there."""
+    def read(name: str) -> _ServerPart:
+        placed = [t.tenant_id for t in found if t.server == name]
+        pools = {t: p for t, p in process.items() if p["server"] == name}
+        return _server_part(manager, fleet.servers[name], name, placed, pools)
+
+    with ThreadPoolExecutor(max_workers=len(fleet.servers)) as pool:
+        parts = dict(zip(fleet.servers, pool.map(read, fleet.servers), strict=True))
+    warnings = [w for part in parts.values() for w in part.warnings]
+    warnings += [f"placement: {p.message}" for p in fleet.last_problems]
+    return PoolReport(
+        backend="postgresql", generated_at=datetime.now(UTC),
+        target=f"fleet of {len(parts)} servers ({', '.join(parts)})", capacity=None,
+        process=manager.budget_stats(),
+        tenants=[t for part in parts.values() for t in part.tenants],
+        other_connections=[o for part in parts.values() for o in part.others],
+        warnings=warnings,
+        servers=[ServerSection(name, fleet.servers[name].settings.describe(), part.usage,
+                               part.capacity, manager.budget_stats(name))
+                 for name, part in parts.items()])
+
+
+def _server_part(manager: TenantDatabaseManager, backend: PostgresBackend, server: str | None,
+                 discovered: list[str], process: dict[str, dict[str, Any]]) -> _ServerPart:
+    """One server's connections, capacity and warnings; ``server`` names it in a fleet."""
     limits = backend.server_limits()
     connections = backend.server_connections()
     by_tenant: dict[str, list[ServerConnection]] = {}
@@ -110,18 +183,18 @@ def _postgres_report(manager: TenantDatabaseManager, backend: PostgresBackend,
         else:
             by_tenant.setdefault(tenant_id, []).append(conn)
     known = set(discovered)
-    tenants = [_tenant_usage(t, t in known, by_tenant.get(t, []), process.get(t))
+    tenants = [_tenant_usage(t, t in known, by_tenant.get(t, []), process.get(t), server)
                for t in sorted(set(by_tenant) | set(process))]
     tenant_total = sum(len(c) for c in by_tenant.values())
-    server = ServerUsage(limits.max_connections, limits.superuser_reserved_connections,
-                         limits.reserved_connections, limits.available,
-                         len(connections) + 1, tenant_total, len(others) + 1)
-    budget = manager.budget_stats()["limit"] or derive_budget(limits)
+    seen = ServerUsage(limits.max_connections, limits.superuser_reserved_connections,
+                       limits.reserved_connections, limits.available,
+                       len(connections) + 1, tenant_total, len(others) + 1)
+    budget = manager.budget_stats(server)["limit"] or derive_budget(limits)
     capacity = assess_capacity(manager.settings.pool, len(discovered), budget,
                                _budget_source(manager), limits)
     warnings = list(capacity.warnings)
-    if server.client_connections >= SERVER_FULL_WARN_RATIO * server.available:
-        warnings.append(f"the server has {server.client_connections} of {server.available} "
+    if seen.client_connections >= SERVER_FULL_WARN_RATIO * seen.available:
+        warnings.append(f"the server has {seen.client_connections} of {seen.available} "
                         "connections in use")
     for usage in tenants:
         if (usage.longest_idle_in_transaction_s or 0) >= IDLE_IN_TRANSACTION_WARN_S:
@@ -129,13 +202,11 @@ def _postgres_report(manager: TenantDatabaseManager, backend: PostgresBackend,
                 f"tenant {usage.tenant_id!r}: a connection is idle in transaction for "
                 f"{usage.longest_idle_in_transaction_s:.0f}s (holds locks; find it in "
                 f"pg_stat_activity by application_name 'docex:{usage.tenant_id}')")
-    return PoolReport(
-        backend="postgresql", target=manager.settings.describe(),
-        generated_at=datetime.now(UTC), capacity=capacity, process=manager.budget_stats(),
-        tenants=tenants, server=server,
-        other_connections=[OtherConnection(c.pid, c.database, c.user, c.application_name,
-                                           c.state, round(c.age_s, 1)) for c in others],
-        warnings=warnings)
+    if server is not None:
+        warnings = [f"server {server!r}: {w}" for w in warnings]
+    return _ServerPart(seen, capacity, tenants,
+                       [OtherConnection(c.pid, c.database, c.user, c.application_name, c.state,
+                                        round(c.age_s, 1), server) for c in others], warnings)
 
 
 def _sqlite_report(manager: TenantDatabaseManager, backend: SqliteBackend,
@@ -177,7 +248,7 @@ def tenant_of_connection(conn: ServerConnection) -> str | None:
 
 
 def _tenant_usage(tenant_id: str, known: bool, conns: list[ServerConnection],
-                  pool: dict[str, Any] | None) -> TenantUsage:
+                  pool: dict[str, Any] | None, server: str | None = None) -> TenantUsage:
     states = [c.state for c in conns]
     in_tx = [c.state_age_s or 0.0 for c in conns
              if c.state in IDLE_STATES and c.state != "idle"]
@@ -189,7 +260,7 @@ def _tenant_usage(tenant_id: str, known: bool, conns: list[ServerConnection],
         oldest_s=round(max(c.age_s for c in conns), 1) if conns else None,
         longest_idle_in_transaction_s=round(max(in_tx), 1) if in_tx else None,
         process_open=pool["open"] if pool else None,
-        process_checked_out=pool["checked_out"] if pool else None)
+        process_checked_out=pool["checked_out"] if pool else None, server=server)
 
 
 def _budget_source(manager: TenantDatabaseManager) -> str:
