@@ -103,3 +103,51 @@ def test_backup_all_and_restore_across_servers(fleet_config_file: Path, tmp_path
     assert {t["tenant"]: t["state"] for t in listed["tenants"]}["keep_c"] == "versioned"
     shown = _json(_run(fleet_config_file, "tenants", "show", "keep_c"))
     assert shown["rows"]["docbasket"] == 1
+
+
+_TWO_SAME_NAMES = """
+INSERT INTO {s}.docbasket (id, name, storage_config, status, created_at, updated_at)
+VALUES ('bas_dup', 'b', '{{}}', 'active', now(), now());
+INSERT INTO {s}.document (id, basket_id, name, source, path, document_type, checksum, status,
+                          processing_attempts, created_at, updated_at)
+VALUES ('doc_1', 'bas_dup', 'same', 's', 'p', 'file', 'c', 'new', 0, now(), now()),
+       ('doc_2', 'bas_dup', 'same', 's', 'p', 'file', 'c', 'new', 0, now(), now());
+"""
+
+
+def test_resume_on_a_fleet_runs_per_server_and_groups_by_server(
+        fleet_config_file: Path, tmp_path: Path) -> None:
+    """A run that stopped at a failing tenant is resumed like an upgrade on a fleet: the
+    per-server job limits apply and the report is grouped by server."""
+    from migration_helpers import scripts_with
+
+    ids = [f"r{n}" for n in range(6)]
+    assert _run(fleet_config_file, "tenants", "provision", *ids).exit_code == 0
+    settings = load_settings(fleet_config_file)
+    listed = _json(_run(fleet_config_file, "tenants", "list"))
+    where = {t["tenant"]: t["server"] for t in listed["tenants"]}
+    assert len(set(where.values())) == 3  # spread over the three servers
+    schema = settings.postgres.schema_template.format(tenant_id="r0")
+    conn = server_connect(settings, where["r0"])
+    conn.cursor().execute(_TWO_SAME_NAMES.format(s=f'"{schema}"'))
+    scripts = str(scripts_with(tmp_path, {
+        "0004_unique_names": 'op.create_index("uq_document_name", "document", ["name"], '
+                             "unique=True)  # fast"}))
+    first = _run(fleet_config_file, "migrate", "--scripts", scripts, "upgrade", "--jobs", "1")
+    assert first.exit_code == 1, first.output
+    report = json.loads(first.stdout)
+    status = {t["tenant"]: t["status"] for t in report["tenants"]}
+    assert status["r0"] == "failed" and set(status) == set(ids)
+    conn.cursor().execute(f"DELETE FROM \"{schema}\".document WHERE id = 'doc_2'")
+    conn.close()
+    resumed = _json(_run(fleet_config_file, "migrate", "--scripts", scripts, "resume",
+                         report["run_id"], "--jobs", "1"))
+    assert resumed["ok"]
+    again = {t["tenant"]: t for t in resumed["tenants"]}
+    assert set(again) == {t for t, s in status.items() if s != "done"}
+    assert all(t["status"] == "done" for t in again.values())
+    assert all(t["server"] == where[t["tenant"]] for t in again.values())
+    servers = [t["server"] for t in resumed["tenants"]]
+    assert servers == sorted(servers)  # grouped by server
+    final = _json(_run(fleet_config_file, "migrate", "--scripts", scripts, "status"))
+    assert final["counts"] == {"current": 6}

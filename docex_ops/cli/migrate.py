@@ -289,7 +289,14 @@ def runs_cmd(limit: int, fmt: str | None) -> None:
 @format_option
 def resume_cmd(run_id: str, options: ops.RunOptions, report_file: Path | None,
                fmt: str | None) -> None:
-    """Retry only the tenants of RUN_ID that failed or never started."""
-    report = ops.resume(state().manager.backend, _scripts(), run_id, options,
-                        progress=lambda d, t: progress(d, t, "resume"))
-    _render_report(report, fmt, report_file)
+    """Retry only the tenants of RUN_ID that failed or never started.
+
+    With several servers, --jobs applies per server, as in upgrade."""
+    backend = state().manager.backend
+    left = ops.plan_resumption(backend, _scripts(), run_id)
+    servers = fleet_ops.servers_of(left.tenants, backend) if fleet_of(backend) else None
+    if servers is not None:
+        options = fleet_ops.spread_over_servers(backend, left.plan, servers, options)
+    report = ops.run_resumption(backend, _scripts(), left, options,
+                                progress=lambda d, t: progress(d, t, "resume"))
+    _render_report(report, fmt, report_file, servers)

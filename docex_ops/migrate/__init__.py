@@ -10,11 +10,14 @@ Public API (the CLI and env.py are thin layers over it):
 from docex_ops.migrate.adopt import StructureResult, adopt, check
 from docex_ops.migrate.plan import Plan, Selection, StatusReport, make_plan, select_tenants, status
 from docex_ops.migrate.runner import (
+    Resumption,
     RunOptions,
     RunReport,
     migrate,
+    plan_resumption,
     resume,
     run_plan,
+    run_resumption,
     upgrade_tenants,
 )
 from docex_ops.migrate.runs import RunStore
@@ -24,6 +27,7 @@ from docex_ops.migrate.tenant import StepOptions, TenantResult, TenantStep, migr
 __all__ = [
     "MigrationScripts", "Plan", "RevisionError", "RunOptions", "RunReport", "RunStore",
     "Selection", "StatusReport", "StepOptions", "StructureResult", "TenantResult", "TenantStep",
-    "adopt", "check", "make_plan", "migrate", "migrate_tenant", "resume", "run_plan",
+    "adopt", "check", "make_plan", "migrate", "migrate_tenant", "plan_resumption", "resume",
+    "Resumption", "run_plan", "run_resumption",
     "select_tenants", "status", "upgrade_tenants",
 ]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from docex_ops import audit
-from docex_ops.backends import Backend
+from docex_ops.backends import Backend, TenantInfo
 from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.migrate.plan import Plan, Selection, make_plan, select_tenants
 from docex_ops.migrate.runs import RunStore
@@ -113,17 +113,40 @@ def upgrade_tenants(backend: Backend, tenant_ids: list[str], target: str = "head
     return report
 
 
-def resume(backend: Backend, scripts: MigrationScripts, run_id: str, options: RunOptions,
-           progress: ProgressFn | None = None) -> RunReport:
-    """Retry the tenants of a run that failed or never started, towards the run's target."""
+@dataclass(frozen=True)
+class Resumption:
+    """What is left of a recorded run: its plan and the tenants it covers."""
+
+    run_id: str
+    pending: tuple[str, ...]    # the run's tenants that failed or never started
+    plan: Plan
+    tenants: list[TenantInfo]
+
+
+def plan_resumption(backend: Backend, scripts: MigrationScripts, run_id: str) -> Resumption:
+    """The plan that retries a run's tenants that failed or never started, towards the
+    run's target (empty when none is left)."""
     store = RunStore(backend.control_engine())
     run, tenants = store.get(run_id)
     todo = tuple(t["tenant_id"] for t in tenants if t["status"] in ("pending", "failed"))
-    if not todo:
-        return RunReport(run["action"], run["target"], run["run_id"])
-    found = select_tenants(backend, Selection(include=todo))
-    plan = make_plan(scripts, found, run["action"], run["target"])
-    return run_plan(backend, scripts, plan, options, progress, run_id=run["run_id"])
+    found = select_tenants(backend, Selection(include=todo)) if todo else []
+    return Resumption(run["run_id"], todo,
+                      make_plan(scripts, found, run["action"], run["target"]), found)
+
+
+def resume(backend: Backend, scripts: MigrationScripts, run_id: str, options: RunOptions,
+           progress: ProgressFn | None = None) -> RunReport:
+    """Retry the tenants of a run that failed or never started, towards the run's target."""
+    return run_resumption(backend, scripts, plan_resumption(backend, scripts, run_id), options,
+                          progress)
+
+
+def run_resumption(backend: Backend, scripts: MigrationScripts, left: Resumption,
+                   options: RunOptions, progress: ProgressFn | None = None) -> RunReport:
+    """Run what ``plan_resumption`` found, recorded under the original run."""
+    if not left.pending:
+        return RunReport(left.plan.action, left.plan.target, left.run_id)
+    return run_plan(backend, scripts, left.plan, options, progress, run_id=left.run_id)
 
 
 def _recording_task(backend: Backend, scripts: MigrationScripts, step_options: StepOptions,
