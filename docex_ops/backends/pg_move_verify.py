@@ -112,6 +112,8 @@ def _tables(conn: Connection, schema: str) -> list[str]:
 def _counts_and_new_ids(conn: Connection, schema: str, tables: list[str], low_xid: int
                         ) -> dict[str, tuple[int, set[str]]]:
     """Per table: its row count and the ids of the rows written since the checkpoint."""
+    if not tables:
+        return {}
     new_row = _NEW_ROW.format(low=int(low_xid))
     sql = " UNION ALL ".join(
         f"SELECT '{t}', count(*), coalesce(array_agg(x.id::text) FILTER (WHERE {new_row}), "
@@ -131,13 +133,14 @@ def compare_changes(source: Connection, target: Connection, schema: str,
                     checkpoint: Checkpoint) -> Comparison:
     """With writes frozen and the target caught up: do the two copies, equal at the
     checkpoint, still agree? (Counts, and the rows either side wrote since.)"""
-    tables = _tables(source, schema)
+    tables, on_target = _tables(source, schema), _tables(target, schema)
     with ThreadPoolExecutor(1) as pool:
-        there = pool.submit(_counts_and_new_ids, target, schema, tables,
+        there = pool.submit(_counts_and_new_ids, target, schema, on_target,
                             checkpoint.target_low_xid)
         here = _counts_and_new_ids(source, schema, tables, checkpoint.source_low_xid)
         copied = there.result()
-    differ = [t for t in tables if here[t][0] != copied.get(t, (-1, set()))[0]]
+    differ = sorted(set(tables) ^ set(on_target))  # a table on one side only
+    differ += [t for t in tables if t in copied and here[t][0] != copied[t][0]]
     for table in tables:
         if table in differ:
             continue
