@@ -42,7 +42,8 @@ DELTA_LIMIT = 200_000
 
 # A row version is "new" when its xmin is at or after the checkpoint's oldest running
 # transaction, in 32-bit xid arithmetic (less than 2^31 transactions apart, which
-# wraparound protection guarantees).
+# wraparound protection guarantees). The xmin column keeps the raw xid after VACUUM
+# FREEZE, so a row frozen since the checkpoint still counts as new.
 _NEW_ROW = ("((x.xmin::text::bigint - {low}) & 4294967295) < 2147483648")
 
 
@@ -84,7 +85,7 @@ def snapshot_pair(source: PostgresBackend, target: PostgresBackend, schema: str,
     with ExitStack() as stack:
         src, tgt = (stack.enter_context(side.admin_engine.connect()) for side in (source, target))
         for conn in (src, tgt):
-            stack.enter_context(conn.begin())  # rolled back at the end: it only reads
+            stack.enter_context(conn.begin())  # read-only; ends with the block
         frozen_at = time.perf_counter()
         with pgm.write_freeze(source, schema, lock_timeout) as frozen:
             pgm.wait_caught_up(frozen, source, schema, catch_up_timeout)
