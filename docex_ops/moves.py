@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from docex_ops import audit
 from docex_ops.backends import pg_move as pgm
-from docex_ops.backends import pg_move_offline
+from docex_ops.backends import pg_move_acl, pg_move_offline
 from docex_ops.backends import pg_move_verify as mv
 from docex_ops.backends.fleet import FleetBackend, PlacementError
 from docex_ops.backends.pg_directory import ACTIVE, FROZEN, MOVING
@@ -38,7 +38,7 @@ from docex_ops.backends.pg_move_journal import (
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.manager import TenantDatabaseManager
 from docex_ops.placement import fleet_of
-from docex_ops.tenancy import PG_IDENTIFIER_MAX_BYTES, validate_tenant_id
+from docex_ops.tenancy import PG_IDENTIFIER_MAX_BYTES, role_name_for, validate_tenant_id
 
 StepHook = Callable[[str], None]
 
@@ -105,6 +105,9 @@ def _move_locked(manager: TenantDatabaseManager, fleet: FleetBackend, tenant_id:
         raise PlacementError(f"tenant {tenant_id!r} is already on server {target!r}")
     if not options.offline:
         pgm.require_logical(fleet.servers[source], source)
+    # Refused before anything is made on the target: a role it lacks would lose a grant.
+    acl = pg_move_acl.read_live(fleet.servers[source], fleet.location(tenant_id))
+    pg_move_acl.require_roles(fleet.servers[target], target, acl, role_name_for(tenant_id))
     record = _start(fleet, tenant_id, source, target)
     copy = _copy_offline_and_switch if options.offline else _copy_and_switch
     try:
@@ -141,6 +144,7 @@ def _copy_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend, record
     on_step(STARTED)
     pgm.copy_structure(source.settings.postgres, target.settings.postgres, record.schema,
                        options.pg_bin)
+    _carry_acl(fleet, record, pg_move_acl.read_live(source, record.schema))
     deferred = pgm.defer_secondary_indexes(target, record.schema)
     pgm.publish(source, record.schema)
     pgm.subscribe(target, source.settings.postgres, record.schema)
@@ -177,6 +181,7 @@ def _copy_offline_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend
     with pgm.write_freeze(source, record.schema, options.lock_timeout) as frozen:
         _reached(fleet, record, COPYING, on_step)
         pg_move_offline.dump_restore(source, target, record.schema, options.pg_bin)
+        _carry_acl(fleet, record, pg_move_acl.read_acl(frozen, record.schema))
         _reached(fleet, record, SYNCED, on_step)
         rows = _verify(record, frozen, target)
         pgm.rename_schema(frozen, record.schema, record.old_schema)
@@ -185,6 +190,12 @@ def _copy_offline_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend
     freeze = time.perf_counter() - frozen_at
     manager.close_tenant_connection(record.tenant_id)
     return freeze, rows
+
+
+def _carry_acl(fleet: FleetBackend, record: MoveRecord, acl: pg_move_acl.SchemaAcl) -> None:
+    """The source's owners and privileges on the target's copy (made without them)."""
+    pg_move_acl.apply_acl(fleet.servers[record.target], record.target, acl,
+                          role_name_for(record.tenant_id))
 
 
 def _reached(fleet: FleetBackend, record: MoveRecord, step: str, on_step: StepHook) -> None:
@@ -210,8 +221,8 @@ def _verify_at_checkpoint(record: MoveRecord, source: PostgresBackend,
 
 def _verify_changes(record: MoveRecord, frozen: Connection, target: PostgresBackend,
                     checkpoint: mv.Checkpoint) -> int:
-    """Inside the final freeze: counts, the rows written since the checkpoint, indexes and
-    constraints; returns the rows moved."""
+    """Inside the final freeze: counts, the rows written since the checkpoint, indexes,
+    constraints, owners and privileges; returns the rows moved."""
     with target.admin_engine.connect() as there, there.begin():
         there.exec_driver_sql("SET LOCAL DateStyle TO 'ISO, YMD'; SET LOCAL TimeZone TO 'UTC'")
         compared = mv.compare_changes(frozen, there, record.schema, checkpoint)
@@ -221,8 +232,9 @@ def _verify_changes(record: MoveRecord, frozen: Connection, target: PostgresBack
 
 
 def _verify(record: MoveRecord, frozen: Connection, target: PostgresBackend) -> int:
-    """Counts, checksums and indexes/constraints of the frozen source against the target,
-    in full (the offline move, whose copy is made inside the freeze); returns the rows."""
+    """Counts, checksums, indexes/constraints, owners and privileges of the frozen source
+    against the target, in full (the offline move, whose copy is made inside the freeze);
+    returns the rows."""
     with target.admin_engine.connect() as there, there.begin():
         there.exec_driver_sql("SET LOCAL DateStyle TO 'ISO, YMD'; SET LOCAL TimeZone TO 'UTC'")
         compared = mv.compare_at_checkpoint(frozen, there, record.schema)
@@ -232,10 +244,13 @@ def _verify(record: MoveRecord, frozen: Connection, target: PostgresBackend) -> 
 
 
 def _structure_differs(source: Connection, target: Connection, schema: str) -> list[str]:
+    """Indexes, constraints, owners and privileges that differ between the two sides."""
+    acl = pg_move_acl.differences(source, target, schema)
     here, there = pgm.structure_in(source, schema), pgm.structure_in(target, schema)
     if here == there:
-        return []
-    return ["indexes/constraints (" + "; ".join(sorted(set(here) ^ set(there)))[:300] + ")"]
+        return acl
+    return ["indexes/constraints (" + "; ".join(sorted(set(here) ^ set(there)))[:300] + ")",
+            *acl]
 
 
 def _refuse_differences(record: MoveRecord, differ: list[str]) -> None:

@@ -130,10 +130,15 @@ def drop_tenant(manager: TenantDatabaseManager, tenant_id: str,
 
 
 def ensure_tenant_role(manager: TenantDatabaseManager, tenant_id: str) -> str:
-    """PostgreSQL: the login-less role ``docex_t_<id>`` owning only the tenant's schema."""
+    """PostgreSQL: the login-less role ``docex_t_<id>`` owning only the tenant's schema
+    (on a fleet, on the tenant's server: roles are per server)."""
     from docex_ops.backends.postgres import PostgresBackend
     from docex_ops.backends.postgres_roles import ensure_tenant_role as ensure_role
+    from docex_ops.placement import fleet_of
 
-    if not isinstance(manager.backend, PostgresBackend):
+    tenant_id = validate_tenant_id(tenant_id)
+    fleet = fleet_of(manager.backend)
+    backend = fleet.server_backend(tenant_id) if fleet is not None else manager.backend
+    if not isinstance(backend, PostgresBackend):
         raise RuntimeError("tenant roles need PostgreSQL: SQLite has no roles")
-    return ensure_role(manager.backend, validate_tenant_id(tenant_id))[0]
+    return ensure_role(backend, tenant_id)[0]

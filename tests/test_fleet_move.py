@@ -113,6 +113,7 @@ def test_cli_move_explains_wal_level_and_moves(fleet_config_file: Any) -> None:
     (VERIFIED, "DELETE FROM {s}.docbasket WHERE name = 'seed-4'"),
     (VERIFIED, "DROP INDEX {s}.idx_docbasket_status"),
     (VERIFIED, "DROP TABLE {s}.operation_dependencies"),
+    (VERIFIED, "GRANT SELECT ON {s}.docbasket TO PUBLIC"),  # owners/privileges compared too
 ])
 def test_a_copy_that_differs_is_rolled_back(fleet_manager: TenantDatabaseManager,
                                             at: str, damage: str) -> None:

@@ -3,7 +3,8 @@
 Source: a publication ``FOR TABLES IN SCHEMA`` (PostgreSQL 15+, needs
 ``wal_level = logical``). Target: the same schema made from ``pg_dump
 --schema-only`` (so the structure is exactly the source's, whatever its
-revision), then a subscription that copies the rows and streams changes;
+revision; owners and privileges are carried over by pg_move_acl, roles being
+per server), then a subscription that copies the rows and streams changes;
 secondary indexes, unique and foreign keys are dropped on the target for the
 initial copy and built after it (a copy into a table with all its indexes is
 several times slower), and the verification compares them with the source's.
@@ -68,7 +69,8 @@ def schema_exists(backend: PostgresBackend, schema: str) -> bool:
 
 def copy_structure(source: PostgresSettings, target: PostgresSettings, schema: str,
                    pg_bin: str | None = None) -> None:
-    """The schema's DDL, without rows, from source to target (one transaction on target)."""
+    """The schema's DDL, without rows, owners or privileges, from source to target (one
+    transaction on target)."""
     dump, psql = find_tool("pg_dump", pg_bin), find_tool("psql", pg_bin)
     producer = subprocess.Popen(
         [dump.path, "--schema-only", "--no-owner", "--no-privileges", "-n", schema,

@@ -30,7 +30,8 @@ def dump_restore(source: PostgresBackend, target: PostgresBackend, schema: str,
                  pg_bin: str | None = None) -> None:
     """Copy the schema (structure and rows) from source to target in one target transaction.
 
-    Owners and grants are left out, as in the online move: roles are per server.
+    Owners and grants are left out, as in the online move (roles are per server):
+    pg_move_acl carries them over afterwards.
     """
     dump, restore = find_tool("pg_dump", pg_bin), find_tool("pg_restore", pg_bin)
     archiver = PostgresArchiver(source)

@@ -172,6 +172,10 @@ def move_cmd(tenant_id: str, target: str | None, finish: bool, offline: bool, dr
     --offline: the tenant is frozen first (writes refused), then pg_dump -n |
     pg_restore copies it in one transaction on the target; the same checks,
     rename and switch follow. Writes resume on the target.
+
+    Owners and grants come along (the tenant's role docex_t_<id> is created on
+    the target if missing); a grant to another role the target lacks refuses
+    the move before anything is made there.
     """
     manager = state().manager
     if finish:
