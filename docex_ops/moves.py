@@ -158,7 +158,7 @@ def _copy_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend, record
     with pgm.write_freeze(source, record.schema, options.lock_timeout) as frozen:
         pgm.wait_caught_up(frozen, source, record.schema, options.catch_up_timeout)
         pgm.unsubscribe(target, record.schema)  # the target stops applying: it is final now
-        rows = _verify_changes(record, frozen, target, checkpoint)
+        rows = _verify(record, frozen, target, checkpoint)
         pgm.rename_schema(frozen, record.schema, record.old_schema)
     _reached(fleet, record, RENAMED, on_step)
     _switch(fleet, record)
@@ -215,29 +215,18 @@ def _verify_at_checkpoint(record: MoveRecord, source: PostgresBackend,
     """The full comparison, on two snapshots holding the same rows (writes go on)."""
     with mv.snapshot_pair(source, target, record.schema, options.lock_timeout,
                           options.catch_up_timeout) as (here, there, checkpoint):
-        _refuse_differences(record, mv.compare_at_checkpoint(here, there, record.schema).differ)
+        _refuse_differences(record, mv.compare_in_full(here, there, record.schema).differ)
     return checkpoint
 
 
-def _verify_changes(record: MoveRecord, frozen: Connection, target: PostgresBackend,
-                    checkpoint: mv.Checkpoint) -> int:
-    """Inside the final freeze: counts, the rows written since the checkpoint, indexes,
-    constraints, owners and privileges; returns the rows moved."""
-    with target.admin_engine.connect() as there, there.begin():
-        there.exec_driver_sql("SET LOCAL DateStyle TO 'ISO, YMD'; SET LOCAL TimeZone TO 'UTC'")
-        compared = mv.compare_changes(frozen, there, record.schema, checkpoint)
-        differ = compared.differ + _structure_differs(frozen, there, record.schema)
-    _refuse_differences(record, differ)
-    return compared.rows
-
-
-def _verify(record: MoveRecord, frozen: Connection, target: PostgresBackend) -> int:
-    """Counts, checksums, indexes/constraints, owners and privileges of the frozen source
-    against the target, in full (the offline move, whose copy is made inside the freeze);
-    returns the rows."""
-    with target.admin_engine.connect() as there, there.begin():
-        there.exec_driver_sql("SET LOCAL DateStyle TO 'ISO, YMD'; SET LOCAL TimeZone TO 'UTC'")
-        compared = mv.compare_at_checkpoint(frozen, there, record.schema)
+def _verify(record: MoveRecord, frozen: Connection, target: PostgresBackend,
+            checkpoint: mv.Checkpoint | None = None) -> int:
+    """Inside the freeze: the frozen source against the target, rows (in full, or only
+    what changed since ``checkpoint``), indexes, constraints, owners and privileges;
+    returns the rows moved."""
+    with pgm.reading(target) as there:
+        compared = (mv.compare_in_full(frozen, there, record.schema) if checkpoint is None
+                    else mv.compare_changes(frozen, there, record.schema, checkpoint))
         differ = compared.differ + _structure_differs(frozen, there, record.schema)
     _refuse_differences(record, differ)
     return compared.rows

@@ -32,6 +32,8 @@ from docex_ops.backends.postgres import PostgresBackend, quote_ident
 from docex_ops.config import PostgresSettings
 
 MOVE_NAMESPACE = RUNNER_NAMESPACE + 1
+# Value text as the digests compare it on both sides (dates ISO, times in UTC).
+DIGEST_SETTINGS = "SET LOCAL DateStyle TO 'ISO, YMD'; SET LOCAL TimeZone TO 'UTC'"
 
 
 class MoveError(RuntimeError):
@@ -175,7 +177,7 @@ def write_freeze(source: PostgresBackend, schema: str, lock_timeout: float
     with source.admin_engine.connect() as conn, conn.begin():
         conn.exec_driver_sql("SELECT set_config('lock_timeout', %(v)s, true)",
                              {"v": f"{int(lock_timeout * 1000)}ms"})
-        conn.exec_driver_sql("SET LOCAL DateStyle TO 'ISO, YMD'; SET LOCAL TimeZone TO 'UTC'")
+        conn.exec_driver_sql(DIGEST_SETTINGS)
         tables = conn.exec_driver_sql(
             "SELECT format('%%I.%%I', schemaname, tablename) FROM pg_tables "
             "WHERE schemaname = %(s)s ORDER BY tablename", {"s": schema}).scalars().all()
@@ -226,9 +228,16 @@ def digest_in(conn: Connection, schema: str) -> dict[str, TableDigest]:
     return digest_schema(conn, schema, ordered=False)[0]
 
 
-def digest_live(backend: PostgresBackend, tenant_id: str) -> dict[str, TableDigest]:
+@contextmanager
+def reading(backend: PostgresBackend) -> Iterator[Connection]:
+    """A transaction on ``backend`` with DIGEST_SETTINGS, for digests and comparisons."""
     with backend.admin_engine.connect() as conn, conn.begin():
-        conn.exec_driver_sql("SET LOCAL DateStyle TO 'ISO, YMD'; SET LOCAL TimeZone TO 'UTC'")
+        conn.exec_driver_sql(DIGEST_SETTINGS)
+        yield conn
+
+
+def digest_live(backend: PostgresBackend, tenant_id: str) -> dict[str, TableDigest]:
+    with reading(backend) as conn:
         return digest_in(conn, backend.location(tenant_id))
 
 

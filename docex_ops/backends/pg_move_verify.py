@@ -69,7 +69,7 @@ _SNAPSHOT_SQL = "SELECT mod(pg_snapshot_xmin(pg_current_snapshot())::text::bigin
 def _take_snapshot(conn: Connection) -> int:
     """In a transaction just begun (nothing run yet): fix its snapshot now."""
     conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    conn.exec_driver_sql("SET LOCAL DateStyle TO 'ISO, YMD'; SET LOCAL TimeZone TO 'UTC'")
+    conn.exec_driver_sql(pgm.DIGEST_SETTINGS)
     return int(conn.exec_driver_sql(_SNAPSHOT_SQL).scalar_one())  # the snapshot is taken here
 
 
@@ -93,8 +93,9 @@ def snapshot_pair(source: PostgresBackend, target: PostgresBackend, schema: str,
         yield src, tgt, Checkpoint(*low_xids, time.perf_counter() - frozen_at)
 
 
-def compare_at_checkpoint(source: Connection, target: Connection, schema: str) -> Comparison:
-    """Counts and checksums of every table in the two snapshots, read side by side."""
+def compare_in_full(source: Connection, target: Connection, schema: str) -> Comparison:
+    """Counts and checksums of every table on both sides (at the checkpoint: in the two
+    snapshots; offline: the frozen source and the finished copy), read side by side."""
     with ThreadPoolExecutor(1) as pool:
         copied = pool.submit(pgm.digest_in, target, schema)
         original = pgm.digest_in(source, schema)
@@ -135,21 +136,18 @@ def compare_changes(source: Connection, target: Connection, schema: str,
     """With writes frozen and the target caught up: do the two copies, equal at the
     checkpoint, still agree? (Counts, and the rows either side wrote since.)"""
     tables, on_target = _tables(source, schema), _tables(target, schema)
-    with ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(1) as pool:  # the target's side, while this thread reads the source
         there = pool.submit(_counts_and_new_ids, target, schema, on_target,
                             checkpoint.target_low_xid)
         here = _counts_and_new_ids(source, schema, tables, checkpoint.source_low_xid)
         copied = there.result()
-    differ = sorted(set(tables) ^ set(on_target))  # a table on one side only
-    differ += [t for t in tables if t in copied and here[t][0] != copied[t][0]]
-    for table in tables:
-        if table in differ:
-            continue
-        changed = here[table][1] | copied[table][1]
-        if not changed:
-            continue
-        ids = sorted(changed) if len(changed) <= DELTA_LIMIT else None
-        with ThreadPoolExecutor(1) as pool:
+        differ = sorted(set(tables) ^ set(on_target))  # a table on one side only
+        differ += [t for t in tables if t in copied and here[t][0] != copied[t][0]]
+        for table in tables:
+            changed = here[table][1] | copied.get(table, (0, set()))[1]
+            if table in differ or not changed:
+                continue
+            ids = sorted(changed) if len(changed) <= DELTA_LIMIT else None
             theirs = pool.submit(_digest_rows, target, schema, table, ids)
             if _digest_rows(source, schema, table, ids) != theirs.result():
                 differ.append(table)

@@ -124,7 +124,6 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
     scripts = _scripts()
     tenants = ops.select_tenants(backend, selection)
     _placement_problems(backend)
-    servers = fleet_ops.servers_of(tenants, backend) if fleet_of(backend) else None
     plan = ops.make_plan(scripts, tenants, action, target)
     if sql:
         for step in plan.steps:
@@ -147,8 +146,7 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
         info(f"dry run: {len(plan.steps)} to {action}, {len(plan.already)} already there, "
              f"{len(plan.blocked)} blocked; nothing was changed")
         return
-    if servers is not None:
-        options = fleet_ops.spread_over_servers(backend, plan, servers, options)
+    options, servers = fleet_ops.spread_over_servers(backend, plan, tenants, options)
     report = ops.run_plan(backend, scripts, plan, options,
                           progress=lambda d, t: progress(d, t, f"{action} {target}"))
     _render_report(report, fmt, report_file, servers)
@@ -294,9 +292,7 @@ def resume_cmd(run_id: str, options: ops.RunOptions, report_file: Path | None,
     With several servers, --jobs applies per server, as in upgrade."""
     backend = state().manager.backend
     left = ops.plan_resumption(backend, _scripts(), run_id)
-    servers = fleet_ops.servers_of(left.tenants, backend) if fleet_of(backend) else None
-    if servers is not None:
-        options = fleet_ops.spread_over_servers(backend, left.plan, servers, options)
+    options, servers = fleet_ops.spread_over_servers(backend, left.plan, left.tenants, options)
     report = ops.run_resumption(backend, _scripts(), left, options,
                                 progress=lambda d, t: progress(d, t, "resume"))
     _render_report(report, fmt, report_file, servers)

@@ -22,16 +22,18 @@ def servers_of(tenants: list[TenantInfo], backend: Backend) -> dict[str, str]:
     return {t.tenant_id: t.server or backend.settings.directory_server for t in tenants}
 
 
-def spread_over_servers(backend: Backend, plan: Plan, servers: dict[str, str],
-                        options: RunOptions) -> RunOptions:
-    """Prepare a plan and options for a fleet; unchanged on a single server."""
+def spread_over_servers(backend: Backend, plan: Plan, tenants: list[TenantInfo],
+                        options: RunOptions) -> tuple[RunOptions, dict[str, str] | None]:
+    """Prepare a plan and options for a fleet, and say where each tenant is (to group the
+    report by); on a single server: the options unchanged, and None."""
     fleet = fleet_of(backend)
     if fleet is None:
-        return options
+        return options, None
+    servers = servers_of(tenants, backend)
     plan.steps = interleave_by_server(
         plan.steps, {i: servers[s.tenant_id] for i, s in enumerate(plan.steps)})
     fleet.set_server_jobs(options.jobs)
-    return replace(options, jobs=options.jobs * len(fleet.servers))
+    return replace(options, jobs=options.jobs * len(fleet.servers)), servers
 
 
 def status_by_server(report: StatusReport, servers: dict[str, str]) -> dict[str, dict[str, int]]:
