@@ -9,6 +9,7 @@ naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,11 @@ class Settings:
     # the directory server's entry. Empty: the single ``postgres`` block, named "default".
     servers: tuple[tuple[str, PostgresSettings], ...] = ()
     directory_server: str = "default"
+    # How long any command waits for a lock an application holds on a tenant
+    # (database.lock_timeout, or the global --lock-timeout) before it reports the
+    # tenant `locked` and goes on: PostgreSQL lock_timeout, pg_dump
+    # --lock-wait-timeout, SQLite's busy timeout.
+    lock_timeout: float = 5.0
 
     @property
     def server_settings(self) -> dict[str, PostgresSettings]:
@@ -190,7 +196,8 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
                     documents_root=_resolve(base, documents_root or "storage"),
                     audit_file=_audit_file(logging_raw, base),
                     servers=servers if "servers" in pg_raw else (),
-                    directory_server=directory)
+                    directory_server=directory,
+                    lock_timeout=_duration(database, "database.lock_timeout", 5.0))
 
 
 def default_settings() -> Settings:
@@ -311,6 +318,35 @@ def _number(section: Mapping[str, Any], key: str, default: float, low: float) ->
     if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
         raise ConfigError(_bad(key, value, f"a number >= {low:g}"))
     return float(value)
+
+
+_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*")
+_DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0,
+                   None: 1.0}
+
+
+def parse_duration(text: object) -> float:
+    """Seconds in a duration written as PostgreSQL writes them (``500ms``, ``5s``,
+    ``10min``, ``1h``, ``1d``; a bare number is seconds). ValueError says what is allowed."""
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a duration")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ValueError(f"{text!r} is negative")
+        return float(text)
+    match = _DURATION_RE.fullmatch(str(text))
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration; write e.g. 500ms, 5s, 10min, 1h "
+                         "(a bare number is seconds)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def _duration(section: Mapping[str, Any], key: str, default: float) -> float:
+    value = _get(section, key, default)
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(_bad(key, value, "a duration such as 500ms, 5s, 10min")) from exc
 
 
 def _range(low: int | None, high: int | None) -> str:

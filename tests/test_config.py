@@ -100,3 +100,28 @@ def test_cli_exits_2_on_bad_config_and_hides_password(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "database.postgres.port" in result.output
     assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize("text,seconds", [("500ms", 0.5), ("5s", 5.0), ("10min", 600.0),
+                                          ("1h", 3600.0), ("3", 3.0), (2, 2.0), ("1.5s", 1.5)])
+def test_durations_are_written_as_postgresql_writes_them(text: object, seconds: float) -> None:
+    from docex_ops.config import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["5 sec", "10mins", "-1", "s", "", True, -3])
+def test_bad_durations_are_refused(text: object) -> None:
+    from docex_ops.config import parse_duration
+
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_lock_timeout_comes_from_the_config_and_defaults_to_5s() -> None:
+    base = {"database": {"type": "sqlite"}}
+    assert settings_from_mapping(base).lock_timeout == 5.0
+    raw = {"database": {"type": "sqlite", "lock_timeout": "250ms"}}
+    assert settings_from_mapping(raw).lock_timeout == 0.25
+    with pytest.raises(ConfigError, match="database.lock_timeout"):
+        settings_from_mapping({"database": {"type": "sqlite", "lock_timeout": "soon"}})

@@ -18,6 +18,14 @@ class TenantLockedError(RuntimeError):
     """Another runner holds the tenant (or the whole run) right now."""
 
 
+# A tenant whose state cannot be read as versioned/unversioned/empty:
+# locked: an application lock outlasted the lock timeout; corrupt: not a valid database;
+# foreign: named like a tenant but holding another application's tables, none of DocEX's
+# (never migrated, adopted, provisioned into or dropped unless named explicitly).
+LOCKED, CORRUPT, FOREIGN = "locked", "corrupt", "foreign"
+CONDITIONS = (LOCKED, CORRUPT, FOREIGN)
+
+
 @dataclass(frozen=True)
 class TenantInfo:
     """One discovered tenant, as the catalog or the file system shows it."""
@@ -28,9 +36,14 @@ class TenantInfo:
     revision: str | None      # from the tenant's own alembic_version; None if unversioned
     size_bytes: int | None = None
     server: str | None = None  # the PostgreSQL server holding it, when several are configured
+    # What keeps the tenant from being read as usual, when anything does (CONDITIONS).
+    condition: str | None = None
+    detail: str | None = None  # why, for a condition
 
     @property
     def state(self) -> str:
+        if self.condition is not None:
+            return self.condition
         if self.revision is not None:
             return "versioned"
         return "unversioned" if self.tables else "empty"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import click
@@ -69,13 +69,17 @@ class CliState:
     config_path: str | None
     fmt: str
     quiet: bool = False
+    lock_timeout: float | None = None  # the global --lock-timeout, over the config's
     _settings: Settings | None = field(default=None, repr=False)
     _manager: TenantDatabaseManager | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.config_path)
+            settings = load_settings(self.config_path)
+            if self.lock_timeout is not None:
+                settings = replace(settings, lock_timeout=self.lock_timeout)
+            self._settings = settings
         return self._settings
 
     @property

@@ -1,0 +1,150 @@
+"""Scratch objects: what an operation makes beside the tenants and removes when done
+(restore copies, restore checks, split scratch and reference data, partial archives).
+
+Names carry a mark no tenant name can have, so no template can make a tenant of
+one and discovery never lists one as a tenant:
+
+- PostgreSQL schemas start with ``docex$`` (``$`` is never in a tenant id or a
+  template's fixed text, see ``tenancy.check_schema_name``);
+- files and folders start with ``.docex-`` (a tenant id cannot start with ``.``).
+
+Holding: the operation that makes a scratch object holds it from before it
+exists until it is gone, and ``docex-ops cleanup`` removes only what nobody
+holds. PostgreSQL: a session advisory lock on the name, on a connection the
+operation keeps open (the server releases it if the process dies). Files and
+folders: an ``flock`` on the object itself (the kernel releases it likewise).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy.engine import Connection, Engine
+
+from docex_ops.backends.pg_sql import ADVISORY_NAMESPACE
+
+PG_MARK = "docex$"
+FILE_MARK = ".docex-"
+PARTIAL_SUFFIX = ".partial"
+SCRATCH_NAMESPACE = ADVISORY_NAMESPACE + 2  # first key of the advisory lock holding a name
+
+
+def new_schema_name(purpose: str) -> str:
+    """``docex$<purpose>_<16 hex>``: a fresh scratch schema name (<= 63 bytes)."""
+    return f"{PG_MARK}{purpose}_{uuid.uuid4().hex[:16]}"
+
+
+def is_scratch_schema(name: str) -> bool:
+    return name.startswith(PG_MARK)
+
+
+def new_file_name(purpose: str, suffix: str = "") -> str:
+    """``.docex-<purpose>-<16 hex><suffix>``: a fresh scratch file or folder name."""
+    return f"{FILE_MARK}{purpose}-{uuid.uuid4().hex[:16]}{suffix}"
+
+
+def is_scratch_file(name: str) -> bool:
+    return name.startswith(FILE_MARK)
+
+
+# -- PostgreSQL ------------------------------------------------------------------------
+
+
+def _lock_args(name: str) -> dict[str, object]:
+    return {"ns": SCRATCH_NAMESPACE, "name": name}
+
+
+@contextmanager
+def hold_new_schema(engine: Engine, purpose: str) -> Iterator[str]:
+    """A fresh scratch schema name, held for the block (the caller creates the schema
+    inside it, and drops it before leaving)."""
+    name = new_schema_name(purpose)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT pg_advisory_lock(%(ns)s, hashtext(%(name)s))",
+                             _lock_args(name))
+        conn.commit()
+        try:
+            yield name
+        finally:
+            conn.exec_driver_sql("SELECT pg_advisory_unlock(%(ns)s, hashtext(%(name)s))",
+                                 _lock_args(name))
+            conn.commit()
+
+
+def try_claim_schema(conn: Connection, name: str) -> bool:
+    """Take the hold of a scratch schema for ``conn``'s session if nobody has it (a
+    cleanup then drops it and releases with ``release_schema``)."""
+    return bool(conn.exec_driver_sql(
+        "SELECT pg_try_advisory_lock(%(ns)s, hashtext(%(name)s))", _lock_args(name)).scalar())
+
+
+def release_schema(conn: Connection, name: str) -> None:
+    conn.exec_driver_sql("SELECT pg_advisory_unlock(%(ns)s, hashtext(%(name)s))",
+                         _lock_args(name))
+
+
+# -- files and folders -------------------------------------------------------------------
+
+
+@contextmanager
+def hold_new_file(folder: Path, purpose: str, suffix: str = "") -> Iterator[Path]:
+    """A fresh, empty scratch file in ``folder``, created exclusively and held for the
+    block; removed at the end if the caller left it there."""
+    path = folder / new_file_name(purpose, suffix)
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield path
+    finally:
+        _remove(path)
+        os.close(fd)
+
+
+@contextmanager
+def hold_new_folder(parent: Path, purpose: str) -> Iterator[Path]:
+    """A fresh scratch folder in ``parent``, held for the block and removed with its
+    contents at the end."""
+    path = parent / new_file_name(purpose)
+    path.mkdir(mode=0o750)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield path
+    finally:
+        _remove(path)
+        os.close(fd)
+
+
+@contextmanager
+def claimed(path: Path) -> Iterator[bool]:
+    """Whether nobody holds the scratch file or folder ``path``; while True, nobody
+    can take it either (a cleanup removes it inside the block)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if path.is_dir()
+                                                           else 0))
+    except OSError:  # gone meanwhile, or a link: not ours to judge here
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
