@@ -50,3 +50,19 @@ def test_a_held_schema_name_cannot_be_claimed(pg_database: str) -> None:
             scratch.release_schema(other, name)
     finally:
         engine.dispose()
+
+
+def test_a_percent_encoded_name_never_opens_another_file(tmp_path: Path) -> None:
+    import sqlite3
+
+    import pytest
+
+    from docex_ops.backends.sqlite import open_readonly
+
+    (tmp_path / "b").mkdir()
+    live = sqlite3.connect(tmp_path / "b" / "docex.db")
+    live.execute("CREATE TABLE secret (x)")
+    live.commit()
+    live.close()
+    with pytest.raises(sqlite3.OperationalError):  # no file of that literal name
+        open_readonly(tmp_path / "b%2Fdocex.db").execute("SELECT 1 FROM sqlite_master")

@@ -30,6 +30,7 @@ from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.catalog import Catalog, pg_catalog, sqlite_catalog
 from docex_ops.backends.pg_archive import digest_sql
 from docex_ops.backends.pg_sql import quote_ident
+from docex_ops.backends.sqlite import open_readonly, readonly_uri
 from docex_ops.backends.sqlite_archive import backup_file
 from docex_ops.backends.sqlite_digest import digest_table
 from docex_ops.config import ConfigError, PostgresSettings
@@ -251,7 +252,8 @@ class SqliteView(SourceView):
     def catalog(self) -> Catalog:
         # Its own read-only connection: closing it must not end the snapshot's.
         assert self.path is not None, "catalog() needs the snapshot file"
-        engine = create_engine(f"sqlite:///file:{self.path}?mode=ro&uri=true",
+        path = self.path
+        engine = create_engine("sqlite://", creator=lambda: open_readonly(path),
                                poolclass=NullPool)
         try:
             with engine.connect() as conn:
@@ -320,7 +322,7 @@ class SplitSource:
 
     @contextmanager
     def _sqlite_view(self, path: str) -> Iterator[SourceView]:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+        with closing(sqlite3.connect(readonly_uri(path), uri=True,
                                      isolation_level=None)) as conn:
             conn.execute("BEGIN")
             yield SqliteView(conn, path=path)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
@@ -118,9 +119,16 @@ def split_statements(script: str) -> Iterator[str]:
         raise ValueError(f"incomplete SQL statement at the end of the script: {buffer[:80]!r}")
 
 
-def open_readonly(path: Path) -> sqlite3.Connection:
+def readonly_uri(path: Path | str) -> str:
+    """The URI that opens ``path`` read-only, as a plain path: every character that means
+    something in a URI (``%``, ``?``, ``#``) is percent-encoded, so a name such as
+    ``b%2Fdocex.db`` can never reach another file."""
+    return f"file:{quote(str(path), safe='/')}?mode=ro"
+
+
+def open_readonly(path: Path | str, timeout: float = 30) -> sqlite3.Connection:
     """A read-only connection that can never create or modify the file."""
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    return sqlite3.connect(readonly_uri(path), uri=True, timeout=timeout)
 
 
 class SqliteBackend(Backend):

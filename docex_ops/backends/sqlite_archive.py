@@ -33,7 +33,7 @@ STAGING_PREFIX = ".docex-restore-"
 
 def backup_file(source: Path, target: Path) -> None:
     """Copy the database at ``source`` to ``target`` with the online backup API."""
-    with closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)) as src, \
+    with closing(open_readonly(source)) as src, \
             closing(sqlite3.connect(target)) as dst:
         src.backup(dst)  # pages=-1: one step under one read lock, a consistent snapshot
     os.chmod(target, FILE_MODE)
@@ -48,7 +48,7 @@ def archive_file(source: Path, target: Path) -> tuple[dict[str, TableDigest], st
     once, whole, before the manifest names it: a restore --force drops a tenant
     right after its safety backup, which must therefore be on disk.
     """
-    with closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)) as src, \
+    with closing(open_readonly(source)) as src, \
             closing(sqlite3.connect(target, isolation_level=None)) as dst:
         dst.execute("PRAGMA journal_mode = OFF")
         dst.execute("PRAGMA synchronous = OFF")
