@@ -7,6 +7,7 @@ operation, so hostile ids are refused with a reason before anything happens.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -119,11 +120,20 @@ def role_name_for(tenant_id: str) -> str:
 
 
 def sqlite_path_for(tenant_id: str, template: str, storage_root: Path) -> Path:
-    """The SQLite file of ``tenant_id``: the template applied, resolved inside ``storage_root``."""
+    """The SQLite file of ``tenant_id``: the template applied, inside ``storage_root``.
+
+    Only the storage root (the operator's configuration) is resolved; below it the
+    path is taken as the template writes it, never through a link, so that a link
+    planted under the root is seen as a link (backends.sqlite_paths refuses it)
+    rather than followed to another tenant's file.
+    """
     tenant_id = validate_tenant_id(tenant_id)
-    root = storage_root.resolve()
+    given = Path(os.path.abspath(storage_root))
+    root = Path(os.path.realpath(storage_root))
     raw = Path(template.format(tenant_id=tenant_id))
-    path = (raw if raw.is_absolute() else Path.cwd() / raw).resolve()
+    path = Path(os.path.normpath(raw if raw.is_absolute() else Path.cwd() / raw))
+    if given != root and path.is_relative_to(given):
+        path = root / path.relative_to(given)
     if root not in path.parents:
         raise TenantIdError(
             f"tenant {tenant_id!r} would live at {path}, outside the storage root {root}"

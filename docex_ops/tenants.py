@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from docex_ops import audit
 from docex_ops.backends import TenantInfo
+from docex_ops.backends.base import CORRUPT, LINKED, LOCKED
 from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.manager import TenantDatabaseManager
 from docex_ops.placement import interrupted_drop
@@ -97,6 +98,10 @@ class TenantHasDataError(RuntimeError):
     """Dropping would delete rows and the caller did not accept that."""
 
 
+class TenantUnreadableError(RuntimeError):
+    """The tenant is linked, locked or corrupt: its rows cannot be known (exit 1)."""
+
+
 def drop_tenant(manager: TenantDatabaseManager, tenant_id: str,
                 allow_data: bool = False) -> TenantInfo:
     """Drop an existing tenant; unknown ids are refused. Returns what was dropped.
@@ -109,6 +114,13 @@ def drop_tenant(manager: TenantDatabaseManager, tenant_id: str,
         info = TenantInfo(tenant_id, manager.backend.location(tenant_id), 0, None)
     if info is None:
         raise LookupError(f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}")
+    if info.condition in (LINKED, LOCKED) or (info.condition == CORRUPT and not allow_data):
+        # A link would drop another tenant's file; a lock or a corrupt file hides its rows.
+        audit.record("tenant.drop", tenant_id, info.location, audit.REFUSED,
+                     {"reason": info.detail, "force": allow_data})
+        raise TenantUnreadableError(f"not dropping: {info.detail}"
+                                    + ("; drop with --force to delete it anyway"
+                                       if info.condition == CORRUPT else ""))
     if not allow_data and info.tables == len(TABLE_NAMES):
         rows = sum(count_rows(manager, tenant_id).values())
         if rows:

@@ -21,9 +21,12 @@ class TenantLockedError(RuntimeError):
 # A tenant whose state cannot be read as versioned/unversioned/empty:
 # locked: an application lock outlasted the lock timeout; corrupt: not a valid database;
 # foreign: named like a tenant but holding another application's tables, none of DocEX's
-# (never migrated, adopted, provisioned into or dropped unless named explicitly).
-LOCKED, CORRUPT, FOREIGN = "locked", "corrupt", "foreign"
-CONDITIONS = (LOCKED, CORRUPT, FOREIGN)
+# (never migrated, adopted, provisioned into or dropped unless named explicitly);
+# linked: SQLite, its directory or file is a link (or another tenant's): never opened.
+LOCKED, CORRUPT, FOREIGN, LINKED = "locked", "corrupt", "foreign", "linked"
+CONDITIONS = (LOCKED, CORRUPT, FOREIGN, LINKED)
+# Conditions that keep a command from reading the tenant at all: reported, and exit 1.
+UNREADABLE = (LOCKED, CORRUPT, LINKED)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy.engine import Connection
 
@@ -35,7 +34,7 @@ from docex_ops.backends.split_source import (
     SqliteView,
     pg_begin_snapshot,
 )
-from docex_ops.backends.sqlite import SqliteBackend
+from docex_ops.backends.sqlite import SqliteBackend, readonly_uri
 from docex_ops.backends.sqlite_digest import digest_table
 from docex_ops.schema import TABLE_NAMES
 
@@ -229,12 +228,12 @@ def _sqlite_counts(conn: sqlite3.Connection) -> dict[str, int]:
 def _sqlite_tenant(backend: SqliteBackend, tenant_id: str,
                    before_begin: Callable[[sqlite3.Connection], None] | None = None
                    ) -> Iterator[sqlite3.Connection]:
-    path = backend.path(tenant_id)
-    if not path.exists():
-        raise RuntimeError(f"tenant {tenant_id!r}: no database file at {path}")
-    # uri=True: ATTACH then honours "file:...?mode=ro" (the snapshot is attached read-only).
-    with closing(sqlite3.connect(f"file:{quote(str(path))}", uri=True, isolation_level=None,
-                                 timeout=30)) as conn:
+    checked = backend.paths.check(tenant_id)  # refuses a linked tenant before any open
+    if checked.identity is None:
+        raise RuntimeError(f"tenant {tenant_id!r}: no database file at {checked.path}")
+    # Opened through a URI: ATTACH then honours "file:...?mode=ro" (the snapshot is
+    # attached read-only).
+    with closing(backend.open_tenant(tenant_id, checked=checked)) as conn:
         conn.execute("PRAGMA foreign_keys=ON")
         if before_begin is not None:
             before_begin(conn)  # ATTACH is refused inside a transaction
@@ -251,7 +250,7 @@ def _sqlite_tenant(backend: SqliteBackend, tenant_id: str,
 def _sqlite_attach(backend: SqliteBackend, tenant_id: str, snapshot: str
                    ) -> Iterator[TenantFill]:
     def attach(conn: sqlite3.Connection) -> None:
-        conn.execute("ATTACH DATABASE ? AS src", (f"file:{quote(snapshot)}?mode=ro",))
+        conn.execute("ATTACH DATABASE ? AS src", (readonly_uri(snapshot),))
 
     with _sqlite_tenant(backend, tenant_id, attach) as conn:
         yield _SqliteFill(conn, SqliteView(conn, "src"))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import glob
 import os
 import sqlite3
+import stat
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,22 +20,65 @@ from urllib.parse import quote
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
-from docex_ops.backends.base import Backend, TenantInfo, TenantLockedError
+from docex_ops.backends.base import (
+    CORRUPT,
+    LINKED,
+    LOCKED,
+    Backend,
+    TenantInfo,
+    TenantLockedError,
+)
 from docex_ops.backends.catalog import Catalog, sqlite_catalog
+from docex_ops.backends.sqlite_paths import CheckedFile, TenantFileError, TenantPaths
 from docex_ops.config import PoolSettings, Settings
 from docex_ops.schema import TABLE_NAMES
-from docex_ops.tenancy import CONTROL_SQLITE_FILE, sqlite_path_for, tenant_id_pattern
+from docex_ops.tenancy import CONTROL_SQLITE_FILE, tenant_id_pattern
 
 DIR_MODE = 0o750
 FILE_MODE = 0o640
 SIDECARS = ("-wal", "-shm", "-journal")
+# The busy timeout when no settings are at hand (archives, split sources): the default
+# of database.lock_timeout; a tenant file is always opened with the configured one.
+DEFAULT_TIMEOUT = Settings.lock_timeout
+
+Opener = Callable[[], sqlite3.Connection]
 
 
-def sqlite_engine(path: Path, pool: PoolSettings | None = None, foreign_keys: bool = True,
-                  begin: str = "BEGIN", timeout: float = 30) -> Engine:
-    """An engine on one file with real transactions (DDL included) and DocEX's pragmas.
+@dataclass(frozen=True)
+class OpenTarget:
+    """What a new pooled connection opens: a checked file's URI, and the check that the
+    connection holds that very file."""
+
+    uri: str
+    timeout: float
+    verify: Callable[[sqlite3.Connection], None]
+
+
+def _connection_class(target: Callable[[], OpenTarget]) -> type[sqlite3.Connection]:
+    """A ``factory`` for sqlite3.connect that opens ``target()`` instead of the URL's
+    database: the engine keeps SQLAlchemy's own connect path (the connection budget
+    counts it) while every connection is checked before and verified after opening."""
+
+    class CheckedConnection(sqlite3.Connection):
+        def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+            opened = target()
+            super().__init__(opened.uri, uri=True, timeout=opened.timeout,
+                             isolation_level=None, check_same_thread=False)
+            try:
+                opened.verify(self)
+            except BaseException:
+                self.close()
+                raise
+
+    return CheckedConnection
+
+
+def sqlite_engine(target: Callable[[], OpenTarget], pool: PoolSettings | None = None,
+                  foreign_keys: bool = True, begin: str = "BEGIN") -> Engine:
+    """An engine whose connections open ``target()`` (a checked file), with real
+    transactions (DDL included) and DocEX's pragmas.
 
     pysqlite's legacy transaction handling commits around DDL; taking over
     BEGIN ourselves makes a migration or a provisioning one transaction.
@@ -42,9 +87,10 @@ def sqlite_engine(path: Path, pool: PoolSettings | None = None, foreign_keys: bo
     if pool is None:
         kwargs = {"poolclass": NullPool}
     else:
-        kwargs = {"pool_size": pool.pool_size, "max_overflow": pool.max_overflow,
-                  "pool_timeout": pool.pool_timeout}
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": timeout}, **kwargs)
+        kwargs = {"poolclass": QueuePool, "pool_size": pool.pool_size,
+                  "max_overflow": pool.max_overflow, "pool_timeout": pool.pool_timeout}
+    engine = create_engine("sqlite://", connect_args={"factory": _connection_class(target)},
+                           **kwargs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
@@ -60,10 +106,9 @@ def sqlite_engine(path: Path, pool: PoolSettings | None = None, foreign_keys: bo
 
 @dataclass(frozen=True)
 class _Route:
-    path: Path
+    opener: Opener
     foreign_keys: bool
     begin: str
-    timeout: float
 
 
 class FileRouter:
@@ -81,8 +126,7 @@ class FileRouter:
 
     def _open(self) -> sqlite3.Connection:
         route: _Route = self._local.route
-        conn = sqlite3.connect(route.path, timeout=route.timeout, isolation_level=None,
-                               check_same_thread=False)
+        conn = route.opener()
         conn.execute(f"PRAGMA foreign_keys={'ON' if route.foreign_keys else 'OFF'}")
         return conn
 
@@ -90,9 +134,9 @@ class FileRouter:
         conn.exec_driver_sql(self._local.route.begin)
 
     @contextmanager
-    def connect(self, path: Path, foreign_keys: bool = True, begin: str = "BEGIN",
-                timeout: float = 30) -> Iterator[Connection]:
-        self._local.route = _Route(path, foreign_keys, begin, timeout)
+    def connect(self, opener: Opener, foreign_keys: bool = True, begin: str = "BEGIN"
+                ) -> Iterator[Connection]:
+        self._local.route = _Route(opener, foreign_keys, begin)
         with self.engine.connect() as conn:
             yield conn
 
@@ -119,16 +163,31 @@ def split_statements(script: str) -> Iterator[str]:
         raise ValueError(f"incomplete SQL statement at the end of the script: {buffer[:80]!r}")
 
 
+def file_uri(path: Path | str, mode: str) -> str:
+    """The URI that opens ``path`` as a plain path (``mode``: ro, rw, rwc): every
+    character that means something in a URI (``%``, ``?``, ``#``) is percent-encoded,
+    so a name such as ``b%2Fdocex.db`` can never reach another file; ``rw`` never
+    creates a missing file."""
+    return f"file:{quote(str(path), safe='/')}?mode={mode}"
+
+
 def readonly_uri(path: Path | str) -> str:
-    """The URI that opens ``path`` read-only, as a plain path: every character that means
-    something in a URI (``%``, ``?``, ``#``) is percent-encoded, so a name such as
-    ``b%2Fdocex.db`` can never reach another file."""
-    return f"file:{quote(str(path), safe='/')}?mode=ro"
+    """The URI that opens ``path`` read-only, as a plain path (see ``file_uri``)."""
+    return file_uri(path, "ro")
 
 
-def open_readonly(path: Path | str, timeout: float = 30) -> sqlite3.Connection:
+def open_readonly(path: Path | str, timeout: float = DEFAULT_TIMEOUT) -> sqlite3.Connection:
     """A read-only connection that can never create or modify the file."""
     return sqlite3.connect(readonly_uri(path), uri=True, timeout=timeout)
+
+
+def condition_of(exc: sqlite3.Error) -> str:
+    """LOCKED when another connection holds the file past the busy timeout, else CORRUPT
+    (not a database, malformed, or unreadable)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc):
+        return LOCKED
+    return CORRUPT
 
 
 class SqliteBackend(Backend):
@@ -136,27 +195,54 @@ class SqliteBackend(Backend):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._template = settings.sqlite.path_template
-        self._pattern = tenant_id_pattern(self._template)
         self.storage_root = settings.sqlite.storage_root
+        self.paths = TenantPaths(settings.sqlite.path_template, self.storage_root)
+        self._pattern = tenant_id_pattern(self.paths.template)
+        self.timeout = settings.lock_timeout  # SQLite's busy timeout, for every open
         self._router = FileRouter()
 
     def location(self, tenant_id: str) -> str:
-        return str(self.path(tenant_id))
+        return str(self.paths.lexical(tenant_id))
 
     def path(self, tenant_id: str) -> Path:
-        return sqlite_path_for(tenant_id, self._template, self.storage_root)
+        """The tenant's file, checked to be its own (TenantFileError before any open)."""
+        return self.paths.check(tenant_id).path
+
+    def open_tenant(self, tenant_id: str, readonly: bool = False,
+                    checked: CheckedFile | None = None, create: bool = False,
+                    timeout: float | None = None) -> sqlite3.Connection:
+        """A connection (autocommit, any thread) on the tenant's checked file; it never
+        creates the file unless ``create``; raises if the file is not the tenant's."""
+        target = self._target(tenant_id, readonly, checked, create, timeout)
+        conn = sqlite3.connect(target.uri, uri=True, timeout=target.timeout,
+                               isolation_level=None, check_same_thread=False)
+        try:
+            target.verify(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _target(self, tenant_id: str, readonly: bool = False,
+                checked: CheckedFile | None = None, create: bool = False,
+                timeout: float | None = None) -> OpenTarget:
+        checked = checked or self.paths.check(tenant_id)
+        mode = "ro" if readonly else ("rwc" if create else "rw")
+        return OpenTarget(file_uri(checked.path, mode), self.timeout if timeout is None
+                          else timeout, functools.partial(self.paths.verify_open,
+                                                          checked=checked))
 
     def files_dir(self, tenant_id: str) -> Path:
         # Next to the tenant's database file: one directory holds all of a tenant.
         return self.path(tenant_id).parent / "files"
 
     def _tenant_files(self) -> Iterator[tuple[str, str]]:
-        """(tenant id, file path) of every tenant file, sorted by path."""
-        for path_text in sorted(glob.glob(glob.escape(self._template).replace(
+        """(tenant id, file path) of every tenant file, sorted by path (links included:
+        the check names them)."""
+        for path_text in sorted(glob.glob(glob.escape(self.paths.template).replace(
                 glob.escape("{tenant_id}"), "*"))):
             match = self._pattern.fullmatch(path_text)
-            if match and os.path.isfile(path_text):
+            if match and os.path.lexists(path_text) and not os.path.isdir(path_text):
                 yield match["tenant_id"], path_text
 
     def tenant_ids(self) -> list[str]:
@@ -166,36 +252,59 @@ class SqliteBackend(Backend):
     def discover(self, with_size: bool = False) -> list[TenantInfo]:
         found = []
         for tenant_id, path_text in self._tenant_files():
+            condition = detail = None
+            tables, revision = 0, None
             try:
-                tables, revision = _inspect_file(Path(path_text))
-            except sqlite3.DatabaseError:
-                # Unreadable (corrupt, hot journal, malformed schema): still a tenant that
-                # exists; listing it as empty lets verify-isolation say what is wrong.
-                tables, revision = 0, None
-            size = _file_size(Path(path_text)) if with_size else None
-            found.append(TenantInfo(tenant_id, path_text, tables, revision, size))
+                with closing(self.open_tenant(tenant_id, readonly=True)) as conn:
+                    tables, revision = _inspect(conn)
+            except TenantFileError as exc:  # listed, never opened: the detail names both
+                condition, detail = LINKED, str(exc)
+            except sqlite3.Error as exc:
+                condition, detail = self.unreadable(tenant_id, exc)
+            size = _file_size(Path(path_text)) if with_size and condition != LINKED else None
+            found.append(TenantInfo(tenant_id, path_text, tables, revision, size,
+                                    condition=condition, detail=detail))
         return found
+
+    def unreadable(self, tenant_id: str, exc: sqlite3.Error) -> tuple[str, str]:
+        """(LOCKED or CORRUPT, one line naming the tenant, its file and the cause)."""
+        condition = condition_of(exc)
+        where = f"tenant {tenant_id!r}: {self.location(tenant_id)}"
+        if condition == LOCKED:
+            return condition, (f"{where} is locked by another connection (waited "
+                               f"{self.timeout:g}s, the lock timeout): {exc}")
+        return condition, f"{where} is not a valid SQLite database (corrupt): {exc}"
 
     def read_revisions(self, tenant_ids: Iterable[str]) -> dict[str, str | None]:
         result: dict[str, str | None] = {}
         for tenant_id in tenant_ids:
-            path = self.path(tenant_id)
-            result[tenant_id] = _inspect_file(path)[1] if path.exists() else None
+            checked = self.paths.check(tenant_id)
+            if checked.identity is None:
+                result[tenant_id] = None
+                continue
+            with closing(self.open_tenant(tenant_id, readonly=True, checked=checked)) as conn:
+                result[tenant_id] = _inspect(conn)[1]
         return result
 
     def exists(self, tenant_id: str) -> bool:
-        return self.path(tenant_id).exists()
+        return self.paths.check(tenant_id).identity is not None
 
     def create(self, tenant_id: str, ddl: str) -> bool:
-        path = self.path(tenant_id)
-        path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        try:  # claim the file: exactly one creator makes it, with our permissions
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
-            claimed = True
-        except FileExistsError:
-            claimed = False
+        checked = self.paths.check(tenant_id)  # a link is refused before anything is made
+        claimed = None
+        if checked.identity is None:
+            self.paths.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            with self.paths.parent_dir(checked.path, create=True, mode=DIR_MODE) as folder:
+                try:  # claim the file: exactly one creator makes it, with our permissions
+                    fd = os.open(checked.path.name, os.O_CREAT | os.O_EXCL | os.O_WRONLY |
+                                 os.O_NOFOLLOW, FILE_MODE, dir_fd=folder)
+                    claimed = os.fstat(fd)
+                    os.close(fd)
+                except FileExistsError:
+                    pass
+            checked = self.paths.check(tenant_id)
         try:
-            with closing(sqlite3.connect(path, isolation_level=None, timeout=30)) as conn:
+            with closing(self.open_tenant(tenant_id, checked=checked)) as conn:
                 # The write lock first, then the check: a concurrent creator waits
                 # here and then finds the tables; an empty file (ours, or left by a
                 # crash) is filled, as an empty PostgreSQL schema is.
@@ -207,30 +316,52 @@ class SqliteBackend(Backend):
                     conn.execute(statement)
                 conn.execute("COMMIT")
         except BaseException:
-            if claimed:  # never leave a half-made tenant behind
-                path.unlink(missing_ok=True)
+            if claimed is not None:  # never leave a half-made tenant behind
+                self._remove_file(checked.path, (claimed.st_dev, claimed.st_ino))
             raise
         return True
 
     def drop(self, tenant_id: str) -> None:
-        path = self.path(tenant_id)
-        for suffix in ("", *SIDECARS):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        parent = path.parent
-        if parent != self.storage_root.resolve() and parent.exists() and not any(parent.iterdir()):
-            parent.rmdir()
+        checked = self.paths.check(tenant_id)  # never through a link to another's file
+        self._remove_file(checked.path, checked.identity)
+        parent = checked.path.parent
+        if parent != self.paths.root:
+            with suppress(OSError), self.paths.parent_dir(parent) as above:
+                os.rmdir(parent.name, dir_fd=above)  # only when empty
+
+    def _remove_file(self, path: Path, identity: tuple[int, int] | None) -> None:
+        """Unlink ``path`` and its sidecars inside its directory, reached without links;
+        the file only if it is still the one checked (``identity``)."""
+        with self.paths.parent_dir(path) as folder:
+            if identity is not None:
+                with suppress(FileNotFoundError):
+                    st = os.stat(path.name, dir_fd=folder, follow_symlinks=False)
+                    if (st.st_dev, st.st_ino) != identity:
+                        raise TenantFileError(f"{path} was replaced while being removed; "
+                                              "left as it is")
+                    os.unlink(path.name, dir_fd=folder)
+            for suffix in SIDECARS:
+                with suppress(FileNotFoundError):
+                    os.unlink(path.name + suffix, dir_fd=folder)
 
     def create_tenant_engine(self, tenant_id: str, pool: PoolSettings) -> Engine:
-        return sqlite_engine(self.path(tenant_id), pool)
+        self.paths.check(tenant_id)  # refused now rather than at the first checkout
+        # Every new pooled connection checks again: a restore replaces the file.
+        return sqlite_engine(lambda: self._target(tenant_id), pool)
 
     @contextmanager
     def tenant_connection(self, tenant_id: str, foreign_keys: bool = True
                           ) -> Iterator[Connection]:
-        path = self.path(tenant_id)
-        if not path.exists():  # never create a file by merely connecting to it
-            raise RuntimeError(f"tenant {tenant_id!r}: no database file at {path}")
-        with self._router.connect(path, foreign_keys) as conn, conn.begin():
+        checked = self._existing(tenant_id)
+        with self._router.connect(lambda: self.open_tenant(tenant_id, checked=checked),
+                                  foreign_keys) as conn, conn.begin():
             yield conn
+
+    def _existing(self, tenant_id: str) -> CheckedFile:
+        checked = self.paths.check(tenant_id)
+        if checked.identity is None:  # never create a file by merely connecting to it
+            raise RuntimeError(f"tenant {tenant_id!r}: no database file at {checked.path}")
+        return checked
 
     # -- migrations ----------------------------------------------------------------------
 
@@ -241,16 +372,16 @@ class SqliteBackend(Backend):
         # cascade or fail with them on; check_migrated() runs foreign_key_check
         # before commit instead. BEGIN IMMEDIATE takes the write lock up front,
         # so a second runner waits at most lock_timeout, then fails the tenant.
-        path = self.path(tenant_id)
-        if not path.exists():
-            raise RuntimeError(f"tenant {tenant_id!r}: no database file at {path}")
-        timeout = 30 if lock_timeout is None else lock_timeout
-        with self._router.connect(path, False, "BEGIN IMMEDIATE", timeout) as conn:
+        checked = self._existing(tenant_id)
+        timeout = self.timeout if lock_timeout is None else lock_timeout
+        with self._router.connect(
+                lambda: self.open_tenant(tenant_id, checked=checked, timeout=timeout),
+                False, "BEGIN IMMEDIATE") as conn:
             try:
                 transaction = conn.begin()
             except OperationalError as exc:
-                raise TenantLockedError(
-                    f"tenant {tenant_id!r}: {path} is locked by another writer") from exc
+                raise TenantLockedError(f"tenant {tenant_id!r}: {checked.path} is locked by "
+                                        f"another writer (waited {timeout:g}s)") from exc
             with transaction:  # commit on success, rollback on error
                 yield conn
 
@@ -293,13 +424,18 @@ class SqliteBackend(Backend):
 
     @contextmanager
     def runner_lock(self, wait: bool) -> Iterator[None]:
-        self.storage_root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        path = self.storage_root / "_docex_ops.lock"
-        with open(path, "a+") as handle:
+        self.paths.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        path = self.paths.root / "_docex_ops.lock"
+        # Never through a link: truncating it would truncate whatever it points at.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+        with open(fd, "r+") as handle:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+                raise TenantFileError(f"{path} is not a plain file of its own "
+                                      f"({st.st_nlink} links); remove it and rerun")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError as exc:
-                handle.seek(0)
                 holder = handle.read().strip() or "another process"
                 raise TenantLockedError(f"another migration run holds {path}: {holder}; "
                                         "wait for it or rerun with --wait") from exc
@@ -314,23 +450,29 @@ class SqliteBackend(Backend):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def control_engine(self) -> Engine:
-        self.storage_root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        return sqlite_engine(self.storage_root / CONTROL_SQLITE_FILE)
+        self.paths.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        path = self.paths.root / CONTROL_SQLITE_FILE
+
+        def target() -> OpenTarget:
+            checked = self.paths.check_path(path, "the control file")
+            return OpenTarget(file_uri(path, "rwc"), self.timeout,
+                              functools.partial(self.paths.verify_open, checked=checked))
+
+        return sqlite_engine(target)
 
     def catalog(self, tenant_id: str) -> Catalog:
         with self.tenant_connection(tenant_id) as conn:
             return sqlite_catalog(conn)
 
 
-def _inspect_file(path: Path) -> tuple[int, str | None]:
-    """(DocEX tables present, recorded revision) of one tenant file, read-only."""
-    with closing(open_readonly(path)) as conn:
-        names = {row[0] for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        revision = None
-        if "alembic_version" in names:
-            row = conn.execute("SELECT max(version_num) FROM alembic_version").fetchone()
-            revision = row[0] if row else None
+def _inspect(conn: sqlite3.Connection) -> tuple[int, str | None]:
+    """(DocEX tables present, recorded revision) of one tenant file."""
+    names = {row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    revision = None
+    if "alembic_version" in names:
+        row = conn.execute("SELECT max(version_num) FROM alembic_version").fetchone()
+        revision = row[0] if row else None
     return len(names & set(TABLE_NAMES)), revision
 
 

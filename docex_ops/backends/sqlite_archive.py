@@ -25,34 +25,53 @@ from docex_ops.backends.archive import (
     TenantArchiver,
     TenantSnapshot,
 )
-from docex_ops.backends.sqlite import FILE_MODE, SIDECARS, SqliteBackend, open_readonly
+from docex_ops.backends.sqlite import (
+    DEFAULT_TIMEOUT,
+    FILE_MODE,
+    SIDECARS,
+    SqliteBackend,
+    open_readonly,
+)
 from docex_ops.backends.sqlite_digest import digest_database
 
 STAGING_PREFIX = ".docex-restore-"
 
 
-def backup_file(source: Path, target: Path) -> None:
-    """Copy the database at ``source`` to ``target`` with the online backup API."""
-    with closing(open_readonly(source)) as src, \
+def backup_file(source: Path, target: Path, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Copy the database at ``source`` (opened read-only as a plain path) to ``target``
+    with the online backup API."""
+    with closing(open_readonly(source, timeout)) as src, \
             closing(sqlite3.connect(target)) as dst:
-        src.backup(dst)  # pages=-1: one step under one read lock, a consistent snapshot
+        copy_locked(src, dst)
     os.chmod(target, FILE_MODE)
 
 
-def archive_file(source: Path, target: Path) -> tuple[dict[str, TableDigest], str | None]:
-    """Write a new archive of ``source`` at ``target`` with the online backup API and
-    digest it on the same connection: the manifest describes exactly the copy.
+def copy_locked(src: sqlite3.Connection, dst: sqlite3.Connection) -> None:
+    """The online backup, under a read lock taken first: the backup API itself retries a
+    busy source forever; a read transaction waits the busy timeout, then raises."""
+    src.execute("BEGIN")
+    try:
+        src.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        src.backup(dst)  # pages=-1: one step under the read lock, a consistent snapshot
+    finally:
+        src.execute("ROLLBACK")
+
+
+def archive_file(src: sqlite3.Connection, target: Path
+                 ) -> tuple[dict[str, TableDigest], str | None]:
+    """Write a new archive of the open (checked, read-only) tenant file ``src`` at
+    ``target`` with the online backup API and digest it on the same connection: the
+    manifest describes exactly the copy.
 
     ``target`` is a fresh file that becomes an archive only once its manifest is
     written, so it needs no rollback journal and no fsync per page; it is synced
     once, whole, before the manifest names it: a restore --force drops a tenant
     right after its safety backup, which must therefore be on disk.
     """
-    with closing(open_readonly(source)) as src, \
-            closing(sqlite3.connect(target, isolation_level=None)) as dst:
+    with closing(sqlite3.connect(target, isolation_level=None)) as dst:
         dst.execute("PRAGMA journal_mode = OFF")
         dst.execute("PRAGMA synchronous = OFF")
-        src.backup(dst)  # one step under one read lock: a consistent snapshot
+        copy_locked(src, dst)
         os.chmod(target, FILE_MODE)
         digests = digest_database(dst)
     fd = os.open(target, os.O_RDONLY)
@@ -86,16 +105,23 @@ class SqliteArchiver(TenantArchiver):
 
     def dump(self, tenant_ids: list[str], archive: Path) -> DumpResult:
         (tenant_id,) = tenant_ids
-        source = self.backend.path(tenant_id)
-        if not source.is_file():
+        checked = self.backend.paths.check(tenant_id)  # refuses a linked tenant
+        source = checked.path
+        if checked.identity is None:
             raise ArchiveToolError(f"tenant {tenant_id!r}: file {source} does not exist")
-        tables, revision = archive_file(source, archive)
+        try:
+            with closing(self.backend.open_tenant(tenant_id, readonly=True,
+                                                  checked=checked)) as src:
+                tables, revision = archive_file(src, archive)
+        except sqlite3.Error as exc:  # locked past the lock timeout, or not a database
+            raise ArchiveToolError(self.backend.unreadable(tenant_id, exc)[1]) from exc
         snapshot = TenantSnapshot(tenant_id, str(source), revision, tables)
         return DumpResult(archive, [snapshot], f"sqlite3 {sqlite3.sqlite_version}",
                           f"sqlite {sqlite3.sqlite_version}")
 
     def digest_tenant(self, tenant_id: str) -> dict[str, TableDigest]:
-        return digest_file(self.backend.path(tenant_id))[0]
+        with closing(self.backend.open_tenant(tenant_id, readonly=True)) as conn:
+            return digest_database(conn)[0]
 
     def restore_to_staging(self, archive: Path, source_location: str,
                            target_tenant_id: str | None) -> Staging:

@@ -102,7 +102,9 @@ def _backup_batch(archiver: TenantArchiver, batch: list[str], dest: Path
             half = (len(batch) + 1) // 2
             return [r for part in (batch[:half], batch[half:])
                     for r in _backup_batch(archiver, part, dest)]
-        return [BackupResult(batch[0], None, None, 0, 0, 0.0, f"tenant {batch[0]!r}: {exc}")]
+        who = f"tenant {batch[0]!r}: "
+        error = str(exc) if str(exc).startswith(who) else who + str(exc)
+        return [BackupResult(batch[0], None, None, 0, 0, 0.0, error)]
 
 
 def _dump(archiver: TenantArchiver, batch: list[str], dest: Path) -> list[BackupResult]:

@@ -12,6 +12,7 @@ import click
 
 from docex_ops import migrate as ops
 from docex_ops.backends import Backend
+from docex_ops.backends.base import UNREADABLE
 from docex_ops.backends.fleet_view import PlacementProblem
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
 from docex_ops.migrate import fleet as fleet_ops
@@ -41,8 +42,9 @@ def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
                   help="Stop starting new tenants after this many failures.")
     @click.option("--canary", type=click.IntRange(0), default=0,
                   help="Migrate this many tenants first; stop if any of them fails.")
-    @click.option("--lock-timeout", type=click.FloatRange(0), default=5.0, show_default=True,
-                  help="Seconds a tenant waits for application locks before it fails.")
+    @click.option("--lock-timeout", type=click.FloatRange(0), default=None,
+                  help="Seconds a tenant waits for application locks before it fails "
+                       "(default: the global --lock-timeout, else database.lock_timeout).")
     @click.option("--statement-timeout", type=click.FloatRange(0), default=None,
                   help="Seconds any one statement may run.")
     @click.option("--wait", is_flag=True,
@@ -51,10 +53,10 @@ def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
                   help="Run Alembic per tenant even where the rendered SQL could be replayed.")
     @functools.wraps(func)
     def wrapper(jobs: int, continue_on_error: bool, max_failures: int | None, canary: int,
-                lock_timeout: float, statement_timeout: float | None, wait: bool,
+                lock_timeout: float | None, statement_timeout: float | None, wait: bool,
                 online_only: bool, force: bool = False, **kwargs: Any) -> Any:
         step = ops.StepOptions(force=force, fast_path=not online_only,
-                               lock_timeout=lock_timeout or None,
+                               lock_timeout=lock_timeout,
                                statement_timeout=statement_timeout)
         options = ops.RunOptions(step=step, jobs=jobs, continue_on_error=continue_on_error,
                                  max_failures=max_failures, canary=canary, wait=wait)
@@ -99,9 +101,15 @@ def status_cmd(selection: ops.Selection, fail_behind: bool, fmt: str | None) -> 
         payload.update(by_server=grouped, problems=problems)
     emit(rows, fmt, payload=payload)
     behind = [t.tenant_id for t in report.tenants if t.state != "current"]
+    unreadable = [t for t in report.tenants if t.state in UNREADABLE]
     if (fmt or state().fmt) == "table":
         info(f"head {report.head}: " + ", ".join(f"{n} {s}" for s, n in report.counts.items())
              + (f"; not at head: {_first(behind)}" if behind else ""))
+    for tenant in unreadable:
+        info(str(tenant.detail))
+    if unreadable:
+        raise OperationFailed(f"{len(unreadable)} tenant(s) could not be read: "
+                              + _first([f"{t.tenant_id} ({t.state})" for t in unreadable]))
     if fail_behind and (behind or problems):
         raise OperationFailed(f"{len(behind)} tenant(s) not at head: {_first(behind)}"
                               if behind else f"{len(problems)} tenant(s) with placement "

@@ -8,6 +8,7 @@ import click
 
 from docex_ops import moves, placement, rebalance
 from docex_ops import tenants as ops
+from docex_ops.backends.base import UNREADABLE
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
 from docex_ops.output import human_bytes
 from docex_ops.tenancy import validate_all
@@ -33,18 +34,25 @@ def list_cmd(fmt: str | None) -> None:
         {"tenant": t.tenant_id, "server": placement.server_of(t, settings),
          "location": t.location, "revision": t.revision, "state": t.state,
          "tables": t.tables, "size": human_bytes(t.size_bytes)} for t in found]
+    unreadable = [t for t in found if t.condition in UNREADABLE]
     problems: list[dict[str, Any]] = [{"tenant": p.tenant_id, "server": ",".join(p.servers) or None,
                  "location": None, "revision": None, "state": "problem",
                  "tables": None, "size": None, "problem": p.message} for p in listing.problems]
     emit(rows + problems, fmt, payload={
         "backend": settings.db_type, "servers": placement.server_names(settings),
-        "tenants": [dict(r, size_bytes=t.size_bytes) for r, t in zip(rows, found, strict=True)],
+        "tenants": [dict(r, size_bytes=t.size_bytes, detail=t.detail)
+                    for r, t in zip(rows, found, strict=True)],
         "problems": listing.problems})
+    for tenant in unreadable:
+        info(str(tenant.detail))
     if listing.problems:
         for problem in listing.problems:
             info(problem.message)
         raise OperationFailed(f"{len(listing.problems)} tenant(s) with placement problems: "
                               + ", ".join(p.tenant_id for p in listing.problems))
+    if unreadable:
+        raise OperationFailed(f"{len(unreadable)} tenant(s) could not be read: "
+                              + ", ".join(f"{t.tenant_id} ({t.state})" for t in unreadable))
 
 
 @tenants.command("show")
@@ -56,6 +64,9 @@ def show_cmd(tenant_id: str, fmt: str | None) -> None:
     found = ops.find_tenant(manager, tenant_id)
     if found is None:
         raise LookupError(f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}")
+    if found.condition in UNREADABLE:  # reported, never opened
+        raise OperationFailed(f"tenant {found.tenant_id} at {found.location}: {found.state}: "
+                              f"{found.detail}")
     counts = ops.count_rows(manager, tenant_id) if found.state != "empty" else {}
     rows = [{"table": name, "rows": n} for name, n in counts.items()]
     payload = {"tenant": found.tenant_id, "server": placement.server_of(found, manager.settings),

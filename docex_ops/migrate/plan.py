@@ -54,7 +54,8 @@ class TenantStatus:
     tenant_id: str
     location: str
     revision: str | None
-    state: str  # current | behind | unversioned | empty | unknown
+    state: str  # current | behind | unversioned | empty | unknown | a condition (locked, ...)
+    detail: str | None = None  # why, for a condition
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,9 @@ def status(scripts: MigrationScripts, tenants: Iterable[TenantInfo]) -> StatusRe
     known = set(scripts.order)
     rows = []
     for info in tenants:
-        if info.revision is None:
+        if info.condition is not None:
+            state = info.condition
+        elif info.revision is None:
             state = "unversioned" if info.tables else "empty"
         elif info.revision == head:
             state = "current"
@@ -88,7 +91,8 @@ def status(scripts: MigrationScripts, tenants: Iterable[TenantInfo]) -> StatusRe
             state = "behind"
         else:
             state = "unknown"
-        rows.append(TenantStatus(info.tenant_id, info.location, info.revision, state))
+        rows.append(TenantStatus(info.tenant_id, info.location, info.revision, state,
+                                 info.detail))
     return StatusReport(head, rows)
 
 
@@ -106,6 +110,9 @@ def make_plan(scripts: MigrationScripts, tenants: Sequence[TenantInfo], action: 
     """Per tenant: resolve the target from its own revision and decide what to do."""
     plan = Plan(action, target)
     for info in tenants:
+        if info.condition is not None:  # locked, corrupt, linked, foreign: never touched
+            plan.blocked.append((info, f"{info.condition}: {info.detail or info.location}"))
+            continue
         if action != "stamp" and info.revision is None and info.tables:
             plan.blocked.append((info, "unversioned: DocEX made it; run `docex-ops migrate "
                                        "adopt` first"))

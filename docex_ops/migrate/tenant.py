@@ -54,7 +54,7 @@ class TenantResult:
 class StepOptions:
     force: bool = False
     fast_path: bool = True
-    lock_timeout: float | None = 5.0
+    lock_timeout: float | None = None  # None: the configured one (settings.lock_timeout)
     statement_timeout: float | None = None
 
 
@@ -64,7 +64,9 @@ def migrate_tenant(backend: Backend, scripts: MigrationScripts, step: TenantStep
     started = time.perf_counter()
     before = step.current
     try:
-        with backend.migration_connection(step.tenant_id, options.lock_timeout,
+        lock_timeout = (backend.settings.lock_timeout if options.lock_timeout is None
+                        else options.lock_timeout)
+        with backend.migration_connection(step.tenant_id, lock_timeout,
                                           options.statement_timeout) as conn:
             before = backend.current_revision(conn)  # under the tenant lock: the truth
             if before == step.target:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from docex_ops.backends.base import TenantInfo
@@ -211,7 +212,7 @@ def _server_part(manager: TenantDatabaseManager, backend: PostgresBackend, serve
 
 def _sqlite_report(manager: TenantDatabaseManager, backend: SqliteBackend,
                    discovered: list[str], process: dict[str, dict[str, Any]]) -> PoolReport:
-    paths = {t: backend.path(t) for t in discovered}
+    paths = {t: Path(backend.location(t)) for t in discovered}  # stat only, never opened
     scan = scan_open_files(paths.values())
     files = []
     for tenant_id, path in paths.items():

@@ -19,6 +19,7 @@ from docex_ops.backends import Backend
 from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.split_source import SplitSource
 from docex_ops.backends.split_target import TenantFill, copy_mode, open_fill
+from docex_ops.backends.sqlite_paths import TenantFileError
 from docex_ops.ddl import head_ddl, version_table_ddl
 from docex_ops.executor import FailurePolicy, make_executor
 from docex_ops.migrate import MigrationScripts, StepOptions, TenantStep, migrate_tenant
@@ -119,7 +120,7 @@ def split_tenant(source: SplitSource, backend: Backend, scripts: MigrationScript
         current = prepare_target(backend, scripts, tenant_id, plan.revision)
         with open_fill(source, backend, tenant_id, token) as fill:
             status, rows = _fill(fill, plan, tenant_id, current)
-    except SplitRefused as exc:
+    except (SplitRefused, TenantFileError) as exc:  # a link: refused before any open
         audit.record("tenant.split", tenant_id, location, audit.REFUSED, {"error": str(exc)})
         return TenantSplit(tenant_id, location, REFUSED, 0, time.perf_counter() - started,
                            str(exc))
