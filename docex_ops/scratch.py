@@ -22,7 +22,8 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import Connection, Engine
@@ -32,6 +33,7 @@ from docex_ops.backends.pg_sql import ADVISORY_NAMESPACE
 PG_MARK = "docex$"
 FILE_MARK = ".docex-"
 PARTIAL_SUFFIX = ".partial"
+SIDECARS = ("-wal", "-shm", "-journal")  # a scratch database's files beside it
 SCRATCH_NAMESPACE = ADVISORY_NAMESPACE + 2  # first key of the advisory lock holding a name
 
 
@@ -100,6 +102,7 @@ def hold_new_file(folder: Path, purpose: str, suffix: str = "") -> Iterator[Path
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o640)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
+        _still_mine(fd, path)
         yield path
     finally:
         _remove(path)
@@ -115,6 +118,7 @@ def hold_new_folder(parent: Path, purpose: str) -> Iterator[Path]:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
+        _still_mine(fd, path)
         yield path
     finally:
         _remove(path)
@@ -142,9 +146,91 @@ def claimed(path: Path) -> Iterator[bool]:
         os.close(fd)
 
 
+def _still_mine(fd: int, path: Path) -> None:
+    """Between creating an object and locking it a cleanup could remove it (it looked
+    unheld for that instant): then fail now, before anything is written to it."""
+    st, now = os.fstat(fd), None
+    with suppress(FileNotFoundError):
+        now = os.lstat(path)
+    if now is None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+        raise RuntimeError(f"scratch object {path} was removed by a concurrent "
+                           "`docex-ops cleanup` as it was made; rerun the command")
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in ("", *SIDECARS):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+# -- leftovers: what a killed operation left, found and removed by `docex-ops cleanup` ------
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A scratch object that exists now: held by a running operation, or left behind."""
+
+    kind: str       # schema | role | file | folder | link
+    name: str       # schema or role name; the path of a file, folder or link
+    where: str      # the server it is on, or the folder it was found in
+    held: bool      # a running operation holds it: never removed
+
+    @property
+    def purpose(self) -> str:
+        """What made it (restore, split, reference, partial, ...), from its name."""
+        base = Path(self.name).name
+        if base.startswith(FILE_MARK):
+            return base[len(FILE_MARK):].split("-", 1)[0]
+        if base.startswith(PG_MARK):
+            return base[len(PG_MARK):].rsplit("_", 1)[0]
+        return "partial" if base.endswith(PARTIAL_SUFFIX) else "?"
+
+
+def is_leftover_name(name: str, backups: bool = False) -> bool:
+    """A scratch mark; in backup folders also an older release's ``.<archive>.partial``."""
+    return is_scratch_file(name) or (backups and name.startswith(".")
+                                     and name.endswith(PARTIAL_SUFFIX))
+
+
+def find_files(folder: Path, depth: int = 0, backups: bool = False) -> list[Leftover]:
+    """Marked files, folders and links in ``folder`` and its subfolders down to ``depth``
+    levels (never followed through a link, never into a marked folder)."""
+    found: list[Leftover] = []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return found
+    names = {e.name for e in entries}
+    for entry in entries:
+        path = Path(entry.path)
+        if any(entry.name == base + side for side in SIDECARS for base in names):
+            continue  # a scratch database's journal: removed with it
+        if is_leftover_name(entry.name, backups):
+            kind = ("link" if entry.is_symlink() else
+                    "folder" if entry.is_dir(follow_symlinks=False) else "file")
+            found.append(Leftover(kind, str(path), str(folder), kind != "link" and is_held(path)))
+        elif depth > 0 and entry.is_dir(follow_symlinks=False):
+            found.extend(find_files(path, depth - 1, backups))
+    return found
+
+
+def is_held(path: Path) -> bool:
+    with claimed(path) as free:
+        return not free
+
+
+def remove_file(leftover: Leftover) -> bool:
+    """Remove a marked file, folder or link nobody holds; False when held."""
+    path = Path(leftover.name)
+    if not os.path.lexists(path):  # removed meanwhile (by its holder, or with its file)
+        return True
+    if leftover.kind == "link":  # planted, or a scratch name made a link: the link only
+        path.unlink(missing_ok=True)
+        return True
+    with claimed(path) as free:
+        if not free:
+            return False
+        _remove(path)
+    return True

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from docex_ops import scratch
 from docex_ops.backends.archive import (
     ArchiveToolError,
     DumpResult,
@@ -48,7 +48,7 @@ from docex_ops.backends.pg_tools import (
 from docex_ops.backends.postgres import PostgresBackend, quote_ident
 from docex_ops.schema import TABLE_NAMES
 
-STAGING_PREFIX = "_docex_restore_"
+STAGING_PREFIX = scratch.PG_MARK + "restore_"  # a scratch name: `cleanup` finds it
 LOCKS_PER_TENANT = len(TABLE_NAMES) + 1  # + alembic_version
 MAX_BATCH = 250
 
@@ -118,6 +118,9 @@ class PostgresArchiver(TenantArchiver):
         self.pg = backend.settings.postgres
         self.pg_bin = pg_bin
         self._engine: Engine | None = None
+        # Each staging schema is held (scratch.hold_new_schema) until promoted or
+        # discarded, so a concurrent `docex-ops cleanup` keeps it.
+        self._holds: dict[str, ExitStack] = {}
 
     @property
     def engine(self) -> Engine:
@@ -221,7 +224,9 @@ class PostgresArchiver(TenantArchiver):
                            target_tenant_id: str | None) -> Staging:
         restore = find_tool("pg_restore", self.pg_bin)
         psql = find_tool("psql", self.pg_bin)
-        staging = Staging(STAGING_PREFIX + uuid.uuid4().hex[:16])
+        hold = ExitStack()
+        staging = Staging(hold.enter_context(scratch.hold_new_schema(self.engine, "restore")))
+        self._holds[staging.location] = hold
         with tempfile.TemporaryDirectory(prefix="docex-restore-") as tmp:
             listing = Path(tmp) / "toc.list"
             listing.write_bytes(self._toc_for(restore, archive, source_location))
@@ -297,14 +302,27 @@ class PostgresArchiver(TenantArchiver):
             conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(target)} CASCADE")
             conn.exec_driver_sql(f"ALTER SCHEMA {quote_ident(staging.location)} "
                                  f"RENAME TO {quote_ident(target)}")
+        self._release(staging)
 
     def discard(self, staging: Staging) -> None:
         if not staging.location.startswith(STAGING_PREFIX):  # never a tenant's schema
             raise ValueError(f"refusing to drop {staging.location!r}: not a staging schema")
-        with self.engine.connect() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(staging.location)} CASCADE")
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql(
+                    f"DROP SCHEMA IF EXISTS {quote_ident(staging.location)} CASCADE")
+        finally:
+            self._release(staging)
+
+    def _release(self, staging: Staging) -> None:
+        hold = self._holds.pop(staging.location, None)
+        if hold is not None:
+            hold.close()
 
     def dispose(self) -> None:
+        for hold in self._holds.values():
+            hold.close()
+        self._holds.clear()
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None

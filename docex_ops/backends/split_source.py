@@ -11,7 +11,6 @@ copy is the snapshot every worker reads. Neither path ever writes the source.
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import tempfile
 from abc import ABC, abstractmethod
@@ -34,6 +33,7 @@ from docex_ops.backends.sqlite import open_readonly, readonly_uri
 from docex_ops.backends.sqlite_archive import backup_file
 from docex_ops.backends.sqlite_digest import digest_table
 from docex_ops.config import ConfigError, PostgresSettings
+from docex_ops.scratch import hold_new_folder
 from docex_ops.tenancy import check_schema_name
 
 _PG_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
@@ -283,8 +283,12 @@ class SplitSource:
         return self._engine
 
     @contextmanager
-    def snapshot(self) -> Iterator[tuple[SourceView, str]]:
-        """The coordinator's view and the token workers pass to ``view``."""
+    def snapshot(self, scratch_dir: Path | None = None) -> Iterator[tuple[SourceView, str]]:
+        """The coordinator's view and the token workers pass to ``view``.
+
+        SQLite: the snapshot copy is a held scratch folder in ``scratch_dir`` (the
+        targets' storage root; default the temp folder), so `cleanup` finds it if the
+        process dies."""
         if self.spec.kind == "postgresql":
             with self.engine.connect() as conn:
                 conn.exec_driver_sql(_PG_BEGIN)
@@ -297,14 +301,13 @@ class SplitSource:
                     conn.exec_driver_sql("ROLLBACK")
             return
         assert self.spec.path is not None
-        folder = Path(tempfile.mkdtemp(prefix="docex-split-"))
-        try:
+        parent = scratch_dir or Path(tempfile.gettempdir())
+        parent.mkdir(parents=True, exist_ok=True)
+        with hold_new_folder(parent, "split") as folder:
             copy = folder / "snapshot.db"
             backup_file(self.spec.path, copy)
             with self._sqlite_view(str(copy)) as view:
                 yield view, str(copy)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
     @contextmanager
     def view(self, token: str) -> Iterator[SourceView]:

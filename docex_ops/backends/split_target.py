@@ -18,6 +18,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -81,6 +82,12 @@ def same_database(source: SplitSource, backend: Backend) -> bool:
         return False
     mine = backend.settings.postgres
     return (pg.host, pg.port, pg.database) == (mine.host, mine.port, mine.database)
+
+
+def scratch_dir(backend: Backend | None) -> Path | None:
+    """Where a SQLite source's snapshot copy goes: beside SQLite targets (the storage
+    root, same disk), else the temp folder (None)."""
+    return backend.paths.root if isinstance(backend, SqliteBackend) else None
 
 
 def copy_mode(source: SplitSource, backend: Backend) -> str:

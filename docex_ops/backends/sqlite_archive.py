@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-import uuid
-from contextlib import closing
+from contextlib import ExitStack, closing
 from pathlib import Path
 
+from docex_ops import scratch
 from docex_ops.backends.archive import (
     ArchiveToolError,
     DumpResult,
@@ -34,7 +34,7 @@ from docex_ops.backends.sqlite import (
 )
 from docex_ops.backends.sqlite_digest import digest_database
 
-STAGING_PREFIX = ".docex-restore-"
+STAGING_PREFIX = scratch.FILE_MARK + "restore-"
 
 
 def backup_file(source: Path, target: Path, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -99,6 +99,7 @@ class SqliteArchiver(TenantArchiver):
 
     def __init__(self, backend: SqliteBackend) -> None:
         self.backend = backend
+        self._holds: dict[str, ExitStack] = {}
 
     def batch_size(self, jobs: int) -> int:
         return 1
@@ -125,24 +126,29 @@ class SqliteArchiver(TenantArchiver):
 
     def restore_to_staging(self, archive: Path, source_location: str,
                            target_tenant_id: str | None) -> Staging:
+        # Scratch objects held until promoted or discarded: `cleanup` keeps them.
+        hold = ExitStack()
         if target_tenant_id is None:
-            folder = Path(tempfile.mkdtemp(prefix="docex-restore-check-"))
+            folder = hold.enter_context(scratch.hold_new_folder(
+                Path(tempfile.gettempdir()), "check"))
         else:
             folder = self.backend.path(target_tenant_id).parent
             folder.mkdir(mode=0o750, parents=True, exist_ok=True)
-        staging = folder / f"{STAGING_PREFIX}{uuid.uuid4().hex[:16]}.db"
+        staging_path = hold.enter_context(scratch.hold_new_file(folder, "restore", ".db"))
+        staging = Staging(str(staging_path), {"scratch_dir": str(folder)}
+                          if target_tenant_id is None else {})
+        self._holds[staging.location] = hold
         try:
-            backup_file(archive, staging)
-            check = quick_check(staging)
+            backup_file(archive, staging_path, self.backend.timeout)
+            check = quick_check(staging_path)
         except sqlite3.DatabaseError as exc:
-            self.discard(Staging(str(staging)))
+            self.discard(staging)
             raise ArchiveToolError(f"archive {archive} is not a readable SQLite database: "
                                    f"{exc}") from exc
         if check != "ok":
-            self.discard(Staging(str(staging)))
+            self.discard(staging)
             raise ArchiveToolError(f"archive {archive} fails SQLite's quick_check: {check}")
-        return Staging(str(staging), {"scratch_dir": str(folder)} if target_tenant_id is None
-                       else {})
+        return staging
 
     def digest_staging(self, staging: Staging) -> dict[str, TableDigest]:
         return digest_file(Path(staging.location))[0]
@@ -155,13 +161,24 @@ class SqliteArchiver(TenantArchiver):
         for suffix in SIDECARS:  # a stale journal or WAL must not be replayed onto the copy
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         os.replace(staging.location, target)
+        self._release(staging)
 
     def discard(self, staging: Staging) -> None:
         path = Path(staging.location)
         if not path.name.startswith(STAGING_PREFIX):  # never a tenant's file
             raise ValueError(f"refusing to delete {path}: not a staging file")
-        for suffix in ("", *SIDECARS):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        scratch = staging.extra.get("scratch_dir")
-        if scratch and Path(scratch).exists() and not any(Path(scratch).iterdir()):
-            Path(scratch).rmdir()
+        try:
+            for suffix in ("", *SIDECARS):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        finally:
+            self._release(staging)  # removes the scratch folder of a restore check
+
+    def _release(self, staging: Staging) -> None:
+        hold = self._holds.pop(staging.location, None)
+        if hold is not None:
+            hold.close()
+
+    def dispose(self) -> None:
+        for hold in self._holds.values():
+            hold.close()
+        self._holds.clear()

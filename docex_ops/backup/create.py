@@ -16,6 +16,7 @@ from docex_ops.backends.archive import DumpResult, TenantArchiver
 from docex_ops.backends.archivers import make_archiver
 from docex_ops.backup.manifest import MANIFEST_SUFFIX, Manifest, sha256_file, write_manifest
 from docex_ops.manager import TenantDatabaseManager
+from docex_ops.scratch import PARTIAL_SUFFIX, hold_new_file
 from docex_ops.tenancy import validate_all
 
 
@@ -113,12 +114,11 @@ def _dump(archiver: TenantArchiver, batch: list[str], dest: Path) -> list[Backup
     name = (f"{batch[0]}.{stamp}{archiver.extension}" if len(batch) == 1 else
             f"batch-{stamp}-{batch[0]}-{len(batch)}{archiver.extension}")
     archive = dest / name
-    partial = dest / f".{name}.partial"
-    try:
+    # Written under a scratch name, held while pg_dump or SQLite writes it: a killed
+    # backup leaves a .partial that `cleanup --backups DEST` finds and removes.
+    with hold_new_file(dest, "partial", PARTIAL_SUFFIX) as partial:
         dumped = archiver.dump(batch, partial)
         os.replace(partial, archive)
-    finally:
-        partial.unlink(missing_ok=True)
     return _write_manifests(archiver, dumped, archive, started_at, started, stamp)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from docex_ops.backends.archive import TableDigest
+from docex_ops.scratch import hold_new_file
 from docex_ops.tenancy import validate_tenant_id
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -59,12 +60,12 @@ class Manifest:
 
 def write_manifest(manifest: Manifest, path: Path) -> Path:
     """Write atomically and durably: a manifest that exists is complete and on disk."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(manifest.to_json())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    with hold_new_file(path.parent, "manifest", ".tmp") as tmp:  # a scratch file: cleanup
+        with open(tmp, "w", encoding="utf-8") as handle:              # finds it if we die
+            handle.write(manifest.to_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
     return path
 
 

@@ -65,6 +65,7 @@ main.lazy_commands.update({
     "audit": "docex_ops.cli.audit:audit",
     "pools": "docex_ops.cli.pools:pools",
     "split": "docex_ops.cli.split:split",
+    "cleanup": "docex_ops.cli.cleanup:cleanup_cmd",
 })
 
 

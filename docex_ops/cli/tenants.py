@@ -9,6 +9,7 @@ import click
 from docex_ops import moves, placement, rebalance
 from docex_ops import tenants as ops
 from docex_ops.backends.base import UNREADABLE
+from docex_ops.cleanup import find_leftovers
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
 from docex_ops.output import human_bytes
 from docex_ops.tenancy import validate_all
@@ -35,6 +36,10 @@ def list_cmd(fmt: str | None) -> None:
          "location": t.location, "revision": t.revision, "state": t.state,
          "tables": t.tables, "size": human_bytes(t.size_bytes)} for t in found]
     unreadable = [t for t in found if t.condition in UNREADABLE]
+    # Never tenants; reported so that nothing a killed command left stays hidden.
+    leftovers = find_leftovers(state().manager, temp=False)
+    left = [{"kind": x.kind, "object": x.name, "where": x.where, "purpose": x.purpose,
+             "held": x.held} for x in leftovers]
     problems: list[dict[str, Any]] = [{"tenant": p.tenant_id, "server": ",".join(p.servers) or None,
                  "location": None, "revision": None, "state": "problem",
                  "tables": None, "size": None, "problem": p.message} for p in listing.problems]
@@ -42,7 +47,14 @@ def list_cmd(fmt: str | None) -> None:
         "backend": settings.db_type, "servers": placement.server_names(settings),
         "tenants": [dict(r, size_bytes=t.size_bytes, detail=t.detail)
                     for r, t in zip(rows, found, strict=True)],
-        "problems": listing.problems})
+        "problems": listing.problems, "leftovers": left})
+    if left and (fmt or state().fmt) == "table":
+        held = sum(x.held for x in leftovers)
+        info(f"note: {len(left)} scratch object(s) are not tenants"
+             + (f" ({held} in use by a running operation)" if held else "")
+             + ": " + ", ".join(f"{x['object']} ({x['purpose']})" for x in left[:5])
+             + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+             + "; `docex-ops cleanup` removes those nobody holds")
     for tenant in unreadable:
         info(str(tenant.detail))
     if listing.problems:

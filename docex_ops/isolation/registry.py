@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from docex_ops.isolation import (
+    leftovers,
     pg_contents,
     pg_pooler,
     pg_privileges,
@@ -54,6 +55,8 @@ CHECKS: tuple[Check, ...] = (
     Check("routing", POSTGRESQL, pg_routing.check_routing,
           "each tenant connection routes to its own schema only (rolled-back canary)",
           needs_catalog=False),
+    Check("leftovers", POSTGRESQL, leftovers.check_leftovers,
+          "no scratch schema or role (docex$...) is left behind", needs_catalog=False),
     Check("file_location", SQLITE, sqlite_files.check_location,
           "the file is a regular file inside its own tenant directory and the storage root"),
     Check("file_sharing", SQLITE, sqlite_files.check_sharing,
@@ -65,6 +68,8 @@ CHECKS: tuple[Check, ...] = (
     Check("integrity", SQLITE, sqlite_contents.check_integrity, "PRAGMA quick_check is ok"),
     Check("contents", SQLITE, sqlite_contents.check_contents,
           "the DocEX tables, nothing unexpected, no view or trigger naming another database"),
+    Check("leftovers", SQLITE, leftovers.check_leftovers,
+          "no scratch file or folder (.docex-...) is left in the storage root"),
 )
 
 

@@ -6,29 +6,29 @@ migrated step by step from base and its catalog read after every revision.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from docex_ops.backends import Backend, TenantInfo
 from docex_ops.backends.catalog import Catalog, diff, without_names
+from docex_ops.backends.scratch_tenant import scratch_tenant
 from docex_ops.migrate.scripts import MigrationScripts
 from docex_ops.migrate.tenant import run_online
 
 
-def reference_catalogs(backend: Backend, scripts: MigrationScripts) -> dict[str, Catalog]:
-    """The catalog each revision produces, from a scratch tenant that is dropped afterwards."""
-    scratch = f"zz_reference_{uuid.uuid4().hex[:8]}"
-    backend.create(scratch, "")
-    try:
+def reference_catalogs(backend: Backend, scripts: MigrationScripts,
+                       folder: Path | None = None) -> dict[str, Catalog]:
+    """The catalog each revision produces, from a scratch tenant that never shows as a
+    tenant and is removed afterwards (``folder``: SQLite, where its folder goes)."""
+    with scratch_tenant(backend, "reference", folder) as (scratch, tenant_id):
+        scratch.create(tenant_id, "")
         references = {}
         for revision in scripts.order:
-            with backend.migration_connection(scratch) as conn:
+            with scratch.migration_connection(tenant_id) as conn:
                 run_online(scripts, conn, "upgrade", revision)
-            references[revision] = without_names(backend.catalog(scratch))
+            references[revision] = without_names(scratch.catalog(tenant_id))
         return references
-    finally:
-        backend.drop(scratch)
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ Three situations:
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
 from sqlalchemy.engine import Connection
 
 from docex_ops.backends import Backend, make_backend
+from docex_ops.backends.scratch_tenant import scratch_tenant
 from docex_ops.config import load_settings
 from docex_ops.ddl import head_ddl
 from docex_ops.migrate.scripts import ATTR_CONNECTION, ATTR_FORCE, ATTR_RENDER_DIALECT
@@ -92,11 +92,8 @@ def _autogenerate(context: EnvironmentContext, backend: Backend) -> None:
     from docex_ops.ddl import version_table_ddl
     from docex_ops.revisions import head_revision
 
-    scratch = f"zz_autogen_{uuid.uuid4().hex[:8]}"
-    backend.create(scratch, head_ddl(backend.kind) + version_table_ddl(head_revision()))
-    try:
-        with backend.migration_connection(scratch) as conn:
+    with scratch_tenant(backend, "autogen") as (scratch, tenant_id):
+        scratch.create(tenant_id, head_ddl(backend.kind) + version_table_ddl(head_revision()))
+        with scratch.migration_connection(tenant_id) as conn:
             configure_connection(context, conn, force=False)
             context.run_migrations()
-    finally:
-        backend.drop(scratch)

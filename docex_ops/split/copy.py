@@ -18,7 +18,7 @@ from docex_ops import audit
 from docex_ops.backends import Backend
 from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.split_source import SplitSource
-from docex_ops.backends.split_target import TenantFill, copy_mode, open_fill
+from docex_ops.backends.split_target import TenantFill, copy_mode, open_fill, scratch_dir
 from docex_ops.backends.sqlite_paths import TenantFileError
 from docex_ops.ddl import head_ddl, version_table_ddl
 from docex_ops.executor import FailurePolicy, make_executor
@@ -80,7 +80,7 @@ def run_split(source: SplitSource, mapping: BasketMapping, options: PlanOptions,
               progress: Callable[[int, int], None] | None = None) -> SplitReport:
     started = time.perf_counter()
     scripts = scripts or MigrationScripts()
-    with source.snapshot() as (view, token):
+    with source.snapshot(scratch_dir(backend)) as (view, token):
         revision = source_revision(view, source.spec, backend, scripts, run.revision)
         plan = make_plan(view, mapping, options, backend, revision)
         plan.source = source.spec.describe()

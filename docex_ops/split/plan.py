@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from docex_ops.backends.base import Backend
 from docex_ops.backends.split_source import SourceView, SplitSource
+from docex_ops.backends.split_target import scratch_dir
 from docex_ops.schema import TABLE_NAMES
 from docex_ops.split.mapping import BasketMapping
 from docex_ops.split.rules import GLOBAL_TABLES, attribution_sql, total_sql
@@ -206,7 +207,7 @@ def plan_split(source: SplitSource, mapping: BasketMapping, options: PlanOptions
                backend: Backend | None) -> SplitPlan:
     """``split plan``: read-only; the revision shown is the recorded one (None: the run
     recognises it from the source's structure)."""
-    with source.snapshot() as (view, _token):
+    with source.snapshot(scratch_dir(backend)) as (view, _token):
         plan = make_plan(view, mapping, options, backend, view.revision())
     plan.source = source.spec.describe()
     return plan

@@ -3,14 +3,13 @@ structure against reference catalogs built in a scratch tenant of the source's k
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 from docex_ops.backends import Backend, make_backend
+from docex_ops.backends.scratch_tenant import sqlite_in
 from docex_ops.backends.split_source import SourceSpec, SourceView
-from docex_ops.config import SqliteSettings
 from docex_ops.migrate.adopt import compare, reference_catalogs
 from docex_ops.migrate.scripts import MigrationScripts
 
@@ -36,23 +35,19 @@ def source_revision(view: SourceView, spec: SourceSpec, backend: Backend,
 
 def _references(spec: SourceSpec, backend: Backend, scripts: MigrationScripts
                 ) -> dict[str, dict[str, dict[str, object]]]:
+    # Built in a scratch tenant of the source's kind (held, never listed as a tenant).
     if backend.kind == spec.kind:
         return reference_catalogs(backend, scripts)
-    if spec.kind == "sqlite":
-        folder = Path(tempfile.mkdtemp(prefix="docex-split-ref-"))
-        try:
-            settings = replace(backend.settings, db_type="sqlite", sqlite=SqliteSettings(
-                folder / "docex.db", str(folder / "tenant_{tenant_id}" / "docex.db"), folder))
-            return reference_catalogs(make_backend(settings), scripts)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+    if spec.kind == "sqlite":  # PostgreSQL targets: no storage root, the temp folder
+        folder = Path(tempfile.gettempdir())
+        return reference_catalogs(sqlite_in(backend.settings, folder), scripts, folder)
     # A PostgreSQL source with SQLite targets: the scratch schema lives (briefly) in the
     # source database, never in the source schema; --source-revision avoids it.
     assert spec.postgres is not None
     settings = replace(backend.settings, db_type="postgresql",
                        postgres=replace(spec.postgres, schema_template="tenant_{tenant_id}"))
-    scratch = make_backend(settings)
+    source_server = make_backend(settings)
     try:
-        return reference_catalogs(scratch, scripts)
+        return reference_catalogs(source_server, scripts)
     finally:
-        scratch.dispose()
+        source_server.dispose()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from docex_ops.backends import Backend
 from docex_ops.backends.split_source import SplitSource
-from docex_ops.backends.split_target import open_fill
+from docex_ops.backends.split_target import open_fill, scratch_dir
 from docex_ops.schema import TABLE_NAMES
 from docex_ops.split.copy import mismatches
 from docex_ops.split.mapping import BasketMapping
@@ -48,7 +48,7 @@ class VerifyReport:
 
 def verify_split(source: SplitSource, mapping: BasketMapping, options: PlanOptions,
                  backend: Backend) -> VerifyReport:
-    with source.snapshot() as (view, token):
+    with source.snapshot(scratch_dir(backend)) as (view, token):
         plan = make_plan(view, mapping, options, backend, view.revision())
         plan.source = source.spec.describe()
         report = VerifyReport(plan, coverage=coverage_problems(plan))
