@@ -257,3 +257,48 @@ def test_split_into_a_linked_target_refuses_it(linked: Deployment, tmp_path: Pat
     assert results["b"]["status"] == "refused" and "tenant 'a'" in results["b"]["error"]
     assert results["globex"]["status"] == "copied"
     _a_unchanged(linked, before)
+
+
+@pytest.mark.parametrize("plant", ["symlink", "hard_link", "linked_folder"])
+def test_an_archive_that_is_a_live_tenant_file_is_refused(
+        plant: str, settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    """Whoever can write to the backup folder replaces an archive with a link to tenant
+    b's live file and recomputes the manifest's sha256: restore never reads it."""
+    settings = settings_factory("sqlite")
+    TenantDatabaseManager.reset()
+    manager = TenantDatabaseManager(settings)
+    fill_tenant(manager, "b", "secret", big=False)
+    assert manager.provision("decoy")
+    TenantDatabaseManager.reset()
+    config = write_config(settings, tmp_path / "config.yaml")
+    live = settings.sqlite.storage_root / "tenant_b" / "docex.db"
+    dest = tmp_path / "backups"
+    assert _run(config, "backup", "create", "--tenant", "decoy", "--dest", str(dest))[0] == 0
+    (found,) = find_manifests(dest)
+    manifest = json.loads(found.path.read_text())
+    from docex_ops.backends.archivers import make_archiver
+
+    archiver = make_archiver(SqliteBackend(settings))  # b's digests, as the attacker reads them
+    stolen = {t: {"rows": d.rows, "checksum": d.checksum}
+              for t, d in archiver.digest_tenant("b").items()}
+    if plant == "linked_folder":  # the manifest sits in a folder that is b's directory
+        folder = tmp_path / "evil"
+        folder.symlink_to(live.parent, target_is_directory=True)
+        manifest_path = folder / found.path.name
+        manifest["archive"] = live.name
+    else:
+        archive = dest / manifest["archive"]
+        archive.unlink()
+        if plant == "symlink":
+            archive.symlink_to(live)
+        else:
+            os.link(live, archive)
+        manifest_path = found.path
+    manifest["archive_sha256"] = hashlib.sha256(live.read_bytes()).hexdigest()
+    manifest["archive_size"] = live.stat().st_size
+    manifest["tables"] = stolen
+    manifest_path.write_text(json.dumps(manifest))
+    code, out = _run(config, "backup", "restore", str(manifest_path), "--as", "thief")
+    assert code == 1, out
+    assert "refusing to restore" in out or "cannot be opened as a plain file" in out, out
+    assert not (settings.sqlite.storage_root / "tenant_thief" / "docex.db").exists()

@@ -11,7 +11,9 @@ through the same API, verifies it, then renames it into place (atomic).
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import stat
 import tempfile
 from contextlib import ExitStack, closing
 from pathlib import Path
@@ -33,6 +35,7 @@ from docex_ops.backends.sqlite import (
     open_readonly,
 )
 from docex_ops.backends.sqlite_digest import digest_database
+from docex_ops.backends.sqlite_paths import TenantPaths
 
 STAGING_PREFIX = scratch.FILE_MARK + "restore-"
 
@@ -55,6 +58,35 @@ def copy_locked(src: sqlite3.Connection, dst: sqlite3.Connection) -> None:
         src.backup(dst)  # pages=-1: one step under the read lock, a consistent snapshot
     finally:
         src.execute("ROLLBACK")
+
+
+def copy_archive(archive: Path, target: Path, paths: TenantPaths) -> None:
+    """Copy an archive's bytes into ``target`` (a fresh staging file) through one fd
+    opened without following links, refused if it is a live tenant's file (a link or
+    a hard link planted in the backup folder) or anything under the storage root.
+
+    SQLite never opens the archive itself: what was checked is what is read, and an
+    archive is a complete database file (written with no journal), so its bytes are
+    the database.
+    """
+    try:
+        fd = os.open(archive, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ArchiveToolError(f"archive {archive} cannot be opened as a plain file "
+                               f"({exc.strerror}); a link is never followed") from exc
+    with os.fdopen(fd, "rb") as src:
+        st = os.fstat(src.fileno())
+        owner = paths.owner_of_inode(st)
+        if not stat.S_ISREG(st.st_mode) or owner is not None or \
+                paths.root in Path(os.path.realpath(archive)).parents:
+            raise ArchiveToolError(
+                f"archive {archive} is not a plain archive file: it is "
+                + (f"tenant {owner!r}'s live database" if owner else
+                   "a file under the storage root" if stat.S_ISREG(st.st_mode) else
+                   "not a regular file") + "; refusing to restore from it")
+        with open(target, "r+b") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.truncate()
 
 
 def archive_file(src: sqlite3.Connection, target: Path
@@ -132,14 +164,15 @@ class SqliteArchiver(TenantArchiver):
             folder = hold.enter_context(scratch.hold_new_folder(
                 Path(tempfile.gettempdir()), "check"))
         else:
-            folder = self.backend.path(target_tenant_id).parent
-            folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+            target = self.backend.path(target_tenant_id)
+            with self.backend.paths.parent_dir(target, create=True):  # never through a link
+                folder = target.parent
         staging_path = hold.enter_context(scratch.hold_new_file(folder, "restore", ".db"))
         staging = Staging(str(staging_path), {"scratch_dir": str(folder)}
                           if target_tenant_id is None else {})
         self._holds[staging.location] = hold
         try:
-            backup_file(archive, staging_path, self.backend.timeout)
+            copy_archive(archive, staging_path, self.backend.paths)
             check = quick_check(staging_path)
         except sqlite3.DatabaseError as exc:
             self.discard(staging)

@@ -140,6 +140,16 @@ class TenantPaths:
                 return match["tenant_id"]
         return None
 
+    def owner_of_inode(self, st: os.stat_result) -> str | None:
+        """The tenant whose file is the inode ``st`` (only looked for when it has other
+        hard links: one link and outside the tenants' places means no tenant's)."""
+        if st.st_nlink < 2:
+            return None
+        for other in self._tenant_files():
+            if _same_inode(other, st):
+                return self._pattern.fullmatch(other)["tenant_id"]  # type: ignore[index]
+        return None
+
     def _link_message(self, who: str, link: Path) -> str:
         real = Path(os.path.realpath(link))
         owner = self.owner_of(real)
