@@ -7,6 +7,7 @@ operation, so hostile ids are refused with a reason before anything happens.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable
@@ -128,19 +129,26 @@ def sqlite_path_for(tenant_id: str, template: str, storage_root: Path) -> Path:
     rather than followed to another tenant's file.
     """
     tenant_id = validate_tenant_id(tenant_id)
-    given = Path(os.path.abspath(storage_root))
-    root = Path(os.path.realpath(storage_root))
-    raw = Path(template.format(tenant_id=tenant_id))
-    path = Path(os.path.normpath(raw if raw.is_absolute() else Path.cwd() / raw))
-    if given != root and path.is_relative_to(given):
-        path = root / path.relative_to(given)
-    if root not in path.parents:
+    given, root = _roots(str(storage_root))
+    # Plain strings: discovery asks for thousands of paths, and pathlib is slow at it.
+    text = os.path.normpath(os.path.join(os.getcwd(), template.format(tenant_id=tenant_id)))
+    if given != root and text.startswith(given + os.sep):
+        text = root + text[len(given):]
+    path = Path(text)
+    if not text.startswith(root.rstrip(os.sep) + os.sep):
         raise TenantIdError(
             f"tenant {tenant_id!r} would live at {path}, outside the storage root {root}"
         )
     if path.name == CONTROL_SQLITE_FILE:
         raise TenantIdError(f"tenant {tenant_id!r} would overwrite the control file {path}")
     return path
+
+
+@functools.lru_cache(maxsize=64)
+def _roots(storage_root: str) -> tuple[str, str]:
+    """(the root as written, made absolute; the root with its links resolved): resolved
+    once, not once per tenant."""
+    return os.path.abspath(storage_root), os.path.realpath(storage_root)
 
 
 def tenant_id_pattern(template: str) -> re.Pattern[str]:

@@ -66,16 +66,16 @@ class TenantPaths:
 
     def check_path(self, path: Path, who: str) -> CheckedFile:
         """``path`` (under the root) walked with lstat: no link, one hard link at most."""
-        current = self.root
+        current, full = str(self.root), str(path)
         for part in path.relative_to(self.root).parts:
-            current = current / part
+            current = os.path.join(current, part)
             try:
                 st = os.lstat(current)
             except FileNotFoundError:
                 return CheckedFile(path, None, who)
             if stat.S_ISLNK(st.st_mode):
-                raise TenantFileError(self._link_message(who, current))
-            if current != path and not stat.S_ISDIR(st.st_mode):
+                raise TenantFileError(self._link_message(who, Path(current)))
+            if current != full and not stat.S_ISDIR(st.st_mode):
                 raise TenantFileError(f"{who}: {current} is not a directory; refusing to "
                                       f"open {path}")
         if not stat.S_ISREG(st.st_mode):
