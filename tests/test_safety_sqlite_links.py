@@ -115,6 +115,14 @@ def test_backup_all_refuses_b_and_never_writes_a_b_backup(linked: Deployment,
         assert "same file as tenant 'b'" in out and "same file as tenant 'a'" in out
 
 
+def test_backup_of_named_tenants_refuses_b_alone(linked: Deployment, tmp_path: Path) -> None:
+    dest = tmp_path / "backups"
+    code, out = _run(linked.config, "backup", "create", "--tenant", "c", "--tenant", "b",
+                     "--dest", str(dest))
+    assert code == 1 and "tenant 'b'" in out, out
+    assert {m.tenant_id for m in find_manifests(dest)} == {"c"}
+
+
 def test_restore_as_b_refuses_and_a_keeps_its_rows(linked: Deployment, tmp_path: Path) -> None:
     dest = tmp_path / "backups"
     assert _run(linked.config, "backup", "create", "--tenant", "c", "--dest", str(dest))[0] == 0

@@ -64,11 +64,10 @@ def create_backups(manager: TenantDatabaseManager, tenant_ids: list[str] | None,
                    on_done: Callable[[BackupResult], None] | None = None) -> list[BackupResult]:
     """Back up tenants (None: all) into ``dest``; a failed tenant never stops the others."""
     ids = resolve_tenants(manager, tenant_ids)
-    missing = [t for t in ids if not manager.backend.exists(t)] if tenant_ids else []
-    results = [BackupResult(t, None, None, 0, 0, 0.0,
-                            f"tenant {t!r} does not exist on {manager.settings.describe()}")
-               for t in missing]
-    ids = [t for t in ids if t not in missing]
+    unusable = {t: _why_not(manager, t) for t in ids} if tenant_ids else {}
+    results = [BackupResult(t, None, None, 0, 0, 0.0, why)
+               for t, why in unusable.items() if why is not None]
+    ids = [t for t in ids if unusable.get(t) is None]
     if not ids:
         return results
     dest.mkdir(parents=True, exist_ok=True)
@@ -89,6 +88,16 @@ def create_backups(manager: TenantDatabaseManager, tenant_ids: list[str] | None,
     finally:
         archiver.dispose()
     return sorted(results, key=lambda r: r.tenant_id)
+
+
+def _why_not(manager: TenantDatabaseManager, tenant_id: str) -> str | None:
+    """Why a named tenant cannot be backed up (missing, or a link refused), else None."""
+    try:
+        if manager.backend.exists(tenant_id):
+            return None
+    except RuntimeError as exc:  # e.g. a linked SQLite tenant: that tenant alone fails
+        return str(exc)
+    return f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}"
 
 
 def _backup_batch(archiver: TenantArchiver, batch: list[str], dest: Path
