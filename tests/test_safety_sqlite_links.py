@@ -22,6 +22,7 @@ from docs_support import write_config
 from docex_ops.backends.sqlite import SqliteBackend
 from docex_ops.backends.sqlite_paths import TenantFileError
 from docex_ops.backup import find_manifests
+from docex_ops.backup.manifest import Manifest
 from docex_ops.cli import main
 from docex_ops.config import Settings
 from docex_ops.manager import TenantDatabaseManager
@@ -219,10 +220,10 @@ def test_the_control_file_and_lock_file_are_never_followed(
     assert a_file.read_bytes() == before
 
 
-def test_a_percent_encoded_archive_name_cannot_read_a_live_file(
-        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
-    """The manifest's archive name ``tenant_b%2Fdocex.db`` is a plain file beside it (a
-    decoy); SQLite must open that literal file, never storage/tenant_b/docex.db."""
+@pytest.fixture
+def victim(settings_factory: Callable[..., Settings], tmp_path: Path
+           ) -> tuple[Settings, Path, Manifest]:
+    """Tenant b holds rows; the attacker has a backup of the empty tenant decoy."""
     settings = settings_factory("sqlite")
     TenantDatabaseManager.reset()
     manager = TenantDatabaseManager(settings)
@@ -230,10 +231,19 @@ def test_a_percent_encoded_archive_name_cannot_read_a_live_file(
     assert manager.provision("decoy")
     TenantDatabaseManager.reset()
     config = write_config(settings, tmp_path / "config.yaml")
-    root = settings.sqlite.storage_root
     dest = tmp_path / "backups"
     assert _run(config, "backup", "create", "--tenant", "decoy", "--dest", str(dest))[0] == 0
     (found,) = find_manifests(dest)
+    return settings, config, found
+
+
+def test_a_percent_encoded_archive_name_cannot_read_a_live_file(
+        victim: tuple[Settings, Path, Manifest], tmp_path: Path) -> None:
+    """The manifest's archive name ``tenant_b%2Fdocex.db`` is a plain file beside it (a
+    decoy); SQLite must open that literal file, never storage/tenant_b/docex.db."""
+    settings, config, found = victim
+    root = settings.sqlite.storage_root
+    dest = tmp_path / "backups"
     manifest_path = found.path
     manifest = json.loads(manifest_path.read_text())
     # The attacker's copy in the storage root: the decoy's archive under the hostile name.
@@ -269,20 +279,12 @@ def test_split_into_a_linked_target_refuses_it(linked: Deployment, tmp_path: Pat
 
 @pytest.mark.parametrize("plant", ["symlink", "hard_link", "linked_folder"])
 def test_an_archive_that_is_a_live_tenant_file_is_refused(
-        plant: str, settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+        plant: str, victim: tuple[Settings, Path, Manifest], tmp_path: Path) -> None:
     """Whoever can write to the backup folder replaces an archive with a link to tenant
     b's live file and recomputes the manifest's sha256: restore never reads it."""
-    settings = settings_factory("sqlite")
-    TenantDatabaseManager.reset()
-    manager = TenantDatabaseManager(settings)
-    fill_tenant(manager, "b", "secret", big=False)
-    assert manager.provision("decoy")
-    TenantDatabaseManager.reset()
-    config = write_config(settings, tmp_path / "config.yaml")
+    settings, config, found = victim
     live = settings.sqlite.storage_root / "tenant_b" / "docex.db"
     dest = tmp_path / "backups"
-    assert _run(config, "backup", "create", "--tenant", "decoy", "--dest", str(dest))[0] == 0
-    (found,) = find_manifests(dest)
     manifest = json.loads(found.path.read_text())
     from docex_ops.backends.archivers import make_archiver
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,27 @@ class Staging:
 
     location: str
     extra: dict[str, str] = field(default_factory=dict)
+
+
+class StagingHolds:
+    """The holds (``docex_ops.scratch``) on staged copies, kept from staging until the
+    copy is promoted or discarded, so that `docex-ops cleanup` never takes one."""
+
+    def __init__(self) -> None:
+        self._holds: dict[str, ExitStack] = {}
+
+    def keep(self, staging: Staging, hold: ExitStack) -> None:
+        self._holds[staging.location] = hold
+
+    def release(self, staging: Staging) -> None:
+        hold = self._holds.pop(staging.location, None)
+        if hold is not None:
+            hold.close()
+
+    def release_all(self) -> None:
+        for hold in self._holds.values():
+            hold.close()
+        self._holds.clear()
 
 
 class TenantArchiver(ABC):

@@ -32,6 +32,7 @@ from docex_ops.backends.archive import (
     ArchiveToolError,
     DumpResult,
     Staging,
+    StagingHolds,
     TableDigest,
     TenantArchiver,
     TenantSnapshot,
@@ -120,7 +121,7 @@ class PostgresArchiver(TenantArchiver):
         self._engine: Engine | None = None
         # Each staging schema is held (scratch.hold_new_schema) until promoted or
         # discarded, so a concurrent `docex-ops cleanup` keeps it.
-        self._holds: dict[str, ExitStack] = {}
+        self._holds = StagingHolds()
 
     @property
     def engine(self) -> Engine:
@@ -226,7 +227,7 @@ class PostgresArchiver(TenantArchiver):
         psql = find_tool("psql", self.pg_bin)
         hold = ExitStack()
         staging = Staging(hold.enter_context(scratch.hold_new_schema(self.engine, "restore")))
-        self._holds[staging.location] = hold
+        self._holds.keep(staging, hold)
         with tempfile.TemporaryDirectory(prefix="docex-restore-") as tmp:
             listing = Path(tmp) / "toc.list"
             listing.write_bytes(self._toc_for(restore, archive, source_location))
@@ -302,7 +303,7 @@ class PostgresArchiver(TenantArchiver):
             conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(target)} CASCADE")
             conn.exec_driver_sql(f"ALTER SCHEMA {quote_ident(staging.location)} "
                                  f"RENAME TO {quote_ident(target)}")
-        self._release(staging)
+        self._holds.release(staging)
 
     def discard(self, staging: Staging) -> None:
         if not staging.location.startswith(STAGING_PREFIX):  # never a tenant's schema
@@ -312,17 +313,10 @@ class PostgresArchiver(TenantArchiver):
                 conn.exec_driver_sql(
                     f"DROP SCHEMA IF EXISTS {quote_ident(staging.location)} CASCADE")
         finally:
-            self._release(staging)
-
-    def _release(self, staging: Staging) -> None:
-        hold = self._holds.pop(staging.location, None)
-        if hold is not None:
-            hold.close()
+            self._holds.release(staging)
 
     def dispose(self) -> None:
-        for hold in self._holds.values():
-            hold.close()
-        self._holds.clear()
+        self._holds.release_all()
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None

@@ -23,6 +23,7 @@ from docex_ops.backends.archive import (
     ArchiveToolError,
     DumpResult,
     Staging,
+    StagingHolds,
     TableDigest,
     TenantArchiver,
     TenantSnapshot,
@@ -131,7 +132,7 @@ class SqliteArchiver(TenantArchiver):
 
     def __init__(self, backend: SqliteBackend) -> None:
         self.backend = backend
-        self._holds: dict[str, ExitStack] = {}
+        self._holds = StagingHolds()
 
     def batch_size(self, jobs: int) -> int:
         return 1
@@ -170,7 +171,7 @@ class SqliteArchiver(TenantArchiver):
         staging_path = hold.enter_context(scratch.hold_new_file(folder, "restore", ".db"))
         staging = Staging(str(staging_path), {"scratch_dir": str(folder)}
                           if target_tenant_id is None else {})
-        self._holds[staging.location] = hold
+        self._holds.keep(staging, hold)
         try:
             copy_archive(archive, staging_path, self.backend.paths)
             check = quick_check(staging_path)
@@ -194,7 +195,7 @@ class SqliteArchiver(TenantArchiver):
         for suffix in SIDECARS:  # a stale journal or WAL must not be replayed onto the copy
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         os.replace(staging.location, target)
-        self._release(staging)
+        self._holds.release(staging)
 
     def discard(self, staging: Staging) -> None:
         path = Path(staging.location)
@@ -204,14 +205,7 @@ class SqliteArchiver(TenantArchiver):
             for suffix in ("", *SIDECARS):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         finally:
-            self._release(staging)  # removes the scratch folder of a restore check
-
-    def _release(self, staging: Staging) -> None:
-        hold = self._holds.pop(staging.location, None)
-        if hold is not None:
-            hold.close()
+            self._holds.release(staging)  # removes the scratch folder of a restore check
 
     def dispose(self) -> None:
-        for hold in self._holds.values():
-            hold.close()
-        self._holds.clear()
+        self._holds.release_all()
