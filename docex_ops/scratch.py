@@ -202,17 +202,18 @@ def find_files(folder: Path, depth: int = 0, backups: bool = False) -> list[Left
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         return found
-    names = {e.name for e in entries}
+    marked = {e.name for e in entries if is_leftover_name(e.name, backups)}
     for entry in entries:
-        path = Path(entry.path)
-        if any(entry.name == base + side for side in SIDECARS for base in names):
-            continue  # a scratch database's journal: removed with it
-        if is_leftover_name(entry.name, backups):
+        if entry.name in marked:
+            if any(entry.name.endswith(side) and entry.name[:-len(side)] in marked
+                   for side in SIDECARS):
+                continue  # a scratch database's journal: removed with it
+            path = Path(entry.path)
             kind = ("link" if entry.is_symlink() else
                     "folder" if entry.is_dir(follow_symlinks=False) else "file")
             found.append(Leftover(kind, str(path), str(folder), kind != "link" and is_held(path)))
         elif depth > 0 and entry.is_dir(follow_symlinks=False):
-            found.extend(find_files(path, depth - 1, backups))
+            found.extend(find_files(Path(entry.path), depth - 1, backups))
     return found
 
 
