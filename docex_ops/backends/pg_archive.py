@@ -39,6 +39,7 @@ from docex_ops.backends.archive import (
     TenantArchiver,
     TenantSnapshot,
 )
+from docex_ops.backends.pg_sql import transaction as _transaction
 from docex_ops.backends.pg_toc import check_toc
 from docex_ops.backends.pg_tools import (
     PgTool,
@@ -267,17 +268,6 @@ class PostgresArchiver(TenantArchiver):
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
-
-
-@contextmanager
-def _transaction(conn: Connection) -> Iterator[None]:
-    conn.exec_driver_sql("BEGIN")
-    try:
-        yield
-    except BaseException:
-        conn.exec_driver_sql("ROLLBACK")
-        raise
-    conn.exec_driver_sql("COMMIT")
 
 
 def _columns(conn: Connection, schemas: list[str]) -> dict[str, dict[str, list[str]]]:

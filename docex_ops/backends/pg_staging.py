@@ -11,8 +11,6 @@ restricted role (pg_restricted).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.engine import Connection, Engine
@@ -25,7 +23,7 @@ from docex_ops.backends.pg_restricted import (
     restricted_role,
     run_as_role,
 )
-from docex_ops.backends.pg_sql import execute_script, quote_ident
+from docex_ops.backends.pg_sql import execute_script, quote_ident, transaction
 from docex_ops.backends.pg_toc import data_entries, extra_entries, index_entries, index_tables
 from docex_ops.backends.pg_tools import run_tool
 from docex_ops.config import PostgresSettings
@@ -61,22 +59,11 @@ SELECT 2, t.relname, ic.relname, pg_get_indexdef(i.indexrelid), false
 """
 
 
-@contextmanager
-def _transaction(conn: Connection) -> Iterator[None]:
-    conn.exec_driver_sql("BEGIN")
-    try:
-        yield
-    except BaseException:
-        conn.exec_driver_sql("ROLLBACK")
-        raise
-    conn.exec_driver_sql("COMMIT")
-
-
 def build(engine: Engine, pg_restore: str, env: dict[str, str], spec: RestoreSpec,
           contents: ArchiveContents, schema: str) -> None:
     """Create ``schema`` from ``spec.ddl`` and load the archive's DocEX rows into it."""
     q = quote_ident(schema)
-    with engine.connect() as conn, _transaction(conn):
+    with engine.connect() as conn, transaction(conn):
         conn.exec_driver_sql(f"CREATE SCHEMA {q}")
         conn.exec_driver_sql(f"SET LOCAL search_path TO {q}")
         execute_script(conn, spec.ddl)
@@ -133,7 +120,7 @@ def restore_extra(engine: Engine, pg: PostgresSettings, pg_restore: str, env: di
     with restricted_role(engine, schema) as (role, password):
         with pg_restore_output(pg_restore, spec.archive, lines, env, *_EXTRA_OPTIONS) as stream:
             run_as_role(pg, role, password, stream, spec.location, schema, what)
-        with engine.connect() as conn, _transaction(conn):
+        with engine.connect() as conn, transaction(conn):
             check_role_work(conn, role, schema, what)
             hand_over(conn, role)
 

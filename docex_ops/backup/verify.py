@@ -144,11 +144,11 @@ def verify_path(path: Path, manager: TenantDatabaseManager | None = None,
         for manifest in manifests:
             assert manifest.path is not None
             unsigned = signature_problem(manifest, key) if key is not None else None
-            problems = [unsigned] if unsigned else check_archive(manifest, cache)
+            problems = check_archive(manifest, cache)
             result = VerifyResult(manifest.tenant_id, manifest.path, manifest.archive_path,
-                                  not unsigned and not problems, problems=problems,
-                                  authenticated=key is not None and not unsigned)
-            if archiver is not None and manager is not None and not problems:
+                                  not problems, authenticated=key is not None and not unsigned,
+                                  problems=([unsigned] if unsigned else []) + problems)
+            if archiver is not None and manager is not None and not result.problems:
                 if manifest.backend != archiver.kind:
                     raise BackupUsageError(
                         f"{manifest.path} is a {manifest.backend} backup; the configured "
