@@ -99,6 +99,18 @@ def test_pg_edited_archive_is_refused_and_creates_nothing(pg: Env, pg_conn: Any,
     assert snapshot(pg, pg_conn, ["a", "b"]) == before
 
 
+def test_pg_manifest_cannot_point_the_restore_at_public(pg: Env, pg_conn: Any) -> None:
+    _two_tenants(pg)
+    manifest = pg.backup("a")
+    data = json.loads(manifest.read_text())
+    data["location"] = "public"
+    manifest.write_text(json.dumps(data))
+    before = snapshot(pg, pg_conn, ["a", "b"])
+    code, out = pg.run("backup", "restore", str(manifest), "--as", "x")
+    assert code == 1 and "'public'" in out and "reserved" in out, out
+    assert snapshot(pg, pg_conn, ["a", "b"]) == before
+
+
 def test_pg_tenant_function_in_a_check_constraint_never_runs(pg: Env, pg_conn: Any) -> None:
     """No tampering: the tenant's own plpgsql function, called by a CHECK constraint of one
     of its tables, would write into tenant b when run by docex-ops' restore."""

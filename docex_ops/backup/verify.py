@@ -20,6 +20,7 @@ from docex_ops.backup.manifest import (
 from docex_ops.backup.signing import signature_problem
 from docex_ops.ddl import revision_ddl
 from docex_ops.manager import TenantDatabaseManager
+from docex_ops.tenancy import check_schema_name
 
 
 @dataclass
@@ -79,6 +80,11 @@ def restore_spec(manifest: Manifest, backend: Backend, key: bytes | None,
                  allow_extra: bool = False) -> RestoreSpec:
     """What a restore of ``manifest`` builds and takes: our DDL for its revision, the
     rows of its archive (and, in a batch archive, which other schemas it may hold)."""
+    if backend.kind == "postgresql":
+        try:  # where the rows are read from: never public, pg_*, or an odd name
+            check_schema_name(manifest.location)
+        except ValueError as exc:
+            raise ArchiveRefused(f"manifest {manifest.path}: {exc}; refused") from exc
     if manifest.revision is None:
         raise ArchiveRefused(f"manifest {manifest.path} records no revision, so docex-ops "
                              "cannot tell the tenant's structure; adopt the tenant "
