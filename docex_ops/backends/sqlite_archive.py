@@ -4,22 +4,25 @@
 writing (the copy restarts by itself if the source changes mid-way; done in
 one step it holds a read lock instead). The checksums are computed on the
 finished copy, so the manifest describes exactly what the archive holds.
-Restoring copies the archive into a scratch file beside the tenant's file
-through the same API, verifies it, then renames it into place (atomic).
+Restoring checks the archive's ``sqlite_master``, builds a held scratch file
+beside the tenant's file from docex-ops' own DDL and copies only the rows into
+it (sqlite_staging), verifies it, then renames it into place (atomic).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
-import uuid
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 
+from docex_ops import scratch
 from docex_ops.backends.archive import (
+    ArchiveContents,
     ArchiveToolError,
     DumpResult,
+    RestoreSpec,
     Staging,
     TableDigest,
     TenantArchiver,
@@ -27,8 +30,7 @@ from docex_ops.backends.archive import (
 )
 from docex_ops.backends.sqlite import FILE_MODE, SIDECARS, SqliteBackend, open_readonly
 from docex_ops.backends.sqlite_digest import digest_database
-
-STAGING_PREFIX = ".docex-restore-"
+from docex_ops.backends.sqlite_staging import build_file, inspect_file
 
 
 def backup_file(source: Path, target: Path) -> None:
@@ -69,11 +71,6 @@ def digest_file(path: Path) -> tuple[dict[str, TableDigest], str | None]:
         return digest_database(conn)
 
 
-def quick_check(path: Path) -> str:
-    with closing(open_readonly(path)) as conn:
-        return str(conn.execute("PRAGMA quick_check").fetchone()[0])
-
-
 class SqliteArchiver(TenantArchiver):
     kind = "sqlite"
     extension = ".sqlite"
@@ -97,26 +94,29 @@ class SqliteArchiver(TenantArchiver):
     def digest_tenant(self, tenant_id: str) -> dict[str, TableDigest]:
         return digest_file(self.backend.path(tenant_id))[0]
 
-    def restore_to_staging(self, archive: Path, source_location: str,
-                           target_tenant_id: str | None) -> Staging:
-        if target_tenant_id is None:
-            folder = Path(tempfile.mkdtemp(prefix="docex-restore-check-"))
-        else:
-            folder = self.backend.path(target_tenant_id).parent
-            folder.mkdir(mode=0o750, parents=True, exist_ok=True)
-        staging = folder / f"{STAGING_PREFIX}{uuid.uuid4().hex[:16]}.db"
-        try:
-            backup_file(archive, staging)
-            check = quick_check(staging)
-        except sqlite3.DatabaseError as exc:
-            self.discard(Staging(str(staging)))
-            raise ArchiveToolError(f"archive {archive} is not a readable SQLite database: "
-                                   f"{exc}") from exc
-        if check != "ok":
-            self.discard(Staging(str(staging)))
-            raise ArchiveToolError(f"archive {archive} fails SQLite's quick_check: {check}")
-        return Staging(str(staging), {"scratch_dir": str(folder)} if target_tenant_id is None
-                       else {})
+    def inspect(self, spec: RestoreSpec) -> ArchiveContents:
+        return inspect_file(spec)
+
+    @contextmanager
+    def staged(self, spec: RestoreSpec, contents: ArchiveContents,
+               target_tenant_id: str | None) -> Iterator[Staging]:
+        with ExitStack() as stack:
+            if target_tenant_id is None:  # a restore check: under the storage root, held
+                root = self.backend.storage_root.resolve()
+                root.mkdir(mode=0o750, parents=True, exist_ok=True)
+                folder = stack.enter_context(scratch.hold_new_folder(root, "verify"))
+            else:
+                folder = self.backend.path(target_tenant_id).parent
+                folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+            path = stack.enter_context(scratch.hold_new_file(folder.resolve(), "restore",
+                                                             ".db"))
+            try:
+                build_file(path, spec, contents)
+            except sqlite3.DatabaseError as exc:
+                raise ArchiveToolError(f"archive {spec.archive} could not be restored: "
+                                       f"{exc}") from exc
+            os.chmod(path, FILE_MODE)
+            yield Staging(str(path))
 
     def digest_staging(self, staging: Staging) -> dict[str, TableDigest]:
         return digest_file(Path(staging.location))[0]
@@ -132,10 +132,7 @@ class SqliteArchiver(TenantArchiver):
 
     def discard(self, staging: Staging) -> None:
         path = Path(staging.location)
-        if not path.name.startswith(STAGING_PREFIX):  # never a tenant's file
+        if not scratch.is_scratch_file(path.name):  # never a tenant's file
             raise ValueError(f"refusing to delete {path}: not a staging file")
         for suffix in ("", *SIDECARS):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-        scratch = staging.extra.get("scratch_dir")
-        if scratch and Path(scratch).exists() and not any(Path(scratch).iterdir()):
-            Path(scratch).rmdir()
