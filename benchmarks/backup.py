@@ -17,6 +17,15 @@ a plain file copy of the same files, and the online backup API alone into fresh 
 (no checksum, manifest or fsync): the floor of the method the issue mandates, to show
 how much of the ratio is the method and how much is ours.
 
+Restore (``--restore-docs D``, e.g. 100000): one tenant with D documents (and D
+metadata rows and D events), backed up once, then restored under a new id by this
+checkout and, with ``--baseline /work/main``, by that checkout's code (its own
+.venv, in its own folder), alternating, ``--repeat`` rounds; each restore runs in a
+fresh process and times itself (restore_backup, verification included). Prints
+both and the ratio (target: at most 1.2x the baseline). Skips the backup-all part.
+
+    .venv/bin/python benchmarks/backup.py --restore-docs 100000 --baseline /work/main
+
 The data is written once; each side is then measured ``--repeat`` times, alternating,
 and the best and the median are printed (ratios are per round, baseline and ours
 measured side by side).
@@ -26,6 +35,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
 import shutil
 import sqlite3
 import statistics
@@ -250,6 +261,136 @@ def bench_sqlite(args: argparse.Namespace, work: Path) -> None:
     TenantDatabaseManager.reset()
 
 
+RESTORE_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from docex_ops.backup import restore_backup
+from docex_ops.config import settings_from_mapping
+from docex_ops.manager import TenantDatabaseManager
+raw, manifest, target = json.loads(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+manager = TenantDatabaseManager(settings_from_mapping(raw))
+started = time.perf_counter()
+result = restore_backup(manager, manifest, as_tenant=target)
+print(time.perf_counter() - started, result.rows)
+"""
+
+_PG_FILL = """
+INSERT INTO docbasket (id, name, storage_config, status, created_at, updated_at)
+VALUES ('bas_1', 'basket', '{{"type": "local"}}', 'active', %(t)s, %(t)s);
+INSERT INTO document (id, basket_id, name, source, path, document_type, content, raw_content,
+                      size, checksum, status, processing_attempts, created_at, updated_at)
+SELECT 'doc_' || i, 'bas_1', 'd' || i, 's3://b/' || repeat('k', 80), '/p/' || i, 'file',
+       json_build_object('i', i, 't', 'ünï'), repeat('x', 2000), 2000, repeat('c', 64), 'new',
+       0, %(t)s, %(t)s FROM generate_series(0, {n} - 1) i;
+INSERT INTO document_metadata (id, document_id, key, value, metadata_type, created_at,
+                               updated_at)
+SELECT 'dmt_' || i, 'doc_' || i, 'k', repeat('v', 50), 'custom', %(t)s, %(t)s
+  FROM generate_series(0, {n} - 1) i;
+INSERT INTO doc_events (id, basket_id, document_id, event_type, event_timestamp, data,
+                        created_at, updated_at)
+SELECT 'evt_' || i, 'bas_1', 'doc_' || i, 'created', %(t)s, json_build_object('i', i),
+       %(t)s, %(t)s FROM generate_series(0, {n} - 1) i;
+"""
+
+
+def fill_bulk(manager: TenantDatabaseManager, tenant_id: str, docs: int) -> None:
+    """The same rows as ``fill``, generated where the data lives (100,000 documents in
+    seconds rather than minutes)."""
+    now = dt.datetime(2026, 1, 1, 12, 0, 0, 250000)
+    if manager.backend.kind == "postgresql":
+        with manager.backend.tenant_connection(tenant_id) as conn:
+            conn.exec_driver_sql(_PG_FILL.format(n=int(docs)), {"t": now})
+        return
+    path = manager.backend.location(tenant_id)
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("INSERT INTO docbasket (id, name, storage_config, status, created_at, "
+                     "updated_at) VALUES ('bas_1', 'basket', '{\"type\": \"local\"}', "
+                     "'active', ?, ?)", (now, now))
+        conn.executemany(
+            "INSERT INTO document (id, basket_id, name, source, path, document_type, content, "
+            "raw_content, size, checksum, status, processing_attempts, created_at, updated_at)"
+            " VALUES (?, 'bas_1', ?, ?, ?, 'file', ?, ?, 2000, ?, 'new', 0, ?, ?)",
+            ((f"doc_{i}", f"d{i}", "s3://b/" + "k" * 80, f"/p/{i}",
+              json.dumps({"i": i, "t": "ünï"}), "x" * 2000, "c" * 64, now, now)
+             for i in range(docs)))
+        conn.executemany(
+            "INSERT INTO document_metadata (id, document_id, key, value, metadata_type, "
+            "created_at, updated_at) VALUES (?, ?, 'k', ?, 'custom', ?, ?)",
+            ((f"dmt_{i}", f"doc_{i}", "v" * 50, now, now) for i in range(docs)))
+        conn.executemany(
+            "INSERT INTO doc_events (id, basket_id, document_id, event_type, event_timestamp, "
+            "data, source, status, created_at, updated_at) VALUES (?, 'bas_1', ?, 'created', "
+            "?, ?, 'docex', 'PENDING', ?, ?)",
+            ((f"evt_{i}", f"doc_{i}", now, json.dumps({"i": i}), now, now)
+             for i in range(docs)))
+
+
+def timed_restore(python: str, cwd: Path, raw: dict[str, object], manifest: Path,
+                  target: str) -> tuple[float, int]:
+    """One restore in a fresh process of ``python`` started in ``cwd``: (seconds, rows)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([python, "-c", RESTORE_SCRIPT, json.dumps(raw), str(manifest),
+                           target], cwd=cwd, env=env, capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"restore with {python} failed: {done.stderr[-1500:]}")
+    seconds, rows = done.stdout.split()[-2:]
+    return float(seconds), int(rows)
+
+
+def bench_restore(args: argparse.Namespace, kind: str, work: Path) -> None:
+    """Restore of one tenant of ``--restore-docs`` documents: this checkout vs --baseline."""
+    db = f"docex_ops_bench_{uuid.uuid4().hex[:8]}"
+    admin = None
+    if kind == "postgresql":
+        raw: dict[str, object] = {"database": {"type": "postgresql", "postgres": {
+            "host": "127.0.0.1", "port": 5432, "user": "postgres", "database": db}}}
+        admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+        admin.autocommit = True
+        admin.cursor().execute(f'CREATE DATABASE "{db}"')
+    else:
+        raw = {"database": {"type": "sqlite", "sqlite": {
+            "path_template": str(work / "storage" / "tenant_{tenant_id}" / "docex.db")}}}
+    try:
+        TenantDatabaseManager.reset()
+        manager = TenantDatabaseManager(settings_from_mapping(raw))
+        print(f"{kind}: restore of one tenant with {args.restore_docs} documents", flush=True)
+        manager.provision("big")
+        started = time.perf_counter()
+        fill_bulk(manager, "big", args.restore_docs)
+        (backup,) = create_backups(manager, ["big"], work / "bk")
+        assert backup.ok and backup.manifest is not None, backup.error
+        print(f"  (data written and backed up in {time.perf_counter() - started:.0f} s: "
+              f"{backup.rows} rows, archive {backup.size_bytes / 1e6:.1f} MB)", flush=True)
+        sides = {"this checkout": (sys.executable, Path(__file__).resolve().parent.parent)}
+        if args.baseline:
+            base = Path(args.baseline).resolve()
+            sides["baseline " + str(base)] = (str(base / ".venv" / "bin" / "python"), base)
+        times: dict[str, list[float]] = {name: [] for name in sides}
+        for round_ in range(1, args.repeat + 1):
+            for number, (name, (python, cwd)) in enumerate(sides.items()):
+                target = f"copy{round_}_{number}"
+                seconds, rows = timed_restore(python, cwd, raw, backup.manifest, target)
+                assert rows == backup.rows
+                times[name].append(seconds)
+                print(f"  round {round_}: {name:<40} {seconds:8.2f} s", flush=True)
+                manager.close_all_connections()
+                manager.backend.drop(target)
+        for name, values in times.items():
+            summary(f"restore, {name}", values, " s")
+        if args.baseline:
+            ours, base_times = times["this checkout"], list(times.values())[1]
+            summary("ratio this / baseline (target <= 1.2x)",
+                    [o / b for o, b in zip(ours, base_times, strict=True)], "x")
+            ratio = statistics.median(ours) / statistics.median(base_times)
+            print(f"  ratio of medians: {ratio:.2f}x", flush=True)
+        TenantDatabaseManager.reset()
+    finally:
+        if admin is not None:
+            admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            admin.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -259,12 +400,20 @@ def main() -> int:
     parser.add_argument("--kinds", default="postgresql,sqlite")
     parser.add_argument("--per-tenant-sample", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3, help="rounds per side")
+    parser.add_argument("--restore-docs", type=int, default=0,
+                        help="measure the restore of one tenant with this many documents "
+                             "instead of backup-all")
+    parser.add_argument("--baseline", default=None, metavar="CHECKOUT",
+                        help="another checkout (with its .venv) whose restore to time beside")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="docex-bench-") as tmp:
         for kind in args.kinds.split(","):
             work = Path(tmp) / kind
             work.mkdir()
-            {"postgresql": bench_postgres, "sqlite": bench_sqlite}[kind](args, work)
+            if args.restore_docs:
+                bench_restore(args, kind, work)
+            else:
+                {"postgresql": bench_postgres, "sqlite": bench_sqlite}[kind](args, work)
     return 0
 
 

@@ -109,6 +109,8 @@ class Settings:
     # tenant `locked` and goes on: PostgreSQL lock_timeout, pg_dump
     # --lock-wait-timeout, SQLite's busy timeout.
     lock_timeout: float = 5.0
+    # backup.signing_key_file (see config_backup): manifests are signed and checked.
+    signing_key_file: Path | None = None
 
     @property
     def server_settings(self) -> dict[str, PostgresSettings]:
@@ -150,6 +152,7 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
     database = _section(raw, "database")
     storage_raw = _section(raw, "storage")
     logging_raw = _section(raw, "logging")
+    backup_raw = _section(raw, "backup")
     pg_raw = _section(database, "postgres", "database.postgres")
     sq_raw = _section(database, "sqlite", "database.sqlite")
 
@@ -171,6 +174,7 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
         control_schema=_str(pg_raw, "database.postgres.control_schema", "docex_ops"),
     )
     _check_control_schema(postgres)
+    from docex_ops.config_backup import parse_backup
     from docex_ops.config_servers import parse_servers
 
     servers, directory = parse_servers(pg_raw, postgres)
@@ -197,7 +201,8 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
                     audit_file=_audit_file(logging_raw, base),
                     servers=servers if "servers" in pg_raw else (),
                     directory_server=directory,
-                    lock_timeout=_duration(database, "database.lock_timeout", 5.0))
+                    lock_timeout=_duration(database, "database.lock_timeout", 5.0),
+                    signing_key_file=parse_backup(backup_raw, base))
 
 
 def default_settings() -> Settings:

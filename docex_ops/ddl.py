@@ -44,3 +44,20 @@ def version_table_ddl(revision: str) -> str:
         f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num));\n"
         f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('{revision}');\n"
     )
+
+
+@cache
+def revision_ddl(dialect_name: str, revision: str) -> str:
+    """The DDL that makes an empty tenant at ``revision``, version table stamped: the head
+    DDL (as provisioning sends it) at head, else every step from base rendered offline.
+    LookupError/ValueError for a revision not in docex-ops' history or not renderable."""
+    from docex_ops.migrate.scripts import MigrationScripts
+
+    scripts = MigrationScripts()
+    scripts.position(revision)  # RevisionError for an unknown id
+    if revision == scripts.head:
+        return head_ddl(dialect_name) + version_table_ddl(revision)
+    sql = scripts.rendered_upgrade(dialect_name, None, revision)
+    if sql is None:
+        raise LookupError(f"revision {revision} cannot be rendered as plain DDL")
+    return sql

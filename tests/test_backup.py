@@ -276,9 +276,9 @@ def test_create_reports_failures_and_goes_on(manager: TenantDatabaseManager, con
 def _leftover_staging(manager: TenantDatabaseManager, pg_conn: object) -> list[str]:
     if manager.backend.kind == "sqlite":
         root = manager.settings.sqlite.storage_root
-        return [str(p) for p in root.rglob(".docex-restore-*")] if root.exists() else []
+        return [str(p) for p in root.rglob(".docex-*")] if root.exists() else []
     with pg_conn.cursor() as cur:  # type: ignore[attr-defined]
-        cur.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE '\\_docex\\_restore\\_%'")
+        cur.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'docex$%'")
         return [r[0] for r in cur.fetchall()]
 
 

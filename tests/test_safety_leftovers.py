@@ -189,14 +189,14 @@ def _cleanup_after_kill(d: Deployment, purposes: set[str], before_tenants: list[
     assert code == 0, err
     listed = dry["objects"]
     assert purposes <= {o["purpose"] for o in listed}, listed
-    assert {o["action"] for o in listed} == {"would remove"}, listed
+    assert {o["action"] for o in listed} <= {"would remove"}, listed
     still = {o["object"] for o in listed}
     assert all(_exists(d, name) for name in still)  # a dry run removes nothing
     code, done, err = d.run("cleanup", *extra)
     assert code == 0, err
     assert {o["object"]: o["action"] for o in done["objects"]} == \
         {name: "removed" for name in still}
-    assert '"scratch.remove"' in err  # one audit line per removal
+    assert err.count('"scratch.remove"') == len(still)  # one audit line per removal
     code, again, err = d.run("cleanup", "--dry-run", *extra)
     assert code == 0 and again["objects"] == [], again
     assert not any(_exists(d, name) for name in still)
@@ -241,12 +241,12 @@ def test_killed_restore(deployment: Deployment, moment: str, tmp_path: Path) -> 
         else:  # the copy has all its pages: checked now
             _kill_when(proc, lambda: any(p.stat().st_size >= archive.stat().st_size
                                          for p in folder.glob(".docex-restore-*.db")))
-    time.sleep(0.5)  # let an orphaned psql finish its rollback or commit before judging
-    # Mid-load a PostgreSQL copy may be rolled back (nothing left) or, today, committed
-    # truncated by the orphaned psql; either way only the restore's scratch is left.
+    time.sleep(0.5)  # let the server notice the dead client and roll its transaction back
+    # Mid-load a PostgreSQL copy is built in one transaction that dies with the process:
+    # nothing is left. Otherwise only the restore's scratch is left, and cleanup takes it.
     expected = {"restore"} if moment == "scratch-complete" or d.kind == "sqlite" else set()
     listed = _cleanup_after_kill(d, expected, before_tenants, before_data)
-    assert {o["purpose"] for o in listed} <= {"restore"}, listed
+    assert {o["purpose"] for o in listed} == expected, listed
 
 
 # -- split ----------------------------------------------------------------------------------

@@ -19,13 +19,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
 class ArchiveToolError(RuntimeError):
     """A database tool (pg_dump, pg_restore, psql) is missing, too old or failed."""
+
+
+class ArchiveRefused(RuntimeError):
+    """The archive holds something a restore must not create or read (an object outside
+    the tenant's schema, or of a kind DocEX's schema does not have); nothing was made."""
 
 
 @dataclass(frozen=True)
@@ -54,33 +59,36 @@ class DumpResult:
     server_version: str
 
 
+@dataclass(frozen=True)
+class RestoreSpec:
+    """What a restore takes from where: the structure is docex-ops' own DDL for the
+    manifest's revision, and only table rows come from the archive."""
+
+    archive: Path
+    location: str            # the tenant's schema or file at backup time (the manifest's)
+    revision: str            # the manifest's revision
+    ddl: str                 # docex-ops' DDL for that revision, for this kind of database
+    allow_extra: bool = False  # also the tenant's own extra tables (restricted, see docs)
+    # A batch archive holds other tenants' schemas too: these are never read, and are
+    # the only schemas besides ``location`` its table of contents may name.
+    batch_locations: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ArchiveContents:
+    """An archive's table of contents once checked: what a restore may load from it."""
+
+    docex_tables: tuple[str, ...]   # DocEX tables whose rows the archive holds
+    extra_tables: tuple[str, ...]   # the tenant's own other tables (allow_extra only)
+    entries: tuple[str, ...] = ()   # backend-specific: what to load, as the archive names it
+
+
 @dataclass
 class Staging:
     """A restored copy not yet visible as a tenant: a scratch schema or a scratch file."""
 
     location: str
     extra: dict[str, str] = field(default_factory=dict)
-
-
-class StagingHolds:
-    """The holds (``docex_ops.scratch``) on staged copies, kept from staging until the
-    copy is promoted or discarded, so that `docex-ops cleanup` never takes one."""
-
-    def __init__(self) -> None:
-        self._holds: dict[str, ExitStack] = {}
-
-    def keep(self, staging: Staging, hold: ExitStack) -> None:
-        self._holds[staging.location] = hold
-
-    def release(self, staging: Staging) -> None:
-        hold = self._holds.pop(staging.location, None)
-        if hold is not None:
-            hold.close()
-
-    def release_all(self) -> None:
-        for hold in self._holds.values():
-            hold.close()
-        self._holds.clear()
 
 
 class TenantArchiver(ABC):
@@ -103,10 +111,16 @@ class TenantArchiver(ABC):
         """Write ``archive`` holding ``tenant_ids``, with their checksums in the same snapshot."""
 
     @abstractmethod
-    def restore_to_staging(self, archive: Path, source_location: str,
-                           target_tenant_id: str | None) -> Staging:
-        """Restore one tenant of ``archive`` into a scratch place beside ``target_tenant_id``
-        (or anywhere when None: a restore check)."""
+    def inspect(self, spec: RestoreSpec) -> ArchiveContents:
+        """Check the archive's table of contents before anything is created; ArchiveRefused
+        names the first entry a restore must not create or read."""
+
+    @abstractmethod
+    def staged(self, spec: RestoreSpec, contents: ArchiveContents,
+               target_tenant_id: str | None) -> AbstractContextManager[Staging]:
+        """Restore one tenant into a held scratch place beside ``target_tenant_id`` (a
+        restore check when None): built from ``spec.ddl``, filled with the rows
+        ``contents`` names. Held for the block; removed at its end unless promoted."""
 
     @abstractmethod
     def digest_staging(self, staging: Staging) -> dict[str, TableDigest]:

@@ -10,9 +10,17 @@ is promoted (``provisioning`` -> ``active``, the same two-step as provisioning).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from docex_ops.backends.archive import DumpResult, Staging, TableDigest, TenantArchiver
+from docex_ops.backends.archive import (
+    ArchiveContents,
+    DumpResult,
+    RestoreSpec,
+    Staging,
+    TableDigest,
+    TenantArchiver,
+)
 from docex_ops.backends.base import chunks
 from docex_ops.backends.fleet import FleetBackend
 from docex_ops.backends.pg_archive import PostgresArchiver
@@ -49,13 +57,16 @@ class FleetArchiver(TenantArchiver):
     def digest_tenant(self, tenant_id: str) -> dict[str, TableDigest]:
         return self.archivers[self.fleet.server_of(tenant_id)].digest_tenant(tenant_id)
 
-    def restore_to_staging(self, archive: Path, source_location: str,
-                           target_tenant_id: str | None) -> Staging:
+    def inspect(self, spec: RestoreSpec) -> ArchiveContents:
+        return self.archivers[self.fleet.directory_server].inspect(spec)  # reads the file only
+
+    @contextmanager
+    def staged(self, spec: RestoreSpec, contents: ArchiveContents,
+               target_tenant_id: str | None) -> Iterator[Staging]:
         server = self._restore_server(target_tenant_id)
-        staging = self.archivers[server].restore_to_staging(archive, source_location,
-                                                            target_tenant_id)
-        staging.extra[SERVER_KEY] = server
-        return staging
+        with self.archivers[server].staged(spec, contents, target_tenant_id) as staging:
+            staging.extra[SERVER_KEY] = server
+            yield staging
 
     def _restore_server(self, target: str | None) -> str:
         if target is None:  # a restore check: anywhere will do

@@ -7,19 +7,19 @@ writes. Several schemas go into one pg_dump (``-n a -n b ...``) because each
 pg_dump process pays for reading the whole catalog; the batch is sized to
 the server's lock budget (pg_dump locks every table it dumps).
 
-Restoring: ``pg_restore -L`` selects one schema (with its CREATE SCHEMA and
-grants), the SQL is renamed into a scratch schema (pg_rewrite) and run by
-psql in one transaction; it is checked there, then swapped in under the
-target name in one transaction (drop the old, rename the scratch). The live
-tenant is therefore untouched until the restored copy has been verified.
+Restoring: the archive's table of contents is checked first (pg_toc); the
+copy is built in a held scratch schema from docex-ops' own DDL for the
+manifest's revision and filled with the archive's rows only (pg_staging); it
+is checked there, then swapped in under the target name in one transaction
+(drop the old, rename the scratch). The live tenant is therefore untouched
+until the restored copy has been verified.
 """
 
 from __future__ import annotations
 
 import subprocess
-import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +28,29 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from docex_ops import scratch
+from docex_ops.backends import pg_staging
 from docex_ops.backends.archive import (
+    ArchiveContents,
     ArchiveToolError,
     DumpResult,
+    RestoreSpec,
     Staging,
-    StagingHolds,
     TableDigest,
     TenantArchiver,
     TenantSnapshot,
 )
-from docex_ops.backends.pg_rewrite import SchemaRewriter
+from docex_ops.backends.pg_sql import transaction as _transaction
+from docex_ops.backends.pg_toc import check_toc
 from docex_ops.backends.pg_tools import (
     PgTool,
     find_tool,
     last_lines,
     require_can_dump,
-    run_tool,
     tool_env,
 )
 from docex_ops.backends.postgres import PostgresBackend, quote_ident
 from docex_ops.schema import TABLE_NAMES
 
-STAGING_PREFIX = scratch.PG_MARK + "restore_"  # a scratch name: `cleanup` finds it
 LOCKS_PER_TENANT = len(TABLE_NAMES) + 1  # + alembic_version
 MAX_BATCH = 250
 
@@ -119,9 +120,6 @@ class PostgresArchiver(TenantArchiver):
         self.pg = backend.settings.postgres
         self.pg_bin = pg_bin
         self._engine: Engine | None = None
-        # Each staging schema is held (scratch.hold_new_schema) until promoted or
-        # discarded, so a concurrent `docex-ops cleanup` keeps it.
-        self._holds = StagingHolds()
 
     @property
     def engine(self) -> Engine:
@@ -221,72 +219,28 @@ class PostgresArchiver(TenantArchiver):
 
     # -- restore ---------------------------------------------------------------------------
 
-    def restore_to_staging(self, archive: Path, source_location: str,
-                           target_tenant_id: str | None) -> Staging:
+    def inspect(self, spec: RestoreSpec) -> ArchiveContents:
         restore = find_tool("pg_restore", self.pg_bin)
-        psql = find_tool("psql", self.pg_bin)
-        hold = ExitStack()
-        staging = Staging(hold.enter_context(scratch.hold_new_schema(self.engine, "restore")))
-        self._holds.keep(staging, hold)
-        with tempfile.TemporaryDirectory(prefix="docex-restore-") as tmp:
-            listing = Path(tmp) / "toc.list"
-            listing.write_bytes(self._toc_for(restore, archive, source_location))
+        listing = pg_staging.archive_listing(restore.path, spec.archive,
+                                             tool_env(self.pg, "restore"))
+        return check_toc(listing, spec)
+
+    @contextmanager
+    def staged(self, spec: RestoreSpec, contents: ArchiveContents,
+               target_tenant_id: str | None) -> Iterator[Staging]:
+        restore = find_tool("pg_restore", self.pg_bin).path
+        env = tool_env(self.pg, "restore")
+        purpose = "restore" if target_tenant_id is not None else "verify"
+        with scratch.hold_new_schema(self.engine, purpose) as name:
+            staging = Staging(name)
             try:
-                self._pipe_restore(restore, psql, archive, listing, source_location,
-                                   staging.location)
-            except BaseException:
+                pg_staging.build(self.engine, restore, env, spec, contents, name)
+                if contents.extra_tables:
+                    pg_staging.restore_extra(self.engine, self.pg, restore, env, spec,
+                                             contents, name)
+                yield staging
+            finally:  # after a promote the name is gone and this drops nothing
                 self.discard(staging)
-                raise
-        return staging
-
-    def _toc_for(self, restore: PgTool, archive: Path, schema: str) -> bytes:
-        """The archive's table of contents for one schema, plus the schema itself and
-        its grants and comment (``pg_restore -n`` alone leaves those out)."""
-        env = tool_env(self.pg, "restore")
-        selected = run_tool([restore.path, "-l", "-n", schema, str(archive)], env,
-                            f"pg_restore -l {archive}")
-        full = run_tool([restore.path, "-l", str(archive)], env, f"pg_restore -l {archive}")
-        own = [f" SCHEMA - {schema} ", f" ACL - SCHEMA {schema} ",
-               f" COMMENT - SCHEMA {schema} "]
-        extra = [line for line in full.decode().splitlines()
-                 if not line.startswith(";") and any(tag in line + " " for tag in own)]
-        if not any(f" SCHEMA - {schema} " in line + " " for line in extra):
-            raise ArchiveToolError(f"archive {archive} holds no schema {schema!r}")
-        return ("\n".join(extra) + "\n").encode() + selected
-
-    def _pipe_restore(self, restore: PgTool, psql: PgTool, archive: Path, listing: Path,
-                      old: str, new: str) -> None:
-        env = tool_env(self.pg, "restore")
-        with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
-            source = subprocess.Popen(
-                [restore.path, "--no-owner", "-L", str(listing), "-f", "-", str(archive)],
-                env=env, stdout=subprocess.PIPE, stderr=restore_err)
-            sink = subprocess.Popen(
-                [psql.path, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-                 "--no-password", "-f", "-"],
-                env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err)
-            assert source.stdout is not None and sink.stdin is not None
-            rewriter = SchemaRewriter(old, new)
-            try:
-                for line in source.stdout:
-                    sink.stdin.write(rewriter.rewrite_line(line))
-            except (BrokenPipeError, RuntimeError):
-                source.kill()
-                sink.kill()
-                raise
-            finally:
-                source.stdout.close()
-                if not sink.stdin.closed:
-                    with suppress(BrokenPipeError):
-                        sink.stdin.close()
-                source.wait()
-                sink.wait()
-            for proc, err, what in ((source, restore_err, "pg_restore"),
-                                    (sink, psql_err, "psql")):
-                if proc.returncode != 0:
-                    err.seek(0)
-                    raise ArchiveToolError(f"{what} of schema {old!r} from {archive} failed "
-                                           f"(exit {proc.returncode}): {last_lines(err.read())}")
 
     def digest_staging(self, staging: Staging) -> dict[str, TableDigest]:
         with self._snapshot_connection(None) as conn:
@@ -303,34 +257,17 @@ class PostgresArchiver(TenantArchiver):
             conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(target)} CASCADE")
             conn.exec_driver_sql(f"ALTER SCHEMA {quote_ident(staging.location)} "
                                  f"RENAME TO {quote_ident(target)}")
-        self._holds.release(staging)
 
     def discard(self, staging: Staging) -> None:
-        if not staging.location.startswith(STAGING_PREFIX):  # never a tenant's schema
+        if not scratch.is_scratch_schema(staging.location):  # never a tenant's schema
             raise ValueError(f"refusing to drop {staging.location!r}: not a staging schema")
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql(
-                    f"DROP SCHEMA IF EXISTS {quote_ident(staging.location)} CASCADE")
-        finally:
-            self._holds.release(staging)
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(staging.location)} CASCADE")
 
     def dispose(self) -> None:
-        self._holds.release_all()
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
-
-
-@contextmanager
-def _transaction(conn: Connection) -> Iterator[None]:
-    conn.exec_driver_sql("BEGIN")
-    try:
-        yield
-    except BaseException:
-        conn.exec_driver_sql("ROLLBACK")
-        raise
-    conn.exec_driver_sql("COMMIT")
 
 
 def _columns(conn: Connection, schemas: list[str]) -> dict[str, dict[str, list[str]]]:

@@ -47,12 +47,17 @@ class SchemaRewriter:
             return line
         if line.startswith(b"--"):
             return line
+        line = self.rename(line)
+        if line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
+            self._in_copy = True
+        return line
+
+    def rename(self, line: bytes) -> bytes:
+        """One line of SQL (never COPY data) with the schema renamed; refuses leftovers."""
         for pattern, replacement in self._rules:
             line = pattern.sub(replacement, line)
         if self._leftover.search(line):
             raise SchemaRewriteError(
                 f"cannot safely rename schema {self._old!r} in restore SQL line "
                 f"{line[:120]!r}; restore under the original id into an empty database instead")
-        if line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
-            self._in_copy = True
         return line

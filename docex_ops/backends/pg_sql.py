@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy.engine import Connection
 
 # First key of every docex-ops advisory lock, so ours never collide with an application's.
@@ -27,3 +30,15 @@ def execute_script(conn: Connection, sql: str) -> None:
 def quote_ident(name: str) -> str:
     """Quote a name that the tenant rules already validated."""
     return '"' + name.replace('"', '""') + '"'
+
+
+@contextmanager
+def transaction(conn: Connection) -> Iterator[None]:
+    """An explicit transaction on an AUTOCOMMIT connection (the archivers' engines)."""
+    conn.exec_driver_sql("BEGIN")
+    try:
+        yield
+    except BaseException:
+        conn.exec_driver_sql("ROLLBACK")
+        raise
+    conn.exec_driver_sql("COMMIT")

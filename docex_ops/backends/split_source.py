@@ -29,6 +29,7 @@ from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.catalog import Catalog, pg_catalog, sqlite_catalog
 from docex_ops.backends.pg_archive import digest_sql
 from docex_ops.backends.pg_sql import quote_ident
+from docex_ops.backends.source_contents import pg_extra_objects, sqlite_extra_objects
 from docex_ops.backends.sqlite import open_readonly, readonly_uri
 from docex_ops.backends.sqlite_archive import backup_file
 from docex_ops.backends.sqlite_digest import digest_table
@@ -37,7 +38,10 @@ from docex_ops.scratch import hold_new_folder
 from docex_ops.tenancy import check_schema_name
 
 _PG_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-_PG_LOCAL = ("SET LOCAL DateStyle TO 'ISO, YMD'", "SET LOCAL TimeZone TO 'UTC'")
+# search_path: every source name is qualified, and nothing the source database defines
+# (an operator or function in public) may stand in for a built-in the queries use.
+_PG_LOCAL = ("SET LOCAL DateStyle TO 'ISO, YMD'", "SET LOCAL TimeZone TO 'UTC'",
+             "SET LOCAL search_path TO pg_catalog, pg_temp")
 # A literal IN list on PostgreSQL (psycopg2 renders a tuple as one): the planner sees the
 # basket ids, so it estimates the subset and uses the basket_id index.
 PG_BASKETS = "%(baskets)s"
@@ -137,6 +141,12 @@ class SourceView(ABC):
     def tables(self) -> set[str]:
         return {name for name in self.catalog()}
 
+    @abstractmethod
+    def extra_objects(self) -> list[tuple[str, bool]]:
+        """What the source holds besides DocEX's tables and their keys and indexes:
+        (description, whether a split may leave it out). Not ignorable: a DocEX table
+        name that reading would not read as a plain table (see split.plan)."""
+
 
 class PgView(SourceView):
     kind = "postgresql"
@@ -197,6 +207,9 @@ class PgView(SourceView):
 
     def catalog(self) -> Catalog:
         return pg_catalog(self.conn, self.schema)
+
+    def extra_objects(self) -> list[tuple[str, bool]]:
+        return pg_extra_objects(self.conn, self.schema)
 
 
 _PG_COLUMNS = """
@@ -264,6 +277,9 @@ class SqliteView(SourceView):
     def tables(self) -> set[str]:
         return {r[0] for r in self.conn.execute(
             f"SELECT name FROM {self.prefix}sqlite_master WHERE type = 'table'")}
+
+    def extra_objects(self) -> list[tuple[str, bool]]:
+        return sqlite_extra_objects(self.conn, self.prefix)
 
 
 class SplitSource:

@@ -4,26 +4,30 @@
 writing (the copy restarts by itself if the source changes mid-way; done in
 one step it holds a read lock instead). The checksums are computed on the
 finished copy, so the manifest describes exactly what the archive holds.
-Restoring copies the archive into a scratch file beside the tenant's file
-through the same API, verifies it, then renames it into place (atomic).
+Restoring checks the archive's ``sqlite_master``, builds a held scratch file
+beside the tenant's file from docex-ops' own DDL and copies only the rows into
+it (sqlite_staging), verifies it, then renames it into place (atomic). SQLite
+reads the archive only through an fd opened without following links and
+checked not to be a live tenant's file (``plain_archive``).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import stat
-import tempfile
-from contextlib import ExitStack, closing
+from collections.abc import Iterator
+from contextlib import ExitStack, closing, contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from docex_ops import scratch
 from docex_ops.backends.archive import (
+    ArchiveContents,
     ArchiveToolError,
     DumpResult,
+    RestoreSpec,
     Staging,
-    StagingHolds,
     TableDigest,
     TenantArchiver,
     TenantSnapshot,
@@ -37,8 +41,7 @@ from docex_ops.backends.sqlite import (
 )
 from docex_ops.backends.sqlite_digest import digest_database
 from docex_ops.backends.sqlite_paths import TenantPaths
-
-STAGING_PREFIX = scratch.FILE_MARK + "restore-"
+from docex_ops.backends.sqlite_staging import build_file, inspect_file
 
 
 def backup_file(source: Path, target: Path, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -61,22 +64,20 @@ def copy_locked(src: sqlite3.Connection, dst: sqlite3.Connection) -> None:
         src.execute("ROLLBACK")
 
 
-def copy_archive(archive: Path, target: Path, paths: TenantPaths) -> None:
-    """Copy an archive's bytes into ``target`` (a fresh staging file) through one fd
-    opened without following links, refused if it is a live tenant's file (a link or
-    a hard link planted in the backup folder) or anything under the storage root.
-
-    SQLite never opens the archive itself: what was checked is what is read, and an
-    archive is a complete database file (written with no journal), so its bytes are
-    the database.
-    """
+@contextmanager
+def plain_archive(spec: RestoreSpec, paths: TenantPaths) -> Iterator[RestoreSpec]:
+    """``spec`` with its archive reached through one fd opened without following links,
+    refused if it is a live tenant's file (a link or a hard link planted in the backup
+    folder) or anything under the storage root: what was checked is what SQLite reads
+    (``/proc/self/fd/N`` reopens that very file)."""
+    archive = spec.archive
     try:
         fd = os.open(archive, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
         raise ArchiveToolError(f"archive {archive} cannot be opened as a plain file "
                                f"({exc.strerror}); a link is never followed") from exc
-    with os.fdopen(fd, "rb") as src:
-        st = os.fstat(src.fileno())
+    try:
+        st = os.fstat(fd)
         owner = paths.owner_of_inode(st)
         if not stat.S_ISREG(st.st_mode) or owner is not None or \
                 paths.root in Path(os.path.realpath(archive)).parents:
@@ -85,9 +86,9 @@ def copy_archive(archive: Path, target: Path, paths: TenantPaths) -> None:
                 + (f"tenant {owner!r}'s live database" if owner else
                    "a file under the storage root" if stat.S_ISREG(st.st_mode) else
                    "not a regular file") + "; refusing to restore from it")
-        with open(target, "r+b") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-            dst.truncate()
+        yield replace(spec, archive=Path(f"/proc/self/fd/{fd}"))
+    finally:
+        os.close(fd)
 
 
 def archive_file(src: sqlite3.Connection, target: Path
@@ -121,18 +122,12 @@ def digest_file(path: Path) -> tuple[dict[str, TableDigest], str | None]:
         return digest_database(conn)
 
 
-def quick_check(path: Path) -> str:
-    with closing(open_readonly(path)) as conn:
-        return str(conn.execute("PRAGMA quick_check").fetchone()[0])
-
-
 class SqliteArchiver(TenantArchiver):
     kind = "sqlite"
     extension = ".sqlite"
 
     def __init__(self, backend: SqliteBackend) -> None:
         self.backend = backend
-        self._holds = StagingHolds()
 
     def batch_size(self, jobs: int) -> int:
         return 1
@@ -157,32 +152,32 @@ class SqliteArchiver(TenantArchiver):
         with closing(self.backend.open_tenant(tenant_id, readonly=True)) as conn:
             return digest_database(conn)[0]
 
-    def restore_to_staging(self, archive: Path, source_location: str,
-                           target_tenant_id: str | None) -> Staging:
-        # Scratch objects held until promoted or discarded: `cleanup` keeps them.
-        hold = ExitStack()
-        if target_tenant_id is None:
-            folder = hold.enter_context(scratch.hold_new_folder(
-                Path(tempfile.gettempdir()), "check"))
-        else:
-            target = self.backend.path(target_tenant_id)
-            with self.backend.paths.parent_dir(target, create=True):  # never through a link
-                folder = target.parent
-        staging_path = hold.enter_context(scratch.hold_new_file(folder, "restore", ".db"))
-        staging = Staging(str(staging_path), {"scratch_dir": str(folder)}
-                          if target_tenant_id is None else {})
-        self._holds.keep(staging, hold)
-        try:
-            copy_archive(archive, staging_path, self.backend.paths)
-            check = quick_check(staging_path)
-        except sqlite3.DatabaseError as exc:
-            self.discard(staging)
-            raise ArchiveToolError(f"archive {archive} is not a readable SQLite database: "
-                                   f"{exc}") from exc
-        if check != "ok":
-            self.discard(staging)
-            raise ArchiveToolError(f"archive {archive} fails SQLite's quick_check: {check}")
-        return staging
+    def inspect(self, spec: RestoreSpec) -> ArchiveContents:
+        with plain_archive(spec, self.backend.paths) as plain:
+            return inspect_file(plain)
+
+    @contextmanager
+    def staged(self, spec: RestoreSpec, contents: ArchiveContents,
+               target_tenant_id: str | None) -> Iterator[Staging]:
+        with ExitStack() as stack:
+            if target_tenant_id is None:  # a restore check: under the storage root, held
+                root = self.backend.storage_root.resolve()
+                root.mkdir(mode=0o750, parents=True, exist_ok=True)
+                folder = stack.enter_context(scratch.hold_new_folder(root, "verify"))
+            else:
+                target = self.backend.path(target_tenant_id)
+                with self.backend.paths.parent_dir(target, create=True):  # never via a link
+                    folder = target.parent
+            path = stack.enter_context(scratch.hold_new_file(folder.resolve(), "restore",
+                                                             ".db"))
+            plain = stack.enter_context(plain_archive(spec, self.backend.paths))
+            try:
+                build_file(path, plain, contents)
+            except sqlite3.DatabaseError as exc:
+                raise ArchiveToolError(f"archive {spec.archive} could not be restored: "
+                                       f"{exc}") from exc
+            os.chmod(path, FILE_MODE)
+            yield Staging(str(path))
 
     def digest_staging(self, staging: Staging) -> dict[str, TableDigest]:
         return digest_file(Path(staging.location))[0]
@@ -195,17 +190,10 @@ class SqliteArchiver(TenantArchiver):
         for suffix in SIDECARS:  # a stale journal or WAL must not be replayed onto the copy
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         os.replace(staging.location, target)
-        self._holds.release(staging)
 
     def discard(self, staging: Staging) -> None:
         path = Path(staging.location)
-        if not path.name.startswith(STAGING_PREFIX):  # never a tenant's file
+        if not scratch.is_scratch_file(path.name):  # never a tenant's file
             raise ValueError(f"refusing to delete {path}: not a staging file")
-        try:
-            for suffix in ("", *SIDECARS):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-        finally:
-            self._holds.release(staging)  # removes the scratch folder of a restore check
-
-    def dispose(self) -> None:
-        self._holds.release_all()
+        for suffix in ("", *SIDECARS):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)

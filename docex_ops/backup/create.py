@@ -15,6 +15,7 @@ from pathlib import Path
 from docex_ops.backends.archive import DumpResult, TenantArchiver
 from docex_ops.backends.archivers import make_archiver
 from docex_ops.backup.manifest import MANIFEST_SUFFIX, Manifest, sha256_file, write_manifest
+from docex_ops.backup.signing import sign, signing_key
 from docex_ops.manager import TenantDatabaseManager
 from docex_ops.scratch import PARTIAL_SUFFIX, hold_new_file
 from docex_ops.tenancy import validate_all
@@ -71,6 +72,7 @@ def create_backups(manager: TenantDatabaseManager, tenant_ids: list[str] | None,
     if not ids:
         return results
     dest.mkdir(parents=True, exist_ok=True)
+    key = signing_key(manager.settings)  # read once: a bad key fails before any dump
     archiver = make_archiver(manager.backend, pg_bin)
     # Enough batches to keep every job busy, none above the server's lock budget.
     size = batch_size or min(archiver.batch_size(jobs), -(-len(ids) // max(1, jobs)))
@@ -79,7 +81,7 @@ def create_backups(manager: TenantDatabaseManager, tenant_ids: list[str] | None,
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             # Results come back on the caller's thread, so on_done may use thread-bound
             # state (the CLI's click context).
-            for done in pool.map(lambda batch: _backup_batch(archiver, batch, dest),
+            for done in pool.map(lambda batch: _backup_batch(archiver, batch, dest, key),
                                  list(archiver.batches(ids, size))):
                 results.extend(done)
                 for result in done:
@@ -100,10 +102,10 @@ def _why_not(manager: TenantDatabaseManager, tenant_id: str) -> str | None:
     return f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}"
 
 
-def _backup_batch(archiver: TenantArchiver, batch: list[str], dest: Path
-                  ) -> list[BackupResult]:
+def _backup_batch(archiver: TenantArchiver, batch: list[str], dest: Path,
+                  key: bytes | None) -> list[BackupResult]:
     try:
-        return _dump(archiver, batch, dest)
+        return _dump(archiver, batch, dest, key)
     except Exception as exc:  # noqa: BLE001 - reported per tenant, the run goes on
         if len(batch) > 1:
             # One bad tenant must not cost the others their backup, and a batch that
@@ -111,13 +113,14 @@ def _backup_batch(archiver: TenantArchiver, batch: list[str], dest: Path
             # (seconds each on a large catalog): retry in halves.
             half = (len(batch) + 1) // 2
             return [r for part in (batch[:half], batch[half:])
-                    for r in _backup_batch(archiver, part, dest)]
+                    for r in _backup_batch(archiver, part, dest, key)]
         who = f"tenant {batch[0]!r}: "
         error = str(exc) if str(exc).startswith(who) else who + str(exc)
         return [BackupResult(batch[0], None, None, 0, 0, 0.0, error)]
 
 
-def _dump(archiver: TenantArchiver, batch: list[str], dest: Path) -> list[BackupResult]:
+def _dump(archiver: TenantArchiver, batch: list[str], dest: Path, key: bytes | None
+          ) -> list[BackupResult]:
     started_at, started = _now(), time.perf_counter()
     stamp = _stamp()
     name = (f"{batch[0]}.{stamp}{archiver.extension}" if len(batch) == 1 else
@@ -128,23 +131,24 @@ def _dump(archiver: TenantArchiver, batch: list[str], dest: Path) -> list[Backup
     with hold_new_file(dest, "partial", PARTIAL_SUFFIX) as partial:
         dumped = archiver.dump(batch, partial)
         os.replace(partial, archive)
-    return _write_manifests(archiver, dumped, archive, started_at, started, stamp)
+    return _write_manifests(archiver, dumped, archive, started_at, started, stamp, key)
 
 
 def _write_manifests(archiver: TenantArchiver, dumped: DumpResult, archive: Path,
-                     started_at: str, started: float, stamp: str) -> list[BackupResult]:
+                     started_at: str, started: float, stamp: str,
+                     key: bytes | None) -> list[BackupResult]:
     sha, size = sha256_file(archive), archive.stat().st_size
     finished_at = _now()
     seconds = (time.perf_counter() - started) / len(dumped.tenants)
     results = []
     for snap in dumped.tenants:
-        manifest = Manifest(
+        manifest = sign(Manifest(
             tenant_id=snap.tenant_id, backend=archiver.kind, location=snap.location,
             revision=snap.revision, tables=snap.tables, archive=archive.name,
             archive_sha256=sha, archive_size=size, tenants_in_archive=len(dumped.tenants),
             server_version=dumped.server_version, tool_version=dumped.tool_version,
             docex_ops_version=_docex_ops_version(), started_at=started_at,
-            finished_at=finished_at)
+            finished_at=finished_at), key)
         path = write_manifest(manifest, archive.parent /
                               f"{snap.tenant_id}.{stamp}{MANIFEST_SUFFIX}")
         results.append(BackupResult(snap.tenant_id, archive, path, manifest.rows,

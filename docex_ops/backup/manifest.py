@@ -14,7 +14,10 @@ from docex_ops.scratch import hold_new_file
 from docex_ops.tenancy import validate_tenant_id
 
 MANIFEST_SUFFIX = ".manifest.json"
+# 1: unsigned. 2: carries ``signature`` (older docex-ops refuse it by its format, clearly).
 FORMAT_VERSION = 1
+SIGNED_FORMAT = 2
+FORMATS = (FORMAT_VERSION, SIGNED_FORMAT)
 
 
 class BackupUsageError(ValueError):
@@ -38,7 +41,10 @@ class Manifest:
     started_at: str
     finished_at: str
     format: int = FORMAT_VERSION
+    signature: str | None = None  # "hmac-sha256:<hex>" over ``signed_content``
     path: Path | None = field(default=None, compare=False)
+    # The canonical JSON the signature covers: every field but the signature, as read.
+    signed_content: bytes = field(default=b"", compare=False, repr=False)
 
     @property
     def rows(self) -> int:
@@ -49,13 +55,27 @@ class Manifest:
         assert self.path is not None, "manifest not read from a file"
         return self.path.parent / self.archive
 
-    def to_json(self) -> str:
+    def to_dict(self) -> dict[str, Any]:
         # Built field by field: dataclasses.asdict deep-copies every table digest, which
         # cost more than the encoding in a backup of many small tenants.
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "path"}
+        data = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("path", "signed_content", "signature")}
         data["tables"] = {name: {"checksum": t.checksum, "rows": t.rows}
                           for name, t in self.tables.items()}
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+        if self.signature is not None:
+            data["signature"] = self.signature
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+def canonical_json(data: dict[str, Any]) -> bytes:
+    """What a signature covers: the manifest without its signature, keys sorted, no
+    spaces, ASCII only: one byte string for one content, however the file is laid out."""
+    content = {k: v for k, v in data.items() if k != "signature"}
+    return json.dumps(content, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True).encode()
 
 
 def write_manifest(manifest: Manifest, path: Path) -> Path:
@@ -72,13 +92,14 @@ def write_manifest(manifest: Manifest, path: Path) -> Path:
 def read_manifest(path: Path) -> Manifest:
     try:
         data: dict[str, Any] = json.loads(path.read_text())
+        signed = canonical_json(data)
         tables = {name: TableDigest(int(t["rows"]), str(t["checksum"]))
                   for name, t in data.pop("tables").items()}
-        if data.get("format") != FORMAT_VERSION:
+        if data.get("format") not in FORMATS:
             raise BackupUsageError(f"{path}: manifest format {data.get('format')!r} is not "
-                                   f"{FORMAT_VERSION}; use the docex-ops that wrote it")
-        manifest = Manifest(tables=tables, path=path, **data)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+                                   f"one of {FORMATS}; use the docex-ops that wrote it")
+        manifest = Manifest(tables=tables, path=path, signed_content=signed, **data)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         if isinstance(exc, BackupUsageError):
             raise
         raise BackupUsageError(f"{path} is not a readable docex-ops manifest: {exc}") from exc

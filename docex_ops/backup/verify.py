@@ -1,14 +1,26 @@
-"""``backup verify``: archive sha256 against the manifest, optionally a restore check."""
+"""``backup verify``: signature and archive sha256 against the manifest, optionally a
+restore check (the same restore as ``backup restore``, into a scratch place)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from docex_ops.backends.archive import TableDigest, TenantArchiver
+from docex_ops.backends.archive import ArchiveRefused, RestoreSpec, TableDigest, TenantArchiver
 from docex_ops.backends.archivers import make_archiver
-from docex_ops.backup.manifest import BackupUsageError, Manifest, find_manifests, sha256_file
+from docex_ops.backends.base import Backend
+from docex_ops.backup.manifest import (
+    MANIFEST_SUFFIX,
+    BackupUsageError,
+    Manifest,
+    find_manifests,
+    read_manifest,
+    sha256_file,
+)
+from docex_ops.backup.signing import signature_problem
+from docex_ops.ddl import revision_ddl
 from docex_ops.manager import TenantDatabaseManager
+from docex_ops.tenancy import check_schema_name
 
 
 @dataclass
@@ -19,6 +31,8 @@ class VerifyResult:
     sha256_ok: bool
     restore_checked: bool = False
     problems: list[str] = field(default_factory=list)
+    # True only when a key is configured and the manifest's signature matches it.
+    authenticated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -62,18 +76,70 @@ def check_archive(manifest: Manifest, cache: dict[Path, str] | None = None) -> l
     return []
 
 
-def restore_check(archiver: TenantArchiver, manifest: Manifest) -> list[str]:
-    """Restore into a scratch place, compare every table with the manifest, remove it."""
-    staging = archiver.restore_to_staging(manifest.archive_path, manifest.location, None)
+def restore_spec(manifest: Manifest, backend: Backend, key: bytes | None,
+                 allow_extra: bool = False) -> RestoreSpec:
+    """What a restore of ``manifest`` builds and takes: our DDL for its revision, the
+    rows of its archive (and, in a batch archive, which other schemas it may hold)."""
+    if backend.kind == "postgresql":
+        try:  # where the rows are read from: never public, pg_*, or an odd name
+            check_schema_name(manifest.location)
+        except ValueError as exc:
+            raise ArchiveRefused(f"manifest {manifest.path}: {exc}; refused") from exc
+    if manifest.revision is None:
+        raise ArchiveRefused(f"manifest {manifest.path} records no revision, so docex-ops "
+                             "cannot tell the tenant's structure; adopt the tenant "
+                             "(migrate adopt) and back it up again")
     try:
+        ddl = revision_ddl(backend.kind, manifest.revision)
+    except (LookupError, ValueError) as exc:
+        raise ArchiveRefused(f"manifest {manifest.path}: {exc}; restore it with the "
+                             "docex-ops that wrote it") from exc
+    return RestoreSpec(manifest.archive_path, manifest.location, manifest.revision, ddl,
+                       allow_extra, _batch_locations(manifest, backend, key))
+
+
+def _batch_locations(manifest: Manifest, backend: Backend, key: bytes | None
+                     ) -> frozenset[str]:
+    """The other tenants' schemas of a batch archive, from the manifests beside it that
+    describe the same file (and, with a key, are signed by it)."""
+    if manifest.tenants_in_archive <= 1:
+        return frozenset()
+    found = set()
+    for path in sorted(manifest.archive_path.parent.glob("*" + MANIFEST_SUFFIX)):
+        try:
+            other = read_manifest(path)
+        except BackupUsageError:
+            continue
+        if (other.archive != manifest.archive or other.tenant_id == manifest.tenant_id
+                or other.archive_sha256 != manifest.archive_sha256
+                or key is not None and signature_problem(other, key) is not None):
+            continue
+        try:
+            expected = backend.location(other.tenant_id)
+        except ValueError:
+            continue
+        if other.location == expected:  # never public, another app's schema, ...
+            found.add(other.location)
+    return frozenset(found - {manifest.location})
+
+
+def restore_check(archiver: TenantArchiver, manifest: Manifest, spec: RestoreSpec
+                  ) -> list[str]:
+    """Restore into a held scratch place, compare every table with the manifest; the
+    scratch copy is removed at the end whatever happens."""
+    contents = archiver.inspect(spec)
+    with archiver.staged(spec, contents, None) as staging:
         return compare_digests(manifest.tables, archiver.digest_staging(staging))
-    finally:
-        archiver.discard(staging)
 
 
 def verify_path(path: Path, manager: TenantDatabaseManager | None = None,
-                pg_bin: str | None = None) -> list[VerifyResult]:
-    """Verify every backup at ``path``; with a manager, also restore-check each one."""
+                pg_bin: str | None = None, key: bytes | None = None,
+                allow_extra: bool = False) -> list[VerifyResult]:
+    """Verify every backup at ``path``; with a manager, also restore-check each one.
+
+    With ``key``, a manifest whose signature is missing or wrong fails (and is never
+    restore-checked); without, every result says it is not authenticated.
+    """
     manifests = find_manifests(path)
     if not manifests:
         raise BackupUsageError(f"no docex-ops backups under {path}")
@@ -83,17 +149,20 @@ def verify_path(path: Path, manager: TenantDatabaseManager | None = None,
     try:
         for manifest in manifests:
             assert manifest.path is not None
+            unsigned = signature_problem(manifest, key) if key is not None else None
             problems = check_archive(manifest, cache)
             result = VerifyResult(manifest.tenant_id, manifest.path, manifest.archive_path,
-                                  not problems, problems=problems)
-            if archiver is not None and not problems:
+                                  not problems, authenticated=key is not None and not unsigned,
+                                  problems=([unsigned] if unsigned else []) + problems)
+            if archiver is not None and manager is not None and not result.problems:
                 if manifest.backend != archiver.kind:
                     raise BackupUsageError(
                         f"{manifest.path} is a {manifest.backend} backup; the configured "
                         f"database is {archiver.kind}")
                 result.restore_checked = True
                 try:
-                    result.problems.extend(restore_check(archiver, manifest))
+                    spec = restore_spec(manifest, manager.backend, key, allow_extra)
+                    result.problems.extend(restore_check(archiver, manifest, spec))
                 except RuntimeError as exc:
                     result.problems.append(f"restore failed: {exc}")
             results.append(result)

@@ -20,6 +20,11 @@ from docex_ops.output import human_bytes
 
 _PG_BIN = click.option("--pg-bin", type=click.Path(file_okay=False),
                        help="Folder holding pg_dump/pg_restore/psql (default: PATH).")
+_ALLOW_EXTRA = click.option(
+    "--allow-extra-objects", "allow_extra", is_flag=True,
+    help="Also restore the tenant's own tables DocEX does not have (with their indexes, "
+         "constraints and sequences), created by a temporary role that can touch nothing "
+         "but the scratch copy. Functions, views, triggers, types, ... are refused anyway.")
 
 
 @click.group()
@@ -76,22 +81,32 @@ def create_cmd(tenant_ids: tuple[str, ...], all_tenants: bool, dest: Path, jobs:
 @backup.command("verify")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--restore-check", is_flag=True,
-              help="Also restore each backup into a scratch schema/file, compare every "
-                   "table's count and checksum with the manifest, then drop the scratch copy.")
+              help="Also restore each backup into a scratch schema/file (as backup restore "
+                   "does: our DDL, the archive's rows), compare every table's count and "
+                   "checksum with the manifest, then drop the scratch copy.")
+@_ALLOW_EXTRA
 @_PG_BIN
 @format_option
-def verify_cmd(path: Path, restore_check: bool, pg_bin: str | None, fmt: str | None) -> None:
-    """Check archives against their manifests (PATH: an archive, a manifest or a folder)."""
+def verify_cmd(path: Path, restore_check: bool, allow_extra: bool, pg_bin: str | None,
+               fmt: str | None) -> None:
+    """Check archives against their manifests (PATH: an archive, a manifest or a folder):
+    the signature (with backup.signing_key_file), size and sha256."""
     manager = state().manager if restore_check else None
+    key = ops.signing_key(state().settings)
     try:
-        results = ops.verify_path(path, manager, pg_bin)
+        results = ops.verify_path(path, manager, pg_bin, key, allow_extra)
     except ops.BackupUsageError as exc:
         raise UsageProblem(str(exc)) from exc
     rows = [{"tenant": r.tenant_id, "archive": r.archive.name, "sha256": r.sha256_ok,
+             "authenticated": r.authenticated,
              "restore_check": r.restore_checked if restore_check else None,
              "status": "ok" if r.ok else "FAILED", "problems": "; ".join(r.problems)}
             for r in results]
     emit(rows, fmt)
+    if key is None:
+        info(f"note: no backup.signing_key_file is configured, so {len(results)} manifest(s) "
+             "are unauthenticated: anyone who can write to the backup folder could have "
+             "changed them (and recomputed their sha256)")
     bad = [r for r in results if not r.ok]
     if bad:
         raise OperationFailed(f"{len(bad)} of {len(results)} backup(s) failed verification")
@@ -109,17 +124,21 @@ def verify_cmd(path: Path, restore_check: bool, pg_bin: str | None, fmt: str | N
 @click.option("--safety-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where --force backs up the tenant being replaced "
                    "(default: pre-restore/ beside the archive).")
+@_ALLOW_EXTRA
 @_PG_BIN
 @format_option
 def restore_cmd(archive: Path, as_tenant: str | None, from_tenant: str | None, force: bool,
-                upgrade: bool, safety_dir: Path | None, pg_bin: str | None,
+                upgrade: bool, safety_dir: Path | None, allow_extra: bool, pg_bin: str | None,
                 fmt: str | None) -> None:
-    """Restore a tenant from ARCHIVE (an archive or its manifest). The copy is restored
-    aside and checked against the manifest (every table's count and checksum) before it
-    replaces anything; on a mismatch it is removed and the command exits 1."""
+    """Restore a tenant from ARCHIVE (an archive or its manifest). The tenant is built
+    from docex-ops' own DDL for the manifest's revision and only the archive's rows are
+    loaded; an archive holding anything else (functions, views, triggers, objects in
+    other schemas, ...) is refused before anything is created. The copy is checked
+    against the manifest (every table's count and checksum) before it replaces
+    anything; on a mismatch it is removed and the command exits 1."""
     try:
         result = ops.restore_backup(state().manager, archive, as_tenant, from_tenant, force,
-                                    upgrade, safety_dir, pg_bin)
+                                    upgrade, safety_dir, pg_bin, allow_extra, note=info)
     except ops.BackupUsageError as exc:
         raise UsageProblem(str(exc)) from exc
     if result.safety_backup is not None:

@@ -45,6 +45,10 @@ def _common(func: F) -> F:
         click.option("--cross-tenant-edges", type=click.Choice(["drop"]), default=None,
                      help="'drop': operation dependencies and doc_events pointing into "
                           "another tenant are not copied. Default: a problem."),
+        click.option("--ignore-extra-objects", "ignore_extra", is_flag=True,
+                     help="Leave out what the source holds besides DocEX's 11 tables "
+                          "(functions, views, triggers, other tables, ...): a split reads "
+                          "only DocEX's tables' rows. Default: a problem."),
         format_option,
     ]
     for option in reversed(options):
@@ -53,7 +57,7 @@ def _common(func: F) -> F:
 
 
 def _inputs(source: str, source_schema: str, mapping_path: Path, target_config: str | None,
-            unmapped: str | None, edges: str | None
+            unmapped: str | None, edges: str | None, ignore_extra: bool
             ) -> tuple[SplitSource, ops.BasketMapping, ops.PlanOptions, Backend]:
     try:
         mapping = ops.load_mapping(mapping_path)
@@ -61,7 +65,7 @@ def _inputs(source: str, source_schema: str, mapping_path: Path, target_config: 
         raise UsageProblem(str(exc)) from exc
     settings = load_settings(target_config) if target_config else state().settings
     return (SplitSource(parse_source(source, source_schema)), mapping,
-            ops.PlanOptions(unmapped, edges), make_backend(settings))
+            ops.PlanOptions(unmapped, edges, ignore_extra), make_backend(settings))
 
 
 @click.group()
@@ -75,11 +79,13 @@ def split() -> None:
 @split.command("plan")
 @_common
 def plan_cmd(source: str, source_schema: str, mapping_path: Path, target_config: str | None,
-             unmapped: str | None, cross_tenant_edges: str | None, fmt: str | None) -> None:
+             unmapped: str | None, cross_tenant_edges: str | None, ignore_extra: bool,
+             fmt: str | None) -> None:
     """Show per tenant and table the rows that would be copied, and every problem.
     Exits 1 while a problem is not resolved by an explicit flag."""
     src, mapping, options, backend = _inputs(source, source_schema, mapping_path,
-                                             target_config, unmapped, cross_tenant_edges)
+                                             target_config, unmapped, cross_tenant_edges,
+                                             ignore_extra)
     try:
         plan = ops.plan_split(src, mapping, options, backend)
     finally:
@@ -126,14 +132,15 @@ def _show_plan(plan: ops.SplitPlan, fmt: str | None, extra: dict[str, Any] | Non
               help="The source's revision when it has no alembic_version (default: "
                    "recognised from its structure).")
 def run_cmd(source: str, source_schema: str, mapping_path: Path, target_config: str | None,
-            unmapped: str | None, cross_tenant_edges: str | None, fmt: str | None, jobs: int,
-            dry_run: bool, upgrade: bool, continue_on_error: bool,
+            unmapped: str | None, cross_tenant_edges: str | None, ignore_extra: bool,
+            fmt: str | None, jobs: int, dry_run: bool, upgrade: bool, continue_on_error: bool,
             source_revision: str | None) -> None:
     """Copy each tenant's rows (ids kept) in its own transaction, verify counts and
     checksums against the source subset, commit or roll that tenant back. A rerun skips
     tenants already complete; tenants holding other data are refused."""
     src, mapping, options, backend = _inputs(source, source_schema, mapping_path,
-                                             target_config, unmapped, cross_tenant_edges)
+                                             target_config, unmapped, cross_tenant_edges,
+                                             ignore_extra)
     settings = ops.RunSettings(jobs, dry_run, upgrade, continue_on_error, source_revision)
     try:
         report = ops.run_split(src, mapping, options, backend, settings,
@@ -164,12 +171,14 @@ def run_cmd(source: str, source_schema: str, mapping_path: Path, target_config: 
 @split.command("verify")
 @_common
 def verify_cmd(source: str, source_schema: str, mapping_path: Path, target_config: str | None,
-               unmapped: str | None, cross_tenant_edges: str | None, fmt: str | None) -> None:
+               unmapped: str | None, cross_tenant_edges: str | None, ignore_extra: bool,
+               fmt: str | None) -> None:
     """Re-check a finished split against the source: every tenant's tables equal its
     subset of the source (count and checksum), every source row is in exactly one tenant
     (global tables in all) or was left out by a flag. Exits 1 on any difference."""
     src, mapping, options, backend = _inputs(source, source_schema, mapping_path,
-                                             target_config, unmapped, cross_tenant_edges)
+                                             target_config, unmapped, cross_tenant_edges,
+                                             ignore_extra)
     try:
         report = ops.verify_split(src, mapping, options, backend)
     finally:

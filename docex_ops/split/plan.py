@@ -33,13 +33,20 @@ CHOICES = {
     "global tables": "processors and transport_routes are copied whole to every tenant; "
                      "route_operations go with the document they name, and those naming no "
                      "existing document go to every tenant with their route",
+    "--ignore-extra-objects": "a split reads only the rows of DocEX's 11 tables; objects of "
+                              "the source besides them (functions, views, triggers, rules, "
+                              "policies, types, sequences, other tables) are never read, "
+                              "copied or run: with this flag they are left out, without it "
+                              "they stop the split",
 }
+IGNORE_EXTRA = "--ignore-extra-objects"
 
 
 @dataclass(frozen=True)
 class PlanOptions:
     unmapped: str | None = None              # None: a problem | "skip" | a tenant id
     cross_tenant_edges: str | None = None    # None: a problem | "drop"
+    ignore_extra_objects: bool = False       # objects besides DocEX's tables: left out
 
 
 @dataclass(frozen=True)
@@ -76,13 +83,15 @@ class SplitPlan:
 
 def make_plan(view: SourceView, mapping: BasketMapping, options: PlanOptions,
               backend: Backend | None, revision: str | None) -> SplitPlan:
+    problems: list[Problem] = _extra_problems(view, options)
     missing = [t for t in TABLE_NAMES if t not in view.tables()]
     if missing:
         raise LookupError(f"the source {view.prefix.rstrip('.')} is not a DocEX database: "
                           f"table(s) {', '.join(missing)} missing")
+    if any(p.blocking and p.kind == "unreadable_docex_table" for p in problems):
+        return SplitPlan("", revision, {}, {}, {}, problems=problems)  # read nothing more
     baskets = {str(i): str(n) for i, n, _ in view.fetch(
         "SELECT x.id, x.name, NULL FROM {s}docbasket x")}
-    problems: list[Problem] = []
     notes: list[str] = []
     owner = _assign(baskets, mapping, options, problems, notes)
     problems += _tenant_problems(set(owner.values()), backend)
@@ -94,6 +103,22 @@ def make_plan(view: SourceView, mapping: BasketMapping, options: PlanOptions,
     _count(view, plan, owner, baskets, problems)
     plan.problems = problems
     return plan
+
+
+def _extra_problems(view: SourceView, options: PlanOptions) -> list[Problem]:
+    """One problem per object of the source besides DocEX's tables (see CHOICES)."""
+    problems = []
+    for what, ignorable in view.extra_objects():
+        if not ignorable:
+            problems.append(Problem("unreadable_docex_table", f"{what}: a split reads DocEX's "
+                                    "tables as plain tables; make it one, or split a copy"))
+        else:
+            problems.append(Problem(
+                "extra_objects", f"{what} is not one of DocEX's tables"
+                + ("; left out (never read, copied or run)" if options.ignore_extra_objects
+                   else f"; pass {IGNORE_EXTRA} to leave it out"),
+                IGNORE_EXTRA if options.ignore_extra_objects else None))
+    return problems
 
 
 def _assign(baskets: dict[str, str], mapping: BasketMapping, options: PlanOptions,

@@ -12,6 +12,7 @@ from docex_ops.backends.scratch_tenant import sqlite_in
 from docex_ops.backends.split_source import SourceSpec, SourceView
 from docex_ops.migrate.adopt import compare, reference_catalogs
 from docex_ops.migrate.scripts import MigrationScripts
+from docex_ops.schema import TABLE_NAMES
 
 
 def source_revision(view: SourceView, spec: SourceSpec, backend: Backend,
@@ -23,7 +24,9 @@ def source_revision(view: SourceView, spec: SourceSpec, backend: Backend,
     if recorded is not None:
         scripts.position(recorded)  # RevisionError (a LookupError's sibling) if unknown
         return recorded
-    matches, problems = compare(view.catalog(), _references(spec, backend, scripts))
+    # Only DocEX's tables tell the revision: anything else is never read (split.plan says so).
+    catalog = {t: v for t, v in view.catalog().items() if t in TABLE_NAMES}
+    matches, problems = compare(catalog, _references(spec, backend, scripts))
     if len(matches) == 1:
         return matches[0]
     if matches:
