@@ -87,6 +87,18 @@ class PoolSettings:
 
 
 @dataclass(frozen=True)
+class IsolationSettings:
+    # isolation.allowed_roles: the operator roles verify-isolation accepts on every tenant
+    # (grants, memberships, default privileges). None: the configured user of each server.
+    allowed_roles: tuple[str, ...] | None = None
+
+    def operator_roles(self, user: str) -> frozenset[str]:
+        """The roles allowed on every tenant of a server that docex-ops reaches as ``user``:
+        the list, and always ``user`` itself (docex-ops must reach what it audits)."""
+        return frozenset(self.allowed_roles or ()) | {user}
+
+
+@dataclass(frozen=True)
 class Settings:
     multi_tenancy_model: str
     tenant_database_routing: bool
@@ -109,6 +121,7 @@ class Settings:
     # tenant `locked` and goes on: PostgreSQL lock_timeout, pg_dump
     # --lock-wait-timeout, SQLite's busy timeout.
     lock_timeout: float = 5.0
+    isolation: IsolationSettings = IsolationSettings()
 
     @property
     def server_settings(self) -> dict[str, PostgresSettings]:
@@ -150,6 +163,7 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
     database = _section(raw, "database")
     storage_raw = _section(raw, "storage")
     logging_raw = _section(raw, "logging")
+    isolation_raw = _section(raw, "isolation")
     pg_raw = _section(database, "postgres", "database.postgres")
     sq_raw = _section(database, "sqlite", "database.sqlite")
 
@@ -171,6 +185,7 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
         control_schema=_str(pg_raw, "database.postgres.control_schema", "docex_ops"),
     )
     _check_control_schema(postgres)
+    from docex_ops.config_isolation import allowed_roles
     from docex_ops.config_servers import parse_servers
 
     servers, directory = parse_servers(pg_raw, postgres)
@@ -197,7 +212,8 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
                     audit_file=_audit_file(logging_raw, base),
                     servers=servers if "servers" in pg_raw else (),
                     directory_server=directory,
-                    lock_timeout=_duration(database, "database.lock_timeout", 5.0))
+                    lock_timeout=_duration(database, "database.lock_timeout", 5.0),
+                    isolation=IsolationSettings(allowed_roles(isolation_raw)))
 
 
 def default_settings() -> Settings:
