@@ -40,7 +40,7 @@ def test_clean_deployment_of_50_tenants_passes(sq_manager: TenantDatabaseManager
     report = verify_isolation(sq_manager)
     assert report.tenants_checked == 50
     assert [r for r in report.results if r.status != Status.PASS] == []
-    assert len(report.results) == 50 * 6
+    assert len(report.results) == 50 * 7  # one row per check (code included) per tenant
 
 
 def test_symlinked_and_hard_linked_files(sq_manager: TenantDatabaseManager) -> None:
@@ -101,9 +101,14 @@ def test_unexpected_objects_and_allow_list(sq_manager: TenantDatabaseManager) ->
         conn.execute("CREATE VIEW recent AS SELECT id FROM docbasket")
         conn.execute("DROP TABLE processors")
         conn.commit()
-    results = verify_isolation(sq_manager, only=["contents"]).results
+    results = verify_isolation(sq_manager, only=["contents", "code"]).results
     assert _has(results, "contents", "a", Status.WARN, "table notes", "unexpected table")
-    assert _has(results, "contents", "a", Status.WARN, "view recent", "unexpected view")
+    # A view is code DocEX never has: a FAIL of its own (no longer a contents WARN).
+    assert _has(results, "code", "a", Status.FAIL, "view recent", "DocEX never has")
+    assert not _has(results, "contents", "a", Status.WARN, "view recent")
     assert _has(results, "contents", "a", Status.FAIL, str(p["a"]), "missing: processors")
-    allowed = verify_isolation(sq_manager, allow=["notes", "tenant_a.rec*"], only=["contents"])
-    assert [r.status for r in allowed.results] == [Status.FAIL]
+    allowed = verify_isolation(sq_manager, allow=["notes", "tenant_a.rec*"],
+                               only=["contents", "code"])
+    assert [r.status for r in allowed.results if r.check == "contents"] == [Status.FAIL]
+    assert [(r.status, r.object) for r in allowed.results if r.check == "code"] == \
+        [(Status.PASS, "view recent")]

@@ -42,6 +42,15 @@ class IsolationReport:
         found = Counter(r.status for r in self.results)
         return {str(s): found.get(s, 0) for s in Status}
 
+    def per_check(self) -> list[dict[str, object]]:
+        """One line per check (per server, in order of appearance): its PASS, WARN, FAIL."""
+        found: dict[tuple[str | None, str], Counter[Status]] = {}
+        for r in self.results:
+            found.setdefault((r.server, r.check), Counter())[r.status] += 1
+        return [({"server": server} if server else {}) | {"check": check}
+                | {str(s): c.get(s, 0) for s in Status}
+                for (server, check), c in found.items()]
+
     def worst(self) -> Status:
         return max((r.status for r in self.results), key=SEVERITY.__getitem__, default=Status.PASS)
 

@@ -103,3 +103,12 @@ def _path_schemas(value: str) -> list[str]:
     return [_unquote(part.strip()) for part in value.split(",") if part.strip()]
 
 
+
+
+_NAME_IN_TEXT = re.compile(rf"{_IDENT}")
+
+
+def names_in(text: str) -> set[str]:
+    """Every identifier a text could mean, quoted ones unquoted, others folded to lower
+    case; words inside string literals count (dynamic SQL, dblink queries)."""
+    return {_unquote(m) for m in _NAME_IN_TEXT.findall(text)}
