@@ -30,7 +30,8 @@ def head_ddl(dialect_name: str) -> str:
     return ";\n".join(table_statements(dialect_name)) + ";\n"
 
 
-def table_statements(dialect_name: str, names: Collection[str] | None = None) -> list[str]:
+def table_statements(dialect_name: str, names: Collection[str] | None = None,
+                     if_not_exists: bool = False) -> list[str]:
     """CREATE TABLE and its CREATE INDEXes, unqualified, for each DocEX table (or each
     of ``names``) in dependency order, without the closing ';'."""
     dialect = _DIALECTS[dialect_name]
@@ -38,9 +39,11 @@ def table_statements(dialect_name: str, names: Collection[str] | None = None) ->
     for table in metadata.sorted_tables:
         if names is not None and table.name not in names:
             continue
-        statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+        statements.append(str(CreateTable(table, if_not_exists=if_not_exists)
+                              .compile(dialect=dialect)).strip())
         for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
-            statements.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
+            statements.append(str(CreateIndex(index, if_not_exists=if_not_exists)
+                                  .compile(dialect=dialect)).strip())
     return statements
 
 

@@ -21,6 +21,8 @@ from docex_ops.backends.postgres_audit_code import (
     SUBJECT_SCHEMAS,
     SYSTEM_SCHEMAS,
     Dependency,
+    ObjectAddress,
+    address,
     dependency_edges,
     rows,
 )
@@ -43,6 +45,8 @@ class FunctionSource:
     language: str
     body: str
     config: tuple[str, ...]  # proconfig entries, e.g. "search_path=tenant_b"
+    address: ObjectAddress | None = None  # what DROP names
+
 
 
 @dataclass(frozen=True)
@@ -105,10 +109,12 @@ SELECT n.nspname, t.typname, 'type'
 
 _FUNCTIONS_SQL = """
 SELECT n.nspname, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-       l.lanname, coalesce(p.prosrc, ''), coalesce(p.proconfig, '{}')
+       l.lanname, coalesce(p.prosrc, ''), coalesce(p.proconfig, '{}'),
+       a.type, a.object_names, a.object_args
   FROM pg_proc p
   JOIN pg_namespace n ON n.oid = p.pronamespace
   JOIN pg_language l ON l.oid = p.prolang
+  CROSS JOIN LATERAL pg_identify_object_as_address('pg_proc'::regclass, p.oid, 0) a
  WHERE n.nspname = ANY(%(schemas)s) AND l.lanname NOT IN ('c', 'internal')
  ORDER BY 1, 2
 """
@@ -241,8 +247,9 @@ def cross_schema_dependencies(conn: Connection, schemas: Sequence[str]) -> list[
 def function_sources(conn: Connection, schemas: Sequence[str]) -> list[FunctionSource]:
     """Bodies and SET clauses of the non-C functions in ``schemas`` (pg_depend cannot see
     inside plpgsql or string-bodied SQL functions)."""
-    return [FunctionSource(str(s), str(sig), str(lang), str(body), tuple(cfg))
-            for s, sig, lang, body, cfg in _rows(conn, _FUNCTIONS_SQL, schemas=list(schemas))]
+    return [FunctionSource(str(s), str(sig), str(lang), str(body), tuple(cfg), address(k, n, a))
+            for s, sig, lang, body, cfg, k, n, a in _rows(conn, _FUNCTIONS_SQL,
+                                                           schemas=list(schemas))]
 
 
 def objects_named(conn: Connection, schemas: Sequence[str],

@@ -40,7 +40,8 @@ def check_contents(ctx: AuditContext) -> list[CheckResult]:
 
 def create_missing(schema: str, missing: list[str]) -> str:
     """The head DDL of the ``missing`` tables (with their indexes) inside ``schema``, in one
-    transaction: the tables come back empty, in dependency order."""
-    statements = [s + ";" for s in table_statements("postgresql", missing)]
+    transaction: the tables come back empty, in dependency order; IF NOT EXISTS, so two
+    findings about one table can both paste theirs."""
+    statements = [s + ";" for s in table_statements("postgresql", missing, if_not_exists=True)]
     return "\n".join(["BEGIN;", f"SET LOCAL search_path = {quote_ident(schema)};",
                       *statements, "COMMIT;"])

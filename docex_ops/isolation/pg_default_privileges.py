@@ -23,6 +23,8 @@ from docex_ops.tenancy import role_name_for
 NAME = "default_privileges"
 OBJECT_TYPES = {"r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES", "n": "SCHEMAS"}
 # What a global entry holds because PostgreSQL grants it by default anyway.
+_ORDER = ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER",
+          "USAGE", "CREATE", "EXECUTE", "MAINTAIN"]  # as GRANT lists them
 _BUILT_IN = {("f", access.PUBLIC, "EXECUTE"), ("T", access.PUBLIC, "USAGE")}
 
 
@@ -54,7 +56,7 @@ def _finding(ctx: AuditContext, key: tuple[str, str, str, str], privileges: list
     role, schema, objtype, grantee = key
     objects = OBJECT_TYPES.get(objtype, objtype)
     where = f" IN SCHEMA {quote_ident(schema)}" if schema else ""
-    privs = ", ".join(dict.fromkeys(privileges))
+    privs = ", ".join(sorted(set(privileges), key=_ORDER.index))
     remedy = (f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote_ident(role)}{where} REVOKE {privs} "
               f"ON {objects} FROM {role_sql(grantee)};")
     who = "PUBLIC (every role)" if grantee == access.PUBLIC else f"role {grantee}"
