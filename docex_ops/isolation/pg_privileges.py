@@ -23,8 +23,12 @@ def check_privileges(ctx: AuditContext) -> list[CheckResult]:
     role_of = {t: role_name_for(t) for t in ctx.tenants}
     graph = audit.role_graph(conn, list(role_of.values()))
     tenant_of_role = {r: t for t, r in role_of.items() if r in graph.existing}
-    # Every right a tenant role holds comes from itself or a role it belongs to.
-    holders = {r: frozenset(walk(r, graph.member_of)) for r in tenant_of_role}
+    # Every right a tenant role holds comes from itself or a role it belongs to: per
+    # right holder, the tenant roles that hold its rights (one lookup per grant).
+    holders: dict[str, set[str]] = {}
+    for tenant_role in tenant_of_role:
+        for held in walk(tenant_role, graph.member_of):
+            holders.setdefault(held, set()).add(tenant_role)
     findings: list[CheckResult] = []
     for g in audit.grants(conn, schemas):
         tenant, obj = ctx.tenant_of[g.schema], _object(g.schema, g.object)
@@ -98,8 +102,8 @@ def _names(schema: str, name: str) -> tuple[str, ...]:
 
 
 def _other_tenant_roles(grantee: str, own_role: str,
-                        holders: dict[str, frozenset[str]]) -> Iterable[str]:
-    return sorted(r for r, held in holders.items() if r != own_role and grantee in held)
+                        holders: dict[str, set[str]]) -> Iterable[str]:
+    return sorted(holders.get(grantee, set()) - {own_role})
 
 
 def _members(member_of: dict[str, frozenset[str]]) -> dict[str, set[str]]:

@@ -102,11 +102,14 @@ def check_roles(ctx: AuditContext) -> list[CheckResult]:
     owner_of = {t: (own[t] if own[t] in graph.roles else ctx.settings.postgres.user)
                 for t in ctx.tenants}
     holders = access.holders(ctx.require_catalog(), ctx.subject_locations())
+    reaching: dict[str, set[str]] = {}  # right holder -> the roles that use its rights
     for h in holders:
         if h.grantee == access.PUBLIC or h.grantee in operators:
             continue  # PUBLIC: the privileges check's; operators: allowed, members below
+        if h.grantee not in reaching:
+            reaching[h.grantee] = {h.grantee, *graph.below(h.grantee)} - skip
         tenant = ctx.tenant_of[h.schema]
-        for role in {h.grantee, *graph.below(h.grantee)} - skip - {own[tenant]}:
+        for role in reaching[h.grantee] - {own[tenant]}:
             _record(reach[(tenant, role)], h, role, graph, owner_of[tenant])
     findings = [_finding(ctx, tenant, role, r, graph) for (tenant, role), r in reach.items()]
     everywhere = _members_of_everything(ctx, graph, operators | superusers, findings)
@@ -170,11 +173,12 @@ def _powerful_logins(ctx: AuditContext, graph: Graph, operators: frozenset[str],
     schemas_of: dict[str, set[str]] = defaultdict(set)
     for h in holders:
         schemas_of[h.grantee].add(h.schema)
+    below_super = {s: graph.below(s) for s in supers}
     rows = []
     for name, role in sorted(graph.roles.items()):
         if not role.login:
             continue
-        via = sorted(s for s in supers if name in graph.below(s))
+        via = sorted(s for s in supers if name in below_super[s])
         if role.superuser or via:
             how = "SUPERUSER" if role.superuser else f"can SET ROLE to superuser {via[0]}"
             detail = f"{how}: reads and writes every tenant ({len(ctx.subjects)}), no right needed"

@@ -40,6 +40,7 @@ class Check:
     run: Callable[[AuditContext], list[CheckResult]]
     summary: str
     needs_catalog: bool = True
+    live: bool = False  # acts on the server (connections, rolled-back writes), not catalog only
 
 
 CHECKS: tuple[Check, ...] = (
@@ -71,10 +72,10 @@ CHECKS: tuple[Check, ...] = (
           "no transaction-mode pooler between docex-ops and the server"),
     Check("routing", POSTGRESQL, pg_routing.check_routing,
           "each tenant connection routes to its own schema only (rolled-back canary)",
-          needs_catalog=False),
+          needs_catalog=False, live=True),
     Check("probe", POSTGRESQL, pg_probe.check_probe,
           "as a sample of tenant roles, reading and writing other tenants and public is "
-          "denied (rolled back)"),
+          "denied (rolled back)", live=True),
     Check("file_location", SQLITE, sqlite_files.check_location,
           "the file is a regular file inside its own tenant directory and the storage root"),
     Check("file_sharing", SQLITE, sqlite_files.check_sharing,
