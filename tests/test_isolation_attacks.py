@@ -338,23 +338,32 @@ def test_roles_that_reach_a_tenant(dep: Deployment) -> None:
 
 def test_writable_schemas_on_a_search_path(dep: Deployment) -> None:
     """The issue's GRANT CREATE ON SCHEMA public TO PUBLIC, a schema on the database's path
-    writable by a tenant role, and one on a role's path owned by an outsider."""
-    shared, mine, outsider = f"shared_{dep.token}", f"mine_{dep.token}", dep.name("writer")
+    writable by a tenant role, one on the operator's path owned by an outsider; the
+    outsider's own schema on its own path harms nobody else."""
+    shared, ops, outsider = f"shared_{dep.token}", f"ops_{dep.token}", dep.name("writer")
+    own = f"own_{dep.token}"
     dep.sql(f"""
         GRANT CREATE ON SCHEMA public TO PUBLIC;
         CREATE SCHEMA {shared}; GRANT CREATE ON SCHEMA {shared} TO {dep.role(32)};
         ALTER DATABASE {dep.database} SET search_path = "$user", public, {shared};
-        CREATE ROLE {outsider} LOGIN; CREATE SCHEMA {mine} AUTHORIZATION {outsider};
-        ALTER ROLE {outsider} IN DATABASE {dep.database} SET search_path = {mine};
+        CREATE ROLE {outsider} LOGIN; CREATE SCHEMA {ops} AUTHORIZATION {outsider};
+        ALTER ROLE {PG_USER} IN DATABASE {dep.database} SET search_path = public, {ops};
+        CREATE SCHEMA {own} AUTHORIZATION {outsider};
+        ALTER ROLE {outsider} IN DATABASE {dep.database} SET search_path = {own};
     """)
     try:
         both_ways(dep, "writable_path",
                   ("*", "schema public", "PUBLIC (every role) can CREATE in public"),
                   ("*", f"schema {shared}", f"the role {dep.role(32)} of tenant"),
-                  ("*", f"schema {mine}", f"role {outsider} can CREATE in {mine} (as its owner)"))
+                  ("*", f"schema {ops}", f"role {outsider} can CREATE in {ops} (as its owner), "
+                   f"which is on the search path of ALTER ROLE ... IN DATABASE {PG_USER}"))
+        assert not named(verify(dep, "writable_path")[1], "writable_path", "*", "FAIL",
+                         f"schema {own}")
     finally:
         dep.sql(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC; DROP SCHEMA {shared};"
-                f"DROP SCHEMA {mine}; ALTER DATABASE {dep.database} RESET search_path;"
+                f"DROP SCHEMA {ops}; DROP SCHEMA {own};"
+                f"ALTER DATABASE {dep.database} RESET search_path;"
+                f"ALTER ROLE {PG_USER} IN DATABASE {dep.database} RESET search_path;"
                 f"ALTER ROLE {outsider} IN DATABASE {dep.database} RESET search_path;"
                 f"DROP ROLE {outsider}")
 

@@ -29,27 +29,31 @@ NAME = "writable_path"
 _USER = "$user"
 
 
-def path_schemas(ctx: AuditContext, graph: Graph) -> dict[str, list[str]]:
-    """Every non-tenant schema some connection searches -> where it is put on the path."""
-    found: dict[str, list[str]] = defaultdict(list)
+EVERYONE = ""  # a path every connection may start with (database, server, DocEX's own)
+
+
+def path_schemas(ctx: AuditContext) -> dict[str, dict[str, set[str]]]:
+    """Every non-tenant schema some connection searches -> where it is put on the path ->
+    whose connections search it (EVERYONE, or the one role an ALTER ROLE names)."""
+    found: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for schema in DOCEX_SHARED_SCHEMAS:
-        found[schema].append("every DocEX tenant connection")
-    logins = [n for n, r in graph.roles.items() if r.login]
+        found[schema]["every DocEX tenant connection"].add(EVERYONE)
+    # "$user" is the connecting role: the named one, or whoever connects without one of
+    # its own; the connections that matter are the operators'.
+    connecting = sorted(ctx.operator_roles)
     for setting in access.path_settings(ctx.require_catalog()):
         where = setting.source + (f" {setting.role}" if setting.role else "")
         for name in parse_search_path(setting.value, _USER):
-            # "$user" is the connecting role's name: one role's, or anyone's.
             for schema in ([setting.role] if name == _USER and setting.role else
-                           [ctx.settings.postgres.user, *logins] if name == _USER else [name]):
-                found[schema].append(where)
+                           connecting if name == _USER else [name]):
+                found[schema][where].add(setting.role or EVERYONE)
     system = {*SYSTEM_SCHEMAS, "pg_temp"}
-    return {s: list(dict.fromkeys(w)) for s, w in found.items()
-            if s not in ctx.tenant_of and s not in system}
+    return {s: w for s, w in found.items() if s not in ctx.tenant_of and s not in system}
 
 
 def check_writable_path(ctx: AuditContext) -> list[CheckResult]:
     graph = role_facts(ctx)
-    on_path = path_schemas(ctx, graph)
+    on_path = path_schemas(ctx)
     operators = ctx.operator_roles
     trusted = operators | {n for n, r in graph.roles.items() if r.superuser}
     tenant_of_role = {role_name_for(t): t for t in ctx.tenants}
@@ -62,9 +66,12 @@ def check_writable_path(ctx: AuditContext) -> list[CheckResult]:
     findings = []
     for schema, held in sorted(holders.items()):
         where = ", ".join(on_path[schema])
+        # On the path of some roles only: each of them may write where only it searches.
+        searchers = set().union(*on_path[schema].values())
+        harmless = set() if EVERYONE in searchers else searchers
         for holder in sorted(held - trusted):
             reach = {holder} if holder == access.PUBLIC else {holder, *graph.below(holder)}
-            for role in sorted(reach - trusted):
+            for role in sorted(reach - trusted - harmless):
                 findings.append(_finding(ctx, schema, where, role, holder, owners[schema],
                                          graph, tenant_of_role.get(role)))
     if not findings:
