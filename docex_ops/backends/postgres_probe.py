@@ -61,6 +61,9 @@ SELECT n.nspname, c.relname, c.relkind::text,
                   ORDER BY a.attnum LIMIT 1), '')
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+   -- An extension's own tables (PostGIS' spatial_ref_sys) are readable by design.
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                    AND d.objid = c.oid AND d.deptype = 'e')
  ORDER BY 1, 2
 """
 

@@ -3,8 +3,10 @@
 ``verify_isolation`` discovers the tenants, runs every registered check for the
 database kind (``registry.CHECKS``) and returns one ``IsolationReport``; it
 never prints. PostgreSQL catalog checks read one consistent snapshot with one
-query per check whatever the number of tenants; the routing check opens each
-tenant's connection through the TenantDatabaseManager.
+query (or a fixed few) per check whatever the number of tenants; the routing
+check opens each tenant's connection through the TenantDatabaseManager, and
+the probe acts as a sample of tenant roles on connections of its own, in
+transactions it rolls back. docs/isolation.md is the threat model.
 
 With tenants on several servers the checks run per server (each server's
 tenants against that server's catalog and settings, results carrying the
