@@ -195,13 +195,52 @@ def test_objects_outside_the_tenants_that_reach_in(dep: Deployment) -> None:
             ("4", "policy notes_seen on public.notes", f"{s[4]}.docbasket"),
             ("5", "default value n on public.notes", f"sequence {s[5]}.counter"),
             ("6", f"publication pub {dep.token}", f"publishes schema {s[6]}"),
-            ("*", "function public.run_any(pg_catalog.text)", "SECURITY DEFINER with dynamic"))
+            ("*", "function public.run_any(pg_catalog.text)", "with dynamic SQL (EXECUTE)"))
         # Nothing else was judged to reach in: one finding per planted object.
         assert len(fails(rows)) == 8
     finally:
         dep.sql(f"DROP TABLE IF EXISTS public.notes; DROP SEQUENCE IF EXISTS {s[5]}.counter;"
                 f"DROP VIEW IF EXISTS public.peek; DROP FUNCTION IF EXISTS public.leak();"
                 f'DROP PUBLICATION IF EXISTS "pub {dep.token}"')
+
+
+def test_security_definer_routines_callable_by_others(dep: Deployment) -> None:
+    """A SECURITY DEFINER routine of an operator names no tenant, yet whatever it calls
+    runs with the operator's rights: a FAIL while anyone else may call it."""
+    dep.sql("""
+        CREATE FUNCTION public.count_of(s text) RETURNS bigint LANGUAGE plpgsql AS
+          $$ DECLARE n bigint; BEGIN EXECUTE format('SELECT count(*) FROM %I.document', s)
+             INTO n; RETURN n; END $$;
+        CREATE FUNCTION public.stats(s text) RETURNS bigint LANGUAGE sql SECURITY DEFINER
+          AS $$ SELECT public.count_of(s) $$;
+        CREATE FUNCTION public.ops_only() RETURNS int LANGUAGE sql SECURITY DEFINER
+          AS 'SELECT 1';
+        REVOKE EXECUTE ON FUNCTION public.ops_only() FROM PUBLIC;
+    """)
+    try:
+        rows = both_ways(dep, "reach_in", ("*", "function public.stats(pg_catalog.text)",
+                                           "callable by PUBLIC"))
+        assert not named(rows, "reach_in", "*", "FAIL", "public.ops_only")  # operators only
+        assert not named(rows, "reach_in", "*", "FAIL", "public.count_of")  # runs as caller
+    finally:
+        dep.sql("DROP FUNCTION IF EXISTS public.stats(text); DROP FUNCTION public.count_of(text);"
+                "DROP FUNCTION public.ops_only()")
+
+
+def test_a_foreign_table_in_a_tenant(dep: Deployment) -> None:
+    """A door to another database or server: a FAIL of contents, not an oddity."""
+    schema = dep.schema(48)
+    dep.sql(f"""
+        CREATE EXTENSION IF NOT EXISTS postgres_fdw;
+        CREATE SERVER "elsewhere {dep.token}" FOREIGN DATA WRAPPER postgres_fdw
+          OPTIONS (dbname 'postgres');
+        CREATE FOREIGN TABLE {schema}.outbox (id text) SERVER "elsewhere {dep.token}";
+    """)
+    try:
+        both_ways(dep, "contents", ("48", f"{schema}.outbox", "another database or server"))
+    finally:
+        dep.sql(f'DROP FOREIGN TABLE IF EXISTS {schema}.outbox; DROP SERVER "elsewhere '
+                f'{dep.token}"; DROP EXTENSION postgres_fdw')
 
 
 def test_an_accepted_object_is_a_pass_that_says_so(dep: Deployment) -> None:
@@ -285,14 +324,14 @@ def test_default_privileges(dep: Deployment) -> None:
 def test_roles_that_reach_a_tenant(dep: Deployment) -> None:
     """The issue's login role with USAGE (with or without SELECT), BYPASSRLS included, and
     columns, memberships, owners, an operator's members, a superuser login."""
-    eve, mal, trudy, group, frank, owner, op, peter, sup = (dep.name(n) for n in (
-        "eve", "mal", "trudy", "readers", "frank", "owner", "op", "peter", "sup"))
+    eve, mal, trudy, group, frank, owner, op, peter, sup, maker = (dep.name(n) for n in (
+        "eve", "mal", "trudy", "readers", "frank", "owner", "op", "peter", "sup", "maker"))
     s = [dep.schema(i) for i in range(24, 31)]
     dep.sql(f"""
         CREATE ROLE {eve} LOGIN; CREATE ROLE {mal} LOGIN BYPASSRLS; CREATE ROLE {trudy} LOGIN;
         CREATE ROLE {group} NOLOGIN; CREATE ROLE {frank} LOGIN IN ROLE {group};
         CREATE ROLE {owner} NOLOGIN; CREATE ROLE {op} NOLOGIN; CREATE ROLE {peter} LOGIN;
-        CREATE ROLE {sup} LOGIN SUPERUSER;
+        CREATE ROLE {sup} LOGIN SUPERUSER; CREATE ROLE {maker} LOGIN CREATEROLE;
         GRANT USAGE ON SCHEMA {s[0]} TO {eve};
         GRANT USAGE ON SCHEMA {s[1]} TO {mal}; GRANT SELECT ON {s[1]}.document TO {mal};
         GRANT SELECT (name) ON {s[2]}.docbasket TO {eve};
@@ -322,6 +361,7 @@ def test_roles_that_reach_a_tenant(dep: Deployment) -> None:
         assert named(rows, "roles", "*", "WARN", f"role {mal}", "BYPASSRLS")
         assert named(rows, "roles", "*", "WARN", f"role {mal}", repr(t[25]))
         assert named(rows, "roles", "*", "WARN", f"role {sup}", "SUPERUSER: reads and writes")
+        assert named(rows, "roles", "*", "WARN", f"role {maker}", "CREATEROLE: it can grant")
         paste_remedies(dep, rows)
         code, after = verify(dep, "roles", config=config)
         assert code == 0 and fails(after) == []

@@ -37,6 +37,7 @@ class Role:
     superuser: bool
     login: bool
     bypassrls: bool
+    createrole: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,8 @@ SELECT s.nspname, 'type', ARRAY[s.nspname, t.typname], '', pg_get_userbyid(t.typ
  WHERE t.typtype IN ('e', 'd', 'r', 'm')
 """
 
-_ROLES_SQL = "SELECT rolname, rolsuper, rolcanlogin, rolbypassrls FROM pg_roles ORDER BY 1"
+_ROLES_SQL = ("SELECT rolname, rolsuper, rolcanlogin, rolbypassrls, rolcreaterole FROM pg_roles "
+              "ORDER BY 1")
 
 # Entries IN a tenant schema, and the global entries (no IN SCHEMA) of the roles that
 # create objects in tenants: the tenant roles and the operators. A global entry holds
@@ -187,7 +189,8 @@ def holders(conn: Connection, schemas: Sequence[str]) -> list[Holder]:
 
 
 def roles(conn: Connection) -> list[Role]:
-    return [Role(str(n), bool(s), bool(lg), bool(b)) for n, s, lg, b in rows(conn, _ROLES_SQL)]
+    return [Role(str(n), bool(s), bool(lg), bool(b), bool(c))
+            for n, s, lg, b, c in rows(conn, _ROLES_SQL)]
 
 
 def default_acls(conn: Connection, schemas: Sequence[str],

@@ -51,6 +51,7 @@ class Definition:
     address: ObjectAddress
     text: str
     definer: str = ""  # a SECURITY DEFINER routine: the owner whose rights it runs with
+    executors: tuple[str, ...] = ()  # who may EXECUTE it (PUBLIC included), for a definer
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,12 @@ def references_into(conn: Connection, tenant_schemas: Sequence[str]) -> list[Dep
 _OUTSIDE_TEXT_SQL = """
 WITH outside AS ({outside})
 SELECT n.nspname, pg_describe_object(x.classid, x.objid, 0),
-       a.type, a.object_names, a.object_args, x.body, x.definer
+       a.type, a.object_names, a.object_args, x.body, x.definer,
+       CASE WHEN x.definer = '' THEN '{}'::text[] ELSE ARRAY(
+         SELECT DISTINCT CASE WHEN e.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(e.grantee) END
+           FROM pg_proc p CROSS JOIN LATERAL
+                aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) e
+          WHERE p.oid = x.objid AND e.privilege_type = 'EXECUTE') END
   FROM (
   SELECT 'pg_proc'::regclass AS classid, p.oid AS objid, p.pronamespace AS nsp,
          coalesce(p.prosrc, '') || ' ' || coalesce(array_to_string(p.proconfig, ' '), '') AS body,
@@ -212,8 +218,9 @@ SELECT n.nspname, pg_describe_object(x.classid, x.objid, 0),
 
 
 def outside_definitions(conn: Connection, tenant_schemas: Sequence[str]) -> list[Definition]:
-    return [Definition(str(s), str(d), address(k, n, a), str(body or ""), str(definer))
-            for s, d, k, n, a, body, definer in rows(conn, _OUTSIDE_TEXT_SQL,
+    return [Definition(str(s), str(d), address(k, n, a), str(body or ""), str(definer),
+                       tuple(map(str, executors)))
+            for s, d, k, n, a, body, definer, executors in rows(conn, _OUTSIDE_TEXT_SQL,
                                             schemas=list(tenant_schemas),
                                             system=list(SYSTEM_SCHEMAS))]
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from docex_ops.backends import postgres_audit as audit
 from docex_ops.backends.pg_sql import quote_ident
+from docex_ops.backends.postgres_audit_code import ObjectAddress
 from docex_ops.ddl import table_statements
 from docex_ops.isolation.context import AuditContext
 from docex_ops.isolation.expected import EXPECTED_TABLES, kind_label, missing_tables
+from docex_ops.isolation.pg_remedy import drop
 from docex_ops.isolation.results import CheckResult, fail, warn, with_passes
 
 NAME = "contents"
@@ -22,6 +24,14 @@ def check_contents(ctx: AuditContext) -> list[CheckResult]:
             continue  # code in a tenant is the ``code`` check's FAIL, not an oddity here
         if obj.kind in ("r", "p") and obj.name in EXPECTED_TABLES:
             tables[obj.schema].add(obj.name)
+        elif obj.kind == "f" and not ctx.is_allowed(obj.schema, obj.name):
+            # Not an oddity: a door to another database or server, the tenant's rows included.
+            findings.append(fail(NAME, tenant, f"{obj.schema}.{obj.name}",
+                                 "foreign table in the tenant schema: it reads and writes "
+                                 "another database or server; drop it, or accept it with "
+                                 f"--allow {obj.schema}.{obj.name}",
+                                 remedy=drop(ObjectAddress("foreign table",
+                                                           (obj.schema, obj.name)))))
         elif not ctx.is_allowed(obj.schema, obj.name):
             findings.append(warn(NAME, tenant, f"{obj.schema}.{obj.name}",
                                  f"unexpected {kind_label(obj.kind)} in the tenant schema; "

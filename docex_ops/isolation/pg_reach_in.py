@@ -38,11 +38,12 @@ def check_reach_in(ctx: AuditContext) -> list[CheckResult]:
         named = names_in(definition.text)
         for schema in sorted(named & ctx.tenant_of.keys()):
             reasons[(schema, definition.address)].append(f"its definition names {schema}")
-        if definition.definer and "execute" in named:
-            definers.append(definition)
+        if definition.definer and not named & ctx.tenant_of.keys():
+            definers.append(definition)  # one naming a tenant is already a finding above
     findings = [_finding(ctx, schema, obj, why) for (schema, obj), why in reasons.items()
                 if ctx.tenant_of[schema] in ctx.subject_set]
-    findings += [_definer(ctx, d) for d in definers if _reaches_tenants(ctx, d.definer)]
+    findings += [_definer(ctx, d, "execute" in names_in(d.text)) for d in definers
+                 if _reaches_tenants(ctx, d.definer) and _callable_by_others(ctx, d)]
     everyone = _publications(ctx, findings) or any(r.tenant == DEPLOYMENT for r in findings)
     return with_passes(NAME, ctx.subjects, findings, "-",
                        "nothing outside the tenants depends on or names this tenant",
@@ -68,15 +69,26 @@ def _reaches_tenants(ctx: AuditContext, role: str) -> bool:
         role.startswith(TENANT_ROLE_PREFIX))
 
 
-def _definer(ctx: AuditContext, definition: code.Definition) -> CheckResult:
-    """A SECURITY DEFINER routine that builds statements at run time: whoever may call it
-    runs them with the rights of an owner that reaches every tenant."""
+def _callable_by_others(ctx: AuditContext, definition: code.Definition) -> bool:
+    """Whether someone besides the operators and superusers may EXECUTE it."""
+    graph = role_facts(ctx)
+    return any(r == "PUBLIC" or (r not in ctx.operator_roles and not (
+        r in graph.roles and graph.roles[r].superuser)) for r in definition.executors)
+
+
+def _definer(ctx: AuditContext, definition: code.Definition, dynamic: bool) -> CheckResult:
+    """A SECURITY DEFINER routine outside the tenants, owned by a role that reaches them and
+    callable by others: it names no tenant, yet what it does (or what it calls) runs with
+    rights on every tenant. With dynamic SQL, whoever calls it picks the statement."""
     names = pg_remedy.allow_names(definition.address)
+    how = ("with dynamic SQL (EXECUTE): callers choose the statement, against any tenant"
+           if dynamic else "and whatever it calls runs with those rights too")
+    callers = ", ".join(definition.executors)
     result = fail(NAME, DEPLOYMENT, pg_remedy.label(definition.address),
-                  f"SECURITY DEFINER with dynamic SQL (EXECUTE), owned by {definition.definer}, "
-                  "who reaches the tenants: whoever may call it runs statements built at run time "
-                  "with those rights, against any tenant; drop it, or accept it with --allow "
-                  f"{names[-1]}", remedy=pg_remedy.drop(definition.address))
+                  f"SECURITY DEFINER, owned by {definition.definer}, who reaches the tenants, "
+                  f"callable by {callers} {how}; drop it (or revoke EXECUTE from all but the "
+                  f"operators), or accept it with --allow {names[-1]}",
+                  remedy=pg_remedy.drop(definition.address))
     return ctx.judged(result, *names)
 
 

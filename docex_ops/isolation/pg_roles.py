@@ -8,7 +8,8 @@ tenant's own role (``docex_t_<id>``) and the operator roles
 per tenant, with the REVOKE that removes it; roles of other tenants are the
 ``privileges`` check's. Belonging to an operator role or to
 ``pg_read_all_data``/``pg_write_all_data`` reaches every tenant at once: one FAIL
-for the deployment. Login roles that are superusers, can SET ROLE to one, or
+for the deployment. Login roles that are superusers, can SET ROLE to one, have
+CREATEROLE (PostgreSQL 15 lets them grant themselves any non-superuser role) or
 bypass row-level security are listed as WARN with what they reach.
 """
 
@@ -168,7 +169,8 @@ def _members_of_everything(ctx: AuditContext, graph: Graph, trusted: frozenset[s
 
 def _powerful_logins(ctx: AuditContext, graph: Graph, operators: frozenset[str],
                      holders: list[access.Holder]) -> list[CheckResult]:
-    """Superusers (or who can become one) and BYPASSRLS logins, with what they reach."""
+    """Superusers (or who can become one), CREATEROLE and BYPASSRLS logins, with what they
+    reach."""
     supers = {n for n, r in graph.roles.items() if r.superuser}
     schemas_of: dict[str, set[str]] = defaultdict(set)
     for h in holders:
@@ -184,6 +186,10 @@ def _powerful_logins(ctx: AuditContext, graph: Graph, operators: frozenset[str],
             detail = f"{how}: reads and writes every tenant ({len(ctx.subjects)}), no right needed"
             remedy = (f"ALTER ROLE {pg_remedy.role_sql(name)} NOSUPERUSER;" if role.superuser
                       else pg_remedy.revoke_membership(graph.first_step(name, via[0]), name))
+        elif role.createrole:
+            detail = ("CREATEROLE: it can grant itself any tenant's role (and with it the "
+                      "tenant), and create roles that can")
+            remedy = f"ALTER ROLE {pg_remedy.role_sql(name)} NOCREATEROLE;"
         elif role.bypassrls:
             reached = sorted({ctx.tenant_of[s] for g in {name, *_above(name, graph)}
                               for s in schemas_of.get(g, ())})
