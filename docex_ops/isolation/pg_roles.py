@@ -9,7 +9,7 @@ per tenant, with the REVOKE that removes it; roles of other tenants are the
 ``privileges`` check's. Belonging to an operator role or to
 ``pg_read_all_data``/``pg_write_all_data`` reaches every tenant at once: one FAIL
 for the deployment. Login roles that are superusers, can SET ROLE to one, have
-CREATEROLE (PostgreSQL 15 lets them grant themselves any non-superuser role) or
+CREATEROLE (before PostgreSQL 16 they may grant themselves any non-superuser role) or
 bypass row-level security are listed as WARN with what they reach.
 """
 
@@ -186,7 +186,7 @@ def _powerful_logins(ctx: AuditContext, graph: Graph, operators: frozenset[str],
             detail = f"{how}: reads and writes every tenant ({len(ctx.subjects)}), no right needed"
             remedy = (f"ALTER ROLE {pg_remedy.role_sql(name)} NOSUPERUSER;" if role.superuser
                       else pg_remedy.revoke_membership(graph.first_step(name, via[0]), name))
-        elif role.createrole:
+        elif role.createrole and _major(ctx) < 16:  # 16 needs ADMIN on the role granted
             detail = ("CREATEROLE: it can grant itself any tenant's role (and with it the "
                       "tenant), and create roles that can")
             remedy = f"ALTER ROLE {pg_remedy.role_sql(name)} NOCREATEROLE;"
@@ -206,6 +206,10 @@ def _powerful_logins(ctx: AuditContext, graph: Graph, operators: frozenset[str],
                                         f"login role {name} is {detail}; accept it with "
                                         f"--allow {name}", remedy=remedy), name))
     return rows
+
+
+def _major(ctx: AuditContext) -> int:
+    return int((ctx.require_catalog().dialect.server_version_info or (0,))[0])
 
 
 def _above(role: str, graph: Graph) -> set[str]:
