@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import insert
 from sqlalchemy.engine import Connection, Engine
 
 from docex_ops.backends.postgres_audit_access import RELATION_KIND
@@ -26,7 +25,6 @@ from docex_ops.backends.postgres_audit_code import (
     dependency_edges,
     rows,
 )
-from docex_ops.schema import docbasket
 
 __all__ = ["SYSTEM_SCHEMAS", "Dependency"]  # re-exported: the checks read them from here
 
@@ -201,6 +199,12 @@ SELECT current_schema(), current_schemas(false)::text[],
                LEFT JOIN pg_namespace n ON n.oid = c.relnamespace)
 """
 
+# The unqualified name, as DocEX writes it: the connection's route decides where it lands.
+_CANARY_INSERT_SQL = """
+INSERT INTO docbasket (id, name, description, storage_config, status, created_at, updated_at)
+VALUES (%(id)s, %(name)s, %(description)s, '{}', 'canary', %(now)s, %(now)s)
+"""
+
 _CANARY_SQL = """
 SELECT (SELECT n.nspname FROM docbasket d
           JOIN pg_class c ON c.oid = d.tableoid
@@ -298,10 +302,11 @@ def probe_routing(conn: Connection, tables: Sequence[str], canary_id: str,
     """On a tenant connection inside an open transaction: where unqualified names resolve,
     and where a canary basket lands. The caller rolls the transaction back."""
     current, path, resolved = _rows(conn, _ROUTE_SQL, tables=list(tables))[0]
-    conn.execute(insert(docbasket).values(
-        id=canary_id, name=f"docex-ops-canary-{canary_id}",
-        description="docex-ops isolation canary", storage_config={}, status="canary",
-        created_at=now, updated_at=now))
+    # Plain text, not a Core insert: every probe runs on a fresh engine, whose statement
+    # cache is empty, and compiling the insert once per tenant was a good part of the cost.
+    conn.exec_driver_sql(_CANARY_INSERT_SQL, {
+        "id": canary_id, "name": f"docex-ops-canary-{canary_id}",
+        "description": "docex-ops isolation canary", "now": now})
     landed, wrote, copiers = _rows(conn, _CANARY_SQL, id=canary_id)[0]
     pairs = dict(str(item).split("=", 1) for item in resolved)
     return RoutingProbe(None if current is None else str(current), tuple(path),
