@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 
@@ -87,16 +88,23 @@ def verify_isolation(manager: TenantDatabaseManager, tenant_ids: Sequence[str] =
 
 
 def run_checks(ctx: AuditContext, checks: list[Check]) -> list[CheckResult]:
-    """The checks against one database (one server), catalog checks in one snapshot."""
-    results: list[CheckResult] = []
-    with ExitStack() as stack:
+    """The checks against one database (one server), in registry order: catalog checks in
+    one snapshot, one after the other (they share its connection), while the checks that
+    need no catalog (live routing, on tenant connections of its own) run alongside."""
+    by_check: dict[str, list[CheckResult]] = {}
+    with ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as alongside:
         if isinstance(ctx.backend, PostgresBackend) and any(c.needs_catalog for c in checks):
             from docex_ops.backends.postgres_audit import catalog_snapshot
 
             ctx.catalog = stack.enter_context(catalog_snapshot(ctx.backend.admin_engine))
+        running = {c.name: alongside.submit(c.run, ctx) for c in checks
+                   if not c.needs_catalog and ctx.catalog is not None}
         for check in checks:
-            results.extend(check.run(ctx))
-    return results
+            if check.name not in running:
+                by_check[check.name] = check.run(ctx)
+        for name, future in running.items():
+            by_check[name] = future.result()
+    return [r for check in checks for r in by_check[check.name]]
 
 
 def _verify_fleet(manager: TenantDatabaseManager, fleet: FleetBackend, wanted: list[str],
