@@ -55,7 +55,8 @@ def verify_isolation_cmd(tenant_ids: tuple[str, ...], fail_on: str, allow: tuple
 
     One row per check per tenant (tenant '*' = the whole deployment), each
     PASS, WARN or FAIL with the object named; every FAIL carries the statement
-    that removes it (the table ends with them, ready to paste; JSON: "remedy").
+    that removes it (the table ends with them, ready to paste; JSON: "remedy",
+    where a WARN may carry one too).
     Exit 1 on any FAIL (or WARN with --fail-on warn), 2 on a usage or
     configuration error.
 
@@ -104,17 +105,17 @@ def on_terminal() -> bool:
 
 
 def remedies(results: list[CheckResult], backend: str) -> str:
-    """Every FAIL's (then WARN's) remedy once, under comments naming the findings it removes."""
+    """Every FAIL's remedy once, under comments naming the findings it removes. A WARN's
+    (NOSUPERUSER for a superuser login, say) is a judgement call: JSON only, never here."""
     comment = "#" if backend == "sqlite" else "--"
     findings: dict[str, list[str]] = {}
-    for status in (Status.FAIL, Status.WARN):
-        for r in (r for r in results if r.status == status and r.remedy):
-            where = f"server {r.server}: " if r.server else ""
-            findings.setdefault(r.remedy or "", []).append(
-                f"{comment} {where}{r.status} {r.check} {r.tenant}: {r.object}")
+    for r in (r for r in results if r.status == Status.FAIL and r.remedy):
+        where = f"server {r.server}: " if r.server else ""
+        findings.setdefault(r.remedy or "", []).append(
+            f"{comment} {where}{r.status} {r.check} {r.tenant}: {r.object}")
     if not findings:
         return ""
-    runner = "sqlite3 on each tenant file" if backend == "sqlite" else "psql, as the operator"
+    runner = "shell commands" if backend == "sqlite" else "psql, as the operator"
     lines = [f"{comment} Remedies ({runner}); each removes the findings named above it. "
              "Review before running."]
     for remedy, names in findings.items():
