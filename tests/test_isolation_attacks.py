@@ -362,6 +362,11 @@ def test_roles_that_reach_a_tenant(dep: Deployment) -> None:
         assert named(rows, "roles", "*", "WARN", f"role {mal}", repr(t[25]))
         assert named(rows, "roles", "*", "WARN", f"role {sup}", "SUPERUSER: reads and writes")
         assert named(rows, "roles", "*", "WARN", f"role {maker}", "CREATEROLE: it can grant")
+        assert any(r["remedy"] == f'ALTER ROLE "{sup}" NOSUPERUSER;' for r in rows)
+        # A WARN's remedy is a judgement call: in JSON, never in the script to paste.
+        table = _cli(config, "verify-isolation", "--check", "roles").stdout
+        assert f'REVOKE USAGE ON SCHEMA "{s[0]}" FROM "{eve}";' in table
+        assert "NOSUPERUSER" not in table
         paste_remedies(dep, rows)
         code, after = verify(dep, "roles", config=config)
         assert code == 0 and fails(after) == []
