@@ -87,6 +87,18 @@ class PoolSettings:
 
 
 @dataclass(frozen=True)
+class IsolationSettings:
+    # isolation.allowed_roles: the operator roles verify-isolation accepts on every tenant
+    # (grants, memberships, default privileges). None: the configured user of each server.
+    allowed_roles: tuple[str, ...] | None = None
+
+    def operator_roles(self, user: str) -> frozenset[str]:
+        """The roles allowed on every tenant of a server that docex-ops reaches as ``user``:
+        the list, and always ``user`` itself (docex-ops must reach what it audits)."""
+        return frozenset(self.allowed_roles or ()) | {user}
+
+
+@dataclass(frozen=True)
 class Settings:
     multi_tenancy_model: str
     tenant_database_routing: bool
@@ -111,6 +123,7 @@ class Settings:
     lock_timeout: float = 5.0
     # backup.signing_key_file (see config_backup): manifests are signed and checked.
     signing_key_file: Path | None = None
+    isolation: IsolationSettings = IsolationSettings()
 
     @property
     def server_settings(self) -> dict[str, PostgresSettings]:
@@ -153,6 +166,7 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
     storage_raw = _section(raw, "storage")
     logging_raw = _section(raw, "logging")
     backup_raw = _section(raw, "backup")
+    isolation_raw = _section(raw, "isolation")
     pg_raw = _section(database, "postgres", "database.postgres")
     sq_raw = _section(database, "sqlite", "database.sqlite")
 
@@ -175,6 +189,7 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
     )
     _check_control_schema(postgres)
     from docex_ops.config_backup import parse_backup
+    from docex_ops.config_isolation import allowed_roles
     from docex_ops.config_servers import parse_servers
 
     servers, directory = parse_servers(pg_raw, postgres)
@@ -202,7 +217,8 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
                     servers=servers if "servers" in pg_raw else (),
                     directory_server=directory,
                     lock_timeout=_duration(database, "database.lock_timeout", 5.0),
-                    signing_key_file=parse_backup(backup_raw, base))
+                    signing_key_file=parse_backup(backup_raw, base),
+                    isolation=IsolationSettings(allowed_roles(isolation_raw)))
 
 
 def default_settings() -> Settings:

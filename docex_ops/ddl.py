@@ -8,6 +8,7 @@ inside its own transaction (the issue's benchmark shows ``create_all`` at
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import cache
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,13 +27,24 @@ _DIALECTS: dict[str, Dialect] = {
 @cache
 def head_ddl(dialect_name: str) -> str:
     """CREATE TABLE / CREATE INDEX for every DocEX table, unqualified, ';'-separated."""
+    return ";\n".join(table_statements(dialect_name)) + ";\n"
+
+
+def table_statements(dialect_name: str, names: Collection[str] | None = None,
+                     if_not_exists: bool = False) -> list[str]:
+    """CREATE TABLE and its CREATE INDEXes, unqualified, for each DocEX table (or each
+    of ``names``) in dependency order, without the closing ';'."""
     dialect = _DIALECTS[dialect_name]
     statements: list[str] = []
     for table in metadata.sorted_tables:
-        statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+        if names is not None and table.name not in names:
+            continue
+        statements.append(str(CreateTable(table, if_not_exists=if_not_exists)
+                              .compile(dialect=dialect)).strip())
         for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
-            statements.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
-    return ";\n".join(statements) + ";\n"
+            statements.append(str(CreateIndex(index, if_not_exists=if_not_exists)
+                                  .compile(dialect=dialect)).strip())
+    return statements
 
 
 def version_table_ddl(revision: str) -> str:

@@ -185,3 +185,13 @@ def server_connect(settings: Settings, server: str) -> Any:
     conn = psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, dbname=pg.database)
     conn.autocommit = True
     return conn
+
+
+def cluster_warning(row: Any) -> bool:
+    """Whether a verify-isolation row (CheckResult or JSON dict) is a WARN that any
+    deployment on a shared cluster may get from roles it does not own: a login role that is
+    a superuser or bypasses RLS (this machine has ``root``; other tests create some)."""
+    def get(key: str) -> Any:
+        return row[key] if isinstance(row, dict) else getattr(row, key)
+    return (str(get("status")) == "WARN" and get("check") == "roles" and get("tenant") == "*"
+            and str(get("detail")).startswith("login role "))

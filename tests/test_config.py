@@ -125,3 +125,26 @@ def test_lock_timeout_comes_from_the_config_and_defaults_to_5s() -> None:
     assert settings_from_mapping(raw).lock_timeout == 0.25
     with pytest.raises(ConfigError, match="database.lock_timeout"):
         settings_from_mapping({"database": {"type": "sqlite", "lock_timeout": "soon"}})
+
+
+def test_allowed_roles_default_to_the_configured_user_who_is_always_allowed() -> None:
+    raw = {"database": {"type": "postgresql", "postgres": {"user": "docex_app"}}}
+    s = settings_from_mapping(raw)
+    assert s.isolation.allowed_roles is None
+    assert s.isolation.operator_roles(s.postgres.user) == {"docex_app"}
+    listed = settings_from_mapping({**raw, "isolation": {"allowed_roles": ["backup", "dba"]}})
+    assert listed.isolation.allowed_roles == ("backup", "dba")
+    assert listed.isolation.operator_roles("docex_app") == {"backup", "dba", "docex_app"}
+
+
+def test_allowed_roles_refuse_each_bad_value_in_one_message_per_value() -> None:
+    bad = ["ok_role", "", "PUBLIC", "pg_read_all_data", "docex_t_acme", 7, "x" * 64]
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping({"isolation": {"allowed_roles": bad}})
+    lines = str(info.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        f"isolation.allowed_roles[{i}]" for i in range(1, len(bad))]
+    assert "not PUBLIC" in lines[1] and "predefined" in lines[2] and "tenant role" in lines[3]
+    assert all("expected" in line for line in lines)
+    with pytest.raises(ConfigError, match=r"isolation.allowed_roles: invalid value 'postgres'"):
+        settings_from_mapping({"isolation": {"allowed_roles": "postgres"}})  # not a list

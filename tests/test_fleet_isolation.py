@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import server_connect
+from conftest import cluster_warning, server_connect
 
 from docex_ops.backends.fleet import FleetBackend
 from docex_ops.cli import main
@@ -38,7 +38,10 @@ def _sql(manager: TenantDatabaseManager, server: str, sql: str) -> None:
 
 
 def _bad(results: list[CheckResult]) -> list[CheckResult]:
-    return [r for r in results if r.status != Status.PASS]
+    """Rows that are not PASS, less the WARNs every server of a shared cluster without
+    tenant roles has (its powerful logins; nobody for the live probe to act as)."""
+    return [r for r in results if r.status != Status.PASS and not cluster_warning(r)
+            and not (r.check == "probe" and r.object == "tenant roles")]
 
 
 def test_clean_fleet_passes_with_every_row_on_its_server(fleet_manager: TenantDatabaseManager

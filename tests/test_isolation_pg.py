@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_settings, pg_admin_connect
+from conftest import cluster_warning, make_settings, pg_admin_connect
 
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.backends.postgres_audit import ServerFacts
@@ -33,8 +33,13 @@ def _provision(manager: TenantDatabaseManager, *tenants: str) -> dict[str, str]:
     return {t: manager.backend.location(t) for t in tenants}
 
 
-def _problems(results: list[CheckResult], check: str | None = None) -> list[CheckResult]:
-    return [r for r in results if r.status != Status.PASS and (check is None or r.check == check)]
+def _problems(results: list[CheckResult], check: str | None = None,
+              expected_warnings: bool = False) -> list[CheckResult]:
+    """Rows that are not PASS; ``expected_warnings``: less the WARNs a deployment without
+    tenant roles on this shared cluster has (powerful logins, nobody to probe as)."""
+    return [r for r in results if r.status != Status.PASS and (check is None or r.check == check)
+            and not (expected_warnings and cluster_warning(r))
+            and not (expected_warnings and r.check == "probe" and r.object == "tenant roles")]
 
 
 def _has(results: list[CheckResult], check: str, tenant: str, status: Status,
@@ -48,7 +53,10 @@ def test_clean_deployment_of_50_tenants_passes(pg_manager: TenantDatabaseManager
     _provision(pg_manager, *tenants)
     report = verify_isolation(pg_manager)
     assert report.tenants_checked == 50
-    assert _problems(report.results) == []
+    assert _problems(report.results, expected_warnings=True) == []
+    # Without tenant roles the live probe has no one to act as: said, not passed.
+    assert [(r.status, r.object) for r in report.results if r.check == "probe"] == \
+        [(Status.WARN, "tenant roles")]
     for check in ("contents", "references", "privileges", "readers", "routing"):
         assert sorted(r.tenant for r in report.results if r.check == check
                       and r.tenant != "*") == tenants, check

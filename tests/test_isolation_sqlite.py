@@ -40,7 +40,7 @@ def test_clean_deployment_of_50_tenants_passes(sq_manager: TenantDatabaseManager
     report = verify_isolation(sq_manager)
     assert report.tenants_checked == 50
     assert [r for r in report.results if r.status != Status.PASS] == []
-    assert len(report.results) == 50 * 6 + 1  # + the deployment-wide leftovers check
+    assert len(report.results) == 50 * 7 + 1  # a row per check per tenant, + leftovers
 
 
 def test_symlinked_and_hard_linked_files(sq_manager: TenantDatabaseManager) -> None:
@@ -101,9 +101,49 @@ def test_unexpected_objects_and_allow_list(sq_manager: TenantDatabaseManager) ->
         conn.execute("CREATE VIEW recent AS SELECT id FROM docbasket")
         conn.execute("DROP TABLE processors")
         conn.commit()
-    results = verify_isolation(sq_manager, only=["contents"]).results
+    results = verify_isolation(sq_manager, only=["contents", "code"]).results
     assert _has(results, "contents", "a", Status.WARN, "table notes", "unexpected table")
-    assert _has(results, "contents", "a", Status.WARN, "view recent", "unexpected view")
+    # A view is code DocEX never has: a FAIL of its own (no longer a contents WARN).
+    assert _has(results, "code", "a", Status.FAIL, "view recent", "DocEX never has")
+    assert not _has(results, "contents", "a", Status.WARN, "view recent")
     assert _has(results, "contents", "a", Status.FAIL, str(p["a"]), "missing: processors")
-    allowed = verify_isolation(sq_manager, allow=["notes", "tenant_a.rec*"], only=["contents"])
-    assert [r.status for r in allowed.results] == [Status.FAIL]
+    allowed = verify_isolation(sq_manager, allow=["notes", "tenant_a.rec*"],
+                               only=["contents", "code"])
+    assert [r.status for r in allowed.results if r.check == "contents"] == [Status.FAIL]
+    assert [(r.status, r.object) for r in allowed.results if r.check == "code"] == \
+        [(Status.PASS, "view recent")]
+
+
+def test_views_and_triggers_in_a_tenant_file_on_50_tenants(sq_manager: TenantDatabaseManager,
+                                                           tmp_path: Path) -> None:
+    """Planted: exit 1 naming each; removed with the remedy each FAIL carries, run as the
+    shell command it is: exit 0."""
+    import json
+    import subprocess
+
+    from click.testing import CliRunner
+    from docs_support import write_config
+
+    from docex_ops.cli import main
+
+    p = _provision(sq_manager, *(f"c{i:02d}" for i in range(50)))
+    with closing(sqlite3.connect(p["c07"])) as conn:
+        conn.execute('CREATE VIEW "odd ""name""" AS SELECT id FROM docbasket')
+        conn.execute("CREATE TRIGGER stamp AFTER INSERT ON docbasket BEGIN "
+                     "UPDATE docbasket SET status = 'x' WHERE id = new.id; END")
+        conn.commit()
+    config = write_config(sq_manager.settings, tmp_path / "config.yaml")
+
+    def verify() -> tuple[int, list[dict[str, str]]]:
+        result = CliRunner().invoke(main, ["--config", str(config), "--format", "json",
+                                           "verify-isolation", "--check", "code"])
+        return result.exit_code, json.loads(result.stdout)["results"]
+
+    code, rows = verify()
+    failed = [r for r in rows if r["status"] == "FAIL"]
+    assert code == 1 and {(r["tenant"], r["object"]) for r in failed} == {
+        ("c07", 'view odd "name"'), ("c07", "trigger stamp")}
+    for row in failed:
+        subprocess.run(row["remedy"], shell=True, check=True)
+    code, rows = verify()
+    assert code == 0 and len(rows) == 50

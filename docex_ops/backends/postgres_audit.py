@@ -11,15 +11,22 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.engine import Connection, Engine
 
-from docex_ops.schema import docbasket
+from docex_ops.backends.postgres_audit_access import RELATION_KIND
+from docex_ops.backends.postgres_audit_code import (
+    LEAVING_THE_SCHEMA,
+    SUBJECT_SCHEMAS,
+    SYSTEM_SCHEMAS,
+    Dependency,
+    ObjectAddress,
+    address,
+    dependency_edges,
+    rows,
+)
 
-# Schemas PostgreSQL itself owns: a dependency on them is never a tenant leak.
-SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
+__all__ = ["SYSTEM_SCHEMAS", "Dependency"]  # re-exported: the checks read them from here
 
 
 @dataclass(frozen=True)
@@ -30,23 +37,14 @@ class SchemaObject:
 
 
 @dataclass(frozen=True)
-class Dependency:
-    """An object in ``schema`` that depends on an object in ``ref_schema``."""
-
-    schema: str
-    ref_schema: str
-    dependent: str       # pg_describe_object of the dependent object
-    referenced: str      # pg_describe_object of the referenced object
-    ref_is_relation: bool
-
-
-@dataclass(frozen=True)
 class FunctionSource:
     schema: str
     signature: str
     language: str
     body: str
     config: tuple[str, ...]  # proconfig entries, e.g. "search_path=tenant_b"
+    address: ObjectAddress | None = None  # what DROP names
+
 
 
 @dataclass(frozen=True)
@@ -55,6 +53,7 @@ class Grant:
     object: str   # "" for the schema itself, else the relation name
     grantee: str  # role name, or "PUBLIC"
     privilege: str
+    kind: str = "table"  # schema, table (views and foreign tables too) or sequence
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,7 @@ class Ownership:
     schema: str
     object: str   # "" for the schema itself
     owner: str
+    kind: str = "table"  # schema, table, view, materialized view, foreign table, sequence
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class RoutingProbe:
     resolved: dict[str, str | None]         # unqualified DocEX table -> schema it resolves to
     canary_schema: str | None               # where the canary row landed
     wrote_to: tuple[str, ...]               # every "schema.table" this transaction wrote to
+    copiers: tuple[str, ...] = ()           # DROP of each trigger and rule on docbasket
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class ServerFacts:
     search_path_source: str
     current_user: str
     pooler_clients: tuple[str, ...]         # application names that look like a pooler
+    database: str = ""                      # current_database(), for ALTER DATABASE remedies
 
 
 _OBJECTS_SQL = """
@@ -103,67 +105,14 @@ SELECT n.nspname, t.typname, 'type'
  WHERE n.nspname = ANY(%(schemas)s) AND t.typtype IN ('e', 'd', 'r', 'm')
 """
 
-# Each kind of object that can hold a reference (view rules, defaults,
-# triggers, policies, constraints, relations, functions, types) mapped to the
-# schema it lives in, then joined to pg_depend; the referenced side's schema
-# is looked up by catalog. Only cross-schema edges are described (the
-# describing functions are the slow part, so they run on the few survivors).
-_DEPENDENCIES_SQL = """
-WITH subject AS (SELECT oid FROM pg_namespace WHERE nspname = ANY(%(schemas)s)),
-owned AS (
-  SELECT 'pg_class'::regclass AS classid, c.oid AS objid, c.relnamespace AS nsp
-    FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM subject)
-  UNION ALL SELECT 'pg_rewrite'::regclass, r.oid, c.relnamespace
-    FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
-   WHERE c.relnamespace IN (SELECT oid FROM subject)
-  UNION ALL SELECT 'pg_attrdef'::regclass, a.oid, c.relnamespace
-    FROM pg_attrdef a JOIN pg_class c ON c.oid = a.adrelid
-   WHERE c.relnamespace IN (SELECT oid FROM subject)
-  UNION ALL SELECT 'pg_trigger'::regclass, t.oid, c.relnamespace
-    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-   WHERE c.relnamespace IN (SELECT oid FROM subject)
-  UNION ALL SELECT 'pg_policy'::regclass, p.oid, c.relnamespace
-    FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
-   WHERE c.relnamespace IN (SELECT oid FROM subject)
-  UNION ALL SELECT 'pg_constraint'::regclass, k.oid, k.connamespace
-    FROM pg_constraint k WHERE k.connamespace IN (SELECT oid FROM subject)
-  UNION ALL SELECT 'pg_proc'::regclass, p.oid, p.pronamespace
-    FROM pg_proc p WHERE p.pronamespace IN (SELECT oid FROM subject)
-  UNION ALL SELECT 'pg_type'::regclass, t.oid, t.typnamespace
-    FROM pg_type t WHERE t.typnamespace IN (SELECT oid FROM subject)
-),
-edge AS (
-  SELECT o.nsp, d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid, d.refobjsubid,
-         CASE d.refclassid
-           WHEN 'pg_class'::regclass THEN (SELECT relnamespace FROM pg_class WHERE oid = d.refobjid)
-           WHEN 'pg_proc'::regclass THEN (SELECT pronamespace FROM pg_proc WHERE oid = d.refobjid)
-           WHEN 'pg_type'::regclass THEN (SELECT typnamespace FROM pg_type WHERE oid = d.refobjid)
-           WHEN 'pg_constraint'::regclass
-             THEN (SELECT connamespace FROM pg_constraint WHERE oid = d.refobjid)
-         END AS refnsp
-    FROM owned o
-    JOIN pg_depend d ON d.classid = o.classid AND d.objid = o.objid
-   WHERE d.refclassid <> 'pg_namespace'::regclass AND d.deptype NOT IN ('i', 'e', 'x')
-)
-SELECT DISTINCT n.nspname, rn.nspname,
-       pg_describe_object(e.classid, e.objid, 0),
-       pg_describe_object(e.refclassid, e.refobjid, 0),
-       e.refclassid = 'pg_class'::regclass
-  FROM edge e
-  JOIN pg_namespace n ON n.oid = e.nsp
-  JOIN pg_namespace rn ON rn.oid = e.refnsp
- WHERE e.refnsp <> e.nsp
-   AND rn.nspname <> ALL(%(system)s) AND rn.nspname NOT LIKE 'pg\\_toast%%'
-   AND rn.nspname NOT LIKE 'pg\\_temp%%'
- ORDER BY 1, 3, 4
-"""
-
 _FUNCTIONS_SQL = """
 SELECT n.nspname, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-       l.lanname, coalesce(p.prosrc, ''), coalesce(p.proconfig, '{}')
+       l.lanname, coalesce(p.prosrc, ''), coalesce(p.proconfig, '{}'),
+       a.type, a.object_names, a.object_args
   FROM pg_proc p
   JOIN pg_namespace n ON n.oid = p.pronamespace
   JOIN pg_language l ON l.oid = p.prolang
+  CROSS JOIN LATERAL pg_identify_object_as_address('pg_proc'::regclass, p.oid, 0) a
  WHERE n.nspname = ANY(%(schemas)s) AND l.lanname NOT IN ('c', 'internal')
  ORDER BY 1, 2
 """
@@ -181,12 +130,13 @@ SELECT n.nspname, p.proname, 'function'
 """
 
 _GRANTS_SQL = """
-SELECT n.nspname, '', coalesce(r.rolname, 'PUBLIC'), a.privilege_type
+SELECT n.nspname, '', coalesce(r.rolname, 'PUBLIC'), a.privilege_type, 'schema'
   FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a
   LEFT JOIN pg_roles r ON r.oid = a.grantee
  WHERE n.nspname = ANY(%(schemas)s) AND a.grantee <> n.nspowner
 UNION ALL
-SELECT n.nspname, c.relname, coalesce(r.rolname, 'PUBLIC'), a.privilege_type
+SELECT n.nspname, c.relname, coalesce(r.rolname, 'PUBLIC'), a.privilege_type,
+       CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   CROSS JOIN LATERAL aclexplode(c.relacl) a
   LEFT JOIN pg_roles r ON r.oid = a.grantee
@@ -194,11 +144,11 @@ SELECT n.nspname, c.relname, coalesce(r.rolname, 'PUBLIC'), a.privilege_type
    AND a.grantee <> c.relowner
 """
 
-_OWNERS_SQL = """
-SELECT n.nspname, '', pg_get_userbyid(n.nspowner)
+_OWNERS_SQL = f"""
+SELECT n.nspname, '', pg_get_userbyid(n.nspowner), 'schema'
   FROM pg_namespace n WHERE n.nspname = ANY(%(schemas)s)
 UNION ALL
-SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner)
+SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner), {RELATION_KIND}
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
 """
@@ -237,7 +187,8 @@ SELECT current_setting('port')::int,
        ARRAY(SELECT DISTINCT application_name FROM pg_stat_activity
               WHERE datname = current_database()
                 AND application_name ~* '(pgbouncer|pgcat|odyssey|pgpool|supavisor)'
-              ORDER BY 1)
+              ORDER BY 1),
+       current_database()
 """
 
 _ROUTE_SQL = """
@@ -246,6 +197,12 @@ SELECT current_schema(), current_schemas(false)::text[],
                FROM unnest(%(tables)s::text[]) t
                LEFT JOIN pg_class c ON c.oid = to_regclass(quote_ident(t))
                LEFT JOIN pg_namespace n ON n.oid = c.relnamespace)
+"""
+
+# The unqualified name, as DocEX writes it: the connection's route decides where it lands.
+_CANARY_INSERT_SQL = """
+INSERT INTO docbasket (id, name, description, storage_config, status, created_at, updated_at)
+VALUES (%(id)s, %(name)s, %(description)s, '{}', 'canary', %(now)s, %(now)s)
 """
 
 _CANARY_SQL = """
@@ -262,12 +219,21 @@ SELECT (SELECT n.nspname FROM docbasket d
                JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation'
                 AND l.mode = 'RowExclusiveLock' AND c.relkind IN ('r', 'p', 'f')
-              ORDER BY 1)
+              ORDER BY 1),
+       -- What could have copied it: the triggers and rules on the tenant's docbasket.
+       ARRAY(SELECT format('DROP TRIGGER %%I ON %%I.%%I;', t.tgname, n.nspname, c.relname)
+               FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid = to_regclass('docbasket') AND NOT t.tgisinternal
+             UNION ALL
+             SELECT format('DROP RULE %%I ON %%I.%%I;', r.rulename, n.nspname, c.relname)
+               FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid = to_regclass('docbasket') AND r.rulename <> '_RETURN')
 """
 
 
-def _rows(conn: Connection, sql: str, **params: object) -> list[tuple[Any, ...]]:
-    return [tuple(row) for row in conn.exec_driver_sql(sql, params)]
+_rows = rows
 
 
 def schema_objects(conn: Connection, schemas: Sequence[str]) -> list[SchemaObject]:
@@ -278,16 +244,16 @@ def schema_objects(conn: Connection, schemas: Sequence[str]) -> list[SchemaObjec
 
 def cross_schema_dependencies(conn: Connection, schemas: Sequence[str]) -> list[Dependency]:
     """Every pg_depend edge from an object in ``schemas`` to a non-system other schema."""
-    return [Dependency(str(s), str(r), str(d), str(o), bool(rel))
-            for s, r, d, o, rel in _rows(conn, _DEPENDENCIES_SQL, schemas=list(schemas),
-                                         system=list(SYSTEM_SCHEMAS))]
+    return dependency_edges(conn, SUBJECT_SCHEMAS, LEAVING_THE_SCHEMA, schemas=list(schemas),
+                            system=list(SYSTEM_SCHEMAS))
 
 
 def function_sources(conn: Connection, schemas: Sequence[str]) -> list[FunctionSource]:
     """Bodies and SET clauses of the non-C functions in ``schemas`` (pg_depend cannot see
     inside plpgsql or string-bodied SQL functions)."""
-    return [FunctionSource(str(s), str(sig), str(lang), str(body), tuple(cfg))
-            for s, sig, lang, body, cfg in _rows(conn, _FUNCTIONS_SQL, schemas=list(schemas))]
+    return [FunctionSource(str(s), str(sig), str(lang), str(body), tuple(cfg), address(k, n, a))
+            for s, sig, lang, body, cfg, k, n, a in _rows(conn, _FUNCTIONS_SQL,
+                                                           schemas=list(schemas))]
 
 
 def objects_named(conn: Connection, schemas: Sequence[str],
@@ -306,13 +272,13 @@ def existing_schemas(conn: Connection, schemas: Sequence[str]) -> list[str]:
 
 def grants(conn: Connection, schemas: Sequence[str]) -> list[Grant]:
     """Explicit privileges on ``schemas`` and their relations, owners' own rights left out."""
-    return [Grant(str(s), str(o), str(g), str(p))
-            for s, o, g, p in _rows(conn, _GRANTS_SQL, schemas=list(schemas))]
+    return [Grant(str(s), str(o), str(g), str(p), str(k))
+            for s, o, g, p, k in _rows(conn, _GRANTS_SQL, schemas=list(schemas))]
 
 
 def owners(conn: Connection, schemas: Sequence[str]) -> list[Ownership]:
-    return [Ownership(str(s), str(o), str(w))
-            for s, o, w in _rows(conn, _OWNERS_SQL, schemas=list(schemas))]
+    return [Ownership(str(s), str(o), str(w), str(k))
+            for s, o, w, k in _rows(conn, _OWNERS_SQL, schemas=list(schemas))]
 
 
 def role_graph(conn: Connection, roles: Sequence[str]) -> RoleGraph:
@@ -326,9 +292,9 @@ def role_graph(conn: Connection, roles: Sequence[str]) -> RoleGraph:
 
 
 def server_facts(conn: Connection) -> ServerFacts:
-    port, path, source, user, poolers = _rows(conn, _SERVER_SQL)[0]
+    port, path, source, user, poolers, database = _rows(conn, _SERVER_SQL)[0]
     return ServerFacts(int(port), str(path), str(source), str(user),
-                       tuple(poolers))
+                       tuple(poolers), str(database))
 
 
 def probe_routing(conn: Connection, tables: Sequence[str], canary_id: str,
@@ -336,15 +302,17 @@ def probe_routing(conn: Connection, tables: Sequence[str], canary_id: str,
     """On a tenant connection inside an open transaction: where unqualified names resolve,
     and where a canary basket lands. The caller rolls the transaction back."""
     current, path, resolved = _rows(conn, _ROUTE_SQL, tables=list(tables))[0]
-    conn.execute(insert(docbasket).values(
-        id=canary_id, name=f"docex-ops-canary-{canary_id}",
-        description="docex-ops isolation canary", storage_config={}, status="canary",
-        created_at=now, updated_at=now))
-    landed, wrote = _rows(conn, _CANARY_SQL, id=canary_id)[0]
+    # Plain text, not a Core insert: every probe runs on a fresh engine, whose statement
+    # cache is empty, and compiling the insert once per tenant was a good part of the cost.
+    conn.exec_driver_sql(_CANARY_INSERT_SQL, {
+        "id": canary_id, "name": f"docex-ops-canary-{canary_id}",
+        "description": "docex-ops isolation canary", "now": now})
+    landed, wrote, copiers = _rows(conn, _CANARY_SQL, id=canary_id)[0]
     pairs = dict(str(item).split("=", 1) for item in resolved)
     return RoutingProbe(None if current is None else str(current), tuple(path),
                         {t: (s or None) for t, s in pairs.items()},
-                        None if landed is None else str(landed), tuple(wrote))
+                        None if landed is None else str(landed), tuple(wrote),
+                        tuple(map(str, copiers)))
 
 
 @contextmanager

@@ -3,8 +3,10 @@
 ``verify_isolation`` discovers the tenants, runs every registered check for the
 database kind (``registry.CHECKS``) and returns one ``IsolationReport``; it
 never prints. PostgreSQL catalog checks read one consistent snapshot with one
-query per check whatever the number of tenants; the routing check opens each
-tenant's connection through the TenantDatabaseManager.
+query (or a fixed few) per check whatever the number of tenants; the routing
+check opens each tenant's connection through the TenantDatabaseManager, and
+the probe acts as a sample of tenant roles on connections of its own, in
+transactions it rolls back. docs/isolation.md is the threat model.
 
 With tenants on several servers the checks run per server (each server's
 tenants against that server's catalog and settings, results carrying the
@@ -17,6 +19,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 
@@ -41,6 +44,15 @@ class IsolationReport:
     def counts(self) -> dict[str, int]:
         found = Counter(r.status for r in self.results)
         return {str(s): found.get(s, 0) for s in Status}
+
+    def per_check(self) -> list[dict[str, object]]:
+        """One line per check (per server, in order of appearance): its PASS, WARN, FAIL."""
+        found: dict[tuple[str | None, str], Counter[Status]] = {}
+        for r in self.results:
+            found.setdefault((r.server, r.check), Counter())[r.status] += 1
+        return [({"server": server} if server else {}) | {"check": check}
+                | {str(s): c.get(s, 0) for s in Status}
+                for (server, check), c in found.items()]
 
     def worst(self) -> Status:
         return max((r.status for r in self.results), key=SEVERITY.__getitem__, default=Status.PASS)
@@ -76,16 +88,23 @@ def verify_isolation(manager: TenantDatabaseManager, tenant_ids: Sequence[str] =
 
 
 def run_checks(ctx: AuditContext, checks: list[Check]) -> list[CheckResult]:
-    """The checks against one database (one server), catalog checks in one snapshot."""
-    results: list[CheckResult] = []
-    with ExitStack() as stack:
+    """The checks against one database (one server), in registry order: catalog checks in
+    one snapshot, one after the other (they share its connection), while the checks that
+    need no catalog (live routing, on tenant connections of its own) run alongside."""
+    by_check: dict[str, list[CheckResult]] = {}
+    with ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as alongside:
         if isinstance(ctx.backend, PostgresBackend) and any(c.needs_catalog for c in checks):
             from docex_ops.backends.postgres_audit import catalog_snapshot
 
             ctx.catalog = stack.enter_context(catalog_snapshot(ctx.backend.admin_engine))
+        running = {c.name: alongside.submit(c.run, ctx) for c in checks
+                   if not c.needs_catalog and ctx.catalog is not None}
         for check in checks:
-            results.extend(check.run(ctx))
-    return results
+            if check.name not in running:
+                by_check[check.name] = check.run(ctx)
+        for name, future in running.items():
+            by_check[name] = future.result()
+    return [r for check in checks for r in by_check[check.name]]
 
 
 def _verify_fleet(manager: TenantDatabaseManager, fleet: FleetBackend, wanted: list[str],

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TypeVar, cast
 
 from sqlalchemy.engine import Connection
 
 from docex_ops.backends.base import Backend
 from docex_ops.config import Settings
+from docex_ops.isolation.results import CheckResult, waived
 from docex_ops.manager import TenantDatabaseManager
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -23,6 +28,7 @@ class AuditContext:
     catalog: Connection | None = field(default=None, repr=False)
     # The one server being checked, when tenants are on several (tenants: its tenants).
     server_backend: Backend | None = field(default=None, repr=False)
+    _facts: dict[str, object] = field(default_factory=dict, repr=False)
 
     @property
     def backend(self) -> Backend:
@@ -48,8 +54,28 @@ class AuditContext:
     def is_allowed(self, location: str, name: str) -> bool:
         """Whether ``--allow`` tolerates the object ``name`` in ``location``."""
         schema_like = location.rsplit("/", 2)[-2] if "/" in location else location
-        candidates = (name, f"{location}.{name}", f"{schema_like}.{name}")
-        return any(fnmatch.fnmatchcase(c, pattern) for c in candidates for pattern in self.allow)
+        return self.allowance(name, f"{location}.{name}", f"{schema_like}.{name}") is not None
+
+    def allowance(self, *names: str) -> str | None:
+        """The first ``--allow`` pattern that matches one of ``names``, else None."""
+        return next((pattern for pattern in self.allow
+                     if any(fnmatch.fnmatchcase(n, pattern) for n in names)), None)
+
+    def judged(self, result: CheckResult, *names: str) -> CheckResult:
+        """``result``, or its accepted PASS row when ``--allow`` names one of ``names``."""
+        pattern = self.allowance(*names)
+        return result if pattern is None else waived(result, pattern)
+
+    @property
+    def operator_roles(self) -> frozenset[str]:
+        """isolation.allowed_roles of the server checked, its configured user included."""
+        return self.settings.isolation.operator_roles(self.settings.postgres.user)
+
+    def fact(self, key: str, read: Callable[[], T]) -> T:
+        """``read()`` once per snapshot: checks that share a catalog fact share one query."""
+        if key not in self._facts:
+            self._facts[key] = read()
+        return cast(T, self._facts[key])
 
     def require_catalog(self) -> Connection:
         if self.catalog is None:

@@ -13,6 +13,7 @@ import re
 
 from docex_ops.backends import postgres_audit as audit
 from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation.pg_remedy import drop
 from docex_ops.isolation.results import CheckResult, fail, warn, with_passes
 
 NAME = "references"
@@ -44,14 +45,15 @@ def _dependency_findings(ctx: AuditContext, deps: list[audit.Dependency]) -> lis
     for dep in deps:
         tenant = ctx.tenant_of[dep.schema]
         other = ctx.tenant_of.get(dep.ref_schema)
+        remedy = drop(dep.address) if dep.address else None
         if other is not None:
             result = fail(NAME, tenant, dep.dependent,
                           f"refers to {dep.referenced} of tenant {other!r}: "
-                          "a cross-tenant dependency; drop or rewrite it")
+                          "a cross-tenant dependency; drop or rewrite it", remedy=remedy)
         elif dep.ref_schema == PUBLIC and dep.ref_is_relation:
             result = fail(NAME, tenant, dep.dependent,
                           f"refers to {dep.referenced} in public, shared by every tenant; "
-                          "move the data into the tenant schema")
+                          "move the data into the tenant schema", remedy=remedy)
         else:
             result = warn(NAME, tenant, dep.dependent,
                           f"depends on {dep.referenced} outside the tenant schema; "
@@ -63,6 +65,7 @@ def _dependency_findings(ctx: AuditContext, deps: list[audit.Dependency]) -> lis
 def _function_findings(ctx: AuditContext, source: audit.FunctionSource) -> list[Finding]:
     tenant = ctx.tenant_of[source.schema]
     obj = f"function {source.schema}.{source.signature}"
+    remedy = drop(source.address) if source.address else None
     findings: list[Finding] = []
     named: set[str] = set()
     for match in _QUALIFIED.finditer(source.body):
@@ -71,10 +74,12 @@ def _function_findings(ctx: AuditContext, source: audit.FunctionSource) -> list[
         other = ctx.tenant_of.get(qualifier)
         if other is not None and qualifier != source.schema:
             findings.append((fail(NAME, tenant, obj, f"body names {qualifier}.{name} of tenant "
-                                  f"{other!r}; a function must only touch its own tenant"), other))
+                                  f"{other!r}; a function must only touch its own tenant",
+                                  remedy=remedy), other))
         elif qualifier == PUBLIC and match[3] is None:
             findings.append((fail(NAME, tenant, obj, f"body names {PUBLIC}.{name}, shared by "
-                                  "every tenant; keep tenant data in the tenant schema"), None))
+                                  "every tenant; keep tenant data in the tenant schema",
+                                  remedy=remedy), None))
         elif qualifier == PUBLIC:
             findings.append((warn(NAME, tenant, obj, f"body calls {PUBLIC}.{name}(); confirm it "
                                   "holds no tenant data"), None))
@@ -84,7 +89,7 @@ def _function_findings(ctx: AuditContext, source: audit.FunctionSource) -> list[
         if key == "search_path" and others:
             other = ctx.tenant_of[others[0]]
             findings.append((fail(NAME, tenant, obj, f"SET search_path={value} puts tenant "
-                                  f"{other!r} on the path while it runs"), other))
+                                  f"{other!r} on the path while it runs", remedy=remedy), other))
     for word in sorted({w.lower() for w in _WORD.findall(source.body)} - named):
         other = ctx.tenant_of.get(word)
         if other is not None and word != source.schema:
@@ -103,3 +108,12 @@ def _path_schemas(value: str) -> list[str]:
     return [_unquote(part.strip()) for part in value.split(",") if part.strip()]
 
 
+
+
+_NAME_IN_TEXT = re.compile(rf"{_IDENT}")
+
+
+def names_in(text: str) -> set[str]:
+    """Every identifier a text could mean, quoted ones unquoted, others folded to lower
+    case; words inside string literals count (dynamic SQL, dblink queries)."""
+    return {_unquote(m) for m in _NAME_IN_TEXT.findall(text)}

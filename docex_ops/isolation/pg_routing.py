@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from docex_ops.backends import postgres_audit as audit
 from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation.pg_contents import create_missing
 from docex_ops.isolation.results import CheckResult, Status, fail, warn
 from docex_ops.schema import TABLE_NAMES
 
@@ -69,30 +70,42 @@ def _probe(ctx: AuditContext, tenant: str) -> audit.RoutingProbe:
 def judge_probe(ctx: AuditContext, tenant: str, probe: audit.RoutingProbe) -> list[CheckResult]:
     schema = ctx.tenants[tenant]
     obj = f"connection of tenant {tenant}"
+    # A connection whose route is off carries session state (a SET without LOCAL): ending
+    # the tenant's pooled connections (application_name docex:<id>, see the backend) ends it.
+    reset = ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+             f"current_database() AND application_name = {_literal('docex:' + tenant)};")
     findings = []
     if probe.current_schema != schema:
         findings.append(fail(NAME, tenant, obj, f"current_schema() is {probe.current_schema}, "
-                             f"expected {schema}"))
+                             f"expected {schema}", remedy=reset))
     for other_schema in probe.path:
         other = ctx.tenant_of.get(other_schema)
         if other is not None and other != tenant:
             findings.append(fail(NAME, tenant, obj, f"search_path {', '.join(probe.path)} "
-                                 f"includes {other_schema} of tenant {other!r}"))
+                                 f"includes {other_schema} of tenant {other!r}", remedy=reset))
     for table, where in sorted(probe.resolved.items()):
         if where != schema:
             findings.append(fail(NAME, tenant, f"{obj}: {table}",
                                  f"unqualified {table} resolves to {where or 'nothing'}, "
-                                 f"not {schema}"))
+                                 f"not {schema}", remedy=create_missing(schema, [table])))
     if probe.canary_schema != schema:
         findings.append(fail(NAME, tenant, f"{obj}: canary", f"canary basket landed in "
-                             f"{probe.canary_schema or 'no visible table'}, not {schema}"))
+                             f"{probe.canary_schema or 'no visible table'}, not {schema}",
+                             remedy=create_missing(schema, ["docbasket"])))
+    copiers = "\n".join(probe.copiers) or None
     for written in probe.wrote_to:
         written_schema = written.split(".", 1)[0]
         other = ctx.tenant_of.get(written_schema)
         if other is not None and other != tenant:
             findings.append(fail(NAME, tenant, written, f"writing the canary also wrote to "
-                                 f"{written} of tenant {other!r} (a trigger or rule copies rows)"))
+                                 f"{written} of tenant {other!r} (a trigger or rule copies rows)",
+                                 remedy=copiers))
         elif written_schema != schema:
             findings.append(warn(NAME, tenant, written, f"writing the canary also wrote to "
-                                 f"{written} outside the tenant; check what copies rows there"))
+                                 f"{written} outside the tenant; check what copies rows there",
+                                 remedy=copiers))
     return findings
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

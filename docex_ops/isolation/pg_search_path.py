@@ -10,8 +10,10 @@ unqualified query when the tenant's own table is missing.
 from __future__ import annotations
 
 from docex_ops.backends import postgres_audit as audit
+from docex_ops.backends.pg_sql import quote_ident
 from docex_ops.isolation.context import AuditContext
 from docex_ops.isolation.expected import SHADOWABLE_NAMES, kind_label
+from docex_ops.isolation.pg_remedy import rename
 from docex_ops.isolation.results import DEPLOYMENT, CheckResult, Status, fail, warn
 
 SEARCH_PATH = "search_path"
@@ -35,17 +37,36 @@ def check_search_path(ctx: AuditContext) -> list[CheckResult]:
     facts = audit.server_facts(ctx.require_catalog())
     path = parse_search_path(facts.configured_search_path, facts.current_user)
     obj = f"search_path (set in {facts.search_path_source})"
+    remedy = _without_tenants(ctx, facts)
     findings = [
         fail(SEARCH_PATH, ctx.tenant_of[schema], obj,
              f"the default search_path {facts.configured_search_path!r} names tenant schema "
              f"{schema}: every connection that does not route itself reads this tenant; "
-             "remove it (ALTER DATABASE/ROLE ... RESET search_path)")
+             "remove it", remedy=remedy)
         for schema in path if schema in ctx.tenant_of and ctx.tenant_of[schema] in ctx.subject_set
     ]
     if not findings:
         findings.append(CheckResult(SEARCH_PATH, DEPLOYMENT, Status.PASS, obj,
                                     f"{facts.configured_search_path!r} names no tenant schema"))
     return findings
+
+
+def _without_tenants(ctx: AuditContext, facts: audit.ServerFacts) -> str:
+    """The same default search_path, set where it is set, without the tenant schemas."""
+    kept = [part.strip() for part in facts.configured_search_path.split(",") if part.strip()
+            and parse_search_path(part, facts.current_user)[0] not in ctx.tenant_of]
+    value = ", ".join(kept)
+    target = {"ALTER DATABASE": f"DATABASE {quote_ident(facts.database)}",
+              "ALTER ROLE": f"ROLE {quote_ident(facts.current_user)}",
+              "ALTER ROLE ... IN DATABASE": f"ROLE {quote_ident(facts.current_user)} IN DATABASE "
+                                            f"{quote_ident(facts.database)}"}.get(
+        facts.search_path_source)
+    if target is None:  # postgresql.conf or ALTER SYSTEM
+        literal = "'" + value.replace("'", "''") + "'"
+        return (f"ALTER SYSTEM SET search_path = {literal};\nSELECT pg_reload_conf();" if value
+                else "ALTER SYSTEM RESET search_path;\nSELECT pg_reload_conf();")
+    return f"ALTER {target} SET search_path = {value};" if value else \
+        f"ALTER {target} RESET search_path;"
 
 
 def check_shadowing(ctx: AuditContext) -> list[CheckResult]:
@@ -63,10 +84,13 @@ def check_shadowing(ctx: AuditContext) -> list[CheckResult]:
                                  f"function named like DocEX table {obj.name} in {obj.schema}, "
                                  "which is on tenant search paths; rename or drop it"))
         else:
+            kind = kind_label(obj.kind)
             findings.append(fail(SHADOWING, DEPLOYMENT, name,
-                                 f"{kind_label(obj.kind)} named like DocEX table {obj.name} in "
+                                 f"{kind} named like DocEX table {obj.name} in "
                                  f"{obj.schema}, which is on tenant search paths: a tenant "
-                                 "missing the table reads this shared one; drop or rename it"))
+                                 "missing the table reads this shared one; drop or rename it",
+                                 remedy=rename(kind, (obj.schema, obj.name),
+                                               f"{obj.name}_not_docex")))
     if not findings:
         findings.append(CheckResult(SHADOWING, DEPLOYMENT, Status.PASS,
                                     ", ".join(shared) or "-",

@@ -11,12 +11,19 @@ from dataclasses import dataclass
 
 from docex_ops.isolation import (
     leftovers,
+    pg_code,
     pg_contents,
+    pg_default_privileges,
     pg_pooler,
     pg_privileges,
+    pg_probe,
+    pg_reach_in,
     pg_references,
+    pg_roles,
     pg_routing,
     pg_search_path,
+    pg_writable_path,
+    sqlite_code,
     sqlite_contents,
     sqlite_files,
 )
@@ -34,6 +41,7 @@ class Check:
     run: Callable[[AuditContext], list[CheckResult]]
     summary: str
     needs_catalog: bool = True
+    live: bool = False  # acts on the server (connections, rolled-back writes), not catalog only
 
 
 CHECKS: tuple[Check, ...] = (
@@ -42,19 +50,33 @@ CHECKS: tuple[Check, ...] = (
     Check("references", POSTGRESQL, pg_references.check_references,
           "no FK, view, rule, default, trigger, policy or function reaches another tenant "
           "or a table in public"),
+    Check("reach_in", POSTGRESQL, pg_reach_in.check_reach_in,
+          "nothing outside the tenants (view, routine, trigger, rule, policy, default, "
+          "publication) depends on or names a tenant"),
+    Check("code", POSTGRESQL, pg_code.check_code,
+          "no routine, trigger or rule in a tenant, no expression calling code outside it"),
     Check("shadowing", POSTGRESQL, pg_search_path.check_shadowing,
           "no DocEX-named object in public or another shared schema on the search path"),
     Check("search_path", POSTGRESQL, pg_search_path.check_search_path,
           "the default search_path names no tenant schema"),
+    Check("writable_path", POSTGRESQL, pg_writable_path.check_writable_path,
+          "only operators can create objects in public or another schema on a search path"),
     Check("privileges", POSTGRESQL, pg_privileges.check_privileges,
           "PUBLIC and other tenants' roles have no right on a tenant"),
+    Check("default_privileges", POSTGRESQL, pg_default_privileges.check_default_privileges,
+          "no default privilege grants a tenant's future objects to PUBLIC or another role"),
+    Check("roles", POSTGRESQL, pg_roles.check_roles,
+          "no role but the tenant's own and the operators reaches a tenant; powerful logins"),
     Check("readers", POSTGRESQL, pg_privileges.check_readers,
           "who, besides owners and superusers, can read each tenant"),
     Check("pooler", POSTGRESQL, pg_pooler.check_pooler,
           "no transaction-mode pooler between docex-ops and the server"),
     Check("routing", POSTGRESQL, pg_routing.check_routing,
           "each tenant connection routes to its own schema only (rolled-back canary)",
-          needs_catalog=False),
+          needs_catalog=False, live=True),
+    Check("probe", POSTGRESQL, pg_probe.check_probe,
+          "as a sample of tenant roles, reading and writing other tenants and public is "
+          "denied (rolled back)", live=True),
     Check("leftovers", POSTGRESQL, leftovers.check_leftovers,
           "no scratch schema or role (docex$...) is left behind", needs_catalog=False),
     Check("file_location", SQLITE, sqlite_files.check_location,
@@ -70,6 +92,7 @@ CHECKS: tuple[Check, ...] = (
           "the DocEX tables, nothing unexpected, no view or trigger naming another database"),
     Check("leftovers", SQLITE, leftovers.check_leftovers,
           "no scratch file or folder (.docex-...) is left in the storage root"),
+    Check("code", SQLITE, sqlite_code.check_code, "no view or trigger in the tenant file"),
 )
 
 

@@ -14,6 +14,7 @@ from docex_ops.backends.sqlite_audit import SqliteContents, read_contents
 from docex_ops.isolation.context import AuditContext
 from docex_ops.isolation.expected import EXPECTED_TABLES, missing_tables
 from docex_ops.isolation.results import CheckResult, fail, warn, with_passes
+from docex_ops.isolation.sqlite_code import CODE_TYPES
 
 INTEGRITY = "integrity"
 CONTENTS = "contents"
@@ -49,6 +50,8 @@ def judge_contents(ctx: AuditContext, tenant: str, contents: SqliteContents) -> 
         findings.append(fail(CONTENTS, tenant, location, f"DocEX tables missing: "
                              f"{', '.join(missing)}; migrate or re-provision the tenant"))
     for obj in contents.objects:
+        if obj.type in CODE_TYPES:
+            continue  # views and triggers are the ``code`` check's FAIL
         expected = obj.type == "index" or (obj.type == "table" and obj.name in EXPECTED_TABLES)
         if not expected and not ctx.is_allowed(location, obj.name):
             findings.append(warn(CONTENTS, tenant, f"{obj.type} {obj.name}",
