@@ -7,17 +7,26 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from docex_ops import audit
-from docex_ops.backends import TenantInfo
-from docex_ops.backends.base import CORRUPT, LINKED, LOCKED
+from docex_ops.backends import Backend, TenantInfo
+from docex_ops.backends.base import CORRUPT, LINKED, LOCKED, TenantLockedError
+from docex_ops.backends.contents import (
+    GuardRefusal,
+    HoldsRowsError,
+    TenantChangedError,
+    TenantContents,
+)
+from docex_ops.backup.create import safety_backup
 from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
+from docex_ops.guards import DEFAULT_SAFETY_DIR, ActGuard, act_with_retries
 from docex_ops.manager import TenantDatabaseManager
-from docex_ops.placement import interrupted_drop
-from docex_ops.schema import TABLE_NAMES, docbasket, metadata
+from docex_ops.placement import fleet_of, interrupted_drop
+from docex_ops.schema import TABLE_NAMES, docbasket
 from docex_ops.tenancy import validate_all, validate_tenant_id
 
 
@@ -87,27 +96,41 @@ def verify_tenant(manager: TenantDatabaseManager, tenant_id: str) -> bool:
     return seen == 1
 
 
+def tenant_contents(manager: TenantDatabaseManager, tenant_id: str) -> TenantContents | None:
+    """Rows of every table of one tenant (DocEX's and any other), read under the lock
+    timeout (TenantLockedError past it); None if it does not exist."""
+    return manager.backend.read_contents(validate_tenant_id(tenant_id))
+
+
 def count_rows(manager: TenantDatabaseManager, tenant_id: str) -> dict[str, int]:
     """Rows per DocEX table of one tenant."""
-    with manager.backend.tenant_connection(tenant_id) as conn:
-        return {name: conn.execute(select(func.count()).select_from(metadata.tables[name]))
-                .scalar_one() for name in TABLE_NAMES}
+    contents = tenant_contents(manager, tenant_id)
+    rows = contents.rows if contents is not None else {}
+    return {name: rows.get(name, 0) for name in TABLE_NAMES}
 
 
-class TenantHasDataError(RuntimeError):
-    """Dropping would delete rows and the caller did not accept that."""
+TenantHasDataError = HoldsRowsError  # the name callers know
 
 
 class TenantUnreadableError(RuntimeError):
     """The tenant is linked, locked or corrupt: its rows cannot be known (exit 1)."""
 
 
-def drop_tenant(manager: TenantDatabaseManager, tenant_id: str,
-                allow_data: bool = False) -> TenantInfo:
+@dataclass(frozen=True)
+class DropResult:
+    info: TenantInfo
+    safety_backup: Path | None  # the backup taken first (--force): a manifest, or a byte copy
+    rows: int                   # what the tenant held when it was dropped
+
+
+def drop_tenant(manager: TenantDatabaseManager, tenant_id: str, allow_data: bool = False,
+                safety_dir: Path | None = None, pg_bin: str | None = None) -> DropResult:
     """Drop an existing tenant; unknown ids are refused. Returns what was dropped.
 
-    A tenant holding rows is only dropped with ``allow_data`` (the caller has
-    taken a backup or accepted the loss).
+    Checked inside the dropping transaction, the tenant locked against writers
+    (guards.ActGuard): rows in any table refuse the drop unless ``allow_data``, and
+    then it is backed up into ``safety_dir`` first; objects outside that depend on
+    it, or a foreign schema, refuse it always.
     """
     info = find_tenant(manager, tenant_id)
     if info is None and interrupted_drop(manager, tenant_id):  # finish it
@@ -119,26 +142,42 @@ def drop_tenant(manager: TenantDatabaseManager, tenant_id: str,
         audit.record("tenant.drop", tenant_id, info.location, audit.REFUSED,
                      {"reason": info.detail, "force": allow_data})
         raise TenantUnreadableError(f"not dropping: {info.detail}"
-                                    + ("; drop with --force to delete it anyway"
+                                    + ("; drop with --force to delete it anyway (a copy of "
+                                       "its bytes is kept first)"
                                        if info.condition == CORRUPT else ""))
-    if not allow_data and info.tables == len(TABLE_NAMES):
-        rows = sum(count_rows(manager, tenant_id).values())
-        if rows:
-            audit.record("tenant.drop", tenant_id, info.location, audit.REFUSED,
-                         {"reason": f"holds {rows} rows", "force": False})
-            raise TenantHasDataError(
-                f"tenant {tenant_id!r} holds {rows} rows; back it up first, then drop with --force")
+    dest = safety_dir or DEFAULT_SAFETY_DIR
+    guard = ActGuard(tenant_id, "dropping it", allow_data,
+                     backup=lambda raw: safety_backup(_where_it_is(manager, tenant_id),
+                                                     tenant_id, dest, pg_bin, raw),
+                     hint="back it up, then drop with --force (docex-ops backs it up first)")
     manager.close_tenant_connection(tenant_id)
+    detail: dict[str, object] = {"force": allow_data}
     try:
-        manager.backend.drop(tenant_id)
-    except (SQLAlchemyError, OSError) as exc:
+        act_with_retries(lambda: manager.backend.drop(tenant_id, guard))
+    except (GuardRefusal, TenantLockedError) as exc:
+        audit.record("tenant.drop", tenant_id, info.location, audit.REFUSED,
+                     {**detail, "reason": str(exc)})
+        raise
+    except (SQLAlchemyError, OSError, TenantChangedError) as exc:
         audit.record("tenant.drop", tenant_id, info.location, audit.FAILED,
-                     {"error": str(exc).splitlines()[0]})
+                     {**detail, "error": str(exc).splitlines()[0]})
         raise RuntimeError(f"tenant {tenant_id!r}: dropping {info.location} failed: "
                            f"{str(exc).splitlines()[0]}") from exc
+    rows = guard.seen.total_rows if guard.seen is not None else 0
     audit.record("tenant.drop", tenant_id, info.location, audit.OK,
-                 {"force": allow_data, "revision": info.revision})
-    return info
+                 {**detail, "revision": info.revision, "rows": rows,
+                  "safety_backup": str(guard.safety_backup) if guard.safety_backup else None})
+    return DropResult(info, guard.safety_backup, rows)
+
+
+def _where_it_is(manager: TenantDatabaseManager, tenant_id: str) -> Backend:
+    """The backend that reads the tenant on its server whatever the directory says (a
+    fleet marks a tenant ``dropping`` before its server drops it, and the safety backup
+    is taken in between)."""
+    fleet = fleet_of(manager.backend)
+    placed = fleet.placement(tenant_id) if fleet is not None else None
+    return fleet.servers[placed.server] if fleet is not None and placed is not None \
+        else manager.backend
 
 
 def ensure_tenant_role(manager: TenantDatabaseManager, tenant_id: str) -> str:
@@ -146,7 +185,6 @@ def ensure_tenant_role(manager: TenantDatabaseManager, tenant_id: str) -> str:
     (on a fleet, on the tenant's server: roles are per server)."""
     from docex_ops.backends.postgres import PostgresBackend
     from docex_ops.backends.postgres_roles import ensure_tenant_role as ensure_role
-    from docex_ops.placement import fleet_of
 
     tenant_id = validate_tenant_id(tenant_id)
     fleet = fleet_of(manager.backend)

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from docex_ops import schema as s
 from docex_ops.backends.archivers import make_archiver
+from docex_ops.backends.contents import allow_rows
 from docex_ops.backup import create_backups, find_manifests, read_manifest
 from docex_ops.cli import main
 from docex_ops.config import Settings
@@ -72,7 +73,7 @@ def test_round_trip_same_and_other_id(manager: TenantDatabaseManager, config_fil
     assert text == 1 << 20
 
     manager.close_tenant_connection("src")
-    manager.backend.drop("src")
+    manager.backend.drop("src", allow_rows)
     code, out = _run(config_file, "backup", "restore", str(manifest_path))
     assert code == 0, out
     assert _digest(manager, "src") == before
@@ -195,7 +196,7 @@ def test_archive_of_a_never_lands_on_b(manager: TenantDatabaseManager, config_fi
     manifest_path = _backup(manager, "a", tmp_path / "bk")
     b_before = _digest(manager, "b")
     manager.close_tenant_connection("a")
-    manager.backend.drop("a")
+    manager.backend.drop("a", allow_rows)
     code, out = _run(config_file, "--format", "json", "backup", "restore", str(manifest_path))
     assert code == 0, out
     assert json.loads(out)["tenant_id"] == "a"

@@ -35,7 +35,7 @@ def test_provision_list_idempotent(config_file: Path) -> None:
     assert json.loads(again)["tenants"] == listed
 
 
-def test_show_and_drop(config_file: Path) -> None:
+def test_show_and_drop(config_file: Path, tmp_path: Path) -> None:
     assert _run(config_file, "tenants", "provision", "keep", "full")[0] == 0
     TenantDatabaseManager.reset()
     import datetime as dt
@@ -58,9 +58,11 @@ def test_show_and_drop(config_file: Path) -> None:
     assert code == 0 and "would drop" in out
     assert _run(config_file, "tenants", "drop", "missing", "--yes")[0] == 2
     code, out = _run(config_file, "tenants", "drop", "full", "--yes")
-    assert code == 1 and "holds 1 rows" in out
+    assert code == 1 and "holds rows (docbasket 1 row)" in out
     assert _run(config_file, "tenants", "drop", "keep", "--yes")[0] == 0
-    assert _run(config_file, "tenants", "drop", "full", "--yes", "--force")[0] == 0
+    code, out = _run(config_file, "tenants", "drop", "full", "--yes", "--force",
+                     "--safety-dir", str(tmp_path / "safety"))
+    assert code == 0 and f"backed it up first to {tmp_path / 'safety'}" in out
     _, out = _run(config_file, "--format", "json", "tenants", "list")
     assert json.loads(out)["tenants"] == []
 

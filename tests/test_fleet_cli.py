@@ -95,8 +95,9 @@ def test_backup_all_and_restore_across_servers(fleet_config_file: Path, tmp_path
     manifests = sorted(dest.glob("keep_c.*.json"))
     assert len(manifests) == 1
     # Dropped, then restored: it comes back on a server, recorded in the directory.
-    assert _run(fleet_config_file, "tenants", "drop", "keep_c", "--yes", "--force"
-                ).exit_code == 0
+    assert _run(fleet_config_file, "tenants", "drop", "keep_c", "--yes", "--force",
+                "--safety-dir", str(tmp_path / "safety")).exit_code == 0
+    assert len(list((tmp_path / "safety").glob("keep_c.*.json"))) == 1  # held a row
     restored = _run(fleet_config_file, "backup", "restore", str(manifests[0]))
     assert restored.exit_code == 0, restored.output
     listed = _json(_run(fleet_config_file, "tenants", "list"))

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy.engine import Connection, Engine
 
 from docex_ops.backends.catalog import Catalog
+from docex_ops.backends.contents import Guard, TenantContents
 from docex_ops.config import PoolSettings, Settings
 
 
@@ -103,8 +104,25 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def drop(self, tenant_id: str) -> None:
-        """Remove the tenant's schema or file."""
+    def drop(self, tenant_id: str, guard: Guard | None = None) -> None:
+        """Remove the tenant's schema or file, guarded at the moment of the act.
+
+        Inside the dropping transaction, with the tenant locked against writers,
+        ``guard`` is shown what it holds (every table's rows, the objects outside
+        that depend on it) and refuses by raising; the default refuses any row or
+        dependent. Nothing outside the tenant is ever dropped with it. Waits for
+        application locks at most ``settings.lock_timeout`` (TenantLockedError).
+        """
+
+    @abstractmethod
+    def lock_contents(self, conn: Connection, tenant_id: str) -> TenantContents:
+        """Inside a ``migration_connection``: lock the tenant's tables against writers
+        (readers, such as a safety backup, still get in) and read what it holds."""
+
+    @abstractmethod
+    def read_contents(self, tenant_id: str) -> TenantContents | None:
+        """What the tenant holds now, without holding it (None: it does not exist);
+        TenantLockedError when a lock outlasts ``settings.lock_timeout``."""
 
     @abstractmethod
     def create_tenant_engine(self, tenant_id: str, pool: PoolSettings) -> Engine:
@@ -159,6 +177,11 @@ class Backend(ABC):
     @abstractmethod
     def files_dir(self, tenant_id: str) -> Path:
         """Where the document API stores the tenant's files (its own directory)."""
+
+    def keep_bytes(self, tenant_id: str, dest: Path) -> Path | None:
+        """A byte copy of a tenant no archive can be made of (a SQLite file that is not a
+        database), into ``dest``; None where there is no such thing."""
+        return None
 
     def server_limits(self) -> ServerLimits | None:
         """The server's connection limits; None when there is no server (SQLite)."""

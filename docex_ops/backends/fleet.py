@@ -19,8 +19,14 @@ from pathlib import Path
 
 from sqlalchemy.engine import Connection, Engine
 
-from docex_ops.backends.base import Backend, TenantInfo
+from docex_ops.backends.base import Backend, TenantInfo, TenantLockedError
 from docex_ops.backends.catalog import Catalog
+from docex_ops.backends.contents import (
+    Guard,
+    GuardRefusal,
+    TenantChangedError,
+    TenantContents,
+)
 from docex_ops.backends.fleet_view import FleetView, PlacementProblem, reconcile
 from docex_ops.backends.pg_directory import (
     ACTIVE,
@@ -224,7 +230,7 @@ class FleetBackend(Backend):
             self.directory.set_state(conn, tenant_id, ACTIVE)
         return created
 
-    def drop(self, tenant_id: str) -> None:
+    def drop(self, tenant_id: str, guard: Guard | None = None) -> None:
         """Drop the schema and the directory row (same two-step rule as ``create``)."""
         placed = self.directory.get(tenant_id)
         if placed is None:
@@ -233,12 +239,19 @@ class FleetBackend(Backend):
         if placed.server == self.directory_server:
             with self.directory.transaction() as conn:
                 self.directory.lock(conn, tenant_id)
-                target.drop_in(conn, tenant_id)
+                target.drop_in(conn, tenant_id, guard)
                 self.directory.delete(conn, tenant_id)
             return
         with self.directory.transaction() as conn:
             self.directory.set_state(conn, tenant_id, DROPPING)
-        target.drop(tenant_id)
+        try:
+            target.drop(tenant_id, guard)
+        except (GuardRefusal, TenantLockedError, TenantChangedError):
+            # Refused or rolled back on its server: the tenant is as it was, so it is
+            # routable again rather than left "dropping".
+            with self.directory.transaction() as conn:
+                self.directory.set_state(conn, tenant_id, placed.state)
+            raise
         with self.directory.transaction() as conn:
             self.directory.delete(conn, tenant_id)
 
@@ -256,6 +269,13 @@ class FleetBackend(Backend):
 
     def tenant_connection(self, tenant_id: str) -> AbstractContextManager[Connection]:
         return self.server_backend(tenant_id).tenant_connection(tenant_id)
+
+    def lock_contents(self, conn: Connection, tenant_id: str) -> TenantContents:
+        return self.server_backend(tenant_id).lock_contents(conn, tenant_id)
+
+    def read_contents(self, tenant_id: str) -> TenantContents | None:
+        placed = self.directory.get(tenant_id)
+        return None if placed is None else self.servers[placed.server].read_contents(tenant_id)
 
     @contextmanager
     def migration_connection(self, tenant_id: str, lock_timeout: float | None = None,

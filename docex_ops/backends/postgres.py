@@ -11,58 +11,29 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from docex_ops.backends import pg_activity
-from docex_ops.backends.base import Backend, ServerLimits, TenantInfo, chunks
+from docex_ops.backends import pg_activity, pg_discover, pg_guard
+from docex_ops.backends.base import (
+    FOREIGN,
+    LOCKED,
+    Backend,
+    ServerLimits,
+    TenantInfo,
+    TenantLockedError,
+)
+from docex_ops.backends.contents import (
+    ForeignSchemaError,
+    Guard,
+    TenantContents,
+    describe_foreign,
+    foreign_tables,
+    refuse_rows,
+)
+from docex_ops.backends.pg_guard import describe_blockers, is_lock_timeout, set_lock_timeout
 from docex_ops.backends.pg_sql import ADVISORY_NAMESPACE, execute_script, quote_ident
 from docex_ops.backends.postgres_migration import PostgresMigrationMixin
 from docex_ops.config import PoolSettings, Settings
 from docex_ops.schema import TABLE_NAMES
 from docex_ops.tenancy import schema_name_for, tenant_id_pattern, validate_tenant_id
-
-REVISION_BATCH = 1000
-
-# A session-local function: reads many tenants' version tables in one round
-# trip without a giant UNION (which the planner chokes on at ~10,000 schemas)
-# and without creating anything persistent.
-_REVISIONS_FUNCTION = """
-CREATE OR REPLACE FUNCTION pg_temp.docex_ops_revisions(schemas text[])
-RETURNS TABLE(schema_name text, version_num text) LANGUAGE plpgsql AS $f$
-DECLARE s text;
-BEGIN
-  FOREACH s IN ARRAY schemas LOOP
-    BEGIN
-      RETURN QUERY EXECUTE format(
-        'SELECT %L::text, max(version_num)::text FROM %I.alembic_version', s, s);
-    EXCEPTION WHEN undefined_table OR invalid_schema_name THEN
-      schema_name := s; version_num := NULL; RETURN NEXT;
-    END;
-  END LOOP;
-END $f$
-"""
-
-_DISCOVER_SQL = """
-SELECT n.nspname,
-       (SELECT count(*) FROM pg_class c
-         WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
-           AND c.relname = ANY(%(tables)s)) AS tables,
-       EXISTS (SELECT 1 FROM pg_class v
-                WHERE v.relnamespace = n.oid AND v.relname = 'alembic_version'
-                  AND v.relkind = 'r') AS versioned
-  FROM pg_namespace n
- WHERE n.nspname LIKE %(like)s
- ORDER BY n.nspname
-"""
-
-# pg_total_relation_size locks every table and index it measures, so sizes are
-# read in batches, each in its own transaction (see _read_revisions).
-_SIZES_SQL = """
-SELECT n.nspname, coalesce(sum(pg_total_relation_size(c.oid)), 0)
-  FROM pg_namespace n LEFT JOIN pg_class c
-       ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
- WHERE n.nspname = ANY(%(s)s)
- GROUP BY n.nspname
-"""
-SIZE_BATCH = 100
 
 
 class PostgresBackend(PostgresMigrationMixin, Backend):
@@ -141,50 +112,48 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         like = head.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         with self.admin_engine.connect() as conn:
             rows = conn.exec_driver_sql(
-                _DISCOVER_SQL, {"tables": list(TABLE_NAMES), "like": like}).all()
-            tenants = {}  # schema -> (tenant id, DocEX tables, versioned)
-            for schema, tables, versioned in rows:
+                pg_discover.DISCOVER_SQL, {"tables": list(TABLE_NAMES), "like": like}).all()
+            tenants = {}  # schema -> (tenant id, DocEX tables, versioned, foreign tables)
+            for schema, tables, versioned, others in rows:
                 match = self._pattern.fullmatch(schema)
                 if match:
-                    tenants[schema] = (match["tenant_id"], int(tables), bool(versioned))
-            revisions = self._read_revisions(conn, [s for s, t in tenants.items() if t[2]])
-            sizes = self._read_sizes(conn, list(tenants)) if with_size else {}
+                    tenants[schema] = (match["tenant_id"], int(tables), bool(versioned),
+                                       foreign_tables(others or ()))
+            timeout = self.settings.lock_timeout
+            revisions, locked = pg_discover.read_revisions(
+                conn, [s for s, t in tenants.items() if t[2]], timeout)
+            sizes, locked_sizes = (pg_discover.read_sizes(conn, list(tenants), timeout)
+                                   if with_size else ({}, set()))
             conn.rollback()
-        return [TenantInfo(tenant_id, schema, tables, revisions.get(schema), sizes.get(schema))
-                for schema, (tenant_id, tables, _) in tenants.items()]
+        found = []
+        for schema, (tenant_id, tables, _, foreign) in tenants.items():
+            condition, detail = None, None
+            if foreign is not None:
+                condition, detail = FOREIGN, describe_foreign(schema, foreign)
+            elif schema in locked or schema in locked_sizes:
+                condition, detail = LOCKED, self.locked_detail(tenant_id)
+            found.append(TenantInfo(tenant_id, schema, tables, revisions.get(schema),
+                                    sizes.get(schema), condition=condition, detail=detail))
+        return found
 
-    @staticmethod
-    def _read_sizes(conn: Connection, schemas: list[str]) -> dict[str, int]:
-        sizes: dict[str, int] = {}
-        for batch in chunks(schemas, SIZE_BATCH):
-            sizes.update((schema, int(size)) for schema, size in
-                         conn.exec_driver_sql(_SIZES_SQL, {"s": batch}))
-            conn.commit()
-        return sizes
+    def locked_detail(self, tenant_id: str) -> str:
+        """One line: the tenant is locked, for how long we waited, and who holds it."""
+        schema = self.location(tenant_id)
+        holders = describe_blockers(self.admin_engine, schema)
+        return (f"tenant {tenant_id!r}: {schema} is locked by another connection beyond the "
+                f"lock timeout ({self.settings.lock_timeout:g}s)"
+                + (f": {holders}" if holders else ""))
 
     def read_revisions(self, tenant_ids: Iterable[str]) -> dict[str, str | None]:
         by_schema = {self.location(t): t for t in tenant_ids}
         with self.admin_engine.connect() as conn:
-            revisions = self._read_revisions(conn, list(by_schema))
+            revisions, locked = pg_discover.read_revisions(conn, list(by_schema),
+                                                           self.settings.lock_timeout)
             conn.rollback()
+        if locked:
+            first = sorted(locked)[0]
+            raise TenantLockedError(self.locked_detail(by_schema[first]))
         return {by_schema[s]: rev for s, rev in revisions.items()}
-
-    def _read_revisions(self, conn: Connection, schemas: list[str]) -> dict[str, str | None]:
-        if not schemas:
-            return {}
-        execute_script(conn, _REVISIONS_FUNCTION)
-        conn.commit()
-        result: dict[str, str | None] = {}
-        for batch in chunks(schemas, REVISION_BATCH):
-            for schema, revision in conn.exec_driver_sql(
-                "SELECT * FROM pg_temp.docex_ops_revisions(%(s)s)", {"s": batch}
-            ):
-                result[schema] = revision
-            # Each version table read holds a lock until the transaction ends; the
-            # server's lock table (max_locks_per_transaction x max_connections,
-            # 6,400 by default) would run out at a few thousand tenants.
-            conn.commit()
-        return result
 
     def exists(self, tenant_id: str) -> bool:
         schema = self.location(tenant_id)
@@ -207,14 +176,19 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
             # Through pg_depend's index on the referenced namespace: pg_class has
             # no index on relnamespace, and a scan of it per first access made
             # opening 1,000 tenants quadratic.
-            relations = conn.exec_driver_sql(
+            found = conn.exec_driver_sql(
                 "SELECT EXISTS (SELECT 1 FROM pg_depend d "
                 "WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = n.oid "
-                "AND d.classid = 'pg_class'::regclass) "
-                "FROM pg_namespace n WHERE n.nspname = %(s)s", {"s": schema}).scalar()
-            if relations:
+                "AND d.classid = 'pg_class'::regclass), "
+                "EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid "
+                "AND c.relname = ANY(%(t)s)) "
+                "FROM pg_namespace n WHERE n.nspname = %(s)s",
+                {"s": schema, "t": list(TABLE_NAMES)}).first()
+            if found is not None and found[0]:
+                if not found[1]:  # none of DocEX's tables: ours (empty, at base) or foreign?
+                    self._refuse_foreign(conn, tenant_id, schema)
                 return False
-            if relations is None:
+            if found is None:
                 conn.exec_driver_sql(f"CREATE SCHEMA {quote_ident(schema)}")
             conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
             if ddl.strip():
@@ -223,15 +197,61 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
             raise RuntimeError(self._explain_create_failure(tenant_id, schema, exc)) from exc
         return True
 
-    def drop(self, tenant_id: str) -> None:
-        with self.admin_engine.begin() as conn:
-            self.drop_in(conn, tenant_id)
+    def _refuse_foreign(self, conn: Connection, tenant_id: str, schema: str) -> None:
+        tables = conn.exec_driver_sql(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = %(s)s AND c.relkind IN ('r', 'p')",
+            {"s": schema}).scalars().all()
+        foreign = foreign_tables(tables)
+        if foreign is not None:
+            raise ForeignSchemaError(f"tenant {tenant_id!r}: {describe_foreign(schema, foreign)}"
+                                     "; it is not a DocEX tenant, so docex-ops does not "
+                                     "provision into it (rename it, or use another tenant id)")
 
-    def drop_in(self, conn: Connection, tenant_id: str) -> None:
-        """``drop`` inside the caller's transaction on this server."""
+    def drop(self, tenant_id: str, guard: Guard | None = None) -> None:
+        with self.admin_engine.begin() as conn:
+            self.drop_in(conn, tenant_id, guard)
+
+    def drop_in(self, conn: Connection, tenant_id: str, guard: Guard | None = None) -> None:
+        """``drop`` inside the caller's transaction on this server: the tenant's tables are
+        locked, ``guard`` sees what they hold, the schema is dropped and proven to have
+        taken nothing outside with it (pg_guard), all before the caller commits."""
         schema = self.location(tenant_id)
-        self.lock_tenant(conn, schema)
-        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+        with self.locked_act(tenant_id):
+            set_lock_timeout(conn, self.settings.lock_timeout)
+            self.lock_tenant(conn, schema)
+            found = pg_guard.lock_and_read(conn, schema)
+            if found is None:
+                return
+            held, contents = found
+            (guard or refuse_rows)(contents)
+            pg_guard.drop_schema(conn, held)
+            pg_guard.verify_unchanged(self.admin_engine, held)
+
+    def lock_contents(self, conn: Connection, tenant_id: str) -> TenantContents:
+        schema = self.location(tenant_id)
+        with self.locked_act(tenant_id):
+            found = pg_guard.lock_and_read(conn, schema, dependents=False)
+        return found[1] if found is not None else TenantContents(schema, {})
+
+    def read_contents(self, tenant_id: str) -> TenantContents | None:
+        schema = self.location(tenant_id)
+        with self.locked_act(tenant_id), self.admin_engine.connect() as conn:
+            set_lock_timeout(conn, self.settings.lock_timeout)
+            contents = pg_guard.read_contents(conn, schema)
+            conn.rollback()
+        return contents
+
+    @contextmanager
+    def locked_act(self, tenant_id: str) -> Iterator[None]:
+        """A lock wait beyond lock_timeout becomes TenantLockedError naming the holders."""
+        try:
+            yield
+        except DBAPIError as exc:
+            if not is_lock_timeout(exc):
+                raise
+            raise TenantLockedError(f"{self.locked_detail(tenant_id)}; nothing was "
+                                    "changed") from exc
 
     @staticmethod
     def lock_tenant(conn: Connection, schema: str) -> None:

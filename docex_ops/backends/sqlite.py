@@ -6,8 +6,10 @@ import fcntl
 import functools
 import glob
 import os
+import shutil
 import sqlite3
 import stat
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager, suppress
 from pathlib import Path
@@ -16,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from docex_ops.backends.base import (
+    FOREIGN,
     LINKED,
     LOCKED,
     Backend,
@@ -23,6 +26,15 @@ from docex_ops.backends.base import (
     TenantLockedError,
 )
 from docex_ops.backends.catalog import Catalog, sqlite_catalog
+from docex_ops.backends.contents import (
+    ForeignSchemaError,
+    Guard,
+    TenantContents,
+    UnreadableFileError,
+    describe_foreign,
+    foreign_tables,
+    refuse_rows,
+)
 from docex_ops.backends.sqlite_connect import (
     DEFAULT_TIMEOUT,
     DIR_MODE,
@@ -38,6 +50,7 @@ from docex_ops.backends.sqlite_connect import (
     split_statements,
     sqlite_engine,
 )
+from docex_ops.backends.sqlite_guard import file_contents, refusal, write_locked
 from docex_ops.backends.sqlite_paths import CheckedFile, TenantFileError, TenantPaths
 from docex_ops.config import PoolSettings, Settings
 from docex_ops.schema import TABLE_NAMES
@@ -113,7 +126,9 @@ class SqliteBackend(Backend):
             tables, revision = 0, None
             try:
                 with closing(self.open_tenant(tenant_id, readonly=True)) as conn:
-                    tables, revision = _inspect(conn)
+                    tables, revision, foreign = _inspect(conn)
+                if foreign is not None:
+                    condition, detail = FOREIGN, describe_foreign(path_text, foreign)
             except TenantFileError as exc:  # listed, never opened: the detail names both
                 condition, detail = LINKED, str(exc)
             except sqlite3.Error as exc:
@@ -166,8 +181,18 @@ class SqliteBackend(Backend):
                 # here and then finds the tables; an empty file (ours, or left by a
                 # crash) is filled, as an empty PostgreSQL schema is.
                 conn.execute("BEGIN IMMEDIATE")
-                if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                tables = [r[0] for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%'")]
+                if tables or conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                     conn.execute("ROLLBACK")
+                    foreign = foreign_tables(tables)
+                    if foreign is not None:
+                        where = describe_foreign(str(checked.path), foreign)
+                        raise ForeignSchemaError(
+                            f"tenant {tenant_id!r}: {where}; it is not a DocEX tenant, so "
+                            "docex-ops does not provision into it (move it away, or use "
+                            "another tenant id)")
                     return False
                 for statement in cached_statements(ddl):
                     conn.execute(statement)
@@ -178,13 +203,55 @@ class SqliteBackend(Backend):
             raise
         return True
 
-    def drop(self, tenant_id: str) -> None:
+    def drop(self, tenant_id: str, guard: Guard | None = None) -> None:
         checked = self.paths.check(tenant_id)  # never through a link to another's file
-        self._remove_file(checked.path, checked.identity)
+        try:
+            with self.held_file(tenant_id, checked) as conn:
+                if conn is not None:
+                    # Checked and removed under the file's write lock: no writer can add
+                    # a row between what the guard saw and the unlink.
+                    (guard or refuse_rows)(file_contents(conn, str(checked.path)))
+                self._remove_file(checked.path, checked.identity)
+        except UnreadableFileError as exc:
+            # Not a database: no lock to take and no rows to count; the guard decides
+            # (refused unless forced, and then its bytes are kept first).
+            (guard or refuse_rows)(TenantContents(str(checked.path), {}, unreadable=str(exc)))
+            self._remove_file(checked.path, checked.identity)
         parent = checked.path.parent
         if parent != self.paths.root:
             with suppress(OSError), self.paths.parent_dir(parent) as above:
                 os.rmdir(parent.name, dir_fd=above)  # only when empty
+
+    @contextmanager
+    def held_file(self, tenant_id: str, checked: CheckedFile
+                  ) -> Iterator[sqlite3.Connection | None]:
+        """The tenant's file (if it exists) open with its write lock held for the block:
+        what a destructive act checks and then acts on (None: no file)."""
+        if checked.identity is None:
+            yield None
+            return
+        who = f"tenant {tenant_id!r}: {checked.path}"
+        try:
+            conn = self.open_tenant(tenant_id, checked=checked)
+        except sqlite3.Error as exc:
+            raise refusal(who, exc, self.timeout) from exc
+        with closing(conn), write_locked(conn, who, self.timeout):
+            yield conn
+
+    def keep_bytes(self, tenant_id: str, dest: Path) -> Path | None:
+        """A byte copy of a file SQLite cannot read, into ``dest`` (the safety backup of a
+        forced drop: the backup API cannot read it either)."""
+        checked = self.paths.check(tenant_id)
+        if checked.identity is None:
+            return None
+        copy = dest / f"{tenant_id}.{time.strftime('%Y%m%dT%H%M%S')}.unreadable.db"
+        with self.paths.parent_dir(checked.path) as folder:
+            fd = os.open(checked.path.name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+            with open(fd, "rb") as source, open(copy, "xb") as target:
+                shutil.copyfileobj(source, target)
+                target.flush()
+                os.fsync(target.fileno())
+        return copy
 
     def _remove_file(self, path: Path, identity: tuple[int, int] | None) -> None:
         """Unlink ``path`` and its sidecars inside its directory, reached without links;
@@ -200,6 +267,19 @@ class SqliteBackend(Backend):
             for suffix in SIDECARS:
                 with suppress(FileNotFoundError):
                     os.unlink(path.name + suffix, dir_fd=folder)
+
+    def lock_contents(self, conn: Connection, tenant_id: str) -> TenantContents:
+        # A migration connection holds the write lock already (BEGIN IMMEDIATE).
+        dbapi = conn.connection.dbapi_connection
+        assert isinstance(dbapi, sqlite3.Connection)
+        return file_contents(dbapi, self.location(tenant_id))
+
+    def read_contents(self, tenant_id: str) -> TenantContents | None:
+        checked = self.paths.check(tenant_id)
+        if checked.identity is None:
+            return None
+        with closing(self.open_tenant(tenant_id, readonly=True, checked=checked)) as conn:
+            return file_contents(conn, str(checked.path))
 
     def create_tenant_engine(self, tenant_id: str, pool: PoolSettings) -> Engine:
         self.paths.check(tenant_id)  # refused now rather than at the first checkout
@@ -322,15 +402,16 @@ class SqliteBackend(Backend):
             return sqlite_catalog(conn)
 
 
-def _inspect(conn: sqlite3.Connection) -> tuple[int, str | None]:
-    """(DocEX tables present, recorded revision) of one tenant file."""
+def _inspect(conn: sqlite3.Connection) -> tuple[int, str | None, list[str] | None]:
+    """(DocEX tables present, recorded revision, the tables that make it foreign or None)
+    of one tenant file."""
     names = {row[0] for row in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
     revision = None
     if "alembic_version" in names:
         row = conn.execute("SELECT max(version_num) FROM alembic_version").fetchone()
         revision = row[0] if row else None
-    return len(names & set(TABLE_NAMES)), revision
+    return len(names & set(TABLE_NAMES)), revision, foreign_tables(names)
 
 
 def _file_size(path: Path) -> int:

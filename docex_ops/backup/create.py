@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from docex_ops.backends import Backend
 from docex_ops.backends.archive import DumpResult, TenantArchiver
 from docex_ops.backends.archivers import make_archiver
+from docex_ops.backends.contents import GuardRefusal
 from docex_ops.backup.manifest import MANIFEST_SUFFIX, Manifest, sha256_file, write_manifest
 from docex_ops.backup.signing import sign, signing_key
 from docex_ops.manager import TenantDatabaseManager
@@ -117,6 +119,26 @@ def _backup_batch(archiver: TenantArchiver, batch: list[str], dest: Path,
         who = f"tenant {batch[0]!r}: "
         error = str(exc) if str(exc).startswith(who) else who + str(exc)
         return [BackupResult(batch[0], None, None, 0, 0, 0.0, error)]
+
+
+def safety_backup(backend: Backend, tenant_id: str, dest: Path, pg_bin: str | None = None,
+                  unreadable: bool = False) -> Path:
+    """Back up one tenant right before a destructive act, while the act holds it against
+    writers; the manifest's path. GuardRefusal if it fails (the act must not go on).
+    ``unreadable``: a SQLite file that is not a database: its bytes are kept instead."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archiver = make_archiver(backend, pg_bin)
+    try:
+        (result,) = _backup_batch(archiver, [tenant_id], dest, signing_key(backend.settings))
+    finally:
+        archiver.dispose()
+    if result.manifest is None:
+        kept = backend.keep_bytes(tenant_id, dest) if unreadable else None
+        if kept is None:
+            raise GuardRefusal(f"tenant {tenant_id!r}: the safety backup into {dest} failed, "
+                               f"so nothing was changed: {result.error}")
+        return kept
+    return result.manifest
 
 
 def _dump(archiver: TenantArchiver, batch: list[str], dest: Path, key: bytes | None

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
 from docex_ops import moves, placement, rebalance
 from docex_ops import tenants as ops
-from docex_ops.backends.base import UNREADABLE
+from docex_ops.backends.base import FOREIGN, UNREADABLE, TenantLockedError
 from docex_ops.cleanup import find_leftovers
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
+from docex_ops.guards import DEFAULT_SAFETY_DIR
 from docex_ops.output import human_bytes
 from docex_ops.tenancy import validate_all
 
@@ -57,6 +59,10 @@ def list_cmd(fmt: str | None) -> None:
              + "; `docex-ops cleanup` removes those nobody holds")
     for tenant in unreadable:
         info(str(tenant.detail))
+    for tenant in found:  # reported, never a failure: it is simply not a tenant
+        if tenant.condition == FOREIGN:
+            info(f"tenant {tenant.tenant_id}: foreign: {tenant.detail}; docex-ops leaves it "
+                 "alone")
     if listing.problems:
         for problem in listing.problems:
             info(problem.message)
@@ -79,16 +85,25 @@ def show_cmd(tenant_id: str, fmt: str | None) -> None:
     if found.condition in UNREADABLE:  # reported, never opened
         raise OperationFailed(f"tenant {found.tenant_id} at {found.location}: {found.state}: "
                               f"{found.detail}")
-    counts = ops.count_rows(manager, tenant_id) if found.state != "empty" else {}
+    counts: dict[str, int] = {}
+    if found.state != "empty":
+        try:  # every table: DocEX's and any other the tenant holds
+            contents = ops.tenant_contents(manager, tenant_id)
+        except TenantLockedError as exc:  # locked since discovery looked
+            raise OperationFailed(f"tenant {found.tenant_id} at {found.location}: locked: "
+                                  f"{exc}") from exc
+        counts = dict(contents.rows) if contents is not None else {}
     rows = [{"table": name, "rows": n} for name, n in counts.items()]
-    payload = {"tenant": found.tenant_id, "server": placement.server_of(found, manager.settings),
-               "location": found.location, "state": found.state,
+    where = placement.server_of(found, manager.settings)
+    payload = {"tenant": found.tenant_id, "server": where, "location": found.location,
+               "state": found.state, "detail": found.detail,
                "revision": found.revision, "size_bytes": found.size_bytes, "rows": counts}
     if (fmt or state().fmt) == "table":
-        where = placement.server_of(found, manager.settings)
         info(f"tenant {found.tenant_id} at {found.location}"
              f"{f' on server {where}' if where else ''}: {found.state}, "
              f"revision {found.revision or '-'}, {human_bytes(found.size_bytes)}")
+        if found.detail:
+            info(f"{found.state}: {found.detail}")
     emit(rows, fmt, payload=payload)
 
 
@@ -137,11 +152,20 @@ def provision_cmd(tenant_ids: tuple[str, ...], verify: bool, jobs: int, with_rol
 @tenants.command("drop")
 @click.argument("tenant_id")
 @click.option("--yes", is_flag=True, help="Confirm: the schema or file is deleted.")
-@click.option("--force", is_flag=True, help="Drop even if the tenant holds rows.")
+@click.option("--force", is_flag=True,
+              help="Drop even if the tenant holds rows (it is backed up first).")
+@click.option("--safety-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=f"Where --force backs the tenant up first (default: ./{DEFAULT_SAFETY_DIR}).")
+@click.option("--pg-bin", type=click.Path(file_okay=False), default=None,
+              help="Folder holding pg_dump (default: PATH).")
 @click.option("--dry-run", is_flag=True, help="Say what would be dropped, drop nothing.")
-def drop_cmd(tenant_id: str, yes: bool, force: bool, dry_run: bool) -> None:
+def drop_cmd(tenant_id: str, yes: bool, force: bool, safety_dir: Path | None,
+             pg_bin: str | None, dry_run: bool) -> None:
     """Drop one tenant's schema or file. Refuses without --yes, and refuses
-    tenants that hold rows unless --force."""
+    tenants that hold rows in any table unless --force (then it is backed up first,
+    while held against writers, and the backup's path is printed). Objects outside the
+    tenant that depend on it, and schemas or files that are not DocEX tenants, are
+    refused even with --force."""
     manager = state().manager
     found = ops.find_tenant(manager, tenant_id)
     if found is None and not placement.interrupted_drop(manager, tenant_id):
@@ -153,7 +177,11 @@ def drop_cmd(tenant_id: str, yes: bool, force: bool, dry_run: bool) -> None:
     if not yes:
         raise click.UsageError(f"dropping tenant {tenant_id!r} ({location}) deletes it; "
                                "add --yes to confirm")
-    ops.drop_tenant(manager, tenant_id, allow_data=force)
+    result = ops.drop_tenant(manager, tenant_id, allow_data=force, safety_dir=safety_dir,
+                             pg_bin=pg_bin)
+    if result.safety_backup is not None:
+        info(f"tenant {tenant_id} held {result.rows} rows; backed it up first to "
+             f"{result.safety_backup}")
     click.echo(f"dropped tenant {tenant_id} ({location})")
 
 
