@@ -284,7 +284,7 @@ def test_restored_structure_is_docex_ops_own(env: Env) -> None:
     assert env.manager.backend.catalog("c") == env.manager.backend.catalog("a")
     step = TenantStep("a", env.location("a"), None, "0002_docex_2_9_9", "downgrade")
     assert migrate_tenant(env.manager.backend, MigrationScripts(), step,
-                          StepOptions(force=True)).ok
+                          StepOptions(force=True, safety_dir=str(env.tmp / "safety"))).ok
     old = env.backup("a", "bk-old")
     code, out = env.run("backup", "restore", str(old), "--as", "d")
     assert code == 0, out

@@ -23,6 +23,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from docex_ops.backends.contents import Guard
+
 
 class ArchiveToolError(RuntimeError):
     """A database tool (pg_dump, pg_restore, psql) is missing, too old or failed."""
@@ -131,8 +133,14 @@ class TenantArchiver(ABC):
         """The Alembic revision recorded inside a staged copy."""
 
     @abstractmethod
-    def promote(self, staging: Staging, tenant_id: str) -> None:
-        """Make the staged copy the tenant ``tenant_id``, replacing it atomically if it exists."""
+    def promote(self, staging: Staging, tenant_id: str, guard: Guard | None = None) -> None:
+        """Make the staged copy the tenant ``tenant_id``, replacing it atomically if it exists.
+
+        A tenant that exists at that moment (it may have appeared since the restore
+        began) is locked against writers and shown to ``guard`` in the transaction that
+        replaces it (default: refuse any row); nothing outside it goes with it.
+        TenantChangedError: it changed between the check and the swap (rolled back).
+        """
 
     @abstractmethod
     def discard(self, staging: Staging) -> None:

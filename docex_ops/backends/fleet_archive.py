@@ -22,6 +22,7 @@ from docex_ops.backends.archive import (
     TenantArchiver,
 )
 from docex_ops.backends.base import chunks
+from docex_ops.backends.contents import Guard
 from docex_ops.backends.fleet import FleetBackend
 from docex_ops.backends.pg_archive import PostgresArchiver
 from docex_ops.backends.pg_directory import ACTIVE, ROUTABLE
@@ -86,10 +87,10 @@ class FleetArchiver(TenantArchiver):
     def staging_revision(self, staging: Staging) -> str | None:
         return self._of(staging).staging_revision(staging)
 
-    def promote(self, staging: Staging, tenant_id: str) -> None:
+    def promote(self, staging: Staging, tenant_id: str, guard: Guard | None = None) -> None:
         server = staging.extra[SERVER_KEY]
         self.fleet.reserve(tenant_id, server)
-        self._of(staging).promote(staging, tenant_id)
+        self._of(staging).promote(staging, tenant_id, guard)
         with self.fleet.directory.transaction() as conn:
             self.fleet.directory.set_state(conn, tenant_id, ACTIVE)
 

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from docex_ops import scratch
-from docex_ops.backends import pg_staging
+from docex_ops.backends import pg_guard, pg_staging
 from docex_ops.backends.archive import (
     ArchiveContents,
     ArchiveToolError,
@@ -39,6 +39,9 @@ from docex_ops.backends.archive import (
     TenantArchiver,
     TenantSnapshot,
 )
+from docex_ops.backends.base import TenantLockedError
+from docex_ops.backends.contents import Guard, refuse_rows
+from docex_ops.backends.pg_guard import ms, set_lock_timeout
 from docex_ops.backends.pg_sql import transaction as _transaction
 from docex_ops.backends.pg_toc import check_toc
 from docex_ops.backends.pg_tools import (
@@ -67,7 +70,7 @@ SELECT n.nspname, c.relname, array_agg(a.attname::text ORDER BY a.attname::text 
 
 _SNAPSHOT_BEGIN = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
                    "SET TRANSACTION SNAPSHOT '{snapshot}'; SET LOCAL DateStyle TO 'ISO, YMD'; "
-                   "SET LOCAL TimeZone TO 'UTC'; ")
+                   "SET LOCAL TimeZone TO 'UTC'; SET LOCAL lock_timeout TO '{lock_timeout}'; ")
 
 
 def _value_sql(column: str) -> str:
@@ -122,6 +125,11 @@ class PostgresArchiver(TenantArchiver):
         self._engine: Engine | None = None
 
     @property
+    def _lock_wait(self) -> str:
+        """How long pg_dump and the digests wait for an application's lock."""
+        return ms(self.backend.settings.lock_timeout)
+
+    @property
     def engine(self) -> Engine:
         # NullPool: each batch opens its own connections; no pool to size against --jobs.
         # AUTOCOMMIT: transactions are begun explicitly, because the isolation level
@@ -166,14 +174,18 @@ class PostgresArchiver(TenantArchiver):
             exporter.exec_driver_sql("COMMIT")
         if proc.returncode != 0:
             archive.unlink(missing_ok=True)
-            raise ArchiveToolError(f"pg_dump of {', '.join(schemas.values())} failed "
-                                   f"(exit {proc.returncode}): {last_lines(stderr)}")
+            message = (f"pg_dump of {', '.join(schemas.values())} failed "
+                       f"(exit {proc.returncode}): {last_lines(stderr)}")
+            if b"LOCK TABLE" in stderr and b"timeout" in stderr:
+                # --lock-wait-timeout: an application lock outlasted the lock timeout.
+                raise TenantLockedError(f"locked: {message}")
+            raise ArchiveToolError(message)
         return DumpResult(archive, tenants, tool.version, server_text)
 
     def _start_pg_dump(self, tool: PgTool, snapshot: str, schemas: list[str],
                        archive: Path) -> subprocess.Popen[bytes]:
         args = [tool.path, "--format=custom", f"--file={archive}", f"--snapshot={snapshot}",
-                "--lock-wait-timeout=60000", "--no-password"]
+                f"--lock-wait-timeout={self._lock_wait}", "--no-password"]
         for schema in schemas:
             args += ["--schema", schema]
         return subprocess.Popen(args, env=tool_env(self.pg, "backup"),
@@ -191,8 +203,16 @@ class PostgresArchiver(TenantArchiver):
                 # One short transaction per tenant on the exported snapshot, sent in one
                 # round trip: its table locks are released at once instead of piling up
                 # for the whole batch beside pg_dump's own.
-                cursor.execute(_SNAPSHOT_BEGIN.format(snapshot=snapshot)
-                               + _digest_query(schema, columns[schema]))
+                try:
+                    cursor.execute(_SNAPSHOT_BEGIN.format(snapshot=snapshot,
+                                                          lock_timeout=self._lock_wait)
+                                   + _digest_query(schema, columns[schema]))
+                except Exception as exc:
+                    if getattr(exc, "pgcode", None) != pg_guard.LOCK_NOT_AVAILABLE:
+                        raise
+                    raise TenantLockedError(
+                        f"tenant {tenant_id!r}: locked: a lock on {schema} outlasted the lock "
+                        f"timeout ({self._lock_wait}) while digesting it") from exc
                 rows = cursor.fetchall()
                 cursor.execute("COMMIT")
                 tables, revision = _parse_digest(rows)
@@ -250,13 +270,15 @@ class PostgresArchiver(TenantArchiver):
         with self._snapshot_connection(None) as conn:
             return digest_schema(conn, staging.location)[1]
 
-    def promote(self, staging: Staging, tenant_id: str) -> None:
-        target = self.backend.location(tenant_id)
-        with self.engine.connect() as conn, _transaction(conn):
-            self.backend.lock_tenant(conn, target)
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote_ident(target)} CASCADE")
-            conn.exec_driver_sql(f"ALTER SCHEMA {quote_ident(staging.location)} "
-                                 f"RENAME TO {quote_ident(target)}")
+    def promote(self, staging: Staging, tenant_id: str, guard: Guard | None = None) -> None:
+        """Swap the verified copy in; the tenant it replaces (which may have been
+        provisioned and written since the restore began) is checked at the swap."""
+        with self.backend.locked_act(tenant_id), self.engine.connect() as conn, \
+                _transaction(conn):
+            set_lock_timeout(conn, self.backend.settings.lock_timeout)
+            self.backend.lock_tenant(conn, self.backend.location(tenant_id))
+            pg_guard.swap_in(conn, self.engine, staging.location,
+                             self.backend.location(tenant_id), guard or refuse_rows)
 
     def discard(self, staging: Staging) -> None:
         if not scratch.is_scratch_schema(staging.location):  # never a tenant's schema

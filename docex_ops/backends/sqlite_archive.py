@@ -17,7 +17,7 @@ import os
 import sqlite3
 import stat
 from collections.abc import Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from docex_ops.backends.archive import (
     TenantArchiver,
     TenantSnapshot,
 )
+from docex_ops.backends.contents import Guard, refuse_rows
 from docex_ops.backends.sqlite import (
     DEFAULT_TIMEOUT,
     FILE_MODE,
@@ -40,6 +41,7 @@ from docex_ops.backends.sqlite import (
     open_readonly,
 )
 from docex_ops.backends.sqlite_digest import digest_database
+from docex_ops.backends.sqlite_guard import file_contents
 from docex_ops.backends.sqlite_paths import TenantPaths
 from docex_ops.backends.sqlite_staging import build_file, inspect_file
 
@@ -185,11 +187,30 @@ class SqliteArchiver(TenantArchiver):
     def staging_revision(self, staging: Staging) -> str | None:
         return digest_file(Path(staging.location))[1]
 
-    def promote(self, staging: Staging, tenant_id: str) -> None:
-        target = self.backend.path(tenant_id)
-        for suffix in SIDECARS:  # a stale journal or WAL must not be replayed onto the copy
-            Path(f"{target}{suffix}").unlink(missing_ok=True)
-        os.replace(staging.location, target)
+    def promote(self, staging: Staging, tenant_id: str, guard: Guard | None = None) -> None:
+        """Put the verified copy in place. A tenant file that exists at this moment (it
+        may have been provisioned and written since the restore began) is held against
+        writers, shown to ``guard``, and replaced while still held. Everything happens
+        in the tenant's directory, reached without links; the copy is staged there."""
+        checked = self.backend.paths.check(tenant_id)
+        name = Path(staging.location).name
+        with self.backend.paths.parent_dir(checked.path) as folder:
+            if checked.identity is None:
+                try:  # a hard link never replaces a file that appeared meanwhile
+                    os.link(name, checked.path.name, src_dir_fd=folder, dst_dir_fd=folder,
+                            follow_symlinks=False)
+                except FileExistsError:
+                    checked = self.backend.paths.check(tenant_id)  # held and checked below
+                else:
+                    os.unlink(name, dir_fd=folder)
+                    return
+            with self.backend.held_file(tenant_id, checked) as conn:
+                assert conn is not None
+                (guard or refuse_rows)(file_contents(conn, str(checked.path)))
+                for suffix in SIDECARS:  # a stale journal or WAL must not be replayed
+                    with suppress(FileNotFoundError):
+                        os.unlink(checked.path.name + suffix, dir_fd=folder)
+                os.replace(name, checked.path.name, src_dir_fd=folder, dst_dir_fd=folder)
 
     def discard(self, staging: Staging) -> None:
         path = Path(staging.location)

@@ -6,6 +6,12 @@ held scratch schema or file from docex-ops' own DDL for the manifest's
 revision, filled with the archive's rows only, and compared with the
 manifest there; only a verified copy replaces the target, in one atomic
 step, so a failed restore leaves the target exactly as it was.
+
+The target is checked twice: when the restore starts (to refuse early, before
+minutes of work) and again inside the transaction that swaps the copy in, with
+the target locked against writers (guards.ActGuard): a tenant provisioned and
+written while the restore ran is refused there, or with --force backed up there,
+under that lock, then replaced, so the backup holds every row the swap removes.
 """
 
 from __future__ import annotations
@@ -23,16 +29,19 @@ from docex_ops.backends.archive import (
     TenantArchiver,
 )
 from docex_ops.backends.archivers import make_archiver
-from docex_ops.backup.create import create_backups
+from docex_ops.backends.base import TenantLockedError
+from docex_ops.backends.contents import GuardRefusal
+from docex_ops.backup.create import safety_backup
 from docex_ops.backup.manifest import BackupUsageError, Manifest, select_manifest
 from docex_ops.backup.signing import signature_problem, signing_key
 from docex_ops.backup.verify import check_archive, compare_digests, restore_spec
+from docex_ops.guards import ActGuard, act_with_retries
 from docex_ops.manager import TenantDatabaseManager
 from docex_ops.migrate import upgrade_tenants
 from docex_ops.tenancy import validate_tenant_id
 
 
-class RestoreRefused(RuntimeError):
+class RestoreRefused(GuardRefusal):
     """The restore would overwrite data the operator did not agree to lose."""
 
 
@@ -88,15 +97,19 @@ def restore_backup(manager: TenantDatabaseManager, path: Path, as_tenant: str | 
     if problems:
         raise RuntimeError(f"tenant {target!r}: not restoring: {'; '.join(problems)}")
     archiver = make_archiver(manager.backend, pg_bin)
+    dest = safety_dir or manifest.archive_path.parent / "pre-restore"
+    guard = ActGuard(target, "the restore", force,
+                     backup=lambda raw: safety_backup(manager.backend, target, dest, pg_bin, raw),
+                     hint="rerun with --force (docex-ops backs the tenant up first), or "
+                          "restore under another id with --as NEW_ID")
     try:
         spec = restore_spec(manifest, manager.backend, key, allow_extra)
         # The table of contents before the guard: a hostile archive costs no safety backup.
         contents = archiver.inspect(spec)
-        existing, safety = _guard_existing(manager, archiver, manifest, target, force,
-                                           safety_dir, pg_bin)
-        _restore_verified(archiver, manifest, spec, contents, target)
+        _guard_existing(manager, guard, target)
+        _restore_verified(archiver, manifest, spec, contents, target, guard)
         manager.close_tenant_connection(target)  # pools must not keep the replaced tenant
-    except (RestoreRefused, ArchiveRefused) as exc:
+    except (GuardRefusal, TenantLockedError, ArchiveRefused) as exc:
         audit.record("tenant.restore", target, location, audit.REFUSED, {**detail,
                                                                          "error": str(exc)})
         raise
@@ -106,8 +119,10 @@ def restore_backup(manager: TenantDatabaseManager, path: Path, as_tenant: str | 
         raise
     finally:
         archiver.dispose()
+    existing, safety = guard.seen is not None, guard.safety_backup
     audit.record("tenant.restore", target, location, audit.OK,
                  {**detail, "replaced_existing": existing,
+                  "replaced_rows": guard.seen.total_rows if guard.seen is not None else 0,
                   "safety_backup": str(safety) if safety else None})
     upgraded_to = None
     if upgrade:  # a backup taken at an older revision comes back at head
@@ -118,30 +133,16 @@ def restore_backup(manager: TenantDatabaseManager, path: Path, as_tenant: str | 
                          time.perf_counter() - started, key is not None)
 
 
-def _guard_existing(manager: TenantDatabaseManager, archiver: TenantArchiver,
-                    manifest: Manifest, target: str, force: bool, safety_dir: Path | None,
-                    pg_bin: str | None) -> tuple[bool, Path | None]:
-    """Refuse to overwrite a tenant holding rows unless forced; then back it up first."""
-    if not manager.backend.exists(target):
-        return False, None
-    rows = sum(d.rows for d in archiver.digest_tenant(target).values())
-    if rows == 0:
-        return True, None
-    if not force:
-        raise RestoreRefused(
-            f"tenant {target!r} exists and holds {rows} rows; restoring would replace them. "
-            "Rerun with --force (docex-ops backs the tenant up first), or restore under "
-            "another id with --as NEW_ID")
-    dest = safety_dir or manifest.archive_path.parent / "pre-restore"
-    (result,) = create_backups(manager, [target], dest, pg_bin=pg_bin, batch_size=1)
-    if not result.ok:
-        raise RestoreRefused(f"tenant {target!r}: the safety backup before replacing it "
-                             f"failed, nothing was restored: {result.error}")
-    return True, result.manifest
+def _guard_existing(manager: TenantDatabaseManager, guard: ActGuard, target: str) -> None:
+    """Refuse early what the swap would refuse (rows in any table without --force, a
+    dependent outside, a foreign schema); the swap checks again under its lock."""
+    contents = manager.backend.read_contents(target)
+    if contents is not None:
+        guard.check(contents)
 
 
 def _restore_verified(archiver: TenantArchiver, manifest: Manifest, spec: RestoreSpec,
-                      contents: ArchiveContents, target: str) -> None:
+                      contents: ArchiveContents, target: str, guard: ActGuard) -> None:
     # The scratch copy is held until the block ends, and removed then unless promoted.
     with archiver.staged(spec, contents, target) as staging:
         problems = compare_digests(manifest.tables, archiver.digest_staging(staging))
@@ -149,4 +150,4 @@ def _restore_verified(archiver: TenantArchiver, manifest: Manifest, spec: Restor
             raise RuntimeError(f"tenant {target!r}: the restored copy differs from the "
                                f"manifest, so it was removed and the tenant left as it was: "
                                f"{'; '.join(problems)}")
-        archiver.promote(staging, target)
+        act_with_retries(lambda: archiver.promote(staging, target, guard))

@@ -50,7 +50,8 @@ def create_cmd(tenant_ids: tuple[str, ...], all_tenants: bool, dest: Path, jobs:
                batch_size: int | None, pg_bin: str | None, fmt: str | None) -> None:
     """Archive tenants in the database's own format (pg_dump custom format; SQLite's
     online backup API), consistent while DocEX writes. Exits 1 if any tenant failed;
-    the others are still backed up."""
+    the others are still backed up. A tenant an application keeps locked beyond the lock
+    timeout (--lock-timeout) fails as `locked` (pg_dump --lock-wait-timeout)."""
     if bool(tenant_ids) == all_tenants:
         raise click.UsageError("name tenants with --tenant ID ... or pass --all (not both)")
     manager = state().manager
