@@ -25,7 +25,9 @@ from sqlalchemy.engine import Connection
 
 from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.base import Backend
+from docex_ops.backends.contents import TenantContents
 from docex_ops.backends.pg_archive import digest_aggregates, digest_sql
+from docex_ops.backends.pg_guard import lock_beside, set_lock_timeout
 from docex_ops.backends.pg_sql import quote_ident
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.backends.split_source import (
@@ -37,6 +39,7 @@ from docex_ops.backends.split_source import (
 )
 from docex_ops.backends.sqlite import SqliteBackend, readonly_uri
 from docex_ops.backends.sqlite_digest import digest_table
+from docex_ops.backends.sqlite_guard import file_contents
 from docex_ops.schema import TABLE_NAMES
 
 STREAM_BATCH = 5000
@@ -50,6 +53,11 @@ class TenantFill(ABC):
     @abstractmethod
     def target_rows(self) -> dict[str, int]:
         """Rows per table already in the tenant."""
+
+    @abstractmethod
+    def lock_contents(self) -> TenantContents:
+        """Hold the tenant's tables against writers until the fill ends, and read what
+        every table (DocEX's or not) holds now, committed rows included."""
 
     @abstractmethod
     def target_columns(self, table: str) -> list[str]: ...
@@ -118,12 +126,22 @@ def open_fill(source: SplitSource, backend: Backend, tenant_id: str, token: str
 # -- PostgreSQL, same database -------------------------------------------------------------
 
 class _PgFill(TenantFill):
-    def __init__(self, conn: Connection, schema: str, source: SourceView) -> None:
+    def __init__(self, conn: Connection, schema: str, source: SourceView,
+                 backend: PostgresBackend, tenant_id: str) -> None:
         self.conn, self.schema, self.source = conn, schema, source
+        self.backend, self.tenant_id = backend, tenant_id
         self._columns: dict[str, list[str]] = {}  # the tenant is locked: they stay
 
     def target_rows(self) -> dict[str, int]:
         return _pg_counts(self.conn, self.schema)
+
+    def lock_contents(self) -> TenantContents:
+        # The fill may run on the source's snapshot, older than the tenant and its rows:
+        # the locks are taken here, the catalog and the rows read beside (pg_guard).
+        with self.backend.locked_act(self.tenant_id):
+            found = lock_beside(self.conn, self.backend.admin_engine, self.schema,
+                                self.backend.settings.lock_timeout)
+        return found or TenantContents(self.schema, {})
 
     def target_columns(self, table: str) -> list[str]:
         # From the result description, not pg_attribute: this transaction runs on the
@@ -190,8 +208,9 @@ def _pg_server_side(source: SplitSource, backend: PostgresBackend, tenant_id: st
     with source.engine.connect() as conn:
         pg_begin_snapshot(conn, token, read_only=False)
         try:
+            set_lock_timeout(conn, backend.settings.lock_timeout)
             backend.lock_tenant(conn, schema)
-            yield _PgFill(conn, schema, PgView(conn, source.spec.schema))
+            yield _PgFill(conn, schema, PgView(conn, source.spec.schema), backend, tenant_id)
         except BaseException:
             conn.exec_driver_sql("ROLLBACK")
             raise
@@ -201,8 +220,11 @@ def _pg_server_side(source: SplitSource, backend: PostgresBackend, tenant_id: st
 # -- SQLite, snapshot attached --------------------------------------------------------------
 
 class _SqliteFill(TenantFill):
-    def __init__(self, conn: sqlite3.Connection, source: SourceView) -> None:
-        self.conn, self.source = conn, source
+    def __init__(self, conn: sqlite3.Connection, source: SourceView, location: str) -> None:
+        self.conn, self.source, self.location = conn, source, location
+
+    def lock_contents(self) -> TenantContents:
+        return file_contents(self.conn, self.location)  # held since BEGIN IMMEDIATE
 
     def target_rows(self) -> dict[str, int]:
         return _sqlite_counts(self.conn)
@@ -260,7 +282,7 @@ def _sqlite_attach(backend: SqliteBackend, tenant_id: str, snapshot: str
         conn.execute("ATTACH DATABASE ? AS src", (readonly_uri(snapshot),))
 
     with _sqlite_tenant(backend, tenant_id, attach) as conn:
-        yield _SqliteFill(conn, SqliteView(conn, "src"))
+        yield _SqliteFill(conn, SqliteView(conn, "src"), str(backend.path(tenant_id)))
 
 
 # -- streaming, any kind to any kind ---------------------------------------------------------
@@ -306,15 +328,16 @@ def _stream_target(backend: Backend, tenant_id: str, view: SourceView
                    ) -> Iterator[TenantFill]:
     if isinstance(backend, SqliteBackend):
         with _sqlite_tenant(backend, tenant_id) as conn:
-            yield _StreamSqlite(conn, view)
+            yield _StreamSqlite(conn, view, str(backend.path(tenant_id)))
         return
     assert isinstance(backend, PostgresBackend)
     schema = backend.location(tenant_id)
     with backend.admin_engine.begin() as pg:
+        set_lock_timeout(pg, backend.settings.lock_timeout)
         backend.lock_tenant(pg, schema)
         pg.exec_driver_sql("SET LOCAL DateStyle TO 'ISO, YMD'")
         pg.exec_driver_sql("SET LOCAL TimeZone TO 'UTC'")
-        yield _StreamPg(pg, schema, view)
+        yield _StreamPg(pg, schema, view, backend, tenant_id)
 
 
 def _same(value: Any) -> Any:

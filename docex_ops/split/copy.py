@@ -17,14 +17,17 @@ from dataclasses import dataclass, field
 from docex_ops import audit
 from docex_ops.backends import Backend
 from docex_ops.backends.archive import TableDigest
+from docex_ops.backends.contents import GuardRefusal
 from docex_ops.backends.split_source import SplitSource
 from docex_ops.backends.split_target import TenantFill, copy_mode, open_fill, scratch_dir
 from docex_ops.backends.sqlite_paths import TenantFileError
 from docex_ops.ddl import head_ddl, version_table_ddl
 from docex_ops.executor import FailurePolicy, make_executor
+from docex_ops.guards import ActGuard
 from docex_ops.migrate import MigrationScripts, StepOptions, TenantStep, migrate_tenant
 from docex_ops.migrate.runner import upgrade_tenants
 from docex_ops.revisions import MIGRATIONS_DIR
+from docex_ops.schema import TABLE_NAMES
 from docex_ops.split.mapping import BasketMapping
 from docex_ops.split.plan import PlanOptions, SplitPlan, make_plan
 from docex_ops.split.revision import source_revision
@@ -33,7 +36,7 @@ from docex_ops.split.rules import COPY_ORDER, subset_where
 COPIED, COMPLETE, FAILED, REFUSED = "copied", "complete", "failed", "refused"
 
 
-class SplitRefused(RuntimeError):
+class SplitRefused(GuardRefusal):
     """The tenant holds other data or another structure; nothing was written."""
 
 
@@ -120,7 +123,7 @@ def split_tenant(source: SplitSource, backend: Backend, scripts: MigrationScript
         current = prepare_target(backend, scripts, tenant_id, plan.revision)
         with open_fill(source, backend, tenant_id, token) as fill:
             status, rows = _fill(fill, plan, tenant_id, current)
-    except (SplitRefused, TenantFileError) as exc:  # a link: refused before any open
+    except (GuardRefusal, TenantFileError) as exc:  # a link: refused before any open
         audit.record("tenant.split", tenant_id, location, audit.REFUSED, {"error": str(exc)})
         return TenantSplit(tenant_id, location, REFUSED, 0, time.perf_counter() - started,
                            str(exc))
@@ -154,7 +157,14 @@ def prepare_target(backend: Backend, scripts: MigrationScripts, tenant_id: str,
 
 def _fill(fill: TenantFill, plan: SplitPlan, tenant_id: str, current: str | None
           ) -> tuple[str, int]:
-    existing = fill.target_rows()
+    # Under the tenant's lock, in the filling transaction: rows in a table DocEX does not
+    # have (or a schema that is not DocEX's at all) mean the tenant is someone's already.
+    contents = fill.lock_contents()
+    ActGuard(tenant_id, "the split writing into it", matters=lambda t: t not in TABLE_NAMES,
+             harm="would mix the source's rows with them",
+             hint="a split fills only tenants of its own: drop it or map its baskets to "
+                  "another tenant")(contents)
+    existing = {t: contents.rows.get(t, 0) for t in TABLE_NAMES}
     if any(existing.values()):
         if not mismatches(fill, plan, tenant_id):
             return COMPLETE, sum(existing.values())
