@@ -12,9 +12,10 @@ import click
 
 from docex_ops import migrate as ops
 from docex_ops.backends import Backend
-from docex_ops.backends.base import UNREADABLE
+from docex_ops.backends.base import FOREIGN, UNREADABLE
 from docex_ops.backends.fleet_view import PlacementProblem
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
+from docex_ops.guards import DEFAULT_SAFETY_DIR
 from docex_ops.migrate import fleet as fleet_ops
 from docex_ops.output import to_jsonable
 from docex_ops.placement import fleet_of
@@ -54,10 +55,13 @@ def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(jobs: int, continue_on_error: bool, max_failures: int | None, canary: int,
                 lock_timeout: float | None, statement_timeout: float | None, wait: bool,
-                online_only: bool, force: bool = False, **kwargs: Any) -> Any:
+                online_only: bool, force: bool = False, safety_dir: Path | None = None,
+                pg_bin: str | None = None, **kwargs: Any) -> Any:
         step = ops.StepOptions(force=force, fast_path=not online_only,
                                lock_timeout=lock_timeout,
-                               statement_timeout=statement_timeout)
+                               statement_timeout=statement_timeout,
+                               safety_dir=str(safety_dir) if safety_dir else None,
+                               pg_bin=pg_bin)
         options = ops.RunOptions(step=step, jobs=jobs, continue_on_error=continue_on_error,
                                  max_failures=max_failures, canary=canary, wait=wait)
         return func(options=options, **kwargs)
@@ -100,8 +104,12 @@ def status_cmd(selection: ops.Selection, fail_behind: bool, fmt: str | None) -> 
                 for server, revisions in grouped.items() for rev, n in revisions.items()]
         payload.update(by_server=grouped, problems=problems)
     emit(rows, fmt, payload=payload)
-    behind = [t.tenant_id for t in report.tenants if t.state != "current"]
+    # A foreign schema is not a tenant that could be behind: reported, never a failure.
+    behind = [t.tenant_id for t in report.tenants if t.state not in ("current", FOREIGN)]
     unreadable = [t for t in report.tenants if t.state in UNREADABLE]
+    for found in tenants:
+        if found.condition == FOREIGN:
+            info(f"tenant {found.tenant_id}: foreign: {found.detail}; left alone")
     if (fmt or state().fmt) == "table":
         info(f"head {report.head}: " + ", ".join(f"{n} {s}" for s, n in report.counts.items())
              + (f"; not at head: {_first(behind)}" if behind else ""))
@@ -148,6 +156,8 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
                 for s in plan.steps]
         rows += [{"tenant": i.tenant_id, "from": i.revision, "to": None,
                   "action": f"blocked: {why}"} for i, why in plan.blocked]
+        rows += [{"tenant": i.tenant_id, "from": None, "to": None,
+                  "action": f"skipped: {why}"} for i, why in plan.skipped]
         emit(rows, fmt, payload={"action": action, "target": target, "steps": plan.steps,
                                  "already": [i.tenant_id for i in plan.already],
                                  "blocked": [(i.tenant_id, w) for i, w in plan.blocked]})
@@ -158,6 +168,10 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
     report = ops.run_plan(backend, scripts, plan, options,
                           progress=lambda d, t: progress(d, t, f"{action} {target}"))
     _render_report(report, fmt, report_file, servers)
+    named = set(selection.named())
+    refused = [t for t, _ in report.skipped if t in named]
+    if refused:  # named explicitly: say so with the exit code too
+        raise OperationFailed(f"not DocEX tenants, left alone: {_first(refused)}")
 
 
 def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | None,
@@ -167,6 +181,7 @@ def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | N
          "seconds": r.seconds, "error": r.error} for r in report.results]
     rows += [{"tenant": t, "status": "not started"} for t in report.not_started]
     rows += [{"tenant": t, "status": "blocked", "error": why} for t, why in report.blocked]
+    rows += [{"tenant": t, "status": "skipped", "error": why} for t, why in report.skipped]
     columns = ["tenant", "from", "to", "status", "seconds", "error"]
     if servers is not None:  # a fleet: grouped by server
         rows = sorted(({"server": servers.get(r["tenant"]), **r} for r in rows),
@@ -178,6 +193,11 @@ def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | N
     if report_file is not None:
         report_file.write_text(json.dumps(to_jsonable(payload), indent=2, default=str))
     emit(rows, fmt, columns=columns, payload=payload)
+    for result in report.results:
+        if result.safety_backup:
+            info(f"tenant {result.tenant_id}: backed up first to {result.safety_backup}")
+    for tenant_id, why in report.skipped:
+        info(f"tenant {tenant_id}: skipped: {why}")
     done = sum(r.status == "done" for r in report.results)
     info(f"run {report.run_id or '-'}: {done} migrated, {report.already} already at target, "
          f"{len(report.failed)} failed, {len(report.not_started)} not started, "
@@ -218,10 +238,18 @@ def upgrade_cmd(target: str, **kwargs: Any) -> None:
 
 @migrate.command("downgrade", context_settings={"ignore_unknown_options": True})
 @click.argument("target")
-@click.option("--force", is_flag=True, help="Allow steps that can lose data (take a backup).")
+@click.option("--force", is_flag=True,
+              help="Allow steps that can lose data; each tenant holding rows is backed up "
+                   "first, in its migration's transaction.")
+@click.option("--safety-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=f"Where --force backs tenants up (default: ./{DEFAULT_SAFETY_DIR}).")
+@click.option("--pg-bin", type=click.Path(file_okay=False), default=None,
+              help="Folder holding pg_dump (default: PATH).")
 @_run_options
 def downgrade_cmd(target: str, **kwargs: Any) -> None:
-    """Downgrade tenants to TARGET (-N, a revision id or base). Data-losing steps need --force."""
+    """Downgrade tenants to TARGET (-N, a revision id or base). Steps that lose data are
+    refused for tenants holding rows, naming them, unless --force; with --force each such
+    tenant is backed up first (the path is printed and in the audit line)."""
     _run_command("downgrade", target, **kwargs)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from docex_ops.backends import Backend, TenantInfo
+from docex_ops.backends.base import FOREIGN
 from docex_ops.backends.catalog import Catalog, diff, without_names
 from docex_ops.backends.scratch_tenant import scratch_tenant
 from docex_ops.migrate.scripts import MigrationScripts
@@ -36,12 +37,12 @@ class StructureResult:
     tenant_id: str
     recorded: str | None       # what alembic_version says (None: unversioned)
     matches: list[str]         # revisions whose structure the tenant has
-    status: str                # adopted | matches | drift | ambiguous | would-adopt
+    status: str                # adopted | matches | drift | ambiguous | would-adopt | skipped
     problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.status in ("adopted", "matches", "would-adopt")
+        return self.status in ("adopted", "matches", "would-adopt", "skipped")
 
 
 def compare(catalog: Catalog, references: dict[str, Catalog]) -> tuple[list[str], list[str]]:
@@ -57,12 +58,18 @@ def compare(catalog: Catalog, references: dict[str, Catalog]) -> tuple[list[str]
 
 def adopt(backend: Backend, scripts: MigrationScripts, tenants: Sequence[TenantInfo],
           dry_run: bool = False) -> list[StructureResult]:
-    """Stamp each unversioned tenant at the one revision its structure matches."""
-    candidates = [t for t in tenants if t.revision is None and t.tables]
+    """Stamp each unversioned tenant at the one revision its structure matches.
+
+    A foreign schema or file (none of DocEX's tables) is never adopted: it is reported
+    ``skipped`` with the tables it holds.
+    """
+    results = [StructureResult(t.tenant_id, None, [], "skipped",
+                               [f"foreign: {t.detail}; not a DocEX tenant"])
+               for t in tenants if t.condition == FOREIGN]
+    candidates = [t for t in tenants if t.revision is None and t.tables and t.condition is None]
     if not candidates:
-        return []
+        return results
     references = reference_catalogs(backend, scripts)
-    results = []
     for info in candidates:
         matches, problems = compare(backend.catalog(info.tenant_id), references)
         if not matches:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from docex_ops.backends import Backend, TenantInfo
+from docex_ops.backends.base import FOREIGN
 from docex_ops.migrate.scripts import MigrationScripts, RevisionError
 from docex_ops.migrate.tenant import TenantStep
 from docex_ops.tenancy import validate_all
@@ -103,6 +104,8 @@ class Plan:
     steps: list[TenantStep] = field(default_factory=list)
     already: list[TenantInfo] = field(default_factory=list)        # at the target: nothing to do
     blocked: list[tuple[TenantInfo, str]] = field(default_factory=list)  # cannot run, and why
+    # Not DocEX tenants (foreign schemas or files): left alone and reported, never a failure.
+    skipped: list[tuple[TenantInfo, str]] = field(default_factory=list)
 
 
 def make_plan(scripts: MigrationScripts, tenants: Sequence[TenantInfo], action: str,
@@ -110,7 +113,11 @@ def make_plan(scripts: MigrationScripts, tenants: Sequence[TenantInfo], action: 
     """Per tenant: resolve the target from its own revision and decide what to do."""
     plan = Plan(action, target)
     for info in tenants:
-        if info.condition is not None:  # locked, corrupt, linked, foreign: never touched
+        if info.condition == FOREIGN:
+            plan.skipped.append((info, f"foreign: {info.detail}; not a DocEX tenant, "
+                                       "docex-ops leaves it alone"))
+            continue
+        if info.condition is not None:  # locked, corrupt, linked: never touched
             plan.blocked.append((info, f"{info.condition}: {info.detail or info.location}"))
             continue
         if action != "stamp" and info.revision is None and info.tables:

@@ -48,6 +48,7 @@ class RunReport:
     not_started: list[str] = field(default_factory=list)
     already: int = 0
     blocked: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # foreign: left alone
     seconds: float = 0.0
 
     @property
@@ -64,7 +65,8 @@ def run_plan(backend: Backend, scripts: MigrationScripts, plan: Plan, options: R
     """Execute a plan. Nothing to do means no lock, no record: a no-op is one catalog read."""
     started = time.perf_counter()
     report = RunReport(plan.action, plan.target, run_id, already=len(plan.already),
-                       blocked=[(info.tenant_id, why) for info, why in plan.blocked])
+                       blocked=[(info.tenant_id, why) for info, why in plan.blocked],
+                       skipped=[(info.tenant_id, why) for info, why in plan.skipped])
     if not plan.steps:
         report.seconds = time.perf_counter() - started
         return report
@@ -158,7 +160,8 @@ def _recording_task(backend: Backend, scripts: MigrationScripts, step_options: S
             audit.record("tenant.migrate", step.tenant_id, step.target or "base",
                          audit.OK if result.ok else audit.FAILED,
                          {"action": step.action, "from": result.from_rev, "run_id": run_id,
-                          "path": result.path, "error": result.error})
+                          "path": result.path, "error": result.error,
+                          "safety_backup": result.safety_backup})
         return result
     return task
 

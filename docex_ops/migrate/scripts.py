@@ -105,6 +105,14 @@ class MigrationScripts:
         return all(getattr(self.script.get_revision(rev).module, "fast_path", False)
                    for rev in self.order[low:high])
 
+    def data_loss(self, start: str | None, target: str | None) -> list[str]:
+        """Why going down from ``start`` to ``target`` loses data: each step on the way
+        whose script says so (``downgrade_loses_data = "<reason>"``)."""
+        low, high = sorted((self.position(start), self.position(target)))
+        reasons = (getattr(self.script.get_revision(rev).module, "downgrade_loses_data", None)
+                   for rev in self.order[low:high])
+        return [str(r) for r in reasons if r]
+
     def rendered_upgrade(self, dialect: str, start: str | None, target: str) -> str | None:
         """The SQL of start -> target for ``dialect``, rendered once; None if it cannot be.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -20,6 +21,7 @@ from docex_ops.migrate.scripts import (
     ATTR_FORCE,
     MigrationScripts,
 )
+from docex_ops.schema import TABLE_NAMES
 
 ACTIONS = ("upgrade", "downgrade", "stamp")
 
@@ -44,6 +46,7 @@ class TenantResult:
     seconds: float
     error: str | None = None
     path: str = ""       # fast | online | stamp | "" (nothing ran)
+    safety_backup: str | None = None  # the manifest of the backup a forced downgrade took
 
     @property
     def ok(self) -> bool:
@@ -56,6 +59,8 @@ class StepOptions:
     fast_path: bool = True
     lock_timeout: float | None = None  # None: the configured one (settings.lock_timeout)
     statement_timeout: float | None = None
+    safety_dir: str | None = None  # where a forced downgrade backs a tenant up first
+    pg_bin: str | None = None
 
 
 def migrate_tenant(backend: Backend, scripts: MigrationScripts, step: TenantStep,
@@ -63,6 +68,7 @@ def migrate_tenant(backend: Backend, scripts: MigrationScripts, step: TenantStep
     """Run one step; never raises: a failure is a result naming the database error."""
     started = time.perf_counter()
     before = step.current
+    safety: Path | None = None
     try:
         lock_timeout = (backend.settings.lock_timeout if options.lock_timeout is None
                         else options.lock_timeout)
@@ -72,13 +78,40 @@ def migrate_tenant(backend: Backend, scripts: MigrationScripts, step: TenantStep
             if before == step.target:
                 return TenantResult(step.tenant_id, before, before, "skipped",
                                     time.perf_counter() - started)
+            if step.action == "downgrade":
+                safety = guard_downgrade(backend, scripts, conn, step, before, options)
             path = _apply(backend, scripts, conn, step, before, options)
             backend.check_migrated(conn, step.tenant_id, step.target, deep=path == "online")
     except Exception as exc:  # noqa: BLE001 - reported per tenant, the run goes on
         return TenantResult(step.tenant_id, before, before, "failed",
-                            time.perf_counter() - started, error=describe_error(exc))
+                            time.perf_counter() - started, error=describe_error(exc),
+                            safety_backup=str(safety) if safety else None)
     return TenantResult(step.tenant_id, before, step.target, "done",
-                        time.perf_counter() - started, path=path)
+                        time.perf_counter() - started, path=path,
+                        safety_backup=str(safety) if safety else None)
+
+
+def guard_downgrade(backend: Backend, scripts: MigrationScripts, conn: Connection,
+                    step: TenantStep, before: str | None, options: StepOptions) -> Path | None:
+    """In the migration's own transaction, before any step runs: a downgrade that loses
+    data is refused for a tenant holding rows in DocEX's tables (naming them) unless
+    forced; forced, the tenant is backed up first, its tables held against writers from
+    that backup to the commit (guards.ActGuard). Returns the backup's manifest."""
+    from docex_ops.backup.create import safety_backup  # backup imports migrate
+    from docex_ops.guards import DEFAULT_SAFETY_DIR, ActGuard
+
+    losses = scripts.data_loss(before, step.target)
+    if not losses and not options.force:
+        return None
+    dest = Path(options.safety_dir) if options.safety_dir else DEFAULT_SAFETY_DIR
+    guard = ActGuard(step.tenant_id, f"the downgrade to {step.target or 'base'}", options.force,
+                     backup=lambda raw: safety_backup(backend, step.tenant_id, dest, options.pg_bin,
+                                                       raw),
+                     harm=f"would lose data ({'; '.join(losses)})" if losses else "",
+                     hint="rerun with --force (docex-ops backs each such tenant up first)",
+                     matters=lambda table: table in TABLE_NAMES)
+    guard(backend.lock_contents(conn, step.tenant_id))
+    return guard.safety_backup
 
 
 def _apply(backend: Backend, scripts: MigrationScripts, conn: Connection, step: TenantStep,

@@ -20,6 +20,8 @@ down_revision = None
 branch_labels = None
 depends_on = None
 fast_path = True  # pure DDL: may be rendered once and replayed per tenant
+# docex-ops refuses this downgrade without --force, and backs a tenant holding rows up first.
+downgrade_loses_data = "dropping every DocEX table deletes all of the tenant's data"
 
 
 def upgrade() -> None:
@@ -30,6 +32,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    require_force("dropping every DocEX table deletes all of the tenant's data")
+    require_force(downgrade_loses_data)
     for table in reversed(TABLES):
         op.drop_table(table)

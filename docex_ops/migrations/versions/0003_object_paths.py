@@ -15,6 +15,8 @@ down_revision = "0002_docex_2_9_9"
 branch_labels = None
 depends_on = None
 fast_path = True
+# docex-ops refuses this downgrade without --force, and backs a tenant holding rows up first.
+downgrade_loses_data = "narrowing object paths to varchar(255) truncates longer paths"
 
 # Rebuilding a SQLite table from reflection drops the DESC of these two
 # indexes: the upgrade rebuilds from the frozen definitions (copy_from), the
@@ -46,7 +48,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    require_force("narrowing object paths to varchar(255) truncates longer paths")
+    require_force(downgrade_loses_data)
     for table, columns in COLUMNS.items():
         with op.batch_alter_table(table) as batch:
             for name, nullable in columns:
