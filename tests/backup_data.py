@@ -73,3 +73,14 @@ def fill_tenant(manager: TenantDatabaseManager, tenant_id: str, tag: str = "a",
             if data.get(table.name):
                 session.execute(table.insert(), data[table.name])
     return sum(len(v) for v in data.values())
+
+
+def tenant_digest(manager: TenantDatabaseManager, tenant_id: str) -> dict[str, tuple[int, str]]:
+    """(rows, checksum) per DocEX table of a live tenant, as a manifest records them."""
+    from docex_ops.backends.archivers import make_archiver
+
+    archiver = make_archiver(manager.backend)
+    try:
+        return {t: (d.rows, d.checksum) for t, d in archiver.digest_tenant(tenant_id).items()}
+    finally:
+        archiver.dispose()

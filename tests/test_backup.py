@@ -8,12 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from backup_data import fill_tenant
+from backup_data import fill_tenant, tenant_digest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from docex_ops import schema as s
-from docex_ops.backends.archivers import make_archiver
 from docex_ops.backends.contents import allow_rows
 from docex_ops.backup import create_backups, find_manifests, read_manifest
 from docex_ops.cli import main
@@ -29,11 +28,7 @@ def _run(config_file: Path, *args: str) -> tuple[int, str]:
 
 
 def _digest(manager: TenantDatabaseManager, tenant_id: str) -> dict[str, tuple[int, str]]:
-    archiver = make_archiver(manager.backend)
-    try:
-        return {t: (d.rows, d.checksum) for t, d in archiver.digest_tenant(tenant_id).items()}
-    finally:
-        archiver.dispose()
+    return tenant_digest(manager, tenant_id)
 
 
 def _backup(manager: TenantDatabaseManager, tenant_id: str, dest: Path) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backup_data import fill_tenant
+from backup_data import fill_tenant, tenant_digest
 from conftest import pg_admin_connect
 from guard_support import (
     World,
@@ -48,20 +48,20 @@ def pg_world(settings_factory: Any, tmp_path: Path) -> World:
     return make_world(settings_factory("postgresql"), tmp_path)
 
 
+def _manager(world: World) -> Any:
+    TenantDatabaseManager.reset()
+    yield TenantDatabaseManager(world.settings)
+    TenantDatabaseManager.reset()
+
+
 @pytest.fixture
 def mgr(world: World) -> Any:
-    TenantDatabaseManager.reset()
-    manager = TenantDatabaseManager(world.settings)
-    yield manager
-    TenantDatabaseManager.reset()
+    yield from _manager(world)
 
 
 @pytest.fixture
 def pg_mgr(pg_world: World) -> Any:
-    TenantDatabaseManager.reset()
-    manager = TenantDatabaseManager(pg_world.settings)
-    yield manager
-    TenantDatabaseManager.reset()
+    yield from _manager(pg_world)
 
 
 def _backup(manager: TenantDatabaseManager, tenant_id: str, dest: Path) -> Path:
@@ -69,14 +69,6 @@ def _backup(manager: TenantDatabaseManager, tenant_id: str, dest: Path) -> Path:
     assert result.ok, result.error
     assert result.manifest is not None
     return result.manifest
-
-
-def _digests(manager: TenantDatabaseManager, tenant_id: str) -> dict[str, tuple[int, str]]:
-    archiver = make_archiver(manager.backend)
-    try:
-        return {t: (d.rows, d.checksum) for t, d in archiver.digest_tenant(tenant_id).items()}
-    finally:
-        archiver.dispose()
 
 
 def _archive_holds_orders(world: World, manifest: Path, rows: int) -> None:
@@ -159,7 +151,7 @@ def test_restore_onto_application_rows(world: World, mgr: TenantDatabaseManager,
     assert _ok_audit(world, "tenant.restore")["detail"]["safety_backup"] == str(manifest)
     _archive_holds_orders(world, manifest, 3)
     manager = TenantDatabaseManager(world.settings)
-    assert _digests(manager, "t") == {t: (d.rows, d.checksum) for t, d in
+    assert tenant_digest(manager, "t") == {t: (d.rows, d.checksum) for t, d in
                                       read_manifest(manifest_path).tables.items()}
     assert "orders" not in world.tenant_rows("t")
     assert world.snapshot("t") == outside
@@ -368,7 +360,7 @@ def test_downgrade_that_loses_data(world: World, mgr: TenantDatabaseManager,
     mgr.provision("other")
     fill_tenant(mgr, "a", big=False)
     fill_tenant(mgr, "other", tag="o", big=False)
-    before = _digests(mgr, "a")
+    before = tenant_digest(mgr, "a")
     outside = world.snapshot("a")
     everything = world.snapshot()
     TenantDatabaseManager.reset()

@@ -120,19 +120,10 @@ def lock_and_read(conn: Connection, schema: str, dependents: bool = True
                   ) -> tuple[Held, TenantContents] | None:
     """Lock every table of ``schema`` against writers and read what it holds, in the
     caller's transaction (whose lock_timeout bounds every wait). None: no such schema."""
-    nsp = namespace_oid(conn, schema)
-    if nsp is None:
+    found = _lock_tables(conn, conn, schema)
+    if found is None:
         return None
-    locked: set[int] = set()
-    while True:  # a table created while we locked the others is locked too, then counted
-        relations = conn.exec_driver_sql(_RELATIONS_SQL, {"nsp": nsp}).all()
-        todo = [name for oid, name, kind in relations
-                if kind in ("r", "p") and int(oid) not in locked]
-        if not todo:
-            break
-        _sql(conn, "LOCK TABLE " + ", ".join(f"{quote_ident(schema)}.{quote_ident(n)}"
-                                             for n in todo) + " IN EXCLUSIVE MODE")
-        locked |= {int(oid) for oid, _, kind in relations if kind in ("r", "p")}
+    nsp, relations = found
     contents = TenantContents(schema, count_rows(conn, schema, relations),
                               read_dependents(conn, schema, nsp) if dependents else ())
     return Held(schema, nsp, frozenset(int(oid) for oid, _, _ in relations)), contents
@@ -144,24 +135,33 @@ def lock_beside(conn: Connection, engine: Engine, schema: str, lock_timeout: flo
     rows (a split's fill runs on the source's exported snapshot): the locks are taken in
     ``conn``, the catalog read and the rows counted from a fresh connection, which sees
     every committed row; no writer can commit another while ``conn`` holds the locks."""
-    locked: set[int] = set()
     with engine.connect() as other:
         set_lock_timeout(other, lock_timeout)
-        while True:
-            nsp = namespace_oid(other, schema)
-            if nsp is None:
-                return None
-            relations = other.exec_driver_sql(_RELATIONS_SQL, {"nsp": nsp}).all()
-            todo = [name for oid, name, kind in relations
-                    if kind in ("r", "p") and int(oid) not in locked]
-            if not todo:
-                break
-            _sql(conn, "LOCK TABLE " + ", ".join(f"{quote_ident(schema)}.{quote_ident(n)}"
-                                                 for n in todo) + " IN EXCLUSIVE MODE")
-            locked |= {int(oid) for oid, _, kind in relations if kind in ("r", "p")}
-        contents = TenantContents(schema, count_rows(other, schema, relations))
+        found = _lock_tables(conn, other, schema)
+        contents = None if found is None else \
+            TenantContents(schema, count_rows(other, schema, found[1]))
         other.rollback()
     return contents
+
+
+def _lock_tables(conn: Connection, catalog: Connection, schema: str
+                 ) -> tuple[int, Sequence[Any]] | None:
+    """Lock every table of ``schema`` in ``conn`` IN EXCLUSIVE MODE, reading the catalog
+    from ``catalog`` (``conn`` itself, or a fresh connection); a table created while the
+    others were being locked is locked too. (namespace oid, relations), None: no schema."""
+    locked: set[int] = set()
+    while True:
+        nsp = namespace_oid(catalog, schema)
+        if nsp is None:
+            return None
+        relations = catalog.exec_driver_sql(_RELATIONS_SQL, {"nsp": nsp}).all()
+        todo = [name for oid, name, kind in relations
+                if kind in ("r", "p") and int(oid) not in locked]
+        if not todo:
+            return nsp, relations
+        _sql(conn, "LOCK TABLE " + ", ".join(f"{quote_ident(schema)}.{quote_ident(n)}"
+                                             for n in todo) + " IN EXCLUSIVE MODE")
+        locked |= {int(oid) for oid, _, kind in relations if kind in ("r", "p")}
 
 
 def read_contents(conn: Connection, schema: str) -> TenantContents | None:
