@@ -125,6 +125,33 @@ def test_drop_counts_rows_in_an_application_table(world: World, mgr: TenantDatab
         "other"]
 
 
+def test_sqlite_file_that_is_no_database_is_kept_before_a_forced_drop(
+        settings_factory: Any, tmp_path: Path) -> None:
+    import hashlib
+    import os
+
+    world = make_world(settings_factory("sqlite"), tmp_path)
+    TenantDatabaseManager.reset()
+    TenantDatabaseManager(world.settings).provision("other")
+    TenantDatabaseManager.reset()
+    junk = Path(world.location("junk"))
+    junk.parent.mkdir(parents=True)
+    junk.write_bytes(os.urandom(8192))
+    digest = hashlib.sha256(junk.read_bytes()).hexdigest()
+    outside = world.snapshot("junk")
+    code, out = world.cli("tenants", "drop", "junk", "--yes")
+    assert code == 1 and "--force to delete it anyway" in out and junk.exists(), out
+    safety = tmp_path / "safety"
+    code, out = world.cli("tenants", "drop", "junk", "--yes", "--force", "--safety-dir",
+                          str(safety))
+    assert code == 0, out
+    (kept,) = safety.glob("junk.*.unreadable.db")
+    assert f"backed it up first to {kept}" in out and not junk.exists()
+    assert hashlib.sha256(kept.read_bytes()).hexdigest() == digest
+    assert _ok_audit(world, "tenant.drop")["detail"]["safety_backup"] == str(kept)
+    assert world.snapshot("junk") == outside
+
+
 def test_restore_onto_application_rows(world: World, mgr: TenantDatabaseManager,
                                        tmp_path: Path) -> None:
     mgr.provision("src")

@@ -126,6 +126,7 @@ def safety_backup(backend: Backend, tenant_id: str, dest: Path, pg_bin: str | No
     """Back up one tenant right before a destructive act, while the act holds it against
     writers; the manifest's path. GuardRefusal if it fails (the act must not go on).
     ``unreadable``: a SQLite file that is not a database: its bytes are kept instead."""
+    dest = dest.resolve()  # the path printed and audited must mean the same from anywhere
     dest.mkdir(parents=True, exist_ok=True)
     archiver = make_archiver(backend, pg_bin)
     try:
