@@ -118,3 +118,13 @@ def describe_foreign(location: str, tables: list[str], limit: int = 6) -> str:
     shown = ", ".join(tables[:limit]) + (f" and {len(tables) - limit} more"
                                          if len(tables) > limit else "")
     return f"{location} holds tables {shown} and none of DocEX's"
+
+
+def refuse_to_provision_foreign(tenant_id: str, location: str, tables: Iterable[str]) -> None:
+    """Provisioning (first access included) never fills another application's schema or
+    file with DocEX's tables: ForeignSchemaError naming what it holds."""
+    foreign = foreign_tables(tables)
+    if foreign is not None:
+        raise ForeignSchemaError(f"tenant {tenant_id!r}: {describe_foreign(location, foreign)}; "
+                                 "it is not a DocEX tenant, so docex-ops does not provision "
+                                 "into it (move or rename it, or use another tenant id)")

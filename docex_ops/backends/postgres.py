@@ -21,12 +21,12 @@ from docex_ops.backends.base import (
     TenantLockedError,
 )
 from docex_ops.backends.contents import (
-    ForeignSchemaError,
     Guard,
     TenantContents,
     describe_foreign,
     foreign_tables,
     refuse_rows,
+    refuse_to_provision_foreign,
 )
 from docex_ops.backends.pg_guard import describe_blockers, is_lock_timeout, set_lock_timeout
 from docex_ops.backends.pg_sql import ADVISORY_NAMESPACE, execute_script, quote_ident
@@ -202,11 +202,7 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
             "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n "
             "ON n.oid = c.relnamespace WHERE n.nspname = %(s)s AND c.relkind IN ('r', 'p')",
             {"s": schema}).scalars().all()
-        foreign = foreign_tables(tables)
-        if foreign is not None:
-            raise ForeignSchemaError(f"tenant {tenant_id!r}: {describe_foreign(schema, foreign)}"
-                                     "; it is not a DocEX tenant, so docex-ops does not "
-                                     "provision into it (rename it, or use another tenant id)")
+        refuse_to_provision_foreign(tenant_id, schema, tables)
 
     def drop(self, tenant_id: str, guard: Guard | None = None) -> None:
         with self.admin_engine.begin() as conn:

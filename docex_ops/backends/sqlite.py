@@ -6,10 +6,8 @@ import fcntl
 import functools
 import glob
 import os
-import shutil
 import sqlite3
 import stat
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager, suppress
 from pathlib import Path
@@ -27,13 +25,13 @@ from docex_ops.backends.base import (
 )
 from docex_ops.backends.catalog import Catalog, sqlite_catalog
 from docex_ops.backends.contents import (
-    ForeignSchemaError,
     Guard,
     TenantContents,
     UnreadableFileError,
     describe_foreign,
     foreign_tables,
     refuse_rows,
+    refuse_to_provision_foreign,
 )
 from docex_ops.backends.sqlite_connect import (
     DEFAULT_TIMEOUT,
@@ -50,7 +48,7 @@ from docex_ops.backends.sqlite_connect import (
     split_statements,
     sqlite_engine,
 )
-from docex_ops.backends.sqlite_guard import file_contents, refusal, write_locked
+from docex_ops.backends.sqlite_guard import copy_bytes, file_contents, refusal, write_locked
 from docex_ops.backends.sqlite_paths import CheckedFile, TenantFileError, TenantPaths
 from docex_ops.config import PoolSettings, Settings
 from docex_ops.schema import TABLE_NAMES
@@ -186,13 +184,7 @@ class SqliteBackend(Backend):
                     "AND name NOT LIKE 'sqlite_%'")]
                 if tables or conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                     conn.execute("ROLLBACK")
-                    foreign = foreign_tables(tables)
-                    if foreign is not None:
-                        where = describe_foreign(str(checked.path), foreign)
-                        raise ForeignSchemaError(
-                            f"tenant {tenant_id!r}: {where}; it is not a DocEX tenant, so "
-                            "docex-ops does not provision into it (move it away, or use "
-                            "another tenant id)")
+                    refuse_to_provision_foreign(tenant_id, str(checked.path), tables)
                     return False
                 for statement in cached_statements(ddl):
                     conn.execute(statement)
@@ -244,14 +236,8 @@ class SqliteBackend(Backend):
         checked = self.paths.check(tenant_id)
         if checked.identity is None:
             return None
-        copy = dest / f"{tenant_id}.{time.strftime('%Y%m%dT%H%M%S')}.unreadable.db"
         with self.paths.parent_dir(checked.path) as folder:
-            fd = os.open(checked.path.name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
-            with open(fd, "rb") as source, open(copy, "xb") as target:
-                shutil.copyfileobj(source, target)
-                target.flush()
-                os.fsync(target.fileno())
-        return copy
+            return copy_bytes(folder, checked.path.name, dest, tenant_id)
 
     def _remove_file(self, path: Path, identity: tuple[int, int] | None) -> None:
         """Unlink ``path`` and its sidecars inside its directory, reached without links;

@@ -10,9 +10,13 @@ The wait for a writer that holds the file is the busy timeout, the lock timeout.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from docex_ops.backends.base import LOCKED, TenantLockedError
 from docex_ops.backends.contents import VERSION_TABLE, TenantContents, UnreadableFileError
@@ -47,6 +51,18 @@ def file_contents(conn: sqlite3.Connection, location: str, timeout: float | None
     except sqlite3.Error as exc:
         raise refusal(location, exc, timeout) from exc
     return TenantContents(location, rows)
+
+
+def copy_bytes(folder: int, name: str, dest: Path, tenant_id: str) -> Path:
+    """Copy the file ``name`` of the directory fd ``folder`` (never through a link) into a
+    new file in ``dest``, synced; its path."""
+    copy = dest / f"{tenant_id}.{time.strftime('%Y%m%dT%H%M%S')}.unreadable.db"
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+    with open(fd, "rb") as source, open(copy, "xb") as target:
+        shutil.copyfileobj(source, target)
+        target.flush()
+        os.fsync(target.fileno())
+    return copy
 
 
 def _quote(name: str) -> str:
