@@ -44,6 +44,7 @@ from sqlalchemy import insert
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import pg_clusters as pgc  # noqa: E402  (the test suite's cluster helpers)
 
+from docex_ops.backends.contents import allow_rows  # noqa: E402
 from docex_ops.backends.fleet import FleetBackend  # noqa: E402
 from docex_ops.backends.pg_directory import ACTIVE  # noqa: E402
 from docex_ops.config import settings_from_mapping  # noqa: E402
@@ -183,7 +184,7 @@ def move_round(clusters: dict[str, pgc.Cluster], rows: int, index: int) -> dict[
         figures[f"{mode}_writes"] = len(writer.acked)
         figures["rows"] = result.rows
         finish_move(manager, tenant)
-    manager.backend.drop(tenant)
+    manager.backend.drop(tenant, allow_rows)  # the benchmark tenant is ours to remove
     TenantDatabaseManager.reset()
     print(f"round {index + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()),
           flush=True)
