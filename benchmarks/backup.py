@@ -52,15 +52,15 @@ from typing import TypeVar
 
 import psycopg2
 
-from docex_ops import schema as s
-from docex_ops.backends.archivers import make_archiver
 from docex_ops.backends.contents import allow_rows
 from docex_ops.backends.pg_tools import tool_env
 from docex_ops.backup import create_backups, restore_backup
+from docex_ops.backup.archivers import make_archiver
 from docex_ops.backup.create import BackupResult
-from docex_ops.config import settings_from_mapping
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.schema import TABLE_NAMES
+from docex_ops.config.settings import settings_from_mapping
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.schema import head as s
+from docex_ops.schema.head import TABLE_NAMES
 
 T = TypeVar("T")
 
@@ -266,8 +266,8 @@ RESTORE_SCRIPT = """
 import json, sys, time
 from pathlib import Path
 from docex_ops.backup import restore_backup
-from docex_ops.config import settings_from_mapping
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.config.settings import settings_from_mapping
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 raw, manifest, target = json.loads(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 manager = TenantDatabaseManager(settings_from_mapping(raw))
 started = time.perf_counter()

@@ -18,8 +18,8 @@ from typing import Any
 
 import psycopg2
 
-from docex_ops.config import settings_from_mapping
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.config.settings import settings_from_mapping
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 CATALOGS = ("pg_class", "pg_attribute", "pg_type", "pg_index", "pg_constraint", "pg_depend",

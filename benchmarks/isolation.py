@@ -33,11 +33,11 @@ import psycopg2
 from sqlalchemy import text
 
 from docex_ops.backends.postgres import PostgresBackend
-from docex_ops.backends.postgres_roles import ensure_tenant_role
-from docex_ops.config import settings_from_mapping
+from docex_ops.config.settings import settings_from_mapping
 from docex_ops.isolation import Status, verify_isolation
 from docex_ops.isolation.registry import checks_for
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.tenants.roles import ensure_tenant_role
 
 FULL_TARGET_S, CATALOG_TARGET_S = 10.0, 3.0
 

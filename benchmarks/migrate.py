@@ -32,13 +32,13 @@ import psycopg2
 import yaml
 
 from docex_ops.backends import Backend
-from docex_ops.config import Settings, settings_from_mapping
-from docex_ops.ddl import head_ddl, version_table_ddl
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.config.settings import Settings, settings_from_mapping
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.migrate import MigrationScripts, RunOptions, Selection, StepOptions, migrate
+from docex_ops.migrate.scripts import MIGRATIONS_DIR, head_revision
 from docex_ops.migrate.tenant import run_online
-from docex_ops.revisions import MIGRATIONS_DIR, head_revision
-from docex_ops.tenants import provision_tenants
+from docex_ops.schema.ddl import head_ddl, version_table_ddl
+from docex_ops.tenants.lifecycle import provision_tenants
 
 PG = {"host": os.environ.get("DOCEX_BENCH_PGHOST", "127.0.0.1"),
       "port": int(os.environ.get("DOCEX_BENCH_PGPORT", "5432")), "user": "postgres"}

@@ -45,14 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import pg_clusters as pgc  # noqa: E402  (the test suite's cluster helpers)
 
 from docex_ops.backends.contents import allow_rows  # noqa: E402
-from docex_ops.backends.fleet import FleetBackend  # noqa: E402
-from docex_ops.backends.pg_directory import ACTIVE  # noqa: E402
-from docex_ops.config import settings_from_mapping  # noqa: E402
-from docex_ops.ddl import head_ddl, version_table_ddl  # noqa: E402
-from docex_ops.manager import TenantDatabaseManager  # noqa: E402
-from docex_ops.moves import MoveOptions, finish_move, move_tenant  # noqa: E402
-from docex_ops.revisions import head_revision  # noqa: E402
-from docex_ops.schema import docbasket  # noqa: E402
+from docex_ops.config.settings import settings_from_mapping  # noqa: E402
+from docex_ops.manager.tenant_manager import TenantDatabaseManager  # noqa: E402
+from docex_ops.migrate.scripts import head_revision  # noqa: E402
+from docex_ops.move.run import MoveOptions, finish_move, move_tenant  # noqa: E402
+from docex_ops.schema.ddl import head_ddl, version_table_ddl  # noqa: E402
+from docex_ops.schema.head import docbasket  # noqa: E402
+from docex_ops.topology.directory import ACTIVE  # noqa: E402
+from docex_ops.topology.fleet import FleetBackend  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_TEMPLATE = "tenant_{tenant_id}"

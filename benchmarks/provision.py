@@ -20,10 +20,10 @@ from pathlib import Path
 
 import psycopg2
 
-from docex_ops.config import Settings, settings_from_mapping
-from docex_ops.ddl import head_ddl, version_table_ddl
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.revisions import head_revision
+from docex_ops.config.settings import Settings, settings_from_mapping
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.migrate.scripts import head_revision
+from docex_ops.schema.ddl import head_ddl, version_table_ddl
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 

@@ -33,8 +33,8 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
-from docex_ops.config import Settings, settings_from_mapping
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.config.settings import Settings, settings_from_mapping
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 HOST = os.environ.get("DOCEX_BENCH_PGHOST", "127.0.0.1")
 PORT = int(os.environ.get("DOCEX_BENCH_PGPORT", "5432"))

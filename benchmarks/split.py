@@ -30,11 +30,11 @@ from typing import Any
 import psycopg2
 
 from docex_ops.backends import make_backend
-from docex_ops.backends.split_source import SplitSource, parse_source
-from docex_ops.config import Settings, settings_from_mapping
-from docex_ops.ddl import head_ddl
+from docex_ops.config.settings import Settings, settings_from_mapping
+from docex_ops.schema.ddl import head_ddl
 from docex_ops.split import BasketMapping, PlanOptions, RunSettings, run_split
 from docex_ops.split.rules import COPY_ORDER
+from docex_ops.split.source import SplitSource, parse_source
 
 HOST, PORT, USER = "127.0.0.1", 5432, "postgres"
 PER_DOC = 7.5  # rows per document over the 11 tables (see _GENERATE)

@@ -10,8 +10,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from docex_ops import DocEX, TenantDatabaseManager, UserContext
-from docex_ops.config import load_settings
+from docex_ops import TenantDatabaseManager, UserContext
+from docex_ops.compat.docex import DocEX
+from docex_ops.config.settings import load_settings
 
 
 def main() -> None:

@@ -22,8 +22,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from docex_ops import DocEX, TenantDatabaseManager, UserContext, audit
-from docex_ops.config import ConfigError, Settings, load_settings, settings_from_mapping
+from docex_ops import TenantDatabaseManager, UserContext, audit_trail
+from docex_ops.compat.docex import DocEX
+from docex_ops.config.settings import ConfigError, Settings, load_settings, settings_from_mapping
 
 SAMPLE_PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
@@ -209,17 +210,18 @@ def error_handling(c: Checks, settings: Settings, t1: str, workdir: Path) -> Non
         TenantDatabaseManager(settings)
 
 
-def audit_trail(c: Checks, settings: Settings, t1: str, t2: str) -> None:
+def check_audit_trail(c: Checks, settings: Settings, t1: str, t2: str) -> None:
     c.section("Audit trail (all operations logged with tenant context)")
     if settings.audit_file is None:
         print("  skipped: no logging.audit_file in the configuration")
         return
-    events = [e for e in audit.read_events(settings.audit_file) if e.tenant in (t1, t2)]
+    events = [e for e in audit_trail.read_events(settings.audit_file) if e.tenant in (t1, t2)]
     adds = [(e.tenant, e.operator) for e in events if e.action == "document.add"
-            and e.outcome == audit.OK]
+            and e.outcome == audit_trail.OK]
     c.check("one document.add line per stored document, with tenant and user",
             sorted(adds) == sorted([(t1, "alice")] * 2 + [(t2, "bob")]), adds)
-    failed = [e for e in events if e.action == "tenant.provision" and e.outcome == audit.FAILED]
+    failed = [e for e in events
+              if e.action == "tenant.provision" and e.outcome == audit_trail.FAILED]
     c.check("the unreachable database was recorded as a failed provisioning",
             [e.tenant for e in failed] == [t1])
     print(f"  {len(events)} lines in {settings.audit_file}")
@@ -262,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         missing_tenant(checks)
         tenant_id_validation(checks, t1)
         error_handling(checks, settings, t1, workdir)
-        audit_trail(checks, settings, t1, t2)
+        check_audit_trail(checks, settings, t1, t2)
     except (ValueError, RuntimeError, OSError) as exc:
         checks.check("scenario ran to the end", False, f"{type(exc).__name__}: {exc} "
                      "(on a used database, pass --tenant-prefix)")

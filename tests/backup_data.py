@@ -6,8 +6,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from docex_ops import schema as s
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.schema import head as s
 
 
 def rows_for(tag: str, big: bool = True) -> dict[str, list[dict[str, Any]]]:
@@ -77,7 +77,7 @@ def fill_tenant(manager: TenantDatabaseManager, tenant_id: str, tag: str = "a",
 
 def tenant_digest(manager: TenantDatabaseManager, tenant_id: str) -> dict[str, tuple[int, str]]:
     """(rows, checksum) per DocEX table of a live tenant, as a manifest records them."""
-    from docex_ops.backends.archivers import make_archiver
+    from docex_ops.backup.archivers import make_archiver
 
     archiver = make_archiver(manager.backend)
     try:

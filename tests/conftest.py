@@ -11,8 +11,8 @@ from typing import Any
 import psycopg2
 import pytest
 
-from docex_ops.config import Settings, settings_from_mapping
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.config.settings import Settings, settings_from_mapping
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 PG_HOST = os.environ.get("DOCEX_TEST_PGHOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("DOCEX_TEST_PGPORT", "5432"))

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from docex_ops.config import Settings
+from docex_ops.config.settings import Settings
 
 
 def with_files(settings: Settings, tmp_path: Path) -> Settings:

@@ -21,7 +21,7 @@ from conftest import pg_admin_connect
 from docs_support import write_config
 
 from docex_ops.cli import main
-from docex_ops.config import Settings
+from docex_ops.config.settings import Settings
 
 
 @dataclasses.dataclass
@@ -195,7 +195,7 @@ def restore_waits_on_a_lock(database: str) -> bool:
 # then commits when told to on stdin: it holds the tenant as an application would.
 _WRITER = textwrap.dedent("""
     import sqlite3, sys
-    from docex_ops.config import load_settings
+    from docex_ops.config.settings import load_settings
     config, tenant = sys.argv[1], sys.argv[2]
     settings = load_settings(config)
     rows = [
@@ -207,8 +207,8 @@ _WRITER = textwrap.dedent("""
     ]
     if settings.db_type == "postgresql":
         from docex_ops.backends.postgres import PostgresBackend
-        from docex_ops.ddl import head_ddl, version_table_ddl
-        from docex_ops.revisions import head_revision
+        from docex_ops.schema.ddl import head_ddl, version_table_ddl
+        from docex_ops.migrate.scripts import head_revision
         backend = PostgresBackend(settings)
         with backend.admin_engine.connect() as conn:
             transaction = conn.begin()

@@ -14,7 +14,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from docex_ops.cli import main
-from docex_ops.revisions import MIGRATIONS_DIR
+from docex_ops.migrate.scripts import MIGRATIONS_DIR
 
 HEAD = "0003_object_paths"
 

@@ -11,9 +11,9 @@ from typing import Any
 from conftest import server_connect
 from sqlalchemy import insert
 
-from docex_ops.backends.fleet import FleetBackend
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.schema import docbasket
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.schema.head import docbasket
+from docex_ops.topology.fleet import FleetBackend
 
 
 class Crash(BaseException):

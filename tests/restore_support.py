@@ -15,10 +15,10 @@ import yaml
 from click.testing import CliRunner
 from conftest import PG_HOST, PG_PORT, PG_USER, pg_admin_connect
 
-from docex_ops.backends.archivers import make_archiver
 from docex_ops.backup import create_backups
+from docex_ops.backup.archivers import make_archiver
 from docex_ops.cli import main
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 
 @dataclass

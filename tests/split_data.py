@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import create_engine, insert
 
-from docex_ops import schema as s
-from docex_ops.ddl import head_ddl
+from docex_ops.schema import head as s
+from docex_ops.schema.ddl import head_ddl
 
 T0 = dt.datetime(2026, 3, 1, 12, 30, 45, 123456)
 MAPPING = "baskets:\n  basket one: acme\n  bas_b2: acme\n  bas_b3: globex\n"

@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 from docs_support import with_files, write_config
 
-from docex_ops import DocEX, UserContext, audit
+from docex_ops import UserContext, audit_trail
 from docex_ops.cli import main
-from docex_ops.config import ConfigError, Settings, settings_from_mapping
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.compat.docex import DocEX
+from docex_ops.config.settings import ConfigError, Settings, settings_from_mapping
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 
 @pytest.fixture
@@ -22,8 +23,8 @@ def audited(settings: Settings, tmp_path: Path) -> Iterator[Path]:
     path = write_config(with_files(settings, tmp_path), tmp_path / "config.yaml")
     yield path
     TenantDatabaseManager.reset()
-    audit.set_actor(None)
-    audit.show_on_stderr(False)
+    audit_trail.set_actor(None)
+    audit_trail.show_on_stderr(False)
 
 
 def _cli(config: Path, *args: str) -> tuple[int, str, str]:
@@ -57,7 +58,7 @@ def test_cli_changes_are_audited_with_actor(audited: Path, tmp_path: Path) -> No
 
 
 def test_refused_drop_and_document_writes(audited: Path, tmp_path: Path) -> None:
-    from docex_ops.config import load_settings
+    from docex_ops.config.settings import load_settings
 
     TenantDatabaseManager.reset()
     TenantDatabaseManager(load_settings(audited))
@@ -97,20 +98,20 @@ def test_tail_without_configured_file(config_file: Path) -> None:
 
 
 def test_passwords_never_logged(tmp_path: Path) -> None:
-    audit.configure(tmp_path / "a.jsonl")
+    audit_trail.configure(tmp_path / "a.jsonl")
     try:
-        audit.record("tenant.restore", "acme", "postgresql://u:s3cret@db/x", audit.OK,
+        audit_trail.record("tenant.restore", "acme", "postgresql://u:s3cret@db/x", audit_trail.OK,
                      {"password": "s3cret", "nested": {"api_token": "s3cret"},
                       "url": "postgresql+psycopg2://u:s3cret@h:5432/db", "rows": 3})
     finally:
-        audit.configure(None)
+        audit_trail.configure(None)
     text = (tmp_path / "a.jsonl").read_text()
     assert "s3cret" not in text
     line = json.loads(text)
     assert line["detail"]["rows"] == 3 and line["detail"]["password"] == "<hidden>"
     assert line["target"] == "postgresql://u:<hidden>@db/x"
     with pytest.raises(ValueError, match="outcome"):
-        audit.record("x", None, None, "maybe")
+        audit_trail.record("x", None, None, "maybe")
 
 
 def test_audit_file_config_is_validated(tmp_path: Path) -> None:

@@ -12,13 +12,13 @@ from backup_data import fill_tenant, tenant_digest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from docex_ops import schema as s
 from docex_ops.backends.contents import allow_rows
 from docex_ops.backup import create_backups, find_manifests, read_manifest
 from docex_ops.cli import main
-from docex_ops.config import Settings
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.schema import TABLE_NAMES
+from docex_ops.config.settings import Settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.schema import head as s
+from docex_ops.schema.head import TABLE_NAMES
 
 
 def _run(config_file: Path, *args: str) -> tuple[int, str]:

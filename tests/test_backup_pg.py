@@ -10,12 +10,12 @@ import pytest
 from backup_data import fill_tenant
 from click.testing import CliRunner
 
-from docex_ops.backends.archivers import make_archiver
-from docex_ops.backends.pg_rewrite import SchemaRewriteError, SchemaRewriter
 from docex_ops.backup import create_backups, find_manifests
+from docex_ops.backup.archivers import make_archiver
+from docex_ops.backup.pg_rewrite import SchemaRewriteError, SchemaRewriter
 from docex_ops.cli import main
-from docex_ops.config import Settings
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.config.settings import Settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 
 def test_rewriter_renames_ddl_never_data() -> None:

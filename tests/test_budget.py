@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.pool import Pool
 
-from docex_ops.config import ConfigError, Settings, settings_from_mapping
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.schema import docbasket
+from docex_ops.config.settings import ConfigError, Settings, settings_from_mapping
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.schema.head import docbasket
 
 
 def _basket(name: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from migration_helpers import HEAD, scripts_with
 
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 REPO = Path(__file__).resolve().parent.parent
 

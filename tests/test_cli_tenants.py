@@ -8,8 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from docex_ops.cli import main
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.schema import docbasket
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.schema.head import docbasket
 
 
 def _run(config_file: Path, *args: str) -> tuple[int, str]:
@@ -40,7 +40,7 @@ def test_show_and_drop(config_file: Path, tmp_path: Path) -> None:
     TenantDatabaseManager.reset()
     import datetime as dt
 
-    from docex_ops.config import load_settings
+    from docex_ops.config.settings import load_settings
 
     manager = TenantDatabaseManager(load_settings(config_file))
     now = dt.datetime(2026, 1, 1)

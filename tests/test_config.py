@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from docex_ops.cli import main
-from docex_ops.config import ConfigError, load_settings, settings_from_mapping
+from docex_ops.config.settings import ConfigError, load_settings, settings_from_mapping
 
 
 def _write(tmp_path: Path, data: Any) -> Path:
@@ -105,14 +105,14 @@ def test_cli_exits_2_on_bad_config_and_hides_password(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text,seconds", [("500ms", 0.5), ("5s", 5.0), ("10min", 600.0),
                                           ("1h", 3600.0), ("3", 3.0), (2, 2.0), ("1.5s", 1.5)])
 def test_durations_are_written_as_postgresql_writes_them(text: object, seconds: float) -> None:
-    from docex_ops.config import parse_duration
+    from docex_ops.config.settings import parse_duration
 
     assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["5 sec", "10mins", "-1", "s", "", True, -3])
 def test_bad_durations_are_refused(text: object) -> None:
-    from docex_ops.config import parse_duration
+    from docex_ops.config.settings import parse_duration
 
     with pytest.raises(ValueError):
         parse_duration(text)

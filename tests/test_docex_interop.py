@@ -35,11 +35,11 @@ from conftest import PG_HOST, PG_PORT, PG_USER
 from migration_helpers import HEAD, cli_json
 from sqlalchemy import select, text
 
-from docex_ops import DocEX, UserContext
-from docex_ops.documents import Document
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops import UserContext
+from docex_ops.compat.docex import DocEX, Document
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.migrate import MigrationScripts, StepOptions, TenantStep, migrate_tenant
-from docex_ops.schema import (
+from docex_ops.schema.head import (
     TABLE_NAMES,
     doc_events,
     document_metadata,

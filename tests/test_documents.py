@@ -14,10 +14,11 @@ import pytest
 from docs_support import with_files
 from sqlalchemy import delete, select
 
-from docex_ops import DocEX, UserContext, audit
-from docex_ops.config import Settings
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.schema import (
+from docex_ops import UserContext, audit_trail
+from docex_ops.compat.docex import DocEX
+from docex_ops.config.settings import Settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.schema.head import (
     doc_events,
     docbasket,
     document,
@@ -213,7 +214,7 @@ def test_failed_transaction_removes_the_file_and_is_audited(
     with pytest.raises(RuntimeError, match="tenant 'acme'"):
         basket.add(_file(tmp_path, "late.txt", b"late"))
     assert list(basket.directory.glob("*")) == []
-    last = audit.read_events(tmp_path / "audit.jsonl")[-1]
+    last = audit_trail.read_events(tmp_path / "audit.jsonl")[-1]
     assert (last.action, last.outcome, last.tenant, last.operator) == \
         ("document.add", "failed", "acme", "alice")
 
@@ -244,7 +245,7 @@ def test_unreachable_database_is_a_runtime_error(settings: Settings, tmp_path: P
             _docex("acme")
     finally:
         TenantDatabaseManager.reset()
-    failed = audit.read_events(tmp_path / "audit.jsonl")
+    failed = audit_trail.read_events(tmp_path / "audit.jsonl")
     assert [(e.action, e.outcome) for e in failed] == [("tenant.provision", "failed")]
 
 

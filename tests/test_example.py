@@ -9,7 +9,7 @@ from pathlib import Path
 
 from docs_support import with_files, write_config
 
-from docex_ops.config import Settings
+from docex_ops.config.settings import Settings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "multi_tenancy.py"
 SECTIONS = ("Basic usage", "Multiple tenants", "Tenant database management",

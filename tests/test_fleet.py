@@ -13,10 +13,10 @@ import pytest
 from conftest import server_connect
 from sqlalchemy import insert
 
-from docex_ops.backends.fleet import FleetBackend, PlacementError
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.schema import docbasket
-from docex_ops.tenants import provision_tenants
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.schema.head import docbasket
+from docex_ops.tenants.lifecycle import provision_tenants
+from docex_ops.topology.fleet import FleetBackend, PlacementError
 
 SERVERS = ("main", "b", "c")
 

@@ -9,9 +9,9 @@ import pytest
 from conftest import fleet_mapping, server_connect
 from sqlalchemy import text
 
-from docex_ops.backends.fleet import FleetBackend
-from docex_ops.config import settings_from_mapping
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.config.settings import settings_from_mapping
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.topology.fleet import FleetBackend
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import server_connect
 
 from docex_ops.cli import main
-from docex_ops.config import load_settings
+from docex_ops.config.settings import load_settings
 
 
 def _run(config: Path, *args: str) -> Any:

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from docex_ops.backends import make_backend
-from docex_ops.backends.fleet import FleetBackend
 from docex_ops.backends.postgres import PostgresBackend
-from docex_ops.config import ConfigError, load_settings, settings_from_mapping
+from docex_ops.config.settings import ConfigError, load_settings, settings_from_mapping
+from docex_ops.topology.fleet import FleetBackend
 
 
 def _pg(**postgres: Any) -> dict[str, Any]:
@@ -72,7 +72,7 @@ def test_database_url_cannot_stand_for_several_servers(tmp_path: Any) -> None:
 
 
 def test_interleave_by_server_round_robins_and_keeps_order() -> None:
-    from docex_ops.placement import interleave_by_server
+    from docex_ops.topology.placement import interleave_by_server
 
     items = ["a1", "a2", "a3", "b1", "c1", "c2"]
     servers = {i: item[0] for i, item in enumerate(items)}

@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 from conftest import cluster_warning, server_connect
 
-from docex_ops.backends.fleet import FleetBackend
 from docex_ops.cli import main
-from docex_ops.config import load_settings
+from docex_ops.config.settings import load_settings
 from docex_ops.isolation import CheckResult, Status, verify_isolation
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.tenancy import TenantIdError
+from docex_ops.topology.fleet import FleetBackend
 
 SERVERS = ["main", "b", "c"]
 

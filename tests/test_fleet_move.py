@@ -18,10 +18,10 @@ from move_support import (
 )
 from sqlalchemy import insert
 
-from docex_ops.backends.pg_move_journal import COPYING, RENAMED, STARTED, SYNCED, VERIFIED
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.moves import finish_move, move_tenant
-from docex_ops.schema import docbasket
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.move.journal import COPYING, RENAMED, STARTED, SYNCED, VERIFIED
+from docex_ops.move.run import finish_move, move_tenant
+from docex_ops.schema.head import docbasket
 
 
 def test_online_move_keeps_every_acknowledged_write(fleet_manager: TenantDatabaseManager
@@ -119,7 +119,7 @@ def test_a_copy_that_differs_is_rolled_back(fleet_manager: TenantDatabaseManager
                                             at: str, damage: str) -> None:
     from conftest import server_connect
 
-    from docex_ops.backends.pg_move import MoveError
+    from docex_ops.move.pg_online import MoveError
 
     seed(fleet_manager, "checked", "b", 20)
     fleet = fleet_of(fleet_manager)

@@ -11,14 +11,14 @@ import pytest
 from conftest import server_connect
 from move_support import Crash, assert_no_replication_left, fleet_of, names_on, seed
 
-from docex_ops.backends.pg_directory import ACTIVE
-from docex_ops.backends.pg_move import MoveError
-from docex_ops.backends.pg_move_acl import MissingRolesError
-from docex_ops.backends.pg_move_journal import COPYING, RENAMED, SYNCED, VERIFIED
 from docex_ops.isolation import Status, verify_isolation
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.moves import MoveOptions, finish_move, move_tenant
-from docex_ops.tenants import ensure_tenant_role
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.move.journal import COPYING, RENAMED, SYNCED, VERIFIED
+from docex_ops.move.pg_acl import MissingRolesError
+from docex_ops.move.pg_online import MoveError
+from docex_ops.move.run import MoveOptions, finish_move, move_tenant
+from docex_ops.tenants.lifecycle import ensure_tenant_role
+from docex_ops.topology.directory import ACTIVE
 
 ONLINE, OFFLINE = MoveOptions(), MoveOptions(offline=True)
 MODES = pytest.mark.parametrize("options", [ONLINE, OFFLINE], ids=["online", "offline"])

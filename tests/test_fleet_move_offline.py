@@ -20,11 +20,11 @@ from move_support import (
 )
 from sqlalchemy import insert
 
-from docex_ops.backends.pg_directory import ACTIVE, FROZEN
-from docex_ops.backends.pg_move_journal import COPYING, RENAMED, STARTED, SYNCED
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.moves import MoveOptions, finish_move, move_tenant
-from docex_ops.schema import docbasket
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.move.journal import COPYING, RENAMED, STARTED, SYNCED
+from docex_ops.move.run import MoveOptions, finish_move, move_tenant
+from docex_ops.schema.head import docbasket
+from docex_ops.topology.directory import ACTIVE, FROZEN
 
 OFFLINE = MoveOptions(offline=True)
 

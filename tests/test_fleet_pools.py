@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from conftest import server_connect
 from sqlalchemy import text
 
-from docex_ops.backends.fleet import FleetBackend
 from docex_ops.cli import main
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.pools import build_report, render_report
+from docex_ops.topology.fleet import FleetBackend
 
 
 def _fleet(manager: TenantDatabaseManager) -> FleetBackend:

@@ -27,7 +27,7 @@ from conftest import PG_HOST, PG_PORT, PG_USER, cluster_warning, pg_admin_connec
 
 from docex_ops.cli import main
 from docex_ops.isolation import pg_probe
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 TENANTS_COUNT = 50
 

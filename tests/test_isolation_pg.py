@@ -11,13 +11,13 @@ import pytest
 from conftest import cluster_warning, make_settings, pg_admin_connect
 
 from docex_ops.backends.postgres import PostgresBackend
-from docex_ops.backends.postgres_audit import ServerFacts
-from docex_ops.backends.postgres_roles import ensure_tenant_role
-from docex_ops.config import Settings
+from docex_ops.config.settings import Settings
 from docex_ops.isolation import CheckResult, Status, verify_isolation
+from docex_ops.isolation.pg_facts import ServerFacts
 from docex_ops.isolation.pg_pooler import judge_pooler
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.tenancy import TenantIdError
+from docex_ops.tenants.roles import ensure_tenant_role
 
 
 @pytest.fixture

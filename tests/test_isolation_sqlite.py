@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from docex_ops.config import Settings
+from docex_ops.config.settings import Settings
 from docex_ops.isolation import CheckResult, Status, verify_isolation
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select, text
 
-from docex_ops.config import Settings
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.schema import docbasket
+from docex_ops.config.settings import Settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.schema.head import docbasket
 from docex_ops.tenancy import UserContext
-from docex_ops.tenants import verify_tenant
+from docex_ops.tenants.lifecycle import verify_tenant
 
 
 def _basket(name: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from migration_helpers import HEAD, cli, cli_json, scripts_with
 from sqlalchemy import text
 
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.migrate import MigrationScripts, StepOptions, TenantStep, migrate_tenant
 
 REPO = Path(__file__).resolve().parent.parent

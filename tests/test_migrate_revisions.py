@@ -10,7 +10,7 @@ from docex_expected import expected_catalog
 from sqlalchemy import text
 
 from docex_ops.backends.catalog import without_names
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.migrate import MigrationScripts, StepOptions, TenantStep, migrate_tenant
 
 SCRIPTS = MigrationScripts()

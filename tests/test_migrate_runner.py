@@ -15,10 +15,10 @@ import pytest
 from migration_helpers import HEAD, cli, cli_json, scripts_with, spawn
 from sqlalchemy import func, insert, select
 
-from docex_ops.config import Settings
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.config.settings import Settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.migrate import RunStore
-from docex_ops.schema import docbasket, document
+from docex_ops.schema.head import docbasket, document
 
 UNIQUE_NAMES = {"0004_unique_names": 'op.create_index("uq_document_name", "document", '
                                      '["name"], unique=True)  # fast'}

@@ -16,8 +16,8 @@ from sqlalchemy import text
 
 from docex_ops.backends.base import ServerLimits
 from docex_ops.cli import main
-from docex_ops.config import PoolSettings
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.config.settings import PoolSettings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.pools import build_report, parse_duration, render_pool_report
 from docex_ops.pools.capacity import assess_capacity
 

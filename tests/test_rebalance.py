@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from docex_ops.rebalance import PlannedMove, plan_moves
+from docex_ops.move.rebalance import PlannedMove, plan_moves
 
 MB = 1 << 20
 

@@ -17,10 +17,10 @@ from split_data import MAPPING, expected, make_pg_source, make_sqlite_source
 
 from docex_ops.backends import make_backend
 from docex_ops.backends.archive import ArchiveRefused, RestoreSpec
-from docex_ops.backends.pg_load import load_rows
-from docex_ops.backends.pg_toc import check_toc
-from docex_ops.config import Settings
-from docex_ops.schema import TABLE_NAMES
+from docex_ops.backup.pg_load import load_rows
+from docex_ops.backup.pg_toc import check_toc
+from docex_ops.config.settings import Settings
+from docex_ops.schema.head import TABLE_NAMES
 
 S = "tenant_a"
 SPEC = RestoreSpec(Path("/bk/a.pgdump"), S, "0003_object_paths", "")
@@ -287,7 +287,7 @@ def test_sqlite_split_source_trigger_and_table_stop_the_run_unless_ignored(
 
 
 def test_config_key_section_is_optional(tmp_path: Path) -> None:
-    from docex_ops.config import load_settings
+    from docex_ops.config.settings import load_settings
 
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"backup": {}}))

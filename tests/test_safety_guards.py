@@ -26,13 +26,13 @@ from guard_support import (
 )
 
 from docex_ops.backends import make_backend
-from docex_ops.backends.archivers import make_archiver
 from docex_ops.backup import create_backups, read_manifest
+from docex_ops.backup.archivers import make_archiver
 from docex_ops.backup.verify import restore_spec
-from docex_ops.config import Settings
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.schema import TABLE_NAMES
-from docex_ops.tenants import drop_tenant
+from docex_ops.config.settings import Settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.tenants.lifecycle import drop_tenant
 
 ORDERS = ("CREATE TABLE orders (id integer PRIMARY KEY, total integer)",
           "INSERT INTO orders VALUES (1, 10), (2, 20), (3, 30)")

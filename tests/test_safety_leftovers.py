@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 from docs_support import write_config
 
-from docex_ops import scratch
-from docex_ops.config import Settings
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.backends import scratch
+from docex_ops.config.settings import Settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 DOCUMENTS = 15_000  # ~17 MB of rows: a restore or a dump lasts long enough to be caught
 

@@ -23,8 +23,8 @@ from restore_support import Env, edit_pg_archive, recompute, snapshot
 
 from docex_ops.backends.catalog import without_names
 from docex_ops.backup import read_manifest
-from docex_ops.config import Settings
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.config.settings import Settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.migrate import MigrationScripts, StepOptions, TenantStep, migrate_tenant
 
 
@@ -300,8 +300,7 @@ def test_sqlite_restore_check_scratch_is_under_the_storage_root(sq: Env) -> None
     _two_tenants(sq)
     manifest = sq.backup("a")
     seen: list[Path] = []
-    from docex_ops.backends import sqlite_archive
-
+    from docex_ops.backup import sqlite as sqlite_archive
     real = sqlite_archive.build_file
 
     def spy(staging: Path, *args: Any) -> None:

@@ -24,8 +24,8 @@ from docex_ops.backends.sqlite_paths import TenantFileError
 from docex_ops.backup import find_manifests
 from docex_ops.backup.manifest import Manifest
 from docex_ops.cli import main
-from docex_ops.config import Settings
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.config.settings import Settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 
 def _run(config: Path, *args: str) -> tuple[int, str]:
@@ -286,7 +286,7 @@ def test_an_archive_that_is_a_live_tenant_file_is_refused(
     live = settings.sqlite.storage_root / "tenant_b" / "docex.db"
     dest = tmp_path / "backups"
     manifest = json.loads(found.path.read_text())
-    from docex_ops.backends.archivers import make_archiver
+    from docex_ops.backup.archivers import make_archiver
 
     archiver = make_archiver(SqliteBackend(settings))  # b's digests, as the attacker reads them
     stolen = {t: {"rows": d.rows, "checksum": d.checksum}

@@ -17,8 +17,8 @@ import pytest
 from backup_data import fill_tenant
 from docs_support import write_config
 
-from docex_ops.config import Settings
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.config.settings import Settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 # Generous: the lock is held for ten minutes, so a command that waited on it would
 # hit this bound; the lock timeout given is 1s.

@@ -6,7 +6,7 @@ from typing import Any
 
 from docex_expected import OBJECT_PATH_COLUMNS, expected_catalog
 
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 
 def _assert_same(actual: dict[str, Any], expected: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
-from docex_ops import scratch
+from docex_ops.backends import scratch
 from docex_ops.tenancy import tenant_id_pattern
 
 

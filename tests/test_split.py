@@ -17,12 +17,12 @@ from sqlalchemy import text
 
 from docex_ops.backends import make_backend
 from docex_ops.backends.catalog import without_names
-from docex_ops.backends.split_source import SplitSource, parse_source
-from docex_ops.config import Settings
+from docex_ops.config.settings import Settings
 from docex_ops.migrate import MigrationScripts
 from docex_ops.migrate.tenant import run_online
-from docex_ops.schema import TABLE_NAMES
+from docex_ops.schema.head import TABLE_NAMES
 from docex_ops.split.copy import prepare_target
+from docex_ops.split.source import SplitSource, parse_source
 
 FLAGS = ("--unmapped", "skip", "--cross-tenant-edges", "drop")
 
@@ -166,7 +166,7 @@ def test_tenant_with_other_data_is_refused(setup: tuple[Source, Settings, Path],
                                            mapping: Path) -> None:
     source, settings, config = setup
     backend = make_backend(settings)
-    from docex_ops.manager import TenantDatabaseManager
+    from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
     TenantDatabaseManager.reset()
     manager = TenantDatabaseManager(settings)
@@ -200,7 +200,7 @@ def test_copy_that_differs_from_the_source_is_rolled_back(
         setup: tuple[Source, Settings, Path], mapping: Path) -> None:
     source, settings, config = setup
     backend = make_backend(settings)
-    from docex_ops.manager import TenantDatabaseManager
+    from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
     TenantDatabaseManager.reset()
     TenantDatabaseManager(settings).provision("globex")

@@ -19,7 +19,7 @@ from typing import Any
 from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.sqlite import SqliteBackend
 from docex_ops.backends.sqlite_digest import digest_database, digest_table, table_columns
-from docex_ops.config import Settings
+from docex_ops.config.settings import Settings
 
 
 def _ref_datetime(value: Any) -> str:

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from docex_ops.cli import main
-from docex_ops.config import Settings
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.config.settings import Settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.tenancy import (
     TenantIdError,
     UserContext,

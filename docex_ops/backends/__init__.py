@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from docex_ops.backends.base import Backend, ServerLimits, TenantInfo
-from docex_ops.config import Settings
+from docex_ops.config.settings import Settings
 
 
 def make_backend(settings: Settings) -> Backend:
     """The backend for the configured database type (a fleet: several PostgreSQL servers)."""
     if settings.fleet:
-        from docex_ops.backends.fleet import FleetBackend
+        from docex_ops.topology.fleet import FleetBackend
 
         return FleetBackend(settings)
     if settings.db_type == "postgresql":

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from docex_ops.backends.catalog import Catalog
 from docex_ops.backends.contents import Guard, TenantContents
-from docex_ops.config import PoolSettings, Settings
+from docex_ops.config.settings import PoolSettings, Settings
 
 
 class TenantLockedError(RuntimeError):

@@ -5,7 +5,7 @@ into an existing tenant, a downgrade) reads a ``TenantContents`` inside the very
 transaction that acts, with the tenant locked, and hands it to a *guard*: a callable
 of the operation that refuses by raising (``GuardRefusal``), or lets the act go on,
 possibly after a safety backup taken while the lock is still held. The backends
-read and act; the operations decide (docex_ops.guards).
+read and act; the operations decide (docex_ops.backends.guards).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from docex_ops.schema import TABLE_NAMES
+from docex_ops.schema.head import TABLE_NAMES
 
 VERSION_TABLE = "alembic_version"  # docex-ops' own: never counted as the tenant's data
 

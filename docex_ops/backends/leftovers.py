@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from docex_ops import scratch
-from docex_ops.backends import pg_scratch
+from docex_ops.backends import pg_scratch, scratch
 from docex_ops.backends.base import Backend
 from docex_ops.backends.postgres import PostgresBackend
+from docex_ops.backends.scratch import Leftover
 from docex_ops.backends.sqlite import SqliteBackend
-from docex_ops.scratch import Leftover
 
 
 def find(backend: Backend) -> list[Leftover]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Connection
 
-from docex_ops import scratch
+from docex_ops.backends import scratch
 from docex_ops.backends.pg_sql import quote_ident
 from docex_ops.backends.postgres import PostgresBackend
 

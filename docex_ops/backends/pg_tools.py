@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from docex_ops.backends.archive import ArchiveToolError
-from docex_ops.config import PostgresSettings
+from docex_ops.config.settings import PostgresSettings
 
 _VERSION_RE = re.compile(rb"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
 

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from docex_ops.backends import pg_activity, pg_discover, pg_guard
+from docex_ops.backends import pg_discover, pg_guard
 from docex_ops.backends.base import (
     FOREIGN,
     LOCKED,
@@ -31,8 +31,9 @@ from docex_ops.backends.contents import (
 from docex_ops.backends.pg_guard import describe_blockers, is_lock_timeout, set_lock_timeout
 from docex_ops.backends.pg_sql import ADVISORY_NAMESPACE, execute_script, quote_ident
 from docex_ops.backends.postgres_migration import PostgresMigrationMixin
-from docex_ops.config import PoolSettings, Settings
-from docex_ops.schema import TABLE_NAMES
+from docex_ops.config.settings import PoolSettings, Settings
+from docex_ops.pools import pg_activity
+from docex_ops.schema.head import TABLE_NAMES
 from docex_ops.tenancy import schema_name_for, tenant_id_pattern, validate_tenant_id
 
 

@@ -16,7 +16,7 @@ from docex_ops.backends.pg_sql import (
     execute_script,
     quote_ident,
 )
-from docex_ops.config import Settings
+from docex_ops.config.settings import Settings
 
 
 def _ms(seconds: float) -> str:

@@ -2,7 +2,7 @@
 
 It used to be an ordinary tenant (``zz_reference_1a2b3c4d``) created and dropped
 around the work: a process killed in between left it in ``tenants list`` for
-good. Now it lives in a scratch object named and held as ``docex_ops.scratch``
+good. Now it lives in a scratch object named and held as ``docex_ops.backends.scratch``
 says: PostgreSQL, a ``docex$<purpose>_<hex>`` schema on the (directory) server;
 SQLite, a ``.docex-<purpose>-<hex>`` folder under the storage root holding one
 tenant file. The backend handed out reaches only that object.
@@ -15,12 +15,11 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from docex_ops import scratch
-from docex_ops.backends import pg_scratch
+from docex_ops.backends import pg_scratch, scratch
 from docex_ops.backends.base import Backend
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.backends.sqlite import DIR_MODE, SqliteBackend
-from docex_ops.config import Settings, SqliteSettings
+from docex_ops.config.settings import Settings, SqliteSettings
 from docex_ops.tenancy import validate_tenant_id
 
 SCRATCH_TENANT = "scratch"  # the id the scratch backend knows its one tenant by

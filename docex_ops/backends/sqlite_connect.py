@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool, QueuePool
 
 from docex_ops.backends.base import CORRUPT, LOCKED
-from docex_ops.config import PoolSettings, Settings
+from docex_ops.config.settings import PoolSettings, Settings
 
 DIR_MODE = 0o750
 FILE_MODE = 0o640

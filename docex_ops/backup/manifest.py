@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from docex_ops.backends.archive import TableDigest
-from docex_ops.scratch import hold_new_file
+from docex_ops.backends.scratch import hold_new_file
 from docex_ops.tenancy import validate_tenant_id
 
 MANIFEST_SUFFIX = ".manifest.json"

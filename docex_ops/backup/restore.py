@@ -21,22 +21,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from docex_ops import audit
+from docex_ops import audit_trail
 from docex_ops.backends.archive import (
     ArchiveContents,
     ArchiveRefused,
     RestoreSpec,
     TenantArchiver,
 )
-from docex_ops.backends.archivers import make_archiver
 from docex_ops.backends.base import TenantLockedError
 from docex_ops.backends.contents import GuardRefusal
+from docex_ops.backends.guards import ActGuard, act_with_retries
+from docex_ops.backup.archivers import make_archiver
 from docex_ops.backup.create import safety_backup
 from docex_ops.backup.manifest import BackupUsageError, Manifest, select_manifest
 from docex_ops.backup.signing import signature_problem, signing_key
 from docex_ops.backup.verify import check_archive, compare_digests, restore_spec
-from docex_ops.guards import ActGuard, act_with_retries
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.migrate import upgrade_tenants
 from docex_ops.tenancy import validate_tenant_id
 
@@ -86,7 +86,7 @@ def restore_backup(manager: TenantDatabaseManager, path: Path, as_tenant: str | 
               "revision": manifest.revision, "authenticated": key is not None}
     unsigned = signature_problem(manifest, key) if key is not None else None
     if unsigned:
-        audit.record("tenant.restore", target, location, audit.REFUSED,
+        audit_trail.record("tenant.restore", target, location, audit_trail.REFUSED,
                      {**detail, "error": unsigned})
         raise RestoreRefused(unsigned)
     if key is None and note is not None:
@@ -110,17 +110,17 @@ def restore_backup(manager: TenantDatabaseManager, path: Path, as_tenant: str | 
         _restore_verified(archiver, manifest, spec, contents, target, guard)
         manager.close_tenant_connection(target)  # pools must not keep the replaced tenant
     except (GuardRefusal, TenantLockedError, ArchiveRefused) as exc:
-        audit.record("tenant.restore", target, location, audit.REFUSED, {**detail,
+        audit_trail.record("tenant.restore", target, location, audit_trail.REFUSED, {**detail,
                                                                          "error": str(exc)})
         raise
     except Exception as exc:
-        audit.record("tenant.restore", target, location, audit.FAILED, {**detail,
+        audit_trail.record("tenant.restore", target, location, audit_trail.FAILED, {**detail,
                                                                         "error": str(exc)})
         raise
     finally:
         archiver.dispose()
     existing, safety = guard.seen is not None, guard.safety_backup
-    audit.record("tenant.restore", target, location, audit.OK,
+    audit_trail.record("tenant.restore", target, location, audit_trail.OK,
                  {**detail, "replaced_existing": existing,
                   "replaced_rows": guard.seen.total_rows if guard.seen is not None else 0,
                   "safety_backup": str(safety) if safety else None})

@@ -14,8 +14,8 @@ import hmac
 from dataclasses import replace
 
 from docex_ops.backup.manifest import SIGNED_FORMAT, Manifest, canonical_json
-from docex_ops.config import Settings
-from docex_ops.config_backup import read_signing_key
+from docex_ops.config.backup import read_signing_key
+from docex_ops.config.settings import Settings
 
 PREFIX = "hmac-sha256:"
 

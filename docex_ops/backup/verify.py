@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from docex_ops.backends.archive import ArchiveRefused, RestoreSpec, TableDigest, TenantArchiver
-from docex_ops.backends.archivers import make_archiver
 from docex_ops.backends.base import Backend
+from docex_ops.backup.archivers import make_archiver
 from docex_ops.backup.manifest import (
     MANIFEST_SUFFIX,
     BackupUsageError,
@@ -18,8 +18,8 @@ from docex_ops.backup.manifest import (
     sha256_file,
 )
 from docex_ops.backup.signing import signature_problem
-from docex_ops.ddl import revision_ddl
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.schema.ddl import revision_ddl
 from docex_ops.tenancy import check_schema_name
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-from docex_ops import audit as audit_trail
+from docex_ops import audit_trail
 from docex_ops.cli.common import CliState, DocexGroup
-from docex_ops.config import parse_duration
-from docex_ops.output import FORMATS
+from docex_ops.cli.output import FORMATS
+from docex_ops.config.settings import parse_duration
 
 
 @click.group(cls=DocexGroup, context_settings={"help_option_names": ["-h", "--help"]})

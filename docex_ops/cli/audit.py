@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from docex_ops import audit as trail
+from docex_ops import audit_trail as trail
 from docex_ops.cli.common import UsageProblem, emit, format_option, state
-from docex_ops.output import to_jsonable
+from docex_ops.cli.output import to_jsonable
 from docex_ops.tenancy import validate_tenant_id
 
 COLUMNS = ("time", "operator", "tenant", "action", "target", "outcome", "detail")

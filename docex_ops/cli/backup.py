@@ -16,7 +16,7 @@ from docex_ops.cli.common import (
     progress,
     state,
 )
-from docex_ops.output import human_bytes
+from docex_ops.cli.output import human_bytes
 
 _PG_BIN = click.option("--pg-bin", type=click.Path(file_okay=False),
                        help="Folder holding pg_dump/pg_restore/psql (default: PATH).")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from docex_ops import cleanup as ops
+from docex_ops.cleanup import run as ops
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, state
 
 

@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import click
 
-from docex_ops.config import ConfigError, Settings, load_settings
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.output import FORMATS, render
+from docex_ops.cli.output import FORMATS, render
+from docex_ops.config.settings import ConfigError, Settings, load_settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.tenancy import TenantIdError
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -7,8 +7,8 @@ import sys
 import click
 
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, state
+from docex_ops.cli.output import render_table
 from docex_ops.isolation import CHECKS, CheckResult, Status, placement, verify_isolation
-from docex_ops.output import render_table
 
 COLUMNS = ("check", "tenant", "status", "object", "detail")
 FLEET_COLUMNS = ("server", *COLUMNS)

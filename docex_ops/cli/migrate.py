@@ -13,12 +13,12 @@ import click
 from docex_ops import migrate as ops
 from docex_ops.backends import Backend
 from docex_ops.backends.base import FOREIGN, UNREADABLE
-from docex_ops.backends.fleet_view import PlacementProblem
+from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
-from docex_ops.guards import DEFAULT_SAFETY_DIR
+from docex_ops.cli.output import to_jsonable
 from docex_ops.migrate import fleet as fleet_ops
-from docex_ops.output import to_jsonable
-from docex_ops.placement import fleet_of
+from docex_ops.topology.fleet_view import PlacementProblem
+from docex_ops.topology.placement import fleet_of
 
 
 def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -11,7 +11,6 @@ import click
 
 from docex_ops import split as ops
 from docex_ops.backends import Backend, make_backend
-from docex_ops.backends.split_source import SplitSource, parse_source
 from docex_ops.cli.common import (
     OperationFailed,
     UsageProblem,
@@ -21,8 +20,9 @@ from docex_ops.cli.common import (
     progress,
     state,
 )
-from docex_ops.config import load_settings
-from docex_ops.schema import TABLE_NAMES
+from docex_ops.config.settings import load_settings
+from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.split.source import SplitSource, parse_source
 
 F = TypeVar("F", bound=Callable[..., Any])
 

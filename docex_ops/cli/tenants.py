@@ -7,14 +7,16 @@ from typing import Any
 
 import click
 
-from docex_ops import moves, placement, rebalance
-from docex_ops import tenants as ops
 from docex_ops.backends.base import FOREIGN, UNREADABLE, TenantLockedError
-from docex_ops.cleanup import find_leftovers
+from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
+from docex_ops.cleanup.run import find_leftovers
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
-from docex_ops.guards import DEFAULT_SAFETY_DIR
-from docex_ops.output import human_bytes
+from docex_ops.cli.output import human_bytes
+from docex_ops.move import rebalance
+from docex_ops.move import run as moves
 from docex_ops.tenancy import validate_all
+from docex_ops.tenants import lifecycle as ops
+from docex_ops.topology import placement
 
 
 @click.group()

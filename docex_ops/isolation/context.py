@@ -11,15 +11,15 @@ from typing import TypeVar, cast
 from sqlalchemy.engine import Connection
 
 from docex_ops.backends.base import Backend
-from docex_ops.config import Settings
+from docex_ops.config.settings import Settings
 from docex_ops.isolation.results import CheckResult, waived
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 T = TypeVar("T")
 
 
 @dataclass
-class AuditContext:
+class IsolationContext:
     manager: TenantDatabaseManager
     tenants: dict[str, str]           # every discovered tenant: id -> schema name or file path
     subjects: list[str]               # the tenants being judged (all, or --tenant ...)

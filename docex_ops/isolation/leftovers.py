@@ -5,13 +5,13 @@ that is running (a restore copy also holds a tenant's rows)."""
 from __future__ import annotations
 
 from docex_ops.backends import leftovers
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.results import DEPLOYMENT, CheckResult, Status, warn
 
 NAME = "leftovers"
 
 
-def check_leftovers(ctx: AuditContext) -> list[CheckResult]:
+def check_leftovers(ctx: IsolationContext) -> list[CheckResult]:
     found = leftovers.find(ctx.backend)
     if not found:
         return [CheckResult(NAME, DEPLOYMENT, Status.PASS, "-",

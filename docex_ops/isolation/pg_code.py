@@ -10,9 +10,9 @@ is a FAIL with the DROP that removes it, unless accepted with ``--allow``.
 
 from __future__ import annotations
 
-from docex_ops.backends import postgres_audit_code as code
+from docex_ops.isolation import pg_facts_code as code
 from docex_ops.isolation import pg_remedy
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.results import CheckResult, fail, with_passes
 
 NAME = "code"
@@ -20,7 +20,7 @@ _RUNS_AS = "runs with the rights of whoever calls it or writes the table (the ap
            "a restore, the operator)"
 
 
-def check_code(ctx: AuditContext) -> list[CheckResult]:
+def check_code(ctx: IsolationContext) -> list[CheckResult]:
     findings = []
     for obj in code.tenant_code(ctx.require_catalog(), ctx.subject_locations()):
         names = pg_remedy.allow_names(obj.address)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from docex_ops.backends import postgres_audit as audit
 from docex_ops.backends.pg_sql import quote_ident
-from docex_ops.backends.postgres_audit_code import ObjectAddress
-from docex_ops.ddl import table_statements
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation import pg_facts
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.expected import EXPECTED_TABLES, kind_label, missing_tables
+from docex_ops.isolation.pg_facts_code import ObjectAddress
 from docex_ops.isolation.pg_remedy import drop
 from docex_ops.isolation.results import CheckResult, fail, warn, with_passes
+from docex_ops.schema.ddl import table_statements
 
 NAME = "contents"
 
 
-def check_contents(ctx: AuditContext) -> list[CheckResult]:
-    objects = audit.schema_objects(ctx.require_catalog(), ctx.subject_locations())
+def check_contents(ctx: IsolationContext) -> list[CheckResult]:
+    objects = pg_facts.schema_objects(ctx.require_catalog(), ctx.subject_locations())
     tables: dict[str, set[str]] = {s: set() for s in ctx.subject_locations()}
     findings: list[CheckResult] = []
     for obj in objects:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from docex_ops.backends import postgres_audit_access as access
 from docex_ops.backends.pg_sql import quote_ident
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation import pg_facts_access as access
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.pg_remedy import role_sql
 from docex_ops.isolation.results import DEPLOYMENT, CheckResult, fail, with_passes
 from docex_ops.tenancy import role_name_for
@@ -28,7 +28,7 @@ _ORDER = ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRI
 _BUILT_IN = {("f", access.PUBLIC, "EXECUTE"), ("T", access.PUBLIC, "USAGE")}
 
 
-def check_default_privileges(ctx: AuditContext) -> list[CheckResult]:
+def check_default_privileges(ctx: IsolationContext) -> list[CheckResult]:
     role_of = {t: role_name_for(t) for t in ctx.tenants}
     tenant_of_role = {r: t for t, r in role_of.items()}
     operators = ctx.operator_roles
@@ -51,7 +51,7 @@ def check_default_privileges(ctx: AuditContext) -> list[CheckResult]:
                        also_flagged=flagged)
 
 
-def _finding(ctx: AuditContext, key: tuple[str, str, str, str], privileges: list[str],
+def _finding(ctx: IsolationContext, key: tuple[str, str, str, str], privileges: list[str],
              tenant_of_role: dict[str, str]) -> CheckResult:
     role, schema, objtype, grantee = key
     objects = OBJECT_TYPES.get(objtype, objtype)

@@ -7,8 +7,8 @@ one tenant serves the next tenant's transactions, so the route leaks.
 
 from __future__ import annotations
 
-from docex_ops.backends import postgres_audit as audit
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation import pg_facts
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.results import DEPLOYMENT, CheckResult, Status, warn
 
 NAME = "pooler"
@@ -17,12 +17,12 @@ _LEAK = ("if it runs in transaction mode, the search_path set at connect time le
          "tenants: use session mode, or route with SET LOCAL inside each transaction")
 
 
-def check_pooler(ctx: AuditContext) -> list[CheckResult]:
-    facts = audit.server_facts(ctx.require_catalog())
+def check_pooler(ctx: IsolationContext) -> list[CheckResult]:
+    facts = pg_facts.server_facts(ctx.require_catalog())
     return judge_pooler(ctx.settings.postgres.port, facts)
 
 
-def judge_pooler(configured_port: int, facts: audit.ServerFacts) -> list[CheckResult]:
+def judge_pooler(configured_port: int, facts: pg_facts.ServerFacts) -> list[CheckResult]:
     findings = []
     if configured_port != facts.server_port:
         findings.append(warn(NAME, DEPLOYMENT, f"port {configured_port}",

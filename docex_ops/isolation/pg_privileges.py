@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from docex_ops.backends import postgres_audit as audit
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation import pg_facts
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.pg_remedy import owner_to, revoke, revoke_membership
 from docex_ops.isolation.pg_roles import first_step, walk
 from docex_ops.isolation.results import DEPLOYMENT, CheckResult, Status, fail, warn, with_passes
@@ -17,11 +17,11 @@ READERS = "readers"
 PUBLIC = "PUBLIC"
 
 
-def check_privileges(ctx: AuditContext) -> list[CheckResult]:
+def check_privileges(ctx: IsolationContext) -> list[CheckResult]:
     conn = ctx.require_catalog()
     schemas = ctx.subject_locations()
     role_of = {t: role_name_for(t) for t in ctx.tenants}
-    graph = audit.role_graph(conn, list(role_of.values()))
+    graph = pg_facts.role_graph(conn, list(role_of.values()))
     tenant_of_role = {r: t for t, r in role_of.items() if r in graph.existing}
     # Every right a tenant role holds comes from itself or a role it belongs to: per
     # right holder, the tenant roles that hold its rights (one lookup per grant).
@@ -30,7 +30,7 @@ def check_privileges(ctx: AuditContext) -> list[CheckResult]:
         for held in walk(tenant_role, graph.member_of):
             holders.setdefault(held, set()).add(tenant_role)
     findings: list[CheckResult] = []
-    for g in audit.grants(conn, schemas):
+    for g in pg_facts.grants(conn, schemas):
         tenant, obj = ctx.tenant_of[g.schema], _object(g.schema, g.object)
         names = _names(g.schema, g.object)
         if g.grantee == PUBLIC:
@@ -44,7 +44,7 @@ def check_privileges(ctx: AuditContext) -> list[CheckResult]:
             findings.append(fail(PRIVILEGES, tenant, obj,
                                  f"role {role} of tenant {tenant_of_role[role]!r} has "
                                  f"{g.privilege}{via}; revoke it", remedy=remedy))
-    for o in audit.owners(conn, schemas):
+    for o in pg_facts.owners(conn, schemas):
         tenant, obj = ctx.tenant_of[o.schema], _object(o.schema, o.object)
         own = role_of[tenant]
         rightful = own if own in graph.existing else ctx.settings.postgres.user
@@ -68,20 +68,20 @@ def check_privileges(ctx: AuditContext) -> list[CheckResult]:
     return results
 
 
-def check_readers(ctx: AuditContext) -> list[CheckResult]:
+def check_readers(ctx: IsolationContext) -> list[CheckResult]:
     """Informational: who, besides owners and superusers, can read each tenant."""
     conn = ctx.require_catalog()
     schemas = ctx.subject_locations()
-    graph = audit.role_graph(conn, [])
+    graph = pg_facts.role_graph(conn, [])
     usage: dict[str, set[str]] = {s: set() for s in schemas}
     select: dict[str, set[str]] = {s: set() for s in schemas}
-    for g in audit.grants(conn, schemas):
+    for g in pg_facts.grants(conn, schemas):
         if not g.object and g.privilege == "USAGE":
             usage[g.schema].add(g.grantee)
         elif g.object and g.privilege == "SELECT":
             select[g.schema].add(g.grantee)
     members = _members(graph.member_of)
-    owner = {o.schema: o.owner for o in audit.owners(conn, schemas) if not o.object}
+    owner = {o.schema: o.owner for o in pg_facts.owners(conn, schemas) if not o.object}
     results = []
     for schema in schemas:
         readers = (usage[schema] & select[schema]) | members.get(owner[schema], set())

@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from docex_ops.backends import postgres_probe as probe
 from docex_ops.backends.postgres import PostgresBackend
+from docex_ops.isolation import pg_probe_session as probe
 from docex_ops.isolation import pg_remedy
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.pg_roles import Graph, role_facts
 from docex_ops.isolation.results import DEPLOYMENT, CheckResult, Status, fail, warn
 from docex_ops.tenancy import role_name_for
@@ -35,7 +35,7 @@ WORKERS = 3   # actors probed at once, each on one connection of the admin pool
 CONTROL_TABLE = "docbasket"  # read as the tenant itself first: the probe works
 
 
-def check_probe(ctx: AuditContext) -> list[CheckResult]:
+def check_probe(ctx: IsolationContext) -> list[CheckResult]:
     graph = role_facts(ctx)
     with_role = [t for t in ctx.subjects if role_name_for(t) in graph.roles]
     if not with_role:
@@ -87,7 +87,7 @@ def neighbours(everyone: list[str], tenant: str, count: int) -> list[str]:
     return [everyone[(at + i) % len(everyone)] for i in range(1, len(everyone))][:count]
 
 
-def _probe_one(ctx: AuditContext, backend: PostgresBackend, graph: Graph, actor: str,
+def _probe_one(ctx: IsolationContext, backend: PostgresBackend, graph: Graph, actor: str,
                others: list[str], relations: dict[str, list[probe.Target]],
                shared: list[str]) -> list[CheckResult]:
     role, own = role_name_for(actor), ctx.tenants[actor]
@@ -128,7 +128,7 @@ def _probe_one(ctx: AuditContext, backend: PostgresBackend, graph: Graph, actor:
                         f"{' and '.join(shared)}, CREATE in public; rolled back")]
 
 
-def _success(ctx: AuditContext, graph: Graph, actor: str, role: str, schema: str, name: str,
+def _success(ctx: IsolationContext, graph: Graph, actor: str, role: str, schema: str, name: str,
              actions: list[str]) -> CheckResult:
     victim = ctx.tenant_of.get(schema)
     what = f"{schema}.{name}" if name else f"schema {schema}"
@@ -141,7 +141,7 @@ def _success(ctx: AuditContext, graph: Graph, actor: str, role: str, schema: str
     return ctx.judged(result, what, name) if name else ctx.judged(result, what)
 
 
-def _remedy(ctx: AuditContext, graph: Graph, role: str, schema: str, name: str,
+def _remedy(ctx: IsolationContext, graph: Graph, role: str, schema: str, name: str,
             actions: list[str]) -> str:
     """REVOKE each grant the role uses (its own or PUBLIC's), or the membership through
     which it holds one."""

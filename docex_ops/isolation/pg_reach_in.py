@@ -13,20 +13,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from docex_ops.backends import postgres_audit_code as code
-from docex_ops.backends.pg_move import replication_name
 from docex_ops.backends.pg_sql import quote_ident
+from docex_ops.isolation import pg_facts_code as code
 from docex_ops.isolation import pg_remedy
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.pg_references import names_in
 from docex_ops.isolation.pg_roles import role_facts
 from docex_ops.isolation.results import DEPLOYMENT, CheckResult, fail, with_passes
+from docex_ops.move.pg_online import replication_name
 from docex_ops.tenancy import TENANT_ROLE_PREFIX
 
 NAME = "reach_in"
 
 
-def check_reach_in(ctx: AuditContext) -> list[CheckResult]:
+def check_reach_in(ctx: IsolationContext) -> list[CheckResult]:
     conn = ctx.require_catalog()
     schemas = list(ctx.tenants.values())  # all: an object reaching any tenant is found
     reasons: dict[tuple[str, code.ObjectAddress], list[str]] = defaultdict(list)
@@ -50,7 +50,7 @@ def check_reach_in(ctx: AuditContext) -> list[CheckResult]:
                        also_flagged=ctx.subjects if everyone else ())
 
 
-def _finding(ctx: AuditContext, schema: str, obj: code.ObjectAddress,
+def _finding(ctx: IsolationContext, schema: str, obj: code.ObjectAddress,
              why: list[str]) -> CheckResult:
     tenant = ctx.tenant_of[schema]
     names = pg_remedy.allow_names(obj)
@@ -62,21 +62,21 @@ def _finding(ctx: AuditContext, schema: str, obj: code.ObjectAddress,
     return ctx.judged(result, *names)
 
 
-def _reaches_tenants(ctx: AuditContext, role: str) -> bool:
+def _reaches_tenants(ctx: IsolationContext, role: str) -> bool:
     """Whether ``role`` can reach any tenant: a superuser, an operator, a tenant role."""
     found = role_facts(ctx).roles.get(role)
     return bool(found and found.superuser) or role in ctx.operator_roles or (
         role.startswith(TENANT_ROLE_PREFIX))
 
 
-def _callable_by_others(ctx: AuditContext, definition: code.Definition) -> bool:
+def _callable_by_others(ctx: IsolationContext, definition: code.Definition) -> bool:
     """Whether someone besides the operators and superusers may EXECUTE it."""
     graph = role_facts(ctx)
     return any(r == "PUBLIC" or (r not in ctx.operator_roles and not (
         r in graph.roles and graph.roles[r].superuser)) for r in definition.executors)
 
 
-def _definer(ctx: AuditContext, definition: code.Definition, dynamic: bool) -> CheckResult:
+def _definer(ctx: IsolationContext, definition: code.Definition, dynamic: bool) -> CheckResult:
     """A SECURITY DEFINER routine outside the tenants, owned by a role that reaches them and
     callable by others: it names no tenant, yet what it does (or what it calls) runs with
     rights on every tenant. With dynamic SQL, whoever calls it picks the statement."""
@@ -92,7 +92,7 @@ def _definer(ctx: AuditContext, definition: code.Definition, dynamic: bool) -> C
     return ctx.judged(result, *names)
 
 
-def _publications(ctx: AuditContext, findings: list[CheckResult]) -> bool:
+def _publications(ctx: IsolationContext, findings: list[CheckResult]) -> bool:
     """Adds a FAIL per publication of tenant rows; True if one publishes every table."""
     conn = ctx.require_catalog()
     major = int((conn.dialect.server_version_info or (0,))[0])

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from docex_ops.backends import postgres_audit as audit
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation import pg_facts
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.pg_remedy import drop
 from docex_ops.isolation.results import CheckResult, fail, warn, with_passes
 
@@ -27,11 +27,11 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 Finding = tuple[CheckResult, str | None]
 
 
-def check_references(ctx: AuditContext) -> list[CheckResult]:
+def check_references(ctx: IsolationContext) -> list[CheckResult]:
     conn = ctx.require_catalog()
     schemas = list(ctx.tenants.values())  # all: a reference INTO a subject counts too
-    found = _dependency_findings(ctx, audit.cross_schema_dependencies(conn, schemas))
-    for source in audit.function_sources(conn, schemas):
+    found = _dependency_findings(ctx, pg_facts.cross_schema_dependencies(conn, schemas))
+    for source in pg_facts.function_sources(conn, schemas):
         found.extend(_function_findings(ctx, source))
     relevant = [(r, other) for r, other in dict.fromkeys(found)
                 if r.tenant in ctx.subject_set or other in ctx.subject_set]
@@ -40,7 +40,7 @@ def check_references(ctx: AuditContext) -> list[CheckResult]:
                        also_flagged={other for _, other in relevant if other})
 
 
-def _dependency_findings(ctx: AuditContext, deps: list[audit.Dependency]) -> list[Finding]:
+def _dependency_findings(ctx: IsolationContext, deps: list[pg_facts.Dependency]) -> list[Finding]:
     findings: list[Finding] = []
     for dep in deps:
         tenant = ctx.tenant_of[dep.schema]
@@ -62,7 +62,7 @@ def _dependency_findings(ctx: AuditContext, deps: list[audit.Dependency]) -> lis
     return findings
 
 
-def _function_findings(ctx: AuditContext, source: audit.FunctionSource) -> list[Finding]:
+def _function_findings(ctx: IsolationContext, source: pg_facts.FunctionSource) -> list[Finding]:
     tenant = ctx.tenant_of[source.schema]
     obj = f"function {source.schema}.{source.signature}"
     remedy = drop(source.address) if source.address else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from docex_ops.backends.pg_sql import quote_ident
-from docex_ops.backends.postgres_audit_code import ObjectAddress
+from docex_ops.isolation.pg_facts_code import ObjectAddress
 
 PUBLIC = "PUBLIC"
 

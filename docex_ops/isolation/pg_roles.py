@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from docex_ops.backends import postgres_audit as audit
-from docex_ops.backends import postgres_audit_access as access
-from docex_ops.isolation import pg_remedy
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation import pg_facts, pg_remedy
+from docex_ops.isolation import pg_facts_access as access
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.results import DEPLOYMENT, CheckResult, Status, fail, warn, with_passes
 from docex_ops.tenancy import role_name_for
 
@@ -78,11 +77,11 @@ def first_step(member_of: dict[str, frozenset[str]], member: str, group: str) ->
     return paths.get(group, group)
 
 
-def role_facts(ctx: AuditContext) -> Graph:
+def role_facts(ctx: IsolationContext) -> Graph:
     """The cluster's roles and memberships, read once per snapshot."""
     def read() -> Graph:
         conn = ctx.require_catalog()
-        member_of = audit.role_graph(conn, []).member_of
+        member_of = pg_facts.role_graph(conn, []).member_of
         members: dict[str, set[str]] = defaultdict(set)
         for member, groups in member_of.items():
             for group in groups:
@@ -92,7 +91,7 @@ def role_facts(ctx: AuditContext) -> Graph:
     return ctx.fact("roles", read)
 
 
-def check_roles(ctx: AuditContext) -> list[CheckResult]:
+def check_roles(ctx: IsolationContext) -> list[CheckResult]:
     graph = role_facts(ctx)
     operators = ctx.operator_roles
     own = {t: role_name_for(t) for t in ctx.tenants}
@@ -135,7 +134,7 @@ def _record(into: Reach, h: access.Holder, role: str, graph: Graph, new_owner: s
         into.remedy.append(pg_remedy.revoke([h.privilege], h.kind, h.names, role, h.args))
 
 
-def _finding(ctx: AuditContext, tenant: str, role: str, r: Reach, graph: Graph) -> CheckResult:
+def _finding(ctx: IsolationContext, tenant: str, role: str, r: Reach, graph: Graph) -> CheckResult:
     attrs = graph.roles.get(role)
     login = " (LOGIN)" if attrs and attrs.login else ""
     rls = ", BYPASSRLS: row-level security does not stop it" if attrs and attrs.bypassrls else ""
@@ -149,7 +148,7 @@ def _finding(ctx: AuditContext, tenant: str, role: str, r: Reach, graph: Graph) 
     return ctx.judged(result, role)
 
 
-def _members_of_everything(ctx: AuditContext, graph: Graph, trusted: frozenset[str] | set[str],
+def _members_of_everything(ctx: IsolationContext, graph: Graph, trusted: frozenset[str] | set[str],
                            findings: list[CheckResult]) -> bool:
     """A FAIL per role that belongs to an operator or to pg_read/write_all_data."""
     found = False
@@ -167,7 +166,7 @@ def _members_of_everything(ctx: AuditContext, graph: Graph, trusted: frozenset[s
     return found
 
 
-def _powerful_logins(ctx: AuditContext, graph: Graph, operators: frozenset[str],
+def _powerful_logins(ctx: IsolationContext, graph: Graph, operators: frozenset[str],
                      holders: list[access.Holder]) -> list[CheckResult]:
     """Superusers (or who can become one), CREATEROLE and BYPASSRLS logins, with what they
     reach."""
@@ -208,7 +207,7 @@ def _powerful_logins(ctx: AuditContext, graph: Graph, operators: frozenset[str],
     return rows
 
 
-def _major(ctx: AuditContext) -> int:
+def _major(ctx: IsolationContext) -> int:
     return int((ctx.require_catalog().dialect.server_version_info or (0,))[0])
 
 

@@ -19,25 +19,25 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from docex_ops.backends import postgres_audit as audit
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation import pg_facts
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.pg_contents import create_missing
 from docex_ops.isolation.results import CheckResult, Status, fail, warn
-from docex_ops.schema import TABLE_NAMES
+from docex_ops.schema.head import TABLE_NAMES
 
 NAME = "routing"
 # Tenant connections opened at once; each is opened, probed and closed.
 ROUTING_WORKERS = 8
 
 
-def check_routing(ctx: AuditContext) -> list[CheckResult]:
+def check_routing(ctx: IsolationContext) -> list[CheckResult]:
     already_open = set(ctx.manager.list_tenant_databases())
     with ThreadPoolExecutor(max_workers=ROUTING_WORKERS) as pool:
         per_tenant = list(pool.map(lambda t: _check_tenant(ctx, t, already_open), ctx.subjects))
     return [r for results in per_tenant for r in results]
 
 
-def _check_tenant(ctx: AuditContext, tenant: str, already_open: set[str]) -> list[CheckResult]:
+def _check_tenant(ctx: IsolationContext, tenant: str, already_open: set[str]) -> list[CheckResult]:
     obj = f"connection of tenant {tenant}"
     try:
         probe = _probe(ctx, tenant)
@@ -55,19 +55,20 @@ def _check_tenant(ctx: AuditContext, tenant: str, already_open: set[str]) -> lis
                         f"{ctx.tenants[tenant]}.docbasket and was rolled back")]
 
 
-def _probe(ctx: AuditContext, tenant: str) -> audit.RoutingProbe:
+def _probe(ctx: IsolationContext, tenant: str) -> pg_facts.RoutingProbe:
     engine = ctx.manager.get_tenant_engine(tenant)
     canary = f"bas_{uuid.uuid4().hex}"
     now = datetime.now(UTC).replace(tzinfo=None)
     with engine.connect() as conn:
         transaction = conn.begin()
         try:
-            return audit.probe_routing(conn, TABLE_NAMES, canary, now)
+            return pg_facts.probe_routing(conn, TABLE_NAMES, canary, now)
         finally:
             transaction.rollback()  # the canary never exists outside this transaction
 
 
-def judge_probe(ctx: AuditContext, tenant: str, probe: audit.RoutingProbe) -> list[CheckResult]:
+def judge_probe(ctx: IsolationContext, tenant: str,
+                probe: pg_facts.RoutingProbe) -> list[CheckResult]:
     schema = ctx.tenants[tenant]
     obj = f"connection of tenant {tenant}"
     # A connection whose route is off carries session state (a SET without LOCAL): ending

@@ -9,9 +9,9 @@ unqualified query when the tenant's own table is missing.
 
 from __future__ import annotations
 
-from docex_ops.backends import postgres_audit as audit
 from docex_ops.backends.pg_sql import quote_ident
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation import pg_facts
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.expected import SHADOWABLE_NAMES, kind_label
 from docex_ops.isolation.pg_remedy import rename
 from docex_ops.isolation.results import DEPLOYMENT, CheckResult, Status, fail, warn
@@ -33,8 +33,8 @@ def parse_search_path(value: str, current_user: str) -> list[str]:
     return names
 
 
-def check_search_path(ctx: AuditContext) -> list[CheckResult]:
-    facts = audit.server_facts(ctx.require_catalog())
+def check_search_path(ctx: IsolationContext) -> list[CheckResult]:
+    facts = pg_facts.server_facts(ctx.require_catalog())
     path = parse_search_path(facts.configured_search_path, facts.current_user)
     obj = f"search_path (set in {facts.search_path_source})"
     remedy = _without_tenants(ctx, facts)
@@ -51,7 +51,7 @@ def check_search_path(ctx: AuditContext) -> list[CheckResult]:
     return findings
 
 
-def _without_tenants(ctx: AuditContext, facts: audit.ServerFacts) -> str:
+def _without_tenants(ctx: IsolationContext, facts: pg_facts.ServerFacts) -> str:
     """The same default search_path, set where it is set, without the tenant schemas."""
     kept = [part.strip() for part in facts.configured_search_path.split(",") if part.strip()
             and parse_search_path(part, facts.current_user)[0] not in ctx.tenant_of]
@@ -69,15 +69,15 @@ def _without_tenants(ctx: AuditContext, facts: audit.ServerFacts) -> str:
         f"ALTER {target} RESET search_path;"
 
 
-def check_shadowing(ctx: AuditContext) -> list[CheckResult]:
+def check_shadowing(ctx: IsolationContext) -> list[CheckResult]:
     conn = ctx.require_catalog()
-    facts = audit.server_facts(conn)
+    facts = pg_facts.server_facts(conn)
     configured = parse_search_path(facts.configured_search_path, facts.current_user)
     shared = [s for s in dict.fromkeys([*DOCEX_SHARED_SCHEMAS, *configured])
-              if s not in ctx.tenant_of and s not in audit.SYSTEM_SCHEMAS]
-    shared = audit.existing_schemas(conn, shared)
+              if s not in ctx.tenant_of and s not in pg_facts.SYSTEM_SCHEMAS]
+    shared = pg_facts.existing_schemas(conn, shared)
     findings = []
-    for obj in audit.objects_named(conn, shared, SHADOWABLE_NAMES):
+    for obj in pg_facts.objects_named(conn, shared, SHADOWABLE_NAMES):
         name = f"{obj.schema}.{obj.name}"
         if obj.kind == "function":
             findings.append(warn(SHADOWING, DEPLOYMENT, name,

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from docex_ops.backends import postgres_audit_access as access
 from docex_ops.backends.pg_sql import quote_ident
-from docex_ops.backends.postgres_audit import SYSTEM_SCHEMAS
+from docex_ops.isolation import pg_facts_access as access
 from docex_ops.isolation import pg_remedy
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation.context import IsolationContext
+from docex_ops.isolation.pg_facts import SYSTEM_SCHEMAS
 from docex_ops.isolation.pg_roles import Graph, role_facts
 from docex_ops.isolation.pg_search_path import DOCEX_SHARED_SCHEMAS, parse_search_path
 from docex_ops.isolation.results import DEPLOYMENT, CheckResult, Status, fail
@@ -32,7 +32,7 @@ _USER = "$user"
 EVERYONE = ""  # a path every connection may start with (database, server, DocEX's own)
 
 
-def path_schemas(ctx: AuditContext) -> dict[str, dict[str, set[str]]]:
+def path_schemas(ctx: IsolationContext) -> dict[str, dict[str, set[str]]]:
     """Every non-tenant schema some connection searches -> where it is put on the path ->
     whose connections search it (EVERYONE, or the one role an ALTER ROLE names)."""
     found: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -51,7 +51,7 @@ def path_schemas(ctx: AuditContext) -> dict[str, dict[str, set[str]]]:
     return {s: w for s, w in found.items() if s not in ctx.tenant_of and s not in system}
 
 
-def check_writable_path(ctx: AuditContext) -> list[CheckResult]:
+def check_writable_path(ctx: IsolationContext) -> list[CheckResult]:
     graph = role_facts(ctx)
     on_path = path_schemas(ctx)
     operators = ctx.operator_roles
@@ -81,7 +81,7 @@ def check_writable_path(ctx: AuditContext) -> list[CheckResult]:
     return findings
 
 
-def _finding(ctx: AuditContext, schema: str, where: str, role: str, holder: str, owner: str,
+def _finding(ctx: IsolationContext, schema: str, where: str, role: str, holder: str, owner: str,
              graph: Graph, tenant: str | None) -> CheckResult:
     who = ("PUBLIC (every role)" if role == access.PUBLIC else
            f"the role {role} of tenant {tenant!r}" if tenant else f"role {role}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from docex_ops.backends.fleet_view import PlacementProblem
 from docex_ops.isolation.results import CheckResult, fail
+from docex_ops.topology.fleet_view import PlacementProblem
 
 NAME = "placement"
 SUMMARY = ("(several servers) the tenant directory and the servers agree on where each "

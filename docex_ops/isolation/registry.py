@@ -27,7 +27,7 @@ from docex_ops.isolation import (
     sqlite_contents,
     sqlite_files,
 )
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.results import CheckResult
 
 POSTGRESQL = "postgresql"
@@ -38,7 +38,7 @@ SQLITE = "sqlite"
 class Check:
     name: str
     kind: str
-    run: Callable[[AuditContext], list[CheckResult]]
+    run: Callable[[IsolationContext], list[CheckResult]]
     summary: str
     needs_catalog: bool = True
     live: bool = False  # acts on the server (connections, rolled-back writes), not catalog only

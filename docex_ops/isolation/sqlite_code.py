@@ -14,15 +14,15 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from docex_ops.backends.sqlite_audit import read_contents
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.results import CheckResult, fail, with_passes
+from docex_ops.isolation.sqlite_facts import read_contents
 
 NAME = "code"
 CODE_TYPES = ("view", "trigger")
 
 
-def check_code(ctx: AuditContext) -> list[CheckResult]:
+def check_code(ctx: IsolationContext) -> list[CheckResult]:
     findings = []
     for tenant in ctx.subjects:
         location = ctx.tenants[tenant]

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from docex_ops.backends.sqlite_audit import SqliteContents, read_contents
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.expected import EXPECTED_TABLES, missing_tables
 from docex_ops.isolation.results import CheckResult, fail, warn, with_passes
 from docex_ops.isolation.sqlite_code import CODE_TYPES
+from docex_ops.isolation.sqlite_facts import SqliteContents, read_contents
 
 INTEGRITY = "integrity"
 CONTENTS = "contents"
 
 
-def check_integrity(ctx: AuditContext) -> list[CheckResult]:
+def check_integrity(ctx: IsolationContext) -> list[CheckResult]:
     findings = []
     for tenant in ctx.subjects:
         contents = read_contents(Path(ctx.tenants[tenant]))
@@ -31,7 +31,7 @@ def check_integrity(ctx: AuditContext) -> list[CheckResult]:
     return with_passes(INTEGRITY, ctx.subjects, findings, "-", "PRAGMA quick_check ok")
 
 
-def check_contents(ctx: AuditContext) -> list[CheckResult]:
+def check_contents(ctx: IsolationContext) -> list[CheckResult]:
     findings: list[CheckResult] = []
     for tenant in ctx.subjects:
         findings.extend(judge_contents(ctx, tenant, read_contents(Path(ctx.tenants[tenant]))))
@@ -39,7 +39,8 @@ def check_contents(ctx: AuditContext) -> list[CheckResult]:
                        "DocEX tables present, nothing unexpected")
 
 
-def judge_contents(ctx: AuditContext, tenant: str, contents: SqliteContents) -> list[CheckResult]:
+def judge_contents(ctx: IsolationContext, tenant: str,
+                   contents: SqliteContents) -> list[CheckResult]:
     location = ctx.tenants[tenant]
     if contents.error:
         return [fail(CONTENTS, tenant, location, f"cannot read the schema: {contents.error}")]

@@ -7,7 +7,7 @@ import stat
 from collections import defaultdict
 from pathlib import Path
 
-from docex_ops.isolation.context import AuditContext
+from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.results import CheckResult, fail, warn, with_passes
 
 LOCATION = "file_location"
@@ -17,13 +17,13 @@ SIDECARS = "sidecars"
 SIDECAR_SUFFIXES = ("-wal", "-journal", "-shm")
 
 
-def expected_realpath(ctx: AuditContext, path: Path) -> Path:
+def expected_realpath(ctx: IsolationContext, path: Path) -> Path:
     """Where the file is when nothing under the storage root is a link."""
     root = ctx.manager.settings.sqlite.storage_root
     return Path(os.path.realpath(root)) / path.relative_to(root)
 
 
-def check_location(ctx: AuditContext) -> list[CheckResult]:
+def check_location(ctx: IsolationContext) -> list[CheckResult]:
     findings = []
     for tenant in ctx.subjects:
         path = Path(ctx.tenants[tenant])
@@ -42,7 +42,7 @@ def check_location(ctx: AuditContext) -> list[CheckResult]:
                        "a regular file inside its own tenant directory")
 
 
-def check_sharing(ctx: AuditContext) -> list[CheckResult]:
+def check_sharing(ctx: IsolationContext) -> list[CheckResult]:
     by_inode: dict[tuple[int, int], list[str]] = defaultdict(list)
     links: dict[str, int] = {}
     for tenant, location in ctx.tenants.items():  # all tenants: sharing needs both ends
@@ -68,7 +68,7 @@ def check_sharing(ctx: AuditContext) -> list[CheckResult]:
     return with_passes(SHARING, ctx.subjects, findings, "-", "the file is the tenant's alone")
 
 
-def check_permissions(ctx: AuditContext) -> list[CheckResult]:
+def check_permissions(ctx: IsolationContext) -> list[CheckResult]:
     findings = []
     for tenant in ctx.subjects:
         path = Path(ctx.tenants[tenant])
@@ -90,7 +90,7 @@ def check_permissions(ctx: AuditContext) -> list[CheckResult]:
                        "neither file nor directory writable by group or others")
 
 
-def check_sidecars(ctx: AuditContext) -> list[CheckResult]:
+def check_sidecars(ctx: IsolationContext) -> list[CheckResult]:
     tenant_inodes = {}
     for tenant, location in ctx.tenants.items():
         try:

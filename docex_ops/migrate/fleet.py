@@ -14,7 +14,7 @@ from dataclasses import replace
 from docex_ops.backends import Backend, TenantInfo
 from docex_ops.migrate.plan import Plan, StatusReport
 from docex_ops.migrate.runner import RunOptions
-from docex_ops.placement import fleet_of, interleave_by_server
+from docex_ops.topology.placement import fleet_of, interleave_by_server
 
 
 def servers_of(tenants: list[TenantInfo], backend: Backend) -> dict[str, str]:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from docex_ops import audit
+from docex_ops import audit_trail
 from docex_ops.backends import Backend, TenantInfo
 from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.migrate.plan import Plan, Selection, make_plan, select_tenants
@@ -157,8 +157,8 @@ def _recording_task(backend: Backend, scripts: MigrationScripts, step_options: S
         result = migrate_tenant(backend, scripts, step, step_options)
         store.record(run_id, result)
         if result.status != "skipped":
-            audit.record("tenant.migrate", step.tenant_id, step.target or "base",
-                         audit.OK if result.ok else audit.FAILED,
+            audit_trail.record("tenant.migrate", step.tenant_id, step.target or "base",
+                         audit_trail.OK if result.ok else audit_trail.FAILED,
                          {"action": step.action, "from": result.from_rev, "run_id": run_id,
                           "path": result.path, "error": result.error,
                           "safety_backup": result.safety_backup})

@@ -1,4 +1,5 @@
-"""The revision history: resolving targets and rendering SQL once per step.
+"""The revision scripts: where they live, what head is, resolving targets and
+rendering SQL once per step, and the helpers revision scripts import.
 
 Linear history only (DocEX's is); a branched script directory is refused.
 """
@@ -8,15 +9,44 @@ from __future__ import annotations
 import io
 import threading
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
-from alembic import command
+from alembic import command, op
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from docex_ops.revisions import MIGRATIONS_DIR, alembic_config
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
-# config.attributes keys our env.py understands (see docex_ops.migrate.env).
+
+def alembic_config(ini_path: str | None = None) -> Config:
+    """An Alembic Config pointing at docex-ops' own scripts (inside the package,
+    so an installed docex-ops migrates without a checkout)."""
+    config = Config(ini_path) if ini_path else Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+@cache
+def script_directory() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    head = script_directory().get_current_head()
+    if head is None:  # pragma: no cover - the package always ships revisions
+        raise RuntimeError(f"no Alembic revisions found in {MIGRATIONS_DIR}")
+    return head
+
+
+def require_force(reason: str) -> None:
+    """Refuse a data-losing step unless the run was forced (``--force`` / ``-x force=1``)."""
+    if not op.get_context().opts.get(ATTR_FORCE):
+        raise RuntimeError(f"refusing to downgrade: {reason}; rerun with --force "
+                           "(alembic: -x force=1) after taking a backup")
+
+
+# config.attributes keys our env.py understands (see docex_ops.migrate.alembic_env).
 ATTR_CONNECTION = "connection"
 ATTR_RENDER_DIALECT = "docex_render_dialect"
 ATTR_FORCE = "docex_force"

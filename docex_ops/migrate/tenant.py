@@ -21,7 +21,7 @@ from docex_ops.migrate.scripts import (
     ATTR_FORCE,
     MigrationScripts,
 )
-from docex_ops.schema import TABLE_NAMES
+from docex_ops.schema.head import TABLE_NAMES
 
 ACTIONS = ("upgrade", "downgrade", "stamp")
 
@@ -97,8 +97,8 @@ def guard_downgrade(backend: Backend, scripts: MigrationScripts, conn: Connectio
     data is refused for a tenant holding rows in DocEX's tables (naming them) unless
     forced; forced, the tenant is backed up first, its tables held against writers from
     that backup to the commit (guards.ActGuard). Returns the backup's manifest."""
+    from docex_ops.backends.guards import DEFAULT_SAFETY_DIR, ActGuard
     from docex_ops.backup.create import safety_backup  # backup imports migrate
-    from docex_ops.guards import DEFAULT_SAFETY_DIR, ActGuard
 
     losses = scripts.data_loss(before, step.target)
     if not losses and not options.force:

@@ -8,28 +8,28 @@ For applications, in-process::
 
 from __future__ import annotations
 
-from docex_ops.manager import TenantDatabaseManager
-from docex_ops.pools.close_idle import (
-    CloseIdleResult,
-    IdleConnection,
-    find_idle,
-    parse_duration,
-    terminate,
-)
-from docex_ops.pools.render import render_report
-from docex_ops.pools.report import PoolReport, TenantUsage, build_report
+from typing import TYPE_CHECKING
 
+from docex_ops import lazy_exports
 
-def pool_report(manager: TenantDatabaseManager | None = None) -> PoolReport:
-    """The report for ``manager`` (default: the process' singleton), as data."""
-    return build_report(manager or TenantDatabaseManager())
-
-
-def render_pool_report(manager: TenantDatabaseManager | None = None, fmt: str = "table") -> str:
-    """The same report `docex-ops pools report` prints, joined with this process' pools."""
-    return render_report(pool_report(manager), fmt)
-
+if TYPE_CHECKING:
+    from docex_ops.cli.pools_render import render_pool_report, render_report
+    from docex_ops.pools.close_idle import (
+        CloseIdleResult,
+        IdleConnection,
+        find_idle,
+        parse_duration,
+        terminate,
+    )
+    from docex_ops.pools.report import PoolReport, TenantUsage, build_report, pool_report
 
 __all__ = ["CloseIdleResult", "IdleConnection", "PoolReport", "TenantUsage", "build_report",
            "find_idle", "parse_duration", "pool_report", "render_pool_report", "render_report",
            "terminate"]
+__getattr__ = lazy_exports(__name__, {
+    **dict.fromkeys(["CloseIdleResult", "IdleConnection", "find_idle", "parse_duration",
+                     "terminate"], "docex_ops.pools.close_idle"),
+    **dict.fromkeys(["PoolReport", "TenantUsage", "build_report", "pool_report"],
+                    "docex_ops.pools.report"),
+    **dict.fromkeys(["render_pool_report", "render_report"], "docex_ops.cli.pools_render"),
+})

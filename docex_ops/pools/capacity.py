@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from docex_ops.backends.base import ServerLimits
-from docex_ops.budget import derive_budget
-from docex_ops.config import PoolSettings
+from docex_ops.config.settings import PoolSettings
+from docex_ops.manager.budget import derive_budget
 
 
 @dataclass(frozen=True)

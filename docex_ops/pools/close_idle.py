@@ -8,9 +8,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from docex_ops.backends.pg_activity import IDLE_STATES
 from docex_ops.backends.postgres import PostgresBackend
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.pools.pg_activity import IDLE_STATES
 from docex_ops.pools.report import tenant_of_connection
 from docex_ops.tenancy import validate_tenant_id
 

@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from docex_ops.backends.base import TenantInfo
-from docex_ops.backends.fleet import FleetBackend
-from docex_ops.backends.pg_activity import IDLE_STATES, ServerConnection
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.backends.sqlite import SqliteBackend
-from docex_ops.backends.sqlite_usage import scan_open_files, wal_size
-from docex_ops.budget import derive_budget
-from docex_ops.manager import TenantDatabaseManager
+from docex_ops.manager.budget import derive_budget
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.pools.capacity import Capacity, assess_capacity
+from docex_ops.pools.pg_activity import IDLE_STATES, ServerConnection
+from docex_ops.pools.sqlite_usage import scan_open_files, wal_size
 from docex_ops.tenancy import TenantIdError, validate_tenant_id
+from docex_ops.topology.fleet import FleetBackend
 
 # A transaction left open this long holds locks and a connection: worth a WARN.
 IDLE_IN_TRANSACTION_WARN_S = 60.0
@@ -268,3 +268,8 @@ def _budget_source(manager: TenantDatabaseManager) -> str:
     if manager.settings.pool.max_total_connections is not None:
         return "configured"
     return "derived" if manager.settings.db_type == "postgresql" else "unbounded"
+
+
+def pool_report(manager: TenantDatabaseManager | None = None) -> PoolReport:
+    """The report for ``manager`` (default: the process' singleton), as data."""
+    return build_report(manager or TenantDatabaseManager())

@@ -14,24 +14,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from docex_ops import audit
+from docex_ops import audit_trail
 from docex_ops.backends import Backend
 from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.contents import GuardRefusal
-from docex_ops.backends.split_source import SplitSource
-from docex_ops.backends.split_target import TenantFill, copy_mode, open_fill, scratch_dir
+from docex_ops.backends.guards import ActGuard
 from docex_ops.backends.sqlite_paths import TenantFileError
-from docex_ops.ddl import head_ddl, version_table_ddl
 from docex_ops.executor import FailurePolicy, make_executor
-from docex_ops.guards import ActGuard
 from docex_ops.migrate import MigrationScripts, StepOptions, TenantStep, migrate_tenant
 from docex_ops.migrate.runner import upgrade_tenants
-from docex_ops.revisions import MIGRATIONS_DIR
-from docex_ops.schema import TABLE_NAMES
+from docex_ops.migrate.scripts import MIGRATIONS_DIR
+from docex_ops.schema.ddl import head_ddl, version_table_ddl
+from docex_ops.schema.head import TABLE_NAMES
 from docex_ops.split.mapping import BasketMapping
 from docex_ops.split.plan import PlanOptions, SplitPlan, make_plan
 from docex_ops.split.revision import source_revision
 from docex_ops.split.rules import COPY_ORDER, subset_where
+from docex_ops.split.source import SplitSource
+from docex_ops.split.target import TenantFill, copy_mode, open_fill, scratch_dir
 
 COPIED, COMPLETE, FAILED, REFUSED = "copied", "complete", "failed", "refused"
 
@@ -124,16 +124,18 @@ def split_tenant(source: SplitSource, backend: Backend, scripts: MigrationScript
         with open_fill(source, backend, tenant_id, token) as fill:
             status, rows = _fill(fill, plan, tenant_id, current)
     except (GuardRefusal, TenantFileError) as exc:  # a link: refused before any open
-        audit.record("tenant.split", tenant_id, location, audit.REFUSED, {"error": str(exc)})
+        audit_trail.record("tenant.split", tenant_id, location, audit_trail.REFUSED,
+                           {"error": str(exc)})
         return TenantSplit(tenant_id, location, REFUSED, 0, time.perf_counter() - started,
                            str(exc))
     except Exception as exc:  # noqa: BLE001 - reported per tenant, the others go on
         error = f"tenant {tenant_id!r}: {_describe(exc)}; rolled back"
-        audit.record("tenant.split", tenant_id, location, audit.FAILED, {"error": error})
+        audit_trail.record("tenant.split", tenant_id, location, audit_trail.FAILED,
+                           {"error": error})
         return TenantSplit(tenant_id, location, FAILED, 0, time.perf_counter() - started,
                            error)
     if status == COPIED:
-        audit.record("tenant.split", tenant_id, location, audit.OK,
+        audit_trail.record("tenant.split", tenant_id, location, audit_trail.OK,
                      {"rows": rows, "source": plan.source, "revision": plan.revision})
     return TenantSplit(tenant_id, location, status, rows, time.perf_counter() - started)
 

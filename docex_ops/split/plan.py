@@ -10,11 +10,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from docex_ops.backends.base import Backend
-from docex_ops.backends.split_source import SourceView, SplitSource
-from docex_ops.backends.split_target import scratch_dir
-from docex_ops.schema import TABLE_NAMES
+from docex_ops.schema.head import TABLE_NAMES
 from docex_ops.split.mapping import BasketMapping
 from docex_ops.split.rules import GLOBAL_TABLES, attribution_sql, total_sql
+from docex_ops.split.source import SourceView, SplitSource
+from docex_ops.split.target import scratch_dir
 from docex_ops.tenancy import TenantIdError, validate_tenant_id
 
 SKIP = "skip"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from docex_ops.backends import Backend, make_backend
 from docex_ops.backends.scratch_tenant import sqlite_in
-from docex_ops.backends.split_source import SourceSpec, SourceView
-from docex_ops.migrate.adopt import compare, reference_catalogs
+from docex_ops.migrate.adoption import compare, reference_catalogs
 from docex_ops.migrate.scripts import MigrationScripts
-from docex_ops.schema import TABLE_NAMES
+from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.split.source import SourceSpec, SourceView
 
 
 def source_revision(view: SourceView, spec: SourceSpec, backend: Backend,

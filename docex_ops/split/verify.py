@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from docex_ops.backends import Backend
-from docex_ops.backends.split_source import SplitSource
-from docex_ops.backends.split_target import open_fill, scratch_dir
-from docex_ops.schema import TABLE_NAMES
+from docex_ops.schema.head import TABLE_NAMES
 from docex_ops.split.copy import mismatches
 from docex_ops.split.mapping import BasketMapping
 from docex_ops.split.plan import PlanOptions, SplitPlan, make_plan
 from docex_ops.split.rules import GLOBAL_TABLES
+from docex_ops.split.source import SplitSource
+from docex_ops.split.target import open_fill, scratch_dir
 
 
 class _ReadOnly(Exception):

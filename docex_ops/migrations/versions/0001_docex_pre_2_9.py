@@ -1,7 +1,7 @@
 """DocEX before 2.9: the baseline layout.
 
 ``document_metadata`` still has ``profile`` and ``group_id``; object paths
-are ``varchar(255)``. The definitions are frozen in docex_ops/history.py (not
+are ``varchar(255)``. The definitions are frozen in docex_ops/schema/history.py (not
 taken from schema.py), so this revision stays what it was when the model
 moves on.
 
@@ -12,8 +12,8 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from docex_ops.history import INDEXES, TABLES, pre_2_9_items
-from docex_ops.revision_tools import require_force
+from docex_ops.migrate.scripts import require_force
+from docex_ops.schema.history import INDEXES, TABLES, pre_2_9_items
 
 revision = "0001_docex_pre_2_9"
 down_revision = None

@@ -9,7 +9,7 @@ Revises: 0001_docex_pre_2_9
 import sqlalchemy as sa
 from alembic import op
 
-from docex_ops.history import pre_2_9_table
+from docex_ops.schema.history import pre_2_9_table
 
 revision = "0002_docex_2_9_9"
 down_revision = "0001_docex_pre_2_9"

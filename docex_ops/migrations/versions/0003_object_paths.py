@@ -7,8 +7,8 @@ Revises: 0002_docex_2_9_9
 import sqlalchemy as sa
 from alembic import op
 
-from docex_ops.history import pre_2_9_table
-from docex_ops.revision_tools import require_force
+from docex_ops.migrate.scripts import require_force
+from docex_ops.schema.history import pre_2_9_table
 
 revision = "0003_object_paths"
 down_revision = "0002_docex_2_9_9"

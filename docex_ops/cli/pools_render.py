@@ -1,0 +1,96 @@
+"""The pool report as text (table) or JSON: the same output the CLI prints."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from docex_ops.cli.output import human_bytes, render_json, render_table
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.pools.capacity import Capacity
+from docex_ops.pools.report import (
+    OtherConnection,
+    PoolReport,
+    ServerUsage,
+    TenantUsage,
+    pool_report,
+)
+
+TENANT_COLUMNS = ("tenant", "total", "active", "idle", "idle_in_tx", "longest_idle_in_tx_s",
+                  "oldest_s", "process_open", "process_checked_out", "known")
+
+
+def render_report(report: PoolReport, fmt: str = "table") -> str:
+    if fmt == "json":
+        return render_json(asdict(report))
+    return "\n".join(_table_sections(report))
+
+
+def _table_sections(report: PoolReport) -> list[str]:
+    lines = [f"{report.backend} {report.target} at {report.generated_at:%Y-%m-%d %H:%M:%S}Z"]
+    if report.servers:
+        return lines + _fleet_sections(report)
+    assert report.capacity is not None
+    if report.server is not None:
+        lines.append(_server_line(report.server))
+    lines += _budget_lines(report.capacity, report.process)
+    lines.extend(f"WARN {w}" for w in report.warnings)
+    lines += _connection_tables(report.tenants, report.other_connections, report.server)
+    if report.backend == "sqlite":
+        files = [{"tenant": f.tenant_id, "size": human_bytes(f.size_bytes),
+                  "wal": human_bytes(f.wal_bytes), "held_open_by": f.holders or None,
+                  "path": f.path} for f in report.files]
+        lines += ["", "tenant files:", render_table(files)]
+    return lines
+
+
+def _fleet_sections(report: PoolReport) -> list[str]:
+    """Totals and every warning first, then each server with its own tables."""
+    lines = [_process_line(report.process, "this process, all servers")]
+    lines.extend(f"WARN {w}" for w in report.warnings)
+    for section in report.servers:
+        lines += ["", f"== server {section.name} ({section.target})",
+                  _server_line(section.usage), *_budget_lines(section.capacity, section.process)]
+        lines += _connection_tables(
+            [t for t in report.tenants if t.server == section.name],
+            [o for o in report.other_connections if o.server == section.name], section.usage)
+    return lines
+
+
+def _server_line(srv: ServerUsage) -> str:
+    return (f"server: {srv.client_connections} of {srv.available} connections in use "
+            f"(max_connections {srv.max_connections}, superuser_reserved "
+            f"{srv.superuser_reserved_connections}, reserved {srv.reserved_connections}); "
+            f"docex tenants {srv.tenant_connections}, no tenant {srv.other_connections}")
+
+
+def _budget_lines(cap: Capacity, process: dict[str, Any]) -> list[str]:
+    budget = "unbounded" if cap.budget is None else f"{cap.budget} ({cap.budget_source})"
+    limit = "" if cap.server_available is None else f" vs {cap.server_available} on the server"
+    return [f"capacity: {cap.tenants} tenants x ({cap.pool_size} + {cap.max_overflow}) = "
+            f"{cap.worst_case} worst case{limit}; budget per process {budget}",
+            _process_line(process, "this process")]
+
+
+def _process_line(proc: dict[str, Any], who: str) -> str:
+    return (f"{who}: {proc['open']} open tenant connections, peak {proc['peak']}, "
+            f"{proc['waiting']} waiting, {proc['timeouts']} budget timeouts")
+
+
+def _connection_tables(tenants: list[TenantUsage], others: list[OtherConnection],
+                       server: ServerUsage | None) -> list[str]:
+    rows = [{"tenant": t.tenant_id, "total": t.total, "active": t.active, "idle": t.idle,
+             "idle_in_tx": t.idle_in_transaction,
+             "longest_idle_in_tx_s": t.longest_idle_in_transaction_s, "oldest_s": t.oldest_s,
+             "process_open": t.process_open, "process_checked_out": t.process_checked_out,
+             "known": t.known} for t in tenants]
+    lines = ["", "tenant connections:", render_table(rows, TENANT_COLUMNS)]
+    if server is not None:
+        shown = [{k: v for k, v in asdict(o).items() if k != "server"} for o in others]
+        lines += ["", "connections of no tenant:", render_table(shown)]
+    return lines
+
+
+def render_pool_report(manager: TenantDatabaseManager | None = None, fmt: str = "table") -> str:
+    """The same report `docex-ops pools report` prints, joined with this process' pools."""
+    return render_report(pool_report(manager), fmt)

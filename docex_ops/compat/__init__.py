@@ -1,0 +1,1 @@
+"""Compatibility layers: the small DocEX-compatible document API."""

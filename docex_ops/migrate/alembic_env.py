@@ -1,0 +1,99 @@
+"""What env.py runs: Alembic's context, handed over to docex-ops.
+
+Three situations:
+- docex-ops' own runner passes one tenant's connection in ``config.attributes``;
+- docex-ops renders a step's SQL once for a dialect (``docex_render_dialect``);
+- plain ``alembic`` CLI: visit every tenant (or ``-x tenant=a,b``) one by one,
+  each in its own transaction, with the same per-tenant connection the runner uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.runtime.environment import EnvironmentContext
+from sqlalchemy.engine import Connection
+
+from docex_ops.backends import Backend, make_backend
+from docex_ops.backends.scratch_tenant import scratch_tenant
+from docex_ops.config.settings import load_settings
+from docex_ops.migrate.scripts import ATTR_CONNECTION, ATTR_FORCE, ATTR_RENDER_DIALECT
+from docex_ops.schema.ddl import head_ddl
+from docex_ops.schema.head import metadata
+
+
+def run(context: EnvironmentContext) -> None:
+    config = context.config
+    x_args = context.get_x_argument(as_dictionary=True)
+    force = bool(config.attributes.get(ATTR_FORCE)) or x_args.get("force") in ("1", "true")
+    connection = config.attributes.get(ATTR_CONNECTION)
+    if connection is not None:
+        configure_connection(context, connection, force)
+        context.run_migrations()
+        return
+    dialect = config.attributes.get(ATTR_RENDER_DIALECT)
+    if dialect:
+        context.configure(dialect_name=dialect, transactional_ddl=False, literal_binds=True,
+                          render_as_batch=dialect == "sqlite", docex_force=force)
+        context.run_migrations()
+        return
+    backend = make_backend(load_settings(x_args.get("config")))
+    try:
+        if getattr(config.cmd_opts, "autogenerate", False):
+            _autogenerate(context, backend)
+        else:
+            _each_tenant(context, backend, _tenants(backend, x_args.get("tenant")), force)
+    finally:
+        backend.dispose()
+
+
+def configure_connection(context: EnvironmentContext, connection: Connection,
+                         force: bool, **extra: Any) -> None:
+    """Unqualified names everywhere: the connection's route decides the tenant."""
+    context.configure(connection=connection, target_metadata=metadata, compare_type=True,
+                      render_as_batch=connection.dialect.name == "sqlite",
+                      docex_force=force, **extra)
+
+
+def _tenants(backend: Backend, named: str | None) -> list[str]:
+    if named:
+        ids = [t.strip() for t in named.split(",") if t.strip()]
+        for tenant_id in ids:
+            backend.location(tenant_id)  # the tenant rules, before anything runs
+        return ids
+    return [t.tenant_id for t in backend.discover()]
+
+
+def _each_tenant(context: EnvironmentContext, backend: Backend, tenants: list[str],
+                 force: bool) -> None:
+    config = context.config
+    for tenant_id in tenants:
+        location = backend.location(tenant_id)
+        if context.is_offline_mode():
+            header = (f'SET search_path TO "{location}";' if backend.kind == "postgresql"
+                      else f"-- database file: {location}")
+            config.print_stdout(f"-- tenant {tenant_id}\n{header}")
+            context.configure(dialect_name=backend.kind, literal_binds=True,
+                              render_as_batch=backend.kind == "sqlite", docex_force=force)
+            with context.begin_transaction():
+                context.run_migrations()
+            continue
+        config.print_stdout(f"tenant {tenant_id} ({location})")
+        with backend.migration_connection(tenant_id) as conn:
+            configure_connection(context, conn, force)
+            context.run_migrations()
+            revision = backend.current_revision(conn)
+            if revision is not None:
+                backend.check_migrated(conn, tenant_id, revision, deep=True)
+
+
+def _autogenerate(context: EnvironmentContext, backend: Backend) -> None:
+    """Compare the models with a scratch tenant at head; the revision names no schema."""
+    from docex_ops.migrate.scripts import head_revision
+    from docex_ops.schema.ddl import version_table_ddl
+
+    with scratch_tenant(backend, "autogen") as (scratch, tenant_id):
+        scratch.create(tenant_id, head_ddl(backend.kind) + version_table_ddl(head_revision()))
+        with scratch.migration_connection(tenant_id) as conn:
+            configure_connection(context, conn, force=False)
+            context.run_migrations()

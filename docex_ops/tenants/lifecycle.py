@@ -1,0 +1,194 @@
+"""Tenant lifecycle operations: list, show, provision, drop. No printing here."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from docex_ops import audit_trail
+from docex_ops.backends import Backend, TenantInfo
+from docex_ops.backends.base import CORRUPT, LINKED, LOCKED, TenantLockedError
+from docex_ops.backends.contents import (
+    GuardRefusal,
+    HoldsRowsError,
+    TenantChangedError,
+    TenantContents,
+)
+from docex_ops.backends.guards import DEFAULT_SAFETY_DIR, ActGuard, act_with_retries
+from docex_ops.backup.create import safety_backup
+from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.schema.head import TABLE_NAMES, docbasket
+from docex_ops.tenancy import validate_all, validate_tenant_id
+from docex_ops.topology.placement import fleet_of, interrupted_drop
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    tenant_id: str
+    location: str
+    created: bool
+    verified: bool | None
+    seconds: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def list_tenants(manager: TenantDatabaseManager, with_size: bool = True) -> list[TenantInfo]:
+    return manager.backend.discover(with_size=with_size)
+
+
+def find_tenant(manager: TenantDatabaseManager, tenant_id: str) -> TenantInfo | None:
+    tenant_id = validate_tenant_id(tenant_id)
+    manager.backend.location(tenant_id)  # refuse ids the template cannot place
+    return next((t for t in list_tenants(manager) if t.tenant_id == tenant_id), None)
+
+
+def provision_tenants(manager: TenantDatabaseManager, tenant_ids: Sequence[str],
+                      verify: bool = False, jobs: int = 1,
+                      progress: ProgressFn | None = None) -> list[ProvisionResult]:
+    """Create each missing tenant (idempotent); optionally prove it works end to end.
+
+    Every id is checked before anything is created; with ``jobs`` > 1 tenants
+    are created in parallel, each in its own transaction. A failed tenant does
+    not stop the others.
+    """
+    ids = validate_all(tenant_ids)
+    locations = {t: manager.backend.location(t) for t in ids}  # all refused before any SQL
+
+    def provision_one(tenant_id: str) -> ProvisionResult:
+        started = time.perf_counter()
+        try:
+            created = manager.provision(tenant_id)
+            verified = verify_tenant(manager, tenant_id) if verify else None
+            error = None
+        except RuntimeError as exc:
+            created, verified, error = False, False if verify else None, str(exc)
+        return ProvisionResult(tenant_id, locations[tenant_id], created, verified,
+                               time.perf_counter() - started, error)
+
+    policy = FailurePolicy(continue_on_error=True)
+    return make_executor(provision_one, jobs, policy, progress).run(ids)
+
+
+def verify_tenant(manager: TenantDatabaseManager, tenant_id: str) -> bool:
+    """Write and delete a probe basket through the manager's routed connection."""
+    probe_id = f"bas_{uuid.uuid4().hex}"
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with manager.tenant_transaction(tenant_id) as session:
+        session.execute(insert(docbasket).values(
+            id=probe_id, name=f"docex-ops-probe-{probe_id}", description="docex-ops probe",
+            storage_config={}, status="active", created_at=now, updated_at=now))
+        seen = session.execute(
+            select(func.count()).select_from(docbasket).where(docbasket.c.id == probe_id)
+        ).scalar_one()
+        session.execute(delete(docbasket).where(docbasket.c.id == probe_id))
+    return seen == 1
+
+
+def tenant_contents(manager: TenantDatabaseManager, tenant_id: str) -> TenantContents | None:
+    """Rows of every table of one tenant (DocEX's and any other), read under the lock
+    timeout (TenantLockedError past it); None if it does not exist."""
+    return manager.backend.read_contents(validate_tenant_id(tenant_id))
+
+
+def count_rows(manager: TenantDatabaseManager, tenant_id: str) -> dict[str, int]:
+    """Rows per DocEX table of one tenant."""
+    contents = tenant_contents(manager, tenant_id)
+    rows = contents.rows if contents is not None else {}
+    return {name: rows.get(name, 0) for name in TABLE_NAMES}
+
+
+TenantHasDataError = HoldsRowsError  # the name callers know
+
+
+class TenantUnreadableError(RuntimeError):
+    """The tenant is linked, locked or corrupt: its rows cannot be known (exit 1)."""
+
+
+@dataclass(frozen=True)
+class DropResult:
+    info: TenantInfo
+    safety_backup: Path | None  # the backup taken first (--force): a manifest, or a byte copy
+    rows: int                   # what the tenant held when it was dropped
+
+
+def drop_tenant(manager: TenantDatabaseManager, tenant_id: str, allow_data: bool = False,
+                safety_dir: Path | None = None, pg_bin: str | None = None) -> DropResult:
+    """Drop an existing tenant; unknown ids are refused. Returns what was dropped.
+
+    Checked inside the dropping transaction, the tenant locked against writers
+    (guards.ActGuard): rows in any table refuse the drop unless ``allow_data``, and
+    then it is backed up into ``safety_dir`` first; objects outside that depend on
+    it, or a foreign schema, refuse it always.
+    """
+    info = find_tenant(manager, tenant_id)
+    if info is None and interrupted_drop(manager, tenant_id):  # finish it
+        info = TenantInfo(tenant_id, manager.backend.location(tenant_id), 0, None)
+    if info is None:
+        raise LookupError(f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}")
+    if info.condition in (LINKED, LOCKED) or (info.condition == CORRUPT and not allow_data):
+        # A link would drop another tenant's file; a lock or a corrupt file hides its rows.
+        audit_trail.record("tenant.drop", tenant_id, info.location, audit_trail.REFUSED,
+                     {"reason": info.detail, "force": allow_data})
+        raise TenantUnreadableError(f"not dropping: {info.detail}"
+                                    + ("; drop with --force to delete it anyway (a copy of "
+                                       "its bytes is kept first)"
+                                       if info.condition == CORRUPT else ""))
+    dest = safety_dir or DEFAULT_SAFETY_DIR
+    guard = ActGuard(tenant_id, "dropping it", allow_data,
+                     backup=lambda raw: safety_backup(_where_it_is(manager, tenant_id),
+                                                     tenant_id, dest, pg_bin, raw),
+                     hint="back it up, then drop with --force (docex-ops backs it up first)")
+    manager.close_tenant_connection(tenant_id)
+    detail: dict[str, object] = {"force": allow_data}
+    try:
+        act_with_retries(lambda: manager.backend.drop(tenant_id, guard))
+    except (GuardRefusal, TenantLockedError) as exc:
+        audit_trail.record("tenant.drop", tenant_id, info.location, audit_trail.REFUSED,
+                     {**detail, "reason": str(exc)})
+        raise
+    except (SQLAlchemyError, OSError, TenantChangedError) as exc:
+        audit_trail.record("tenant.drop", tenant_id, info.location, audit_trail.FAILED,
+                     {**detail, "error": str(exc).splitlines()[0]})
+        raise RuntimeError(f"tenant {tenant_id!r}: dropping {info.location} failed: "
+                           f"{str(exc).splitlines()[0]}") from exc
+    rows = guard.seen.total_rows if guard.seen is not None else 0
+    audit_trail.record("tenant.drop", tenant_id, info.location, audit_trail.OK,
+                 {**detail, "revision": info.revision, "rows": rows,
+                  "safety_backup": str(guard.safety_backup) if guard.safety_backup else None})
+    return DropResult(info, guard.safety_backup, rows)
+
+
+def _where_it_is(manager: TenantDatabaseManager, tenant_id: str) -> Backend:
+    """The backend that reads the tenant on its server whatever the directory says (a
+    fleet marks a tenant ``dropping`` before its server drops it, and the safety backup
+    is taken in between)."""
+    fleet = fleet_of(manager.backend)
+    placed = fleet.placement(tenant_id) if fleet is not None else None
+    return fleet.servers[placed.server] if fleet is not None and placed is not None \
+        else manager.backend
+
+
+def ensure_tenant_role(manager: TenantDatabaseManager, tenant_id: str) -> str:
+    """PostgreSQL: the login-less role ``docex_t_<id>`` owning only the tenant's schema
+    (on a fleet, on the tenant's server: roles are per server)."""
+    from docex_ops.backends.postgres import PostgresBackend
+    from docex_ops.tenants.roles import ensure_tenant_role as ensure_role
+
+    tenant_id = validate_tenant_id(tenant_id)
+    fleet = fleet_of(manager.backend)
+    backend = fleet.server_backend(tenant_id) if fleet is not None else manager.backend
+    if not isinstance(backend, PostgresBackend):
+        raise RuntimeError("tenant roles need PostgreSQL: SQLite has no roles")
+    return ensure_role(backend, tenant_id)[0]
