@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ from docex_ops.backends import Backend, make_backend
 from docex_ops.config.settings import Settings, load_settings
 from docex_ops.manager.budget import ConnectionBudget, EngineTracker, derive_budget
 from docex_ops.tenancy import TenantIdError, UserContext, validate_tenant_id
+from docex_ops.topology import Discovery, make_topology
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -97,6 +98,7 @@ class TenantDatabaseManager:
     def _setup(self, settings: Settings) -> None:
         self.settings = settings
         self.backend = make_backend(settings)
+        self.topology = make_topology(self.backend)
         audit_trail.configure(settings.audit_file)
         self._engines: OrderedDict[str, _TenantEngine] = OrderedDict()
         self._lock = threading.Lock()
@@ -113,6 +115,27 @@ class TenantDatabaseManager:
         self._budget_resolved = (set(self._budgets) if pool.max_total_connections is not None
                                  else set())
         self._budget_lock = threading.Lock()
+
+    # -- placement (the topology answers; see topology/base.py) -------------------------
+
+    @property
+    def servers(self) -> Mapping[str, Backend]:
+        """Each server by name, with the plain backend that speaks to it alone."""
+        return self.topology.servers
+
+    def server_of(self, tenant_id: str) -> str:
+        return self.topology.server_of(tenant_id)
+
+    def backend_of(self, tenant_id: str) -> Backend:
+        """The backend of the server that holds ``tenant_id``."""
+        return self.topology.backend_of(tenant_id)
+
+    def by_server(self, tenant_ids: Iterable[str]) -> dict[str, list[str]]:
+        return self.topology.by_server(tenant_ids)
+
+    def discover(self, with_size: bool = False) -> Discovery:
+        """Every tenant of every server, and the placement problems found on the way."""
+        return self.topology.discover(with_size)
 
     # -- routing -----------------------------------------------------------------------
 
