@@ -52,7 +52,7 @@ from docex_ops.move.run import MoveOptions, finish_move, move_tenant  # noqa: E4
 from docex_ops.schema.ddl import head_ddl, version_table_ddl  # noqa: E402
 from docex_ops.schema.head import docbasket  # noqa: E402
 from docex_ops.topology.directory import ACTIVE  # noqa: E402
-from docex_ops.topology.fleet import FleetBackend  # noqa: E402
+from docex_ops.topology.several import SeveralServers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_TEMPLATE = "tenant_{tenant_id}"
@@ -159,8 +159,7 @@ def on_server(cluster: pgc.Cluster, schema: str, names: list[str]) -> int:
 def move_round(clusters: dict[str, pgc.Cluster], rows: int, index: int) -> dict[str, float]:
     TenantDatabaseManager.reset()
     manager = TenantDatabaseManager(settings_from_mapping(fleet_mapping(clusters, "b"), "<bench>"))
-    fleet = manager.backend
-    assert isinstance(fleet, FleetBackend)
+    fleet = manager.topology.several_servers("the move benchmark needs several servers")
     tenant = f"big{index}"
     fleet.reserve(tenant, "b")
     manager.provision(tenant)
@@ -184,7 +183,7 @@ def move_round(clusters: dict[str, pgc.Cluster], rows: int, index: int) -> dict[
         figures[f"{mode}_writes"] = len(writer.acked)
         figures["rows"] = result.rows
         finish_move(manager, tenant)
-    manager.backend.drop(tenant, allow_rows)  # the benchmark tenant is ours to remove
+    manager.topology.drop(tenant, allow_rows)  # the benchmark tenant is ours to remove
     TenantDatabaseManager.reset()
     print(f"round {index + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()),
           flush=True)
@@ -240,7 +239,7 @@ def status_part(clusters: dict[str, pgc.Cluster], tenants: int, rounds: int,
         list(pool.map(lambda s: provision_raw(clusters[s], names[s]), clusters))
     TenantDatabaseManager.reset()
     fleet_settings = settings_from_mapping(fleet_mapping(clusters, "b"), "<bench>")
-    fleet = FleetBackend(fleet_settings)
+    fleet = SeveralServers(fleet_settings)
     with fleet.directory.transaction() as conn:
         for server, ids in names.items():
             for tenant_id in ids:

@@ -13,7 +13,7 @@ from sqlalchemy import insert
 
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.head import docbasket
-from docex_ops.topology.fleet import FleetBackend
+from docex_ops.topology.several import SeveralServers
 
 
 class Crash(BaseException):
@@ -28,9 +28,9 @@ def basket(name: str) -> dict[str, Any]:
             "status": "active", "created_at": now, "updated_at": now}
 
 
-def fleet_of(manager: TenantDatabaseManager) -> FleetBackend:
-    assert isinstance(manager.backend, FleetBackend)
-    return manager.backend
+def fleet_of(manager: TenantDatabaseManager) -> SeveralServers:
+    assert isinstance(manager.topology, SeveralServers)
+    return manager.topology
 
 
 def names_on(manager: TenantDatabaseManager, server: str, schema: str) -> list[str] | None:

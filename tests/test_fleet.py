@@ -16,14 +16,14 @@ from sqlalchemy import insert
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.head import docbasket
 from docex_ops.tenants.lifecycle import provision_tenants
-from docex_ops.topology.fleet import FleetBackend, PlacementError
+from docex_ops.topology.several import PlacementError, SeveralServers
 
 SERVERS = ("main", "b", "c")
 
 
-def _fleet(manager: TenantDatabaseManager) -> FleetBackend:
-    assert isinstance(manager.backend, FleetBackend)
-    return manager.backend
+def _fleet(manager: TenantDatabaseManager) -> SeveralServers:
+    assert isinstance(manager.topology, SeveralServers)
+    return manager.topology
 
 
 def _schemas_on(manager: TenantDatabaseManager, server: str) -> set[str]:
@@ -124,7 +124,7 @@ def test_interrupted_provision_on_another_server_is_finished_by_a_rerun(
         fleet.server_of("halfway")
     fleet_manager.provision("halfway")
     assert _directory(fleet_manager)["halfway"] == ("b", "active")
-    assert [t.server for t in fleet.discover() if t.tenant_id == "halfway"] == ["b"]
+    assert [t.server for t in fleet.discover().tenants if t.tenant_id == "halfway"] == ["b"]
 
 
 def test_stray_and_unrecorded_copies_are_reported_never_picked(

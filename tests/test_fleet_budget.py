@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from docex_ops.config.settings import settings_from_mapping
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
-from docex_ops.topology.fleet import FleetBackend
+from docex_ops.topology.several import SeveralServers
 
 
 @pytest.fixture
@@ -22,9 +22,9 @@ def make_fleet(pg_database: str, pg_clusters: dict[str, Any], schema_prefix: str
         settings = settings_from_mapping(
             fleet_mapping(pg_database, pg_clusters, schema_prefix, **database), "<test fleet>")
         manager = TenantDatabaseManager(settings)
-        assert isinstance(manager.backend, FleetBackend)
+        assert isinstance(manager.topology, SeveralServers)
         for tenant_id, server in placed.items():
-            manager.backend.reserve(tenant_id, server)
+            manager.topology.reserve(tenant_id, server)
         return manager
     yield make
     TenantDatabaseManager.reset()

@@ -9,7 +9,8 @@ import pytest
 from docex_ops.backends import make_backend
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.config.settings import ConfigError, load_settings, settings_from_mapping
-from docex_ops.topology.fleet import FleetBackend
+from docex_ops.topology import make_topology
+from docex_ops.topology.several import SeveralServers
 
 
 def _pg(**postgres: Any) -> dict[str, Any]:
@@ -33,7 +34,7 @@ def test_servers_inherit_the_block_and_the_directory_defaults() -> None:
         ("ops", "pw", 5432)
     assert servers["west"].user == "west" and servers["default"].port == 6432
     assert s.directory_server == "default" and s.postgres.host == "db-main"
-    assert s.fleet and isinstance(make_backend(s), FleetBackend)
+    assert s.fleet and isinstance(make_topology(s), SeveralServers)
 
 
 def test_directory_server_first_listed_or_named() -> None:

@@ -14,14 +14,14 @@ from docex_ops.config.settings import load_settings
 from docex_ops.isolation import CheckResult, Status, verify_isolation
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.tenancy import TenantIdError
-from docex_ops.topology.fleet import FleetBackend
+from docex_ops.topology.several import SeveralServers
 
 SERVERS = ["main", "b", "c"]
 
 
-def _fleet(manager: TenantDatabaseManager) -> FleetBackend:
-    assert isinstance(manager.backend, FleetBackend)
-    return manager.backend
+def _fleet(manager: TenantDatabaseManager) -> SeveralServers:
+    assert isinstance(manager.topology, SeveralServers)
+    return manager.topology
 
 
 def _place(manager: TenantDatabaseManager, placed: dict[str, str]) -> None:

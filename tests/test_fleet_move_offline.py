@@ -80,7 +80,7 @@ def test_offline_move_refuses_writes_while_copying_and_keeps_acknowledged_ones(
     assert len(writer.acked) > 20 and result.rows >= 300
     assert names_on(fleet_manager, "main", schema) is None
     assert names_on(fleet_manager, "main", result.old_schema) is not None
-    assert [t.tenant_id for t in fleet.discover()] == ["boxed"]
+    assert [t.tenant_id for t in fleet.discover().tenants] == ["boxed"]
     finish_move(fleet_manager, "boxed")
     assert names_on(fleet_manager, "main", result.old_schema) is None
 

@@ -16,12 +16,12 @@ from sqlalchemy import text
 from docex_ops.cli import main
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.pools import build_report, render_report
-from docex_ops.topology.fleet import FleetBackend
+from docex_ops.topology.several import SeveralServers
 
 
-def _fleet(manager: TenantDatabaseManager) -> FleetBackend:
-    assert isinstance(manager.backend, FleetBackend)
-    return manager.backend
+def _fleet(manager: TenantDatabaseManager) -> SeveralServers:
+    assert isinstance(manager.topology, SeveralServers)
+    return manager.topology
 
 
 def _pid(conn: Any) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,18 +187,10 @@ class Backend(ABC):
         """The server's connection limits; None when there is no server (SQLite)."""
         return None
 
-    def server_backends(self) -> Mapping[str, Backend]:
-        """Each database server by name, with the backend that speaks to it alone.
-
-        One entry (``default``, or the configured name) unless tenants are spread
-        over several servers; each server has its own connection budget.
-        """
-        return {self.settings.directory_server: self}
-
-    def create_routed_engine(self, tenant_id: str, pool: PoolSettings) -> tuple[str, Engine]:
-        """``create_tenant_engine`` and the name of the server the engine connects to
-        (whose connection budget its connections count against), from one lookup."""
-        return self.settings.directory_server, self.create_tenant_engine(tenant_id, pool)
+    def for_tenant(self, tenant_id: str) -> Backend:
+        """The plain backend of the server holding ``tenant_id``: this one. (Transitional:
+        topology/routed.py's view over several servers answers with the tenant's.)"""
+        return self
 
     def dispose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release server-level resources the backend holds."""

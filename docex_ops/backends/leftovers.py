@@ -8,6 +8,7 @@ deeper (a tenant's documents are not scanned).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from docex_ops.backends import pg_scratch, scratch
@@ -17,14 +18,15 @@ from docex_ops.backends.scratch import Leftover
 from docex_ops.backends.sqlite import SqliteBackend
 
 
-def find(backend: Backend) -> list[Leftover]:
+def find(servers: Mapping[str, Backend]) -> list[Leftover]:
     """Every scratch object of the deployment (each server, or the storage root)."""
-    if isinstance(backend, SqliteBackend):
-        root = backend.paths.root
-        depth = len(Path(backend.paths.template).relative_to(root).parts) - 1  # tenant dirs
-        return scratch.find_files(root, max(depth, 0))
     found = []
-    for name, server in backend.server_backends().items():
+    for name, server in servers.items():
+        if isinstance(server, SqliteBackend):
+            root = server.paths.root
+            depth = len(Path(server.paths.template).relative_to(root).parts) - 1  # tenant dirs
+            found += scratch.find_files(root, max(depth, 0))
+            continue
         assert isinstance(server, PostgresBackend)
         with server.admin_engine.connect() as conn:
             rows = pg_scratch.find(conn)
@@ -33,11 +35,11 @@ def find(backend: Backend) -> list[Leftover]:
     return found
 
 
-def remove(backend: Backend, leftover: Leftover) -> bool:
+def remove(servers: Mapping[str, Backend], leftover: Leftover) -> bool:
     """Remove one leftover unless it is held (False). A PostgreSQL object is removed on
     the server it was found on."""
     if leftover.kind in ("schema", "role"):
-        server = backend.server_backends()[leftover.where]
+        server = servers[leftover.where]
         assert isinstance(server, PostgresBackend)
         return pg_scratch.remove(server, leftover.kind, leftover.name)
     return scratch.remove_file(leftover)

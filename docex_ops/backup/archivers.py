@@ -1,25 +1,20 @@
-"""The archiver for the configured database kind."""
+"""The archiver of each database kind: one per server, found through the kind registry."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from docex_ops.backends.archive import TenantArchiver
 from docex_ops.backends.base import Backend
+from docex_ops.backends.registry import KindRegistry
+
+# archiver class(backend of one server, pg_bin: the PostgreSQL client tools' folder)
+ARCHIVERS = KindRegistry[Callable[[Backend, str | None], TenantArchiver]]("backup", {
+    "postgresql": "docex_ops.backup.pg:PostgresArchiver",
+    "sqlite": "docex_ops.backup.sqlite:SqliteArchiver",
+})
 
 
 def make_archiver(backend: Backend, pg_bin: str | None = None) -> TenantArchiver:
-    from docex_ops.backends.postgres import PostgresBackend
-    from docex_ops.topology.fleet import FleetBackend
-
-    if isinstance(backend, FleetBackend):
-        from docex_ops.backup.fleet import FleetArchiver
-
-        return FleetArchiver(backend, pg_bin)
-    if isinstance(backend, PostgresBackend):
-        from docex_ops.backup.pg import PostgresArchiver
-
-        return PostgresArchiver(backend, pg_bin)
-    from docex_ops.backends.sqlite import SqliteBackend
-    from docex_ops.backup.sqlite import SqliteArchiver
-
-    assert isinstance(backend, SqliteBackend)
-    return SqliteArchiver(backend)
+    """The archiver of one server's (or the storage root's) tenants."""
+    return ARCHIVERS.for_kind(backend.kind)(backend, pg_bin)

@@ -55,7 +55,7 @@ def resolve_tenants(manager: TenantDatabaseManager, tenant_ids: list[str] | None
     """The ids to back up: the named ones (checked by the tenant rules, before anything
     else happens) or every discovered tenant."""
     if tenant_ids is None:
-        return manager.backend.tenant_ids()
+        return manager.topology.tenant_ids()
     ids = validate_all(tenant_ids)
     for tenant_id in ids:
         manager.backend.location(tenant_id)
@@ -75,29 +75,33 @@ def create_backups(manager: TenantDatabaseManager, tenant_ids: list[str] | None,
         return results
     dest.mkdir(parents=True, exist_ok=True)
     key = signing_key(manager.settings)  # read once: a bad key fails before any dump
-    archiver = make_archiver(manager.backend, pg_bin)
-    # Enough batches to keep every job busy, none above the server's lock budget.
-    size = batch_size or min(archiver.batch_size(jobs), -(-len(ids) // max(1, jobs)))
-
+    # One archiver per server: an archive never mixes servers (one pg_dump reads one).
+    by_server = manager.by_server(ids)
+    archivers = {name: make_archiver(manager.servers[name], pg_bin) for name in by_server}
+    # Enough batches to keep every job busy, none above any server's lock budget.
+    size = batch_size or min(min(a.batch_size(jobs) for a in archivers.values()),
+                             -(-len(ids) // max(1, jobs)))
+    work = [(archivers[name], batch) for name, server_ids in by_server.items()
+            for batch in archivers[name].batches(server_ids, size)]
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             # Results come back on the caller's thread, so on_done may use thread-bound
             # state (the CLI's click context).
-            for done in pool.map(lambda batch: _backup_batch(archiver, batch, dest, key),
-                                 list(archiver.batches(ids, size))):
+            for done in pool.map(lambda job: _backup_batch(job[0], job[1], dest, key), work):
                 results.extend(done)
                 for result in done:
                     if on_done is not None:
                         on_done(result)
     finally:
-        archiver.dispose()
+        for archiver in archivers.values():
+            archiver.dispose()
     return sorted(results, key=lambda r: r.tenant_id)
 
 
 def _why_not(manager: TenantDatabaseManager, tenant_id: str) -> str | None:
     """Why a named tenant cannot be backed up (missing, or a link refused), else None."""
     try:
-        if manager.backend.exists(tenant_id):
+        if manager.topology.exists(tenant_id):
             return None
     except RuntimeError as exc:  # e.g. a linked SQLite tenant: that tenant alone fails
         return str(exc)
@@ -125,9 +129,11 @@ def safety_backup(backend: Backend, tenant_id: str, dest: Path, pg_bin: str | No
                   unreadable: bool = False) -> Path:
     """Back up one tenant right before a destructive act, while the act holds it against
     writers; the manifest's path. GuardRefusal if it fails (the act must not go on).
+    ``backend``: the server's that holds the tenant.
     ``unreadable``: a SQLite file that is not a database: its bytes are kept instead."""
     dest = dest.resolve()  # the path printed and audited must mean the same from anywhere
     dest.mkdir(parents=True, exist_ok=True)
+    backend = backend.for_tenant(tenant_id)  # a routed view (migrate/) gives its server's
     archiver = make_archiver(backend, pg_bin)
     try:
         (result,) = _backup_batch(archiver, [tenant_id], dest, signing_key(backend.settings))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from docex_ops.backends.archive import (
     ArchiveContents,
     ArchiveRefused,
     RestoreSpec,
+    Staging,
     TenantArchiver,
 )
 from docex_ops.backends.base import TenantLockedError
@@ -96,18 +98,24 @@ def restore_backup(manager: TenantDatabaseManager, path: Path, as_tenant: str | 
     problems = check_archive(manifest)
     if problems:
         raise RuntimeError(f"tenant {target!r}: not restoring: {'; '.join(problems)}")
-    archiver = make_archiver(manager.backend, pg_bin)
+    topology = manager.topology
+    archiver: TenantArchiver | None = None
     dest = safety_dir or manifest.archive_path.parent / "pre-restore"
     guard = ActGuard(target, "the restore", force,
-                     backup=lambda raw: safety_backup(manager.backend, target, dest, pg_bin, raw),
+                     backup=lambda raw: safety_backup(topology.holder_of(target), target, dest,
+                                                      pg_bin, raw),
                      hint="rerun with --force (docex-ops backs the tenant up first), or "
                           "restore under another id with --as NEW_ID")
     try:
+        server = topology.destination(target)  # several servers: its own, or the emptiest
+        archiver = make_archiver(manager.servers[server], pg_bin)
         spec = restore_spec(manifest, manager.backend, key, allow_extra)
         # The table of contents before the guard: a hostile archive costs no safety backup.
         contents = archiver.inspect(spec)
         _guard_existing(manager, guard, target)
-        _restore_verified(archiver, manifest, spec, contents, target, guard)
+        with topology.slot_on(server):  # the per-server job limit (set_server_jobs)
+            _restore_verified(archiver, manifest, spec, contents, target, guard,
+                              lambda: topology.placing(target, server))
         manager.close_tenant_connection(target)  # pools must not keep the replaced tenant
     except (GuardRefusal, TenantLockedError, ArchiveRefused) as exc:
         audit_trail.record("tenant.restore", target, location, audit_trail.REFUSED, {**detail,
@@ -118,7 +126,8 @@ def restore_backup(manager: TenantDatabaseManager, path: Path, as_tenant: str | 
                                                                         "error": str(exc)})
         raise
     finally:
-        archiver.dispose()
+        if archiver is not None:
+            archiver.dispose()
     existing, safety = guard.seen is not None, guard.safety_backup
     audit_trail.record("tenant.restore", target, location, audit_trail.OK,
                  {**detail, "replaced_existing": existing,
@@ -126,8 +135,8 @@ def restore_backup(manager: TenantDatabaseManager, path: Path, as_tenant: str | 
                   "safety_backup": str(safety) if safety else None})
     upgraded_to = None
     if upgrade:  # a backup taken at an older revision comes back at head
-        upgrade_tenants(manager.backend, [target])
-        upgraded_to = manager.backend.read_revisions([target]).get(target)
+        upgrade_tenants(manager.routed, [target])  # outside the slot: it takes one itself
+        upgraded_to = topology.read_revisions([target]).get(target)
     return RestoreResult(target, manifest.tenant_id, manifest.archive_path, location,
                          manifest.revision, manifest.rows, existing, safety, upgraded_to,
                          time.perf_counter() - started, key is not None)
@@ -136,13 +145,20 @@ def restore_backup(manager: TenantDatabaseManager, path: Path, as_tenant: str | 
 def _guard_existing(manager: TenantDatabaseManager, guard: ActGuard, target: str) -> None:
     """Refuse early what the swap would refuse (rows in any table without --force, a
     dependent outside, a foreign schema); the swap checks again under its lock."""
-    contents = manager.backend.read_contents(target)
+    contents = manager.topology.read_contents(target)
     if contents is not None:
         guard.check(contents)
 
 
+def _promote(archiver: TenantArchiver, staging: Staging, target: str, guard: ActGuard,
+             placing: Callable[[], AbstractContextManager[None]]) -> None:
+    with placing():  # several servers: the place is recorded, then marked active
+        archiver.promote(staging, target, guard)
+
+
 def _restore_verified(archiver: TenantArchiver, manifest: Manifest, spec: RestoreSpec,
-                      contents: ArchiveContents, target: str, guard: ActGuard) -> None:
+                      contents: ArchiveContents, target: str, guard: ActGuard,
+                      placing: Callable[[], AbstractContextManager[None]]) -> None:
     # The scratch copy is held until the block ends, and removed then unless promoted.
     with archiver.staged(spec, contents, target) as staging:
         problems = compare_digests(manifest.tables, archiver.digest_staging(staging))
@@ -150,4 +166,4 @@ def _restore_verified(archiver: TenantArchiver, manifest: Manifest, spec: Restor
             raise RuntimeError(f"tenant {target!r}: the restored copy differs from the "
                                f"manifest, so it was removed and the tenant left as it was: "
                                f"{'; '.join(problems)}")
-        act_with_retries(lambda: archiver.promote(staging, target, guard))
+        act_with_retries(lambda: _promote(archiver, staging, target, guard, placing))

@@ -128,8 +128,8 @@ class SqliteArchiver(TenantArchiver):
     kind = "sqlite"
     extension = ".sqlite"
 
-    def __init__(self, backend: SqliteBackend) -> None:
-        self.backend = backend
+    def __init__(self, backend: SqliteBackend, pg_bin: str | None = None) -> None:
+        self.backend = backend  # pg_bin: PostgreSQL's tools, not used here
 
     def batch_size(self, jobs: int) -> int:
         return 1

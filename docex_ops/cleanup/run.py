@@ -51,7 +51,7 @@ def find_leftovers(manager: TenantDatabaseManager, backup_dirs: Iterable[Path] =
                    temp: bool = True) -> list[Leftover]:
     """Every scratch object: the deployment's, the temp folder's (``temp``) and those
     in ``backup_dirs``; each once."""
-    found = leftovers.find(manager.backend)
+    found = leftovers.find(manager.servers)
     if temp:
         found += scratch.find_files(Path(tempfile.gettempdir()))
     for folder in backup_dirs:
@@ -77,7 +77,7 @@ def cleanup(manager: TenantDatabaseManager, backup_dirs: Iterable[Path] = (),
 def _remove(manager: TenantDatabaseManager, item: Leftover) -> CleanupItem:
     detail = {"kind": item.kind, "where": item.where, "purpose": item.purpose}
     try:
-        removed = leftovers.remove(manager.backend, item)
+        removed = leftovers.remove(manager.servers, item)
     except Exception as exc:  # noqa: BLE001 - reported per object, the others go on
         error = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         audit_trail.record("scratch.remove", None, item.name, audit_trail.FAILED,

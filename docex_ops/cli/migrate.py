@@ -11,14 +11,12 @@ from typing import Any
 import click
 
 from docex_ops import migrate as ops
-from docex_ops.backends import Backend
 from docex_ops.backends.base import FOREIGN, UNREADABLE
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
 from docex_ops.cli.output import to_jsonable
 from docex_ops.migrate import fleet as fleet_ops
 from docex_ops.topology.fleet_view import PlacementProblem
-from docex_ops.topology.placement import fleet_of
 
 
 def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -90,15 +88,15 @@ def _scripts() -> ops.MigrationScripts:
 @format_option
 def status_cmd(selection: ops.Selection, fail_behind: bool, fmt: str | None) -> None:
     """Every tenant's revision, grouped, and which are behind."""
-    backend = state().manager.backend
+    backend = state().manager.routed  # transitional: see topology/routed.py
     tenants = ops.select_tenants(backend, selection)
     report = ops.status(_scripts(), tenants)
-    problems = _placement_problems(backend)
+    problems = _placement_problems()
     rows: list[dict[str, Any]] = [
         {"revision": rev, "tenants": n} for rev, n in sorted(report.by_revision.items())]
     payload: dict[str, Any] = {"head": report.head, "counts": report.counts,
                                "by_revision": report.by_revision, "tenants": report.tenants}
-    if fleet_of(backend) is not None:
+    if len(state().manager.servers) > 1:
         grouped = fleet_ops.status_by_server(report, fleet_ops.servers_of(tenants, backend))
         rows = [{"server": server, "revision": rev, "tenants": n}
                 for server, revisions in grouped.items() for rev, n in revisions.items()]
@@ -124,22 +122,20 @@ def status_cmd(selection: ops.Selection, fail_behind: bool, fmt: str | None) -> 
                               f"problems: {_first([p.tenant_id for p in problems])}")
 
 
-def _placement_problems(backend: Backend) -> list[PlacementProblem]:
+def _placement_problems() -> list[PlacementProblem]:
     """Tenants a fleet left out because the directory and the servers disagree (reported)."""
-    fleet = fleet_of(backend)
-    if fleet is None:
-        return []
-    for problem in fleet.last_problems:
+    problems = state().manager.topology.problems()
+    for problem in problems:
         info(f"left out: {problem.message}")
-    return fleet.last_problems
+    return problems
 
 
 def _run_command(action: str, target: str, selection: ops.Selection, options: ops.RunOptions,
                  dry_run: bool, sql: bool, report_file: Path | None, fmt: str | None) -> None:
-    backend = state().manager.backend
+    backend = state().manager.routed  # transitional: see topology/routed.py
     scripts = _scripts()
     tenants = ops.select_tenants(backend, selection)
-    _placement_problems(backend)
+    _placement_problems()
     plan = ops.make_plan(scripts, tenants, action, target)
     if sql:
         for step in plan.steps:
@@ -164,7 +160,7 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
         info(f"dry run: {len(plan.steps)} to {action}, {len(plan.already)} already there, "
              f"{len(plan.blocked)} blocked; nothing was changed")
         return
-    options, servers = fleet_ops.spread_over_servers(backend, plan, tenants, options)
+    options, servers = fleet_ops.spread_over_servers(state().manager, plan, tenants, options)
     report = ops.run_plan(backend, scripts, plan, options,
                           progress=lambda d, t: progress(d, t, f"{action} {target}"))
     _render_report(report, fmt, report_file, servers)
@@ -279,7 +275,7 @@ def history_cmd(fmt: str | None) -> None:
 @format_option
 def adopt_cmd(selection: ops.Selection, dry_run: bool, fmt: str | None) -> None:
     """Stamp tenants DocEX made (tables, no version) at the revision their structure matches."""
-    backend = state().manager.backend
+    backend = state().manager.routed  # transitional: see topology/routed.py
     results = ops.adopt(backend, _scripts(), ops.select_tenants(backend, selection), dry_run)
     _render_structure(results, fmt, "adopt")
 
@@ -289,7 +285,7 @@ def adopt_cmd(selection: ops.Selection, dry_run: bool, fmt: str | None) -> None:
 @format_option
 def check_cmd(selection: ops.Selection, fmt: str | None) -> None:
     """Compare each tenant's structure with its recorded revision; report drift."""
-    backend = state().manager.backend
+    backend = state().manager.routed  # transitional: see topology/routed.py
     _render_structure(ops.check(backend, _scripts(), ops.select_tenants(backend, selection)),
                       fmt, "check")
 
@@ -326,9 +322,10 @@ def resume_cmd(run_id: str, options: ops.RunOptions, report_file: Path | None,
     """Retry only the tenants of RUN_ID that failed or never started.
 
     With several servers, --jobs applies per server, as in upgrade."""
-    backend = state().manager.backend
+    backend = state().manager.routed  # transitional: see topology/routed.py
     left = ops.plan_resumption(backend, _scripts(), run_id)
-    options, servers = fleet_ops.spread_over_servers(backend, left.plan, left.tenants, options)
+    options, servers = fleet_ops.spread_over_servers(state().manager, left.plan, left.tenants,
+                                                     options)
     report = ops.run_resumption(backend, _scripts(), left, options,
                                 progress=lambda d, t: progress(d, t, "resume"))
     _render_report(report, fmt, report_file, servers)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from docex_ops import split as ops
-from docex_ops.backends import Backend, make_backend
+from docex_ops.backends import Backend
 from docex_ops.cli.common import (
     OperationFailed,
     UsageProblem,
@@ -64,8 +64,10 @@ def _inputs(source: str, source_schema: str, mapping_path: Path, target_config: 
     except ops.MappingError as exc:
         raise UsageProblem(str(exc)) from exc
     settings = load_settings(target_config) if target_config else state().settings
+    from docex_ops.topology.routed import routed_backend  # transitional: split/ takes a Backend
+
     return (SplitSource(parse_source(source, source_schema)), mapping,
-            ops.PlanOptions(unmapped, edges, ignore_extra), make_backend(settings))
+            ops.PlanOptions(unmapped, edges, ignore_extra), routed_backend(settings))
 
 
 @click.group()

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from docex_ops.backends import server_names
 from docex_ops.backends.base import FOREIGN, UNREADABLE, TenantLockedError
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cleanup.run import find_leftovers
@@ -48,7 +49,7 @@ def list_cmd(fmt: str | None) -> None:
                  "location": None, "revision": None, "state": "problem",
                  "tables": None, "size": None, "problem": p.message} for p in listing.problems]
     emit(rows + problems, fmt, payload={
-        "backend": settings.db_type, "servers": placement.server_names(settings),
+        "backend": settings.db_type, "servers": server_names(settings),
         "tenants": [dict(r, size_bytes=t.size_bytes, detail=t.detail)
                     for r, t in zip(rows, found, strict=True)],
         "problems": listing.problems, "leftovers": left})

@@ -12,7 +12,7 @@ NAME = "leftovers"
 
 
 def check_leftovers(ctx: IsolationContext) -> list[CheckResult]:
-    found = leftovers.find(ctx.backend)
+    found = leftovers.find({ctx.settings.directory_server: ctx.backend})
     if not found:
         return [CheckResult(NAME, DEPLOYMENT, Status.PASS, "-",
                             "no scratch schema, role, file or folder is left behind")]

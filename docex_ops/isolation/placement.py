@@ -1,6 +1,6 @@
 """A fleet's placement problems as isolation findings.
 
-The problems are FleetBackend.reconcile()'s own (a tenant on two servers, on a
+The problems are SeveralServers.reconcile()'s own (a tenant on two servers, on a
 server the directory does not name, missing from the server it names, half
 provisioned or half dropped): a tenant whose place is not certain cannot be
 proven isolated, so each is a FAIL filed under the server it concerns.

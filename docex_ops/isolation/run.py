@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 
+from docex_ops.backends.base import Backend
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.isolation import placement
 from docex_ops.isolation.context import IsolationContext
@@ -30,7 +31,6 @@ from docex_ops.isolation.registry import CHECKS, Check, checks_for
 from docex_ops.isolation.results import DEPLOYMENT, SEVERITY, CheckResult, Status
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.tenancy import validate_all
-from docex_ops.topology.fleet import FleetBackend
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,12 @@ def verify_isolation(manager: TenantDatabaseManager, tenant_ids: Sequence[str] =
     started = time.perf_counter()
     wanted = validate_all(tenant_ids)
     backend = manager.backend
-    fleet = backend if isinstance(backend, FleetBackend) else None
-    checks = select_checks(backend.kind, only, fleet=fleet is not None)
-    if fleet is not None:
-        results, checked = _verify_fleet(manager, fleet, wanted, tuple(allow), checks)
+    several = len(manager.servers) > 1  # a directory to check, and results naming servers
+    checks = select_checks(backend.kind, only, fleet=several)
+    if several:
+        results, checked = _verify_fleet(manager, wanted, tuple(allow), checks)
         return IsolationReport(backend.kind, checked, results, time.perf_counter() - started,
-                               list(fleet.servers))
+                               list(manager.servers))
     # Locations come from discovery, not from backend.location(): a tenant file
     # that a link moved outside the storage root is a finding, not a usage error.
     tenants = {t.tenant_id: t.location for t in backend.discover()}
@@ -107,29 +107,33 @@ def run_checks(ctx: IsolationContext, checks: list[Check]) -> list[CheckResult]:
     return [r for check in checks for r in by_check[check.name]]
 
 
-def _verify_fleet(manager: TenantDatabaseManager, fleet: FleetBackend, wanted: list[str],
-                  allow: tuple[str, ...], checks: list[Check]) -> tuple[list[CheckResult], int]:
-    """Per server, in configured order: its placement findings, then the checks of its
-    tenants against it. A server none of ``wanted`` is on is skipped."""
-    view = fleet.reconcile()
+def _verify_fleet(manager: TenantDatabaseManager, wanted: list[str], allow: tuple[str, ...],
+                  checks: list[Check]) -> tuple[list[CheckResult], int]:
+    """Per server (all at once, reported in configured order): its placement findings,
+    then the checks of its tenants against it. A server none of ``wanted`` is on is
+    skipped."""
+    view = manager.discover()
     placed = {t.tenant_id: t for t in view.tenants}
     troubled = {p.tenant_id: p for p in view.problems}
     _refuse_unknown(wanted, placed.keys() | troubled.keys(), "any server of the fleet")
-    location = {t: fleet.location(t) for t in troubled}
+    location = {t: manager.backend.location(t) for t in troubled}
     findings = placement.placement_findings(view.problems, location, wanted)
-    results: list[CheckResult] = []
-    for name, server in fleet.servers.items():
+    control = manager.topology.control_server
+
+    def on_server(name: str, server: Backend, _: list[str]) -> list[CheckResult]:
         here = {t.tenant_id: t.location for t in view.tenants if t.server == name}
         subjects = sorted(t for t in here if not wanted or t in wanted)
-        mine = [r for r in findings if placement.server_of_problem(
-            troubled[r.tenant], fleet.directory_server) == name]
+        mine = [r for r in findings
+                if placement.server_of_problem(troubled[r.tenant], control) == name]
         if wanted and not subjects and not mine:
-            continue
+            return []
         # Other tenants include stray copies on this server: a reference into one counts.
         strays = {t: location[t] for t, p in troubled.items() if name in p.servers}
         ctx = IsolationContext(manager, strays | here, subjects, allow, server_backend=server)
         checked = run_checks(ctx, checks) if checks and (subjects or not wanted) else []
-        results += [replace(r, server=name) for r in mine + checked]
+        return [replace(r, server=name) for r in mine + checked]
+
+    results = [r for part in manager.for_each_server(on_server).values() for r in part]
     judged = {t for t in placed if not wanted or t in wanted} | {r.tenant for r in findings}
     return results, len(judged)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,11 +31,12 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from docex_ops import audit_trail
-from docex_ops.backends import Backend, make_backend
+from docex_ops.backends import Backend
 from docex_ops.config.settings import Settings, load_settings
 from docex_ops.manager.budget import ConnectionBudget, EngineTracker, derive_budget
+from docex_ops.manager.placement import TopologyAnswers
 from docex_ops.tenancy import TenantIdError, UserContext, validate_tenant_id
-from docex_ops.topology import Discovery, make_topology
+from docex_ops.topology import make_topology
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -61,7 +62,7 @@ class _TenantEngine:
         return pool.checkedout() if isinstance(pool, QueuePool) else 0
 
 
-class TenantDatabaseManager:
+class TenantDatabaseManager(TopologyAnswers):
     """Process-wide singleton: ``TenantDatabaseManager()`` always returns the same one.
 
     The first call configures it (from ``settings`` or the usual config lookup);
@@ -73,6 +74,9 @@ class TenantDatabaseManager:
     _instance_lock = threading.Lock()
 
     settings: Settings
+    # The control server's plain backend: docex-ops' control data (run records, the runner
+    # lock, the tenant directory), the tenant naming rules and the kind. On one server it is
+    # the backend of every tenant; per-tenant work always goes through backend_of(tenant).
     backend: Backend
 
     def __new__(cls, settings: Settings | None = None) -> TenantDatabaseManager:
@@ -97,8 +101,9 @@ class TenantDatabaseManager:
 
     def _setup(self, settings: Settings) -> None:
         self.settings = settings
-        self.backend = make_backend(settings)
-        self.topology = make_topology(self.backend)
+        self.topology = make_topology(settings)
+        self.backend = self.topology.control
+        self._routed = None
         audit_trail.configure(settings.audit_file)
         self._engines: OrderedDict[str, _TenantEngine] = OrderedDict()
         self._lock = threading.Lock()
@@ -107,7 +112,7 @@ class TenantDatabaseManager:
         pool = settings.pool
         # One budget per server; a configured limit applies to each, a derived one is
         # read from each server before its first engine (_resolve_budget).
-        servers = list(self.backend.server_backends())
+        servers = list(self.topology.servers)
         self._budgets = {name: ConnectionBudget(pool.max_total_connections, pool.pool_timeout,
                                                 self._reclaimer(name),
                                                 server=name if len(servers) > 1 else None)
@@ -115,27 +120,6 @@ class TenantDatabaseManager:
         self._budget_resolved = (set(self._budgets) if pool.max_total_connections is not None
                                  else set())
         self._budget_lock = threading.Lock()
-
-    # -- placement (the topology answers; see topology/base.py) -------------------------
-
-    @property
-    def servers(self) -> Mapping[str, Backend]:
-        """Each server by name, with the plain backend that speaks to it alone."""
-        return self.topology.servers
-
-    def server_of(self, tenant_id: str) -> str:
-        return self.topology.server_of(tenant_id)
-
-    def backend_of(self, tenant_id: str) -> Backend:
-        """The backend of the server that holds ``tenant_id``."""
-        return self.topology.backend_of(tenant_id)
-
-    def by_server(self, tenant_ids: Iterable[str]) -> dict[str, list[str]]:
-        return self.topology.by_server(tenant_ids)
-
-    def discover(self, with_size: bool = False) -> Discovery:
-        """Every tenant of every server, and the placement problems found on the way."""
-        return self.topology.discover(with_size)
 
     # -- routing -----------------------------------------------------------------------
 
@@ -167,7 +151,7 @@ class TenantDatabaseManager:
             if entry is not None:
                 return entry
             self._ensure_tenant(tenant_id)
-            server, engine = self.backend.create_routed_engine(tenant_id, self.settings.pool)
+            server, engine = self.topology.create_routed_engine(tenant_id, self.settings.pool)
             try:
                 self._resolve_budget(tenant_id, server)
             except RuntimeError:
@@ -214,13 +198,13 @@ class TenantDatabaseManager:
         creation or a failure is written to the audit trail (``trigger`` says why).
         """
         tenant_id = self.resolve_tenant(tenant)
-        location = self.backend.location(tenant_id)
+        location = self.topology.location(tenant_id)
         from docex_ops.migrate.scripts import head_revision  # loads Alembic: only when provisioning
         from docex_ops.schema.ddl import head_ddl, version_table_ddl
 
         ddl = head_ddl(self.backend.kind) + version_table_ddl(head_revision())
         try:
-            created = self.backend.create(tenant_id, ddl)
+            created = self.topology.create(tenant_id, ddl)
         except (SQLAlchemyError, OSError, RuntimeError) as exc:
             message = (exc.args[0] if isinstance(exc, RuntimeError) and exc.args else
                        f"tenant {tenant_id!r}: provisioning on {self.settings.describe()} "
@@ -240,7 +224,7 @@ class TenantDatabaseManager:
         with self._budget_lock:
             if server in self._budget_resolved:
                 return
-            backend = self.backend.server_backends()[server]
+            backend = self.servers[server]
             try:
                 limits = backend.server_limits()
             except SQLAlchemyError as exc:
@@ -257,7 +241,7 @@ class TenantDatabaseManager:
             self.provision(tenant_id, trigger="first access")
             return
         try:
-            exists = self.backend.exists(tenant_id)
+            exists = self.topology.exists(tenant_id)
         except SQLAlchemyError as exc:
             raise RuntimeError(f"tenant {tenant_id!r}: cannot reach "
                                f"{self.settings.describe()}: {_cause(exc)}") from exc
@@ -289,7 +273,7 @@ class TenantDatabaseManager:
             self._engines.clear()
         for entry in entries:
             self._retire(entry)
-        self.backend.dispose()
+        self.topology.dispose()
 
     def close_idle(self, older_than: float) -> list[str]:
         """Dispose engines unused for ``older_than`` seconds with nothing checked out."""

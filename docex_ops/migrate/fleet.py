@@ -2,7 +2,7 @@
 
 ``--jobs N`` means N tenants at once on EACH server: the run gets N x servers
 workers, each tenant's migration takes a slot of its own server
-(FleetBackend.set_server_jobs), and the plan is interleaved round-robin by
+(manager.set_server_jobs), and the plan is interleaved round-robin by
 server so no server idles while another has a queue.
 """
 
@@ -12,9 +12,10 @@ from collections import Counter
 from dataclasses import replace
 
 from docex_ops.backends import Backend, TenantInfo
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.migrate.plan import Plan, StatusReport
 from docex_ops.migrate.runner import RunOptions
-from docex_ops.topology.placement import fleet_of, interleave_by_server
+from docex_ops.topology.placement import interleave_by_server
 
 
 def servers_of(tenants: list[TenantInfo], backend: Backend) -> dict[str, str]:
@@ -22,18 +23,17 @@ def servers_of(tenants: list[TenantInfo], backend: Backend) -> dict[str, str]:
     return {t.tenant_id: t.server or backend.settings.directory_server for t in tenants}
 
 
-def spread_over_servers(backend: Backend, plan: Plan, tenants: list[TenantInfo],
+def spread_over_servers(manager: TenantDatabaseManager, plan: Plan, tenants: list[TenantInfo],
                         options: RunOptions) -> tuple[RunOptions, dict[str, str] | None]:
     """Prepare a plan and options for a fleet, and say where each tenant is (to group the
     report by); on a single server: the options unchanged, and None."""
-    fleet = fleet_of(backend)
-    if fleet is None:
+    if len(manager.servers) < 2:
         return options, None
-    servers = servers_of(tenants, backend)
+    servers = servers_of(tenants, manager.backend)
     plan.steps = interleave_by_server(
         plan.steps, {i: servers[s.tenant_id] for i, s in enumerate(plan.steps)})
-    fleet.set_server_jobs(options.jobs)
-    return replace(options, jobs=options.jobs * len(fleet.servers)), servers
+    manager.set_server_jobs(options.jobs)
+    return replace(options, jobs=options.jobs * len(manager.servers)), servers
 
 
 def status_by_server(report: StatusReport, servers: dict[str, str]) -> dict[str, dict[str, int]]:

@@ -19,7 +19,6 @@ from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.move.journal import SWITCHED
 from docex_ops.move.run import MoveOptions, MoveResult, move_tenant
 from docex_ops.topology.fleet_view import PlacementProblem
-from docex_ops.topology.placement import fleet_of
 
 Layout = dict[str, dict[str, int]]   # server -> {tenant id: size in bytes}
 MAX_ROUNDS = 10_000                  # a bound on planning, never reached in practice
@@ -136,10 +135,8 @@ def _without_round_trips(planned: list[PlannedMove]) -> list[PlannedMove]:
 def plan_rebalance(manager: TenantDatabaseManager, size_tolerance: float = 0.05
                    ) -> RebalancePlan:
     """The fleet's layout now (sizes from the catalogs) and the moves that even it out."""
-    fleet = fleet_of(manager.backend)
-    if fleet is None:
-        raise LookupError("tenants rebalance needs database.postgres.servers with two or "
-                          "more servers")
+    fleet = manager.topology.several_servers(
+        "tenants rebalance needs database.postgres.servers with two or more servers")
     view = fleet.reconcile(with_size=True)
     layout: Layout = {name: {} for name in fleet.servers}
     for info in view.tenants:

@@ -38,8 +38,7 @@ from docex_ops.move.journal import (
 )
 from docex_ops.tenancy import PG_IDENTIFIER_MAX_BYTES, role_name_for, validate_tenant_id
 from docex_ops.topology.directory import ACTIVE, FROZEN, MOVING
-from docex_ops.topology.fleet import FleetBackend, PlacementError
-from docex_ops.topology.placement import fleet_of
+from docex_ops.topology.several import PlacementError, SeveralServers
 
 StepHook = Callable[[str], None]
 
@@ -70,12 +69,9 @@ def moved_name(schema: str, when: datetime) -> str:
     return schema[:PG_IDENTIFIER_MAX_BYTES - len(suffix)] + suffix
 
 
-def _fleet(manager: TenantDatabaseManager) -> FleetBackend:
-    fleet = fleet_of(manager.backend)
-    if fleet is None:
-        raise LookupError("tenants move needs database.postgres.servers with two or more "
-                          "servers")
-    return fleet
+def _fleet(manager: TenantDatabaseManager) -> SeveralServers:
+    return manager.topology.several_servers(
+        "tenants move needs database.postgres.servers with two or more servers")
 
 
 def move_tenant(manager: TenantDatabaseManager, tenant_id: str, target: str,
@@ -89,7 +85,7 @@ def move_tenant(manager: TenantDatabaseManager, tenant_id: str, target: str,
         return _move_locked(manager, fleet, tenant_id, target, options, on_step)
 
 
-def _move_locked(manager: TenantDatabaseManager, fleet: FleetBackend, tenant_id: str,
+def _move_locked(manager: TenantDatabaseManager, fleet: SeveralServers, tenant_id: str,
                  target: str, options: MoveOptions, on_step: StepHook | None) -> MoveResult:
     started = time.perf_counter()
     pending = fleet.moves.get(tenant_id)
@@ -123,7 +119,7 @@ def _move_locked(manager: TenantDatabaseManager, fleet: FleetBackend, tenant_id:
                       time.perf_counter() - started)
 
 
-def _start(fleet: FleetBackend, tenant_id: str, source: str, target: str) -> MoveRecord:
+def _start(fleet: SeveralServers, tenant_id: str, source: str, target: str) -> MoveRecord:
     schema = fleet.location(tenant_id)
     now = datetime.now(UTC)
     record = MoveRecord(tenant_id, source, target, schema, moved_name(schema, now), STARTED,
@@ -138,7 +134,7 @@ def _start(fleet: FleetBackend, tenant_id: str, source: str, target: str) -> Mov
     return record
 
 
-def _copy_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend, record: MoveRecord,
+def _copy_and_switch(manager: TenantDatabaseManager, fleet: SeveralServers, record: MoveRecord,
                      options: MoveOptions, on_step: StepHook) -> tuple[float, int]:
     """Returns the write freeze in seconds and the rows moved."""
     source, target = fleet.servers[record.source], fleet.servers[record.target]
@@ -169,7 +165,7 @@ def _copy_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend, record
     return max(freeze, checkpoint.freeze_seconds), rows
 
 
-def _copy_offline_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend,
+def _copy_offline_and_switch(manager: TenantDatabaseManager, fleet: SeveralServers,
                              record: MoveRecord, options: MoveOptions, on_step: StepHook
                              ) -> tuple[float, int]:
     """The same steps with the copy inside the freeze: the directory refuses the tenant
@@ -193,19 +189,19 @@ def _copy_offline_and_switch(manager: TenantDatabaseManager, fleet: FleetBackend
     return freeze, rows
 
 
-def _carry_acl(fleet: FleetBackend, record: MoveRecord, acl: pg_move_acl.SchemaAcl) -> None:
+def _carry_acl(fleet: SeveralServers, record: MoveRecord, acl: pg_move_acl.SchemaAcl) -> None:
     """The source's owners and privileges on the target's copy (made without them)."""
     pg_move_acl.apply_acl(fleet.servers[record.target], record.target, acl,
                           role_name_for(record.tenant_id))
 
 
-def _reached(fleet: FleetBackend, record: MoveRecord, step: str, on_step: StepHook) -> None:
+def _reached(fleet: SeveralServers, record: MoveRecord, step: str, on_step: StepHook) -> None:
     """Journal a step the move has reached, then tell the caller (tests crash here)."""
     fleet.moves.step(record.tenant_id, step)
     on_step(step)
 
 
-def _set_state(fleet: FleetBackend, record: MoveRecord, state: str) -> None:
+def _set_state(fleet: SeveralServers, record: MoveRecord, state: str) -> None:
     with fleet.directory.transaction() as conn:
         fleet.directory.lock(conn, record.tenant_id)
         fleet.directory.set_state(conn, record.tenant_id, state)
@@ -250,14 +246,14 @@ def _refuse_differences(record: MoveRecord, differ: list[str]) -> None:
                             "rolled back and the tenant stays on " + repr(record.source))
 
 
-def _switch(fleet: FleetBackend, record: MoveRecord) -> None:
+def _switch(fleet: SeveralServers, record: MoveRecord) -> None:
     with fleet.directory.transaction() as conn:
         fleet.directory.lock(conn, record.tenant_id)
         fleet.directory.set_state(conn, record.tenant_id, ACTIVE, server=record.target)
         fleet.moves.step(record.tenant_id, SWITCHED, conn)
 
 
-def _roll_back(fleet: FleetBackend, record: MoveRecord) -> None:
+def _roll_back(fleet: SeveralServers, record: MoveRecord) -> None:
     """Undo everything made on the target; the source, never closed, goes on serving."""
     source, target = fleet.servers[record.source], fleet.servers[record.target]
     pgm.unsubscribe(target, record.schema)

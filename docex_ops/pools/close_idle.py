@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
+from docex_ops.backends import server_names
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.pools.pg_activity import IDLE_STATES
@@ -91,12 +93,10 @@ def terminate(manager: TenantDatabaseManager, candidates: list[IdleConnection],
 
 def _postgres_servers(manager: TenantDatabaseManager) -> dict[str | None, PostgresBackend]:
     """Each server's backend by name (one server: the name None, as connections show it)."""
-    servers = manager.backend.server_backends()
-    found: dict[str | None, PostgresBackend] = {}
-    for name, backend in servers.items():
-        if not isinstance(backend, PostgresBackend):
-            raise LookupError("close-idle acts on server connections, and SQLite has no "
-                              "server: in the application call "
-                              "TenantDatabaseManager().close_idle(seconds)")
-        found[name if len(servers) > 1 else None] = backend
-    return found
+    if not server_names(manager.settings):
+        raise LookupError("close-idle acts on server connections, and SQLite has no "
+                          "server: in the application call "
+                          "TenantDatabaseManager().close_idle(seconds)")
+    servers = manager.servers
+    return {name if len(servers) > 1 else None: cast(PostgresBackend, backend)
+            for name, backend in servers.items()}

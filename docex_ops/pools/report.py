@@ -9,22 +9,25 @@ no tenant and warning names its server.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from docex_ops.backends.base import TenantInfo
-from docex_ops.backends.postgres import PostgresBackend
-from docex_ops.backends.sqlite import SqliteBackend
+from docex_ops.backends.base import Backend
+from docex_ops.backends.registry import KindRegistry
 from docex_ops.manager.budget import derive_budget
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.pools.capacity import Capacity, assess_capacity
 from docex_ops.pools.pg_activity import IDLE_STATES, ServerConnection
 from docex_ops.pools.sqlite_usage import scan_open_files, wal_size
 from docex_ops.tenancy import TenantIdError, validate_tenant_id
-from docex_ops.topology.fleet import FleetBackend
+from docex_ops.topology import Discovery
+
+if TYPE_CHECKING:
+    from docex_ops.backends.postgres import PostgresBackend
+    from docex_ops.backends.sqlite import SqliteBackend
 
 # A transaction left open this long holds locks and a connection: worth a WARN.
 IDLE_IN_TRANSACTION_WARN_S = 60.0
@@ -122,23 +125,35 @@ class _ServerPart:
     warnings: list[str]
 
 
+ReportFn = Callable[[TenantDatabaseManager, Discovery, dict[str, dict[str, Any]]], "PoolReport"]
+# The report of each kind: servers' connections (PostgreSQL), or open files (SQLite).
+REPORTS = KindRegistry[ReportFn]("pools report", {
+    "postgresql": "docex_ops.pools.report:postgres_report",
+    "sqlite": "docex_ops.pools.report:sqlite_report",
+})
+
+
 def build_report(manager: TenantDatabaseManager) -> PoolReport:
     """The report for the manager's database, from one look at each server or the files."""
-    backend = manager.backend
-    found = backend.discover()
-    discovered = [t.tenant_id for t in found]
-    process = manager.pool_stats()
-    if isinstance(backend, FleetBackend):
-        return _fleet_report(manager, backend, found, process)
-    if isinstance(backend, PostgresBackend):
-        return _postgres_report(manager, backend, discovered, process)
-    assert isinstance(backend, SqliteBackend)
-    return _sqlite_report(manager, backend, discovered, process)
+    found = manager.discover()
+    return REPORTS.for_kind(manager.backend.kind)(manager, found, manager.pool_stats())
 
 
-def _postgres_report(manager: TenantDatabaseManager, backend: PostgresBackend,
-                     discovered: list[str], process: dict[str, dict[str, Any]]) -> PoolReport:
-    part = _server_part(manager, backend, None, discovered, process)
+def postgres_report(manager: TenantDatabaseManager, found: Discovery,
+                    process: dict[str, dict[str, Any]]) -> PoolReport:
+    """Each server read on its own (at once), its tenants those placed there."""
+    named = len(manager.servers) > 1  # several servers: every row and warning names its own
+
+    def read(name: str, backend: Backend, _: list[str]) -> _ServerPart:
+        placed = [t.tenant_id for t in found.tenants if (t.server or name) == name]
+        pools = {t: p for t, p in process.items() if p["server"] == name}
+        return _server_part(manager, cast("PostgresBackend", backend), name if named else None,
+                            placed, pools)
+
+    parts = manager.for_each_server(read)
+    if named:
+        return _fleet_report(manager, parts, found)
+    part = next(iter(parts.values()))
     return PoolReport(
         backend="postgresql", target=manager.settings.describe(),
         generated_at=datetime.now(UTC), capacity=part.capacity, process=manager.budget_stats(),
@@ -146,18 +161,10 @@ def _postgres_report(manager: TenantDatabaseManager, backend: PostgresBackend,
         warnings=part.warnings)
 
 
-def _fleet_report(manager: TenantDatabaseManager, fleet: FleetBackend, found: list[TenantInfo],
-                  process: dict[str, dict[str, Any]]) -> PoolReport:
-    """Each server read on its own (in parallel), its tenants those the directory puts there."""
-    def read(name: str) -> _ServerPart:
-        placed = [t.tenant_id for t in found if t.server == name]
-        pools = {t: p for t, p in process.items() if p["server"] == name}
-        return _server_part(manager, fleet.servers[name], name, placed, pools)
-
-    with ThreadPoolExecutor(max_workers=len(fleet.servers)) as pool:
-        parts = dict(zip(fleet.servers, pool.map(read, fleet.servers), strict=True))
+def _fleet_report(manager: TenantDatabaseManager, parts: dict[str, _ServerPart],
+                  found: Discovery) -> PoolReport:
     warnings = [w for part in parts.values() for w in part.warnings]
-    warnings += [f"placement: {p.message}" for p in fleet.last_problems]
+    warnings += [f"placement: {p.message}" for p in found.problems]
     return PoolReport(
         backend="postgresql", generated_at=datetime.now(UTC),
         target=f"fleet of {len(parts)} servers ({', '.join(parts)})", capacity=None,
@@ -165,7 +172,7 @@ def _fleet_report(manager: TenantDatabaseManager, fleet: FleetBackend, found: li
         tenants=[t for part in parts.values() for t in part.tenants],
         other_connections=[o for part in parts.values() for o in part.others],
         warnings=warnings,
-        servers=[ServerSection(name, fleet.servers[name].settings.describe(), part.usage,
+        servers=[ServerSection(name, manager.servers[name].settings.describe(), part.usage,
                                part.capacity, manager.budget_stats(name))
                  for name, part in parts.items()])
 
@@ -210,8 +217,10 @@ def _server_part(manager: TenantDatabaseManager, backend: PostgresBackend, serve
                                         round(c.age_s, 1), server) for c in others], warnings)
 
 
-def _sqlite_report(manager: TenantDatabaseManager, backend: SqliteBackend,
-                   discovered: list[str], process: dict[str, dict[str, Any]]) -> PoolReport:
+def sqlite_report(manager: TenantDatabaseManager, found: Discovery,
+                  process: dict[str, dict[str, Any]]) -> PoolReport:
+    backend = cast("SqliteBackend", manager.backend)
+    discovered = [t.tenant_id for t in found.tenants]
     paths = {t: Path(backend.location(t)) for t in discovered}  # stat only, never opened
     scan = scan_open_files(paths.values())
     files = []

@@ -27,7 +27,7 @@ from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.head import TABLE_NAMES, docbasket
 from docex_ops.tenancy import validate_all, validate_tenant_id
-from docex_ops.topology.placement import fleet_of, interrupted_drop
+from docex_ops.topology.placement import interrupted_drop
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class ProvisionResult:
 
 
 def list_tenants(manager: TenantDatabaseManager, with_size: bool = True) -> list[TenantInfo]:
-    return manager.backend.discover(with_size=with_size)
+    return manager.discover(with_size).tenants
 
 
 def find_tenant(manager: TenantDatabaseManager, tenant_id: str) -> TenantInfo | None:
@@ -99,7 +99,7 @@ def verify_tenant(manager: TenantDatabaseManager, tenant_id: str) -> bool:
 def tenant_contents(manager: TenantDatabaseManager, tenant_id: str) -> TenantContents | None:
     """Rows of every table of one tenant (DocEX's and any other), read under the lock
     timeout (TenantLockedError past it); None if it does not exist."""
-    return manager.backend.read_contents(validate_tenant_id(tenant_id))
+    return manager.topology.read_contents(validate_tenant_id(tenant_id))
 
 
 def count_rows(manager: TenantDatabaseManager, tenant_id: str) -> dict[str, int]:
@@ -153,7 +153,7 @@ def drop_tenant(manager: TenantDatabaseManager, tenant_id: str, allow_data: bool
     manager.close_tenant_connection(tenant_id)
     detail: dict[str, object] = {"force": allow_data}
     try:
-        act_with_retries(lambda: manager.backend.drop(tenant_id, guard))
+        act_with_retries(lambda: manager.topology.drop(tenant_id, guard))
     except (GuardRefusal, TenantLockedError) as exc:
         audit_trail.record("tenant.drop", tenant_id, info.location, audit_trail.REFUSED,
                      {**detail, "reason": str(exc)})
@@ -174,10 +174,7 @@ def _where_it_is(manager: TenantDatabaseManager, tenant_id: str) -> Backend:
     """The backend that reads the tenant on its server whatever the directory says (a
     fleet marks a tenant ``dropping`` before its server drops it, and the safety backup
     is taken in between)."""
-    fleet = fleet_of(manager.backend)
-    placed = fleet.placement(tenant_id) if fleet is not None else None
-    return fleet.servers[placed.server] if fleet is not None and placed is not None \
-        else manager.backend
+    return manager.topology.holder_of(tenant_id)
 
 
 def ensure_tenant_role(manager: TenantDatabaseManager, tenant_id: str) -> str:
@@ -187,8 +184,7 @@ def ensure_tenant_role(manager: TenantDatabaseManager, tenant_id: str) -> str:
     from docex_ops.tenants.roles import ensure_tenant_role as ensure_role
 
     tenant_id = validate_tenant_id(tenant_id)
-    fleet = fleet_of(manager.backend)
-    backend = fleet.server_backend(tenant_id) if fleet is not None else manager.backend
+    backend = manager.backend_of(tenant_id)
     if not isinstance(backend, PostgresBackend):
         raise RuntimeError("tenant roles need PostgreSQL: SQLite has no roles")
     return ensure_role(backend, tenant_id)[0]

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from docex_ops.backends.base import Backend
+from docex_ops.config.settings import Settings
 from docex_ops.topology.base import Discovery, SingleServer, Topology
 
 
-def make_topology(backend: Backend) -> Topology:
-    """The topology ``backend`` was configured for."""
-    from docex_ops.topology.fleet import FleetBackend
-
-    if isinstance(backend, FleetBackend):
+def make_topology(settings: Settings) -> Topology:
+    """The topology ``settings`` configure: several PostgreSQL servers, or one."""
+    if settings.fleet:
         from docex_ops.topology.several import SeveralServers
 
-        return SeveralServers(backend)
-    return SingleServer(backend)
+        return SeveralServers(settings)
+    from docex_ops.backends import make_backend
+
+    return SingleServer(make_backend(settings))
 
 
 __all__ = ["Discovery", "SingleServer", "Topology", "make_topology"]

@@ -4,7 +4,7 @@ One table in the control schema of the directory server. A tenant's row and
 its schema change together: on the directory server itself in one
 transaction; on another server in two steps whose intermediate state is
 recorded (``provisioning``, ``dropping``), so rerunning the command finishes
-what a crash interrupted (see FleetBackend.create/drop).
+what a crash interrupted (see SeveralServers.create/drop in several.py).
 """
 
 from __future__ import annotations
