@@ -178,11 +178,6 @@ class Backend(ABC):
     def files_dir(self, tenant_id: str) -> Path:
         """Where the document API stores the tenant's files (its own directory)."""
 
-    def keep_bytes(self, tenant_id: str, dest: Path) -> Path | None:
-        """A byte copy of a tenant no archive can be made of (a SQLite file that is not a
-        database), into ``dest``; None where there is no such thing."""
-        return None
-
     def server_limits(self) -> ServerLimits | None:
         """The server's connection limits; None when there is no server (SQLite)."""
         return None

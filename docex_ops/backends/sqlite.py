@@ -48,7 +48,7 @@ from docex_ops.backends.sqlite_connect import (
     split_statements,
     sqlite_engine,
 )
-from docex_ops.backends.sqlite_guard import copy_bytes, file_contents, refusal, write_locked
+from docex_ops.backends.sqlite_guard import file_contents, refusal, write_locked
 from docex_ops.backends.sqlite_paths import CheckedFile, TenantFileError, TenantPaths
 from docex_ops.config.settings import PoolSettings, Settings
 from docex_ops.schema.head import TABLE_NAMES
@@ -229,15 +229,6 @@ class SqliteBackend(Backend):
             raise refusal(who, exc, self.timeout) from exc
         with closing(conn), write_locked(conn, who, self.timeout):
             yield conn
-
-    def keep_bytes(self, tenant_id: str, dest: Path) -> Path | None:
-        """A byte copy of a file SQLite cannot read, into ``dest`` (the safety backup of a
-        forced drop: the backup API cannot read it either)."""
-        checked = self.paths.check(tenant_id)
-        if checked.identity is None:
-            return None
-        with self.paths.parent_dir(checked.path) as folder:
-            return copy_bytes(folder, checked.path.name, dest, tenant_id)
 
     def _remove_file(self, path: Path, identity: tuple[int, int] | None) -> None:
         """Unlink ``path`` and its sidecars inside its directory, reached without links;

@@ -16,7 +16,7 @@ from docex_ops.backends import Backend
 from docex_ops.backends.archive import DumpResult, TenantArchiver
 from docex_ops.backends.contents import GuardRefusal
 from docex_ops.backends.scratch import PARTIAL_SUFFIX, hold_new_file
-from docex_ops.backup.archivers import make_archiver
+from docex_ops.backup.archivers import backup_kind, make_archiver
 from docex_ops.backup.manifest import MANIFEST_SUFFIX, Manifest, sha256_file, write_manifest
 from docex_ops.backup.signing import sign, signing_key
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
@@ -140,7 +140,7 @@ def safety_backup(backend: Backend, tenant_id: str, dest: Path, pg_bin: str | No
     finally:
         archiver.dispose()
     if result.manifest is None:
-        kept = backend.keep_bytes(tenant_id, dest) if unreadable else None
+        kept = backup_kind(backend).keep_bytes(backend, tenant_id, dest) if unreadable else None
         if kept is None:
             raise GuardRefusal(f"tenant {tenant_id!r}: the safety backup into {dest} failed, "
                                f"so nothing was changed: {result.error}")

@@ -51,8 +51,10 @@ from docex_ops.backends.pg_tools import (
 )
 from docex_ops.backends.postgres import PostgresBackend, quote_ident
 from docex_ops.backup import pg_staging
+from docex_ops.backup.archivers import BackupKind
 from docex_ops.backup.pg_toc import check_toc
 from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.tenancy import check_schema_name
 
 LOCKS_PER_TENANT = len(TABLE_NAMES) + 1  # + alembic_version
 MAX_BATCH = 250
@@ -332,3 +334,7 @@ def digest_schema(conn: Connection, schema: str, ordered: bool = True
     if not columns:
         return {}, None
     return _parse_digest(conn.exec_driver_sql(_digest_query(schema, columns, ordered)))
+
+
+# A restore reads rows only from a schema name that is never public, pg_* or odd.
+KIND = BackupKind(PostgresArchiver, check_location=check_schema_name)

@@ -41,8 +41,9 @@ from docex_ops.backends.sqlite import (
     open_readonly,
 )
 from docex_ops.backends.sqlite_digest import digest_database
-from docex_ops.backends.sqlite_guard import file_contents
+from docex_ops.backends.sqlite_guard import copy_bytes, file_contents
 from docex_ops.backends.sqlite_paths import TenantPaths
+from docex_ops.backup.archivers import BackupKind
 from docex_ops.backup.sqlite_staging import build_file, inspect_file
 
 
@@ -218,3 +219,16 @@ class SqliteArchiver(TenantArchiver):
             raise ValueError(f"refusing to delete {path}: not a staging file")
         for suffix in ("", *SIDECARS):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def keep_bytes(backend: SqliteBackend, tenant_id: str, dest: Path) -> Path | None:
+    """A byte copy of a file SQLite cannot read, into ``dest`` (the safety backup of a
+    forced drop: the backup API cannot read it either)."""
+    checked = backend.paths.check(tenant_id)
+    if checked.identity is None:
+        return None
+    with backend.paths.parent_dir(checked.path) as folder:
+        return copy_bytes(folder, checked.path.name, dest, tenant_id)
+
+
+KIND = BackupKind(SqliteArchiver, keep_bytes=keep_bytes)

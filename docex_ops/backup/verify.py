@@ -8,7 +8,7 @@ from pathlib import Path
 
 from docex_ops.backends.archive import ArchiveRefused, RestoreSpec, TableDigest, TenantArchiver
 from docex_ops.backends.base import Backend
-from docex_ops.backup.archivers import make_archiver
+from docex_ops.backup.archivers import backup_kind, make_archiver
 from docex_ops.backup.manifest import (
     MANIFEST_SUFFIX,
     BackupUsageError,
@@ -20,7 +20,6 @@ from docex_ops.backup.manifest import (
 from docex_ops.backup.signing import signature_problem
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.ddl import revision_ddl
-from docex_ops.tenancy import check_schema_name
 
 
 @dataclass
@@ -80,11 +79,10 @@ def restore_spec(manifest: Manifest, backend: Backend, key: bytes | None,
                  allow_extra: bool = False) -> RestoreSpec:
     """What a restore of ``manifest`` builds and takes: our DDL for its revision, the
     rows of its archive (and, in a batch archive, which other schemas it may hold)."""
-    if backend.kind == "postgresql":
-        try:  # where the rows are read from: never public, pg_*, or an odd name
-            check_schema_name(manifest.location)
-        except ValueError as exc:
-            raise ArchiveRefused(f"manifest {manifest.path}: {exc}; refused") from exc
+    try:  # where the rows are read from (PostgreSQL: never public, pg_*, or an odd name)
+        backup_kind(backend).check_location(manifest.location)
+    except ValueError as exc:
+        raise ArchiveRefused(f"manifest {manifest.path}: {exc}; refused") from exc
     if manifest.revision is None:
         raise ArchiveRefused(f"manifest {manifest.path} records no revision, so docex-ops "
                              "cannot tell the tenant's structure; adopt the tenant "

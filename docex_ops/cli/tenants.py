@@ -130,7 +130,7 @@ def provision_cmd(tenant_ids: tuple[str, ...], verify: bool, jobs: int, with_rol
     Every id is checked against the tenant rules before anything is created.
     """
     manager = state().manager
-    if with_role and manager.backend.kind != "postgresql":
+    if with_role and not ops.has_roles(manager):
         raise click.UsageError("--with-role needs PostgreSQL: SQLite has no roles")
     if server is not None:
         ids = validate_all(tenant_ids)

@@ -9,11 +9,12 @@ decides what is a violation.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection, Engine
 
+from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.isolation.pg_facts_access import RELATION_KIND
 from docex_ops.isolation.pg_facts_code import (
     LEAVING_THE_SCHEMA,
@@ -313,6 +314,11 @@ def probe_routing(conn: Connection, tables: Sequence[str], canary_id: str,
                         {t: (s or None) for t, s in pairs.items()},
                         None if landed is None else str(landed), tuple(wrote),
                         tuple(map(str, copiers)))
+
+
+def backend_snapshot(backend: PostgresBackend) -> AbstractContextManager[Connection]:
+    """``catalog_snapshot`` of the server ``backend`` speaks to (the kind registry's entry)."""
+    return catalog_snapshot(backend.admin_engine)
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -51,8 +52,7 @@ def check_probe(ctx: IsolationContext) -> list[CheckResult]:
     shared = ["public", ctx.settings.postgres.control_schema]
     relations = probe.targets(ctx.require_catalog(), sorted(
         {ctx.tenants[t] for a, ts in plan.items() for t in (a, *ts)} | set(shared)))
-    backend = ctx.backend
-    assert isinstance(backend, PostgresBackend)
+    backend = cast(PostgresBackend, ctx.backend)  # registered for PostgreSQL only
 
     def run(actor: str) -> list[CheckResult]:
         return _probe_one(ctx, backend, graph, actor, plan[actor], relations, shared)

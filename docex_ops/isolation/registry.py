@@ -7,8 +7,13 @@ its own module; adding a check is one line here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from sqlalchemy.engine import Connection
+
+from docex_ops.backends.base import Backend
+from docex_ops.backends.registry import KindRegistry
 from docex_ops.isolation import (
     leftovers,
     pg_code,
@@ -94,6 +99,12 @@ CHECKS: tuple[Check, ...] = (
           "no scratch file or folder (.docex-...) is left in the storage root"),
     Check("code", SQLITE, sqlite_code.check_code, "no view or trigger in the tenant file"),
 )
+
+
+# The read-only catalog snapshot the catalog checks of a kind share (kinds without one,
+# SQLite, read each file as they go).
+CATALOG_SNAPSHOTS = KindRegistry[Callable[[Backend], AbstractContextManager[Connection]]](
+    "isolation catalog snapshot", {"postgresql": "docex_ops.isolation.pg_facts:backend_snapshot"})
 
 
 def checks_for(kind: str) -> list[Check]:

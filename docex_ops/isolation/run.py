@@ -24,10 +24,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 
 from docex_ops.backends.base import Backend
-from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.isolation import placement
 from docex_ops.isolation.context import IsolationContext
-from docex_ops.isolation.registry import CHECKS, Check, checks_for
+from docex_ops.isolation.registry import CATALOG_SNAPSHOTS, CHECKS, Check, checks_for
 from docex_ops.isolation.results import DEPLOYMENT, SEVERITY, CheckResult, Status
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.tenancy import validate_all
@@ -93,10 +92,9 @@ def run_checks(ctx: IsolationContext, checks: list[Check]) -> list[CheckResult]:
     need no catalog (live routing, on tenant connections of its own) run alongside."""
     by_check: dict[str, list[CheckResult]] = {}
     with ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as alongside:
-        if isinstance(ctx.backend, PostgresBackend) and any(c.needs_catalog for c in checks):
-            from docex_ops.isolation.pg_facts import catalog_snapshot
-
-            ctx.catalog = stack.enter_context(catalog_snapshot(ctx.backend.admin_engine))
+        kind = ctx.backend.kind
+        if kind in CATALOG_SNAPSHOTS.kinds and any(c.needs_catalog for c in checks):
+            ctx.catalog = stack.enter_context(CATALOG_SNAPSHOTS.for_kind(kind)(ctx.backend))
         running = {c.name: alongside.submit(c.run, ctx) for c in checks
                    if not c.needs_catalog and ctx.catalog is not None}
         for check in checks:

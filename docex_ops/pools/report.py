@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from docex_ops.backends import server_names
 from docex_ops.backends.base import Backend
 from docex_ops.backends.registry import KindRegistry
 from docex_ops.manager.budget import derive_budget
@@ -276,7 +277,7 @@ def _tenant_usage(tenant_id: str, known: bool, conns: list[ServerConnection],
 def _budget_source(manager: TenantDatabaseManager) -> str:
     if manager.settings.pool.max_total_connections is not None:
         return "configured"
-    return "derived" if manager.settings.db_type == "postgresql" else "unbounded"
+    return "derived" if server_names(manager.settings) else "unbounded"
 
 
 def pool_report(manager: TenantDatabaseManager | None = None) -> PoolReport:

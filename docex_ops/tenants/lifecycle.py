@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from docex_ops.backends.contents import (
     TenantContents,
 )
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR, ActGuard, act_with_retries
+from docex_ops.backends.registry import KindRegistry
 from docex_ops.backup.create import safety_backup
 from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
@@ -177,14 +178,23 @@ def _where_it_is(manager: TenantDatabaseManager, tenant_id: str) -> Backend:
     return manager.topology.holder_of(tenant_id)
 
 
+# ensure_role(backend of the tenant's server, tenant id) -> (role, created)
+TENANT_ROLES = KindRegistry[Callable[[Backend, str], tuple[str, bool]]]("tenant roles", {
+    "postgresql": "docex_ops.tenants.roles:ensure_tenant_role",
+})
+NO_ROLES = "tenant roles need PostgreSQL: SQLite has no roles"
+
+
+def has_roles(manager: TenantDatabaseManager) -> bool:
+    """Whether the configured kind of database gives tenants roles of their own."""
+    return manager.backend.kind in TENANT_ROLES.kinds
+
+
 def ensure_tenant_role(manager: TenantDatabaseManager, tenant_id: str) -> str:
     """PostgreSQL: the login-less role ``docex_t_<id>`` owning only the tenant's schema
     (on a fleet, on the tenant's server: roles are per server)."""
-    from docex_ops.backends.postgres import PostgresBackend
-    from docex_ops.tenants.roles import ensure_tenant_role as ensure_role
-
     tenant_id = validate_tenant_id(tenant_id)
+    if not has_roles(manager):
+        raise RuntimeError(NO_ROLES)
     backend = manager.backend_of(tenant_id)
-    if not isinstance(backend, PostgresBackend):
-        raise RuntimeError("tenant roles need PostgreSQL: SQLite has no roles")
-    return ensure_role(backend, tenant_id)[0]
+    return TENANT_ROLES.for_kind(backend.kind)(backend, tenant_id)[0]

@@ -134,17 +134,17 @@ class Topology(ABC):
 
     # -- what changes where a tenant is ---------------------------------------------------
 
-    @abstractmethod
     def exists(self, tenant_id: str) -> bool:
         """Whether the tenant exists where it is recorded to be (and may be used now)."""
+        return self.backend_of(tenant_id).exists(tenant_id)
 
-    @abstractmethod
     def create(self, tenant_id: str, ddl: str) -> bool:
-        """Provision the tenant on its server (choosing one for a new tenant)."""
+        """Provision the tenant on its server (a directory chooses one for a new tenant)."""
+        return self.backend_of(tenant_id).create(tenant_id, ddl)
 
-    @abstractmethod
     def drop(self, tenant_id: str, guard: Guard | None = None) -> None:
-        """Drop the tenant on its server, and forget its place."""
+        """Drop the tenant on its server (a directory forgets its place too)."""
+        self.backend_of(tenant_id).drop(tenant_id, guard)
 
     def read_contents(self, tenant_id: str) -> TenantContents | None:
         return self.backend_of(tenant_id).read_contents(tenant_id)
@@ -232,18 +232,6 @@ class SingleServer(Topology):
 
     def tenant_ids(self) -> list[str]:
         return self.backend.tenant_ids()
-
-    def read_revisions(self, tenant_ids: Iterable[str]) -> dict[str, str | None]:
-        return self.backend.read_revisions(tenant_ids)
-
-    def exists(self, tenant_id: str) -> bool:
-        return self.backend.exists(tenant_id)
-
-    def create(self, tenant_id: str, ddl: str) -> bool:
-        return self.backend.create(tenant_id, ddl)
-
-    def drop(self, tenant_id: str, guard: Guard | None = None) -> None:
-        self.backend.drop(tenant_id, guard)
 
     def check_server(self, server: str) -> None:
         known = server_names(self.backend.settings)

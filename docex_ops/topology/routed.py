@@ -105,9 +105,6 @@ class RoutedBackend(Backend):
     def files_dir(self, tenant_id: str) -> Path:
         return self.control.files_dir(tenant_id)  # files do not move with the schema
 
-    def keep_bytes(self, tenant_id: str, dest: Path) -> Path | None:
-        return self.topology.holder_of(tenant_id).keep_bytes(tenant_id, dest)
-
     def server_limits(self) -> ServerLimits | None:
         return self.control.server_limits()
 
