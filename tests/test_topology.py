@@ -160,3 +160,17 @@ def test_without_a_limit_no_slot_is_waited_for(fleet_manager: TenantDatabaseMana
         assert server == "b"
     with pytest.raises(LookupError, match="no server 'nowhere'"):
         fleet_manager.topology.reserve("free2", "nowhere")
+
+
+def test_the_manager_backend_is_the_control_servers_plain_backend(
+        fleet_manager: TenantDatabaseManager) -> None:
+    several = _several(fleet_manager)
+    assert fleet_manager.backend is fleet_manager.servers[several.directory_server]
+    several.reserve("placed_c", "c")
+    fleet_manager.provision("placed_c")
+    assert fleet_manager.backend_of("placed_c") is fleet_manager.servers["c"]
+    several.servers["b"].create("stray", "")  # a schema the directory never heard of
+    found = fleet_manager.discover()
+    assert [t.tenant_id for t in found.tenants] == ["placed_c"]
+    assert [p.tenant_id for p in found.problems] == ["stray"]
+    assert not hasattr(fleet_manager.backend, "last_problems")
