@@ -89,6 +89,15 @@ class CliState:
             self._manager = TenantDatabaseManager(self.settings)
         return self._manager
 
+    def manager_for(self, config_path: str | None) -> TenantDatabaseManager:
+        """The manager of another DocEX config (``split --target-config``), else the
+        command's own; a command uses one or the other, never both."""
+        if config_path is not None:
+            if self._manager is not None:
+                raise RuntimeError("a manager is already open for this command's config")
+            self._settings = load_settings(config_path)
+        return self.manager
+
     def close(self) -> None:
         if self._manager is not None:
             TenantDatabaseManager.reset()

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from docex_ops.backends import Backend, make_backend
 from docex_ops.backends.scratch_tenant import scratch_tenant
 from docex_ops.config.settings import load_settings
+from docex_ops.migrate.kinds import KINDS
 from docex_ops.migrate.scripts import ATTR_CONNECTION, ATTR_FORCE, ATTR_RENDER_DIALECT
 from docex_ops.schema.ddl import head_ddl
 from docex_ops.schema.head import metadata
@@ -34,7 +35,8 @@ def run(context: EnvironmentContext) -> None:
     dialect = config.attributes.get(ATTR_RENDER_DIALECT)
     if dialect:
         context.configure(dialect_name=dialect, transactional_ddl=False, literal_binds=True,
-                          render_as_batch=dialect == "sqlite", docex_force=force)
+                          render_as_batch=KINDS.for_kind(dialect).render_as_batch,
+                          docex_force=force)
         context.run_migrations()
         return
     backend = make_backend(load_settings(x_args.get("config")))
@@ -51,7 +53,7 @@ def configure_connection(context: EnvironmentContext, connection: Connection,
                          force: bool, **extra: Any) -> None:
     """Unqualified names everywhere: the connection's route decides the tenant."""
     context.configure(connection=connection, target_metadata=metadata, compare_type=True,
-                      render_as_batch=connection.dialect.name == "sqlite",
+                      render_as_batch=KINDS.for_kind(connection.dialect.name).render_as_batch,
                       docex_force=force, **extra)
 
 
@@ -70,11 +72,10 @@ def _each_tenant(context: EnvironmentContext, backend: Backend, tenants: list[st
     for tenant_id in tenants:
         location = backend.location(tenant_id)
         if context.is_offline_mode():
-            header = (f'SET search_path TO "{location}";' if backend.kind == "postgresql"
-                      else f"-- database file: {location}")
-            config.print_stdout(f"-- tenant {tenant_id}\n{header}")
+            kind = KINDS.for_kind(backend.kind)
+            config.print_stdout(f"-- tenant {tenant_id}\n{kind.header(location)}")
             context.configure(dialect_name=backend.kind, literal_binds=True,
-                              render_as_batch=backend.kind == "sqlite", docex_force=force)
+                              render_as_batch=kind.render_as_batch, docex_force=force)
             with context.begin_transaction():
                 context.run_migrations()
             continue

@@ -92,6 +92,11 @@ def parse_source(text: str, schema: str = "public") -> SourceSpec:
     return SourceSpec("sqlite", path=path)
 
 
+def open_source(text: str, schema: str = "public") -> SplitSource:
+    """The split source ``--source`` / ``--source-schema`` name (nothing opened yet)."""
+    return SplitSource(parse_source(text, schema))
+
+
 def check_schema_name_source(schema: str) -> None:
     try:
         check_schema_name(schema)

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
@@ -33,6 +33,7 @@ from docex_ops.backends.sqlite import SqliteBackend, readonly_uri
 from docex_ops.backends.sqlite_digest import digest_table
 from docex_ops.backends.sqlite_guard import file_contents
 from docex_ops.backup.pg import digest_aggregates, digest_sql
+from docex_ops.migrate.servers import control_backend
 from docex_ops.schema.head import TABLE_NAMES
 from docex_ops.split.source import (
     PgView,
@@ -41,6 +42,9 @@ from docex_ops.split.source import (
     SqliteView,
     pg_begin_snapshot,
 )
+
+if TYPE_CHECKING:
+    from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 STREAM_BATCH = 5000
 
@@ -82,6 +86,17 @@ class TenantFill(ABC):
         """``copy``, and the digest of the source rows it copied (the subset's digest)."""
         rows = self.copy(table, columns, where, baskets)
         return rows, self.source_digest(table, where, baskets)
+
+
+def target_store(manager: TenantDatabaseManager) -> Backend:
+    """The targets' kind and rules (scratch folder, copy mode, the revision references):
+    every server of the manager is of one kind, the control server answers for all."""
+    return control_backend(manager)
+
+
+def target_of(manager: TenantDatabaseManager, tenant_id: str) -> Backend:
+    """The backend of the server that holds (or will hold) the target tenant."""
+    return manager.backend_of(tenant_id)
 
 
 def same_database(source: SplitSource, backend: Backend) -> bool:
