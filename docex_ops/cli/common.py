@@ -6,14 +6,16 @@ import importlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from docex_ops.cli.output import FORMATS, render
 from docex_ops.config.settings import ConfigError, Settings, load_settings
-from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.tenancy import TenantIdError
+
+if TYPE_CHECKING:
+    from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,6 +86,9 @@ class CliState:
 
     @property
     def manager(self) -> TenantDatabaseManager:
+        # Imported here: `--help` and argument errors never load the database layers.
+        from docex_ops.manager.tenant_manager import TenantDatabaseManager
+
         if self._manager is None:
             TenantDatabaseManager.reset()  # a CLI call owns its process' manager
             self._manager = TenantDatabaseManager(self.settings)
@@ -100,6 +105,8 @@ class CliState:
 
     def close(self) -> None:
         if self._manager is not None:
+            from docex_ops.manager.tenant_manager import TenantDatabaseManager
+
             TenantDatabaseManager.reset()
             self._manager = None
 
