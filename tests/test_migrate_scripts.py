@@ -42,10 +42,3 @@ def test_status_needs_no_alembic() -> None:
             "status_of(s, [])\nassert 'alembic' not in sys.modules, 'alembic imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
 
-
-def test_the_cli_and_the_configuration_import_no_database_layer() -> None:
-    code = ("import sys\nfrom docex_ops.cli import main\n"
-            "from docex_ops.config.settings import load_settings\nload_settings(None, {})\n"
-            "loaded = [m for m in ('sqlalchemy', 'alembic') if m in sys.modules]\n"
-            "assert not loaded, loaded\n")
-    subprocess.run([sys.executable, "-c", code], check=True)
