@@ -32,10 +32,11 @@ def servers_of(manager: TenantDatabaseManager, tenants: Sequence[TenantInfo]
 
     Discovery already placed each tenant: its answer is used rather than asking the
     directory again per tenant (which would also refuse a tenant frozen by a move,
-    that status must still show)."""
+    that status must still show); a tenant it names no server for is the directory
+    server's."""
     if len(manager.servers) < 2:
         return None
-    return {t.tenant_id: t.server or manager.server_of(t.tenant_id) for t in tenants}
+    return {t.tenant_id: t.server or manager.settings.directory_server for t in tenants}
 
 
 class ServerJobs:
