@@ -144,7 +144,7 @@ def bench_postgres(count: int, jobs: int, workdir: Path, scripts: MigrationScrip
 
         raw_rev = psql_script(databases["raw"], raw_revision_sql(ids), workdir)
         options = RunOptions(step=StepOptions(), jobs=max(2, jobs // 2))
-        report = migrate(manager.backend, scripts, Selection(), "upgrade", "head", options)
+        report = migrate(manager, scripts, Selection(), "upgrade", "head", options)
         assert report.ok and len(report.results) == count, report.failed[:3]
         ours_rev = report.seconds
         naive_rev = timed(lambda: naive_alembic_loop(naive_backend.backend, scripts, ids,
@@ -207,7 +207,7 @@ def bench_sqlite(count: int, workdir: Path, scripts: MigrationScripts,
     rows.append(_row("sqlite", f"provision {count} tenants", ours, raw, None, "jobs=1"))
     revision = SMALL_DDL + f"UPDATE alembic_version SET version_num = '{SMALL_REVISION}';\n"
     raw_rev = timed(lambda: raw_sqlite_loop(raw_root, ids, revision, create=False))
-    report = migrate(manager.backend, scripts, Selection(), "upgrade", "head", RunOptions())
+    report = migrate(manager, scripts, Selection(), "upgrade", "head", RunOptions())
     assert report.ok and len(report.results) == count, report.failed[:3]
     rows.append(_row("sqlite", f"small revision x {count}", report.seconds, raw_rev, None,
                      "jobs=1"))

@@ -29,8 +29,8 @@ from typing import Any
 
 import psycopg2
 
-from docex_ops.backends import make_backend
 from docex_ops.config.settings import Settings, settings_from_mapping
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.ddl import head_ddl
 from docex_ops.split import BasketMapping, PlanOptions, RunSettings, run_split
 from docex_ops.split.rules import COPY_ORDER
@@ -101,13 +101,14 @@ def _timed(fn: Callable[[], Any]) -> float:
 def _tool_run(settings: Settings, source: str, by_tenant: dict[str, list[str]], jobs: int
               ) -> None:
     mapping = BasketMapping({b: t for t, bs in by_tenant.items() for b in bs})
-    backend = make_backend(settings)
+    TenantDatabaseManager.reset()
+    manager = TenantDatabaseManager(settings)
     src = SplitSource(parse_source(source, "src"))
     try:
-        report = run_split(src, mapping, PlanOptions(), backend, RunSettings(jobs=jobs))
+        report = run_split(src, mapping, PlanOptions(), manager, RunSettings(jobs=jobs))
     finally:
         src.dispose()
-        backend.dispose()
+        TenantDatabaseManager.reset()
     bad = [r for r in report.results if r.status != "copied"]
     if not report.ok or bad:
         raise SystemExit(f"split failed: {report.plan.blocking} {bad}")

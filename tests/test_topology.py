@@ -137,14 +137,14 @@ def test_a_migration_waits_for_a_slot_of_its_server(fleet_manager: TenantDatabas
     fleet_manager.provision("behind")  # empty: the downgrade loses nothing
     scripts = MigrationScripts()
     previous = scripts.order[-2]
-    down = migrate(fleet_manager.routed, scripts, Selection(include=("behind",)), "downgrade",
+    down = migrate(fleet_manager, scripts, Selection(include=("behind",)), "downgrade",
                    previous, RunOptions(step=StepOptions(force=True)))
     assert down.ok, down.results
     assert fleet_manager.topology.read_revisions(["behind"]) == {
         "behind": previous}
     slot = _watch(fleet_manager, "c")
     with fleet_manager.server_slot("behind"):
-        thread, errors = _in_thread(lambda: upgrade_tenants(fleet_manager.routed, ["behind"]))
+        thread, errors = _in_thread(lambda: upgrade_tenants(fleet_manager, ["behind"]))
         assert slot.waited.wait(60), "the upgrade did not wait for its server's slot"
         assert fleet_manager.topology.read_revisions(["behind"]) == {"behind": previous}
     thread.join(120)

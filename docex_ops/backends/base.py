@@ -182,11 +182,6 @@ class Backend(ABC):
         """The server's connection limits; None when there is no server (SQLite)."""
         return None
 
-    def for_tenant(self, tenant_id: str) -> Backend:
-        """The plain backend of the server holding ``tenant_id``: this one. (Transitional:
-        topology/routed.py's view over several servers answers with the tenant's.)"""
-        return self
-
     def dispose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release server-level resources the backend holds."""
 

@@ -8,12 +8,10 @@ others are still read.
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from typing import TYPE_CHECKING
 
-from docex_ops.backends.base import chunks
-from docex_ops.backends.pg_guard import is_lock_timeout, set_lock_timeout
-from docex_ops.backends.pg_sql import execute_script
+if TYPE_CHECKING:  # the SQL here is importable without SQLAlchemy
+    from sqlalchemy.engine import Connection
 
 REVISION_BATCH = 1000
 
@@ -74,6 +72,10 @@ SIZE_BATCH = 100
 def read_revisions(conn: Connection, schemas: list[str], lock_timeout: float
                    ) -> tuple[dict[str, str | None], set[str]]:
     """Revisions per schema, and the schemas whose version table stayed locked."""
+    from docex_ops.backends.base import chunks
+    from docex_ops.backends.pg_guard import set_lock_timeout
+    from docex_ops.backends.pg_sql import execute_script
+
     if not schemas:
         return {}, set()
     execute_script(conn, _REVISIONS_FUNCTION)
@@ -99,6 +101,11 @@ def read_sizes(conn: Connection, schemas: list[str], lock_timeout: float
                ) -> tuple[dict[str, int], set[str]]:
     """Sizes per schema, and the schemas whose tables a lock kept from being measured
     within lock_timeout (a batch that meets one is retried schema by schema)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from docex_ops.backends.base import chunks
+    from docex_ops.backends.pg_guard import is_lock_timeout
+
     sizes: dict[str, int] = {}
     locked: set[str] = set()
     for batch in chunks(schemas, SIZE_BATCH):
@@ -120,6 +127,8 @@ def read_sizes(conn: Connection, schemas: list[str], lock_timeout: float
 
 
 def _sizes_of(conn: Connection, schemas: list[str], lock_timeout: float) -> dict[str, int]:
+    from docex_ops.backends.pg_guard import set_lock_timeout
+
     set_lock_timeout(conn, lock_timeout)
     found = {str(schema): int(size) for schema, size in
              conn.exec_driver_sql(_SIZES_SQL, {"s": schemas})}

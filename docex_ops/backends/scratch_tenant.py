@@ -45,7 +45,7 @@ def scratch_tenant(backend: Backend, purpose: str, folder: Path | None = None
     ``folder``: where a SQLite scratch folder goes (default: the storage root).
     """
     if backend.kind == "postgresql":
-        server = backend.for_tenant(SCRATCH_TENANT)  # a routed view: the control server
+        server = backend  # the control server's
         assert isinstance(server, PostgresBackend)
         with scratch.hold_new_schema(server.admin_engine, purpose) as schema:
             pg = _ScratchPostgres(server.settings, schema)

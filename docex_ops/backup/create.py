@@ -133,7 +133,6 @@ def safety_backup(backend: Backend, tenant_id: str, dest: Path, pg_bin: str | No
     ``unreadable``: a SQLite file that is not a database: its bytes are kept instead."""
     dest = dest.resolve()  # the path printed and audited must mean the same from anywhere
     dest.mkdir(parents=True, exist_ok=True)
-    backend = backend.for_tenant(tenant_id)  # a routed view (migrate/) gives its server's
     archiver = make_archiver(backend, pg_bin)
     try:
         (result,) = _backup_batch(archiver, [tenant_id], dest, signing_key(backend.settings))

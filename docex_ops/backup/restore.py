@@ -135,7 +135,7 @@ def restore_backup(manager: TenantDatabaseManager, path: Path, as_tenant: str | 
                   "safety_backup": str(safety) if safety else None})
     upgraded_to = None
     if upgrade:  # a backup taken at an older revision comes back at head
-        upgrade_tenants(manager.routed, [target])  # outside the slot: it takes one itself
+        upgrade_tenants(manager, [target])  # outside the slot: it takes one itself
         upgraded_to = topology.read_revisions([target]).get(target)
     return RestoreResult(target, manifest.tenant_id, manifest.archive_path, location,
                          manifest.revision, manifest.rows, existing, safety, upgraded_to,

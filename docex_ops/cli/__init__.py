@@ -55,18 +55,35 @@ def main(ctx: click.Context, config_path: str | None, fmt: str, verbose: int, qu
     ctx.call_on_close(ctx.obj.close)
 
 
-# Each command group is imported only when it runs (or for --help): a
-# `migrate status` in CI should not pay for loading backup or isolation code.
-main.lazy_commands.update({
-    "tenants": "docex_ops.cli.tenants:tenants",
-    "migrate": "docex_ops.cli.migrate:migrate",
-    "backup": "docex_ops.cli.backup:backup",
-    "verify-isolation": "docex_ops.cli.isolation:verify_isolation_cmd",
-    "audit": "docex_ops.cli.audit:audit",
-    "pools": "docex_ops.cli.pools:pools",
-    "split": "docex_ops.cli.split:split",
-    "cleanup": "docex_ops.cli.cleanup:cleanup_cmd",
-})
+# Each command group is imported only when it runs: a `migrate status` in CI should
+# not pay for loading backup or isolation code, nor `--help` for any of them (it lists
+# these summaries, each the first paragraph of the command's own help; a test keeps
+# them equal).
+_LAZY = {
+    "tenants": ("docex_ops.cli.tenants:tenants", "Provision, inspect and drop tenants."),
+    "migrate": ("docex_ops.cli.migrate:migrate",
+                "Alembic across every tenant: each tenant in one transaction, recorded per run."),
+    "backup": ("docex_ops.cli.backup:backup",
+               "Back up, verify and restore tenants; each archive has a JSON manifest beside "
+               "it (revision, per-table row counts and checksums, archive sha256, tool "
+               "versions)."),
+    "verify-isolation": ("docex_ops.cli.isolation:verify_isolation_cmd",
+                         "Prove that no tenant can reach another tenant's data, or the world."),
+    "audit": ("docex_ops.cli.audit:audit",
+              "The audit trail of tenant changes (logging.audit_file, JSON lines)."),
+    "pools": ("docex_ops.cli.pools:pools",
+              "Connection usage per tenant, and cleanup of idle tenant connections."),
+    "split": ("docex_ops.cli.split:split",
+              'Split a single-tenant DocEX database into tenants (DocEX guide, "Migration '
+              'from single-tenant", step 3). Each basket goes to the tenant the mapping '
+              "names, with its documents, metadata, file history, operations, dependencies, "
+              "events and processing operations; processors and transport_routes are "
+              "copied to every tenant."),
+    "cleanup": ("docex_ops.cli.cleanup:cleanup_cmd",
+                "Remove scratch objects no running operation holds."),
+}
+main.lazy_commands.update({name: path for name, (path, _) in _LAZY.items()})
+main.lazy_summaries.update({name: summary for name, (_, summary) in _LAZY.items()})
 
 
 def run(argv: list[str] | None = None) -> Any:  # pragma: no cover - thin wrapper

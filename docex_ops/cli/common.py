@@ -6,14 +6,16 @@ import importlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from docex_ops.cli.output import FORMATS, render
 from docex_ops.config.settings import ConfigError, Settings, load_settings
-from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.tenancy import TenantIdError
+
+if TYPE_CHECKING:
+    from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,12 +35,30 @@ class UsageProblem(click.ClickException):
 class DocexGroup(click.Group):
     """Maps our exceptions to exit codes and one clear line on stderr.
 
-    Subcommands may be registered lazily as ``name -> "module:attribute"``.
+    Subcommands may be registered lazily as ``name -> "module:attribute"``, with a
+    summary (the first paragraph of the command's help) that ``--help`` lists
+    instead of importing every command group.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy_commands: dict[str, str] = {}
+        self.lazy_summaries: dict[str, str] = {}
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = [(name, cmd) for name in self.list_commands(ctx)
+                    if (cmd := self._listed(ctx, name)) is not None and not cmd.hidden]
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, cmd.get_short_help_str(limit))
+                                    for name, cmd in commands])
+
+    def _listed(self, ctx: click.Context, name: str) -> click.Command | None:
+        """The command, or a stand-in carrying its summary when it is not loaded yet."""
+        if name not in self.commands and name in self.lazy_summaries:
+            return click.Command(name, help=self.lazy_summaries[name])
+        return self.get_command(ctx, name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
@@ -84,13 +104,27 @@ class CliState:
 
     @property
     def manager(self) -> TenantDatabaseManager:
+        # Imported here: `--help` and argument errors never load the database layers.
+        from docex_ops.manager.tenant_manager import TenantDatabaseManager
+
         if self._manager is None:
             TenantDatabaseManager.reset()  # a CLI call owns its process' manager
             self._manager = TenantDatabaseManager(self.settings)
         return self._manager
 
+    def manager_for(self, config_path: str | None) -> TenantDatabaseManager:
+        """The manager of another DocEX config (``split --target-config``), else the
+        command's own; a command uses one or the other, never both."""
+        if config_path is not None:
+            if self._manager is not None:
+                raise RuntimeError("a manager is already open for this command's config")
+            self._settings = load_settings(config_path)
+        return self.manager
+
     def close(self) -> None:
         if self._manager is not None:
+            from docex_ops.manager.tenant_manager import TenantDatabaseManager
+
             TenantDatabaseManager.reset()
             self._manager = None
 

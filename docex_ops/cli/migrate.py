@@ -15,7 +15,6 @@ from docex_ops.backends.base import FOREIGN, UNREADABLE
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
 from docex_ops.cli.output import to_jsonable
-from docex_ops.migrate import fleet as fleet_ops
 from docex_ops.topology.fleet_view import PlacementProblem
 
 
@@ -88,25 +87,23 @@ def _scripts() -> ops.MigrationScripts:
 @format_option
 def status_cmd(selection: ops.Selection, fail_behind: bool, fmt: str | None) -> None:
     """Every tenant's revision, grouped, and which are behind."""
-    backend = state().manager.routed  # transitional: see topology/routed.py
-    tenants = ops.select_tenants(backend, selection)
-    report = ops.status(_scripts(), tenants)
-    problems = _placement_problems()
+    report = ops.status(state().manager, _scripts(), selection)
+    _show_problems(report.problems)
     rows: list[dict[str, Any]] = [
         {"revision": rev, "tenants": n} for rev, n in sorted(report.by_revision.items())]
     payload: dict[str, Any] = {"head": report.head, "counts": report.counts,
                                "by_revision": report.by_revision, "tenants": report.tenants}
-    if len(state().manager.servers) > 1:
-        grouped = fleet_ops.status_by_server(report, fleet_ops.servers_of(tenants, backend))
+    grouped = report.by_server
+    if grouped is not None:
         rows = [{"server": server, "revision": rev, "tenants": n}
                 for server, revisions in grouped.items() for rev, n in revisions.items()]
-        payload.update(by_server=grouped, problems=problems)
+        payload.update(by_server=grouped, problems=report.problems)
     emit(rows, fmt, payload=payload)
     # A foreign schema is not a tenant that could be behind: reported, never a failure.
     behind = [t.tenant_id for t in report.tenants if t.state not in ("current", FOREIGN)]
     unreadable = [t for t in report.tenants if t.state in UNREADABLE]
-    for found in tenants:
-        if found.condition == FOREIGN:
+    for found in report.tenants:
+        if found.state == FOREIGN:
             info(f"tenant {found.tenant_id}: foreign: {found.detail}; left alone")
     if (fmt or state().fmt) == "table":
         info(f"head {report.head}: " + ", ".join(f"{n} {s}" for s, n in report.counts.items())
@@ -116,36 +113,27 @@ def status_cmd(selection: ops.Selection, fail_behind: bool, fmt: str | None) -> 
     if unreadable:
         raise OperationFailed(f"{len(unreadable)} tenant(s) could not be read: "
                               + _first([f"{t.tenant_id} ({t.state})" for t in unreadable]))
+    problems = report.problems
     if fail_behind and (behind or problems):
         raise OperationFailed(f"{len(behind)} tenant(s) not at head: {_first(behind)}"
                               if behind else f"{len(problems)} tenant(s) with placement "
                               f"problems: {_first([p.tenant_id for p in problems])}")
 
 
-def _placement_problems() -> list[PlacementProblem]:
-    """Tenants a fleet left out because the directory and the servers disagree (reported)."""
-    problems = state().manager.topology.problems()
+def _show_problems(problems: list[PlacementProblem]) -> None:
+    """Tenants left out because the directory and the servers disagree (reported)."""
     for problem in problems:
         info(f"left out: {problem.message}")
-    return problems
 
 
 def _run_command(action: str, target: str, selection: ops.Selection, options: ops.RunOptions,
                  dry_run: bool, sql: bool, report_file: Path | None, fmt: str | None) -> None:
-    backend = state().manager.routed  # transitional: see topology/routed.py
-    scripts = _scripts()
-    tenants = ops.select_tenants(backend, selection)
-    _placement_problems()
-    plan = ops.make_plan(scripts, tenants, action, target)
+    manager, scripts = state().manager, _scripts()
+    plan = ops.make_plan(manager, scripts, selection, action, target)
+    _show_problems(plan.problems)
     if sql:
-        for step in plan.steps:
-            header = (f'SET search_path TO "{step.location}";' if backend.kind == "postgresql"
-                      else f"-- database file: {step.location}")
-            click.echo(f"-- tenant {step.tenant_id}: {step.current or 'base'} -> "
-                       f"{step.target or 'base'}\nBEGIN;\n{header}")
-            click.echo(scripts.render_for_tenant(backend.kind, step.current, step.target,
-                                                 downgrade=action == "downgrade",
-                                                 force=options.step.force) + "COMMIT;\n")
+        for text in ops.offline_scripts(manager, scripts, plan, force=options.step.force):
+            click.echo(text)
         return
     if dry_run:
         rows = [{"tenant": s.tenant_id, "from": s.current, "to": s.target, "action": action}
@@ -160,18 +148,16 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
         info(f"dry run: {len(plan.steps)} to {action}, {len(plan.already)} already there, "
              f"{len(plan.blocked)} blocked; nothing was changed")
         return
-    options, servers = fleet_ops.spread_over_servers(state().manager, plan, tenants, options)
-    report = ops.run_plan(backend, scripts, plan, options,
+    report = ops.run_plan(manager, scripts, plan, options,
                           progress=lambda d, t: progress(d, t, f"{action} {target}"))
-    _render_report(report, fmt, report_file, servers)
+    _render_report(report, fmt, report_file)
     named = set(selection.named())
     refused = [t for t, _ in report.skipped if t in named]
     if refused:  # named explicitly: say so with the exit code too
         raise OperationFailed(f"not DocEX tenants, left alone: {_first(refused)}")
 
 
-def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | None,
-                   servers: dict[str, str] | None = None) -> None:
+def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | None) -> None:
     rows: list[dict[str, Any]] = [
         {"tenant": r.tenant_id, "from": r.from_rev, "to": r.to_rev, "status": r.status,
          "seconds": r.seconds, "error": r.error} for r in report.results]
@@ -179,7 +165,8 @@ def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | N
     rows += [{"tenant": t, "status": "blocked", "error": why} for t, why in report.blocked]
     rows += [{"tenant": t, "status": "skipped", "error": why} for t, why in report.skipped]
     columns = ["tenant", "from", "to", "status", "seconds", "error"]
-    if servers is not None:  # a fleet: grouped by server
+    servers = report.servers
+    if servers is not None:  # several servers: grouped by server
         rows = sorted(({"server": servers.get(r["tenant"]), **r} for r in rows),
                       key=lambda r: (str(r["server"]), r["tenant"]))
         columns.insert(0, "server")
@@ -275,9 +262,7 @@ def history_cmd(fmt: str | None) -> None:
 @format_option
 def adopt_cmd(selection: ops.Selection, dry_run: bool, fmt: str | None) -> None:
     """Stamp tenants DocEX made (tables, no version) at the revision their structure matches."""
-    backend = state().manager.routed  # transitional: see topology/routed.py
-    results = ops.adopt(backend, _scripts(), ops.select_tenants(backend, selection), dry_run)
-    _render_structure(results, fmt, "adopt")
+    _render_structure(ops.adopt(state().manager, _scripts(), selection, dry_run), fmt, "adopt")
 
 
 @migrate.command("check")
@@ -285,9 +270,7 @@ def adopt_cmd(selection: ops.Selection, dry_run: bool, fmt: str | None) -> None:
 @format_option
 def check_cmd(selection: ops.Selection, fmt: str | None) -> None:
     """Compare each tenant's structure with its recorded revision; report drift."""
-    backend = state().manager.routed  # transitional: see topology/routed.py
-    _render_structure(ops.check(backend, _scripts(), ops.select_tenants(backend, selection)),
-                      fmt, "check")
+    _render_structure(ops.check(state().manager, _scripts(), selection), fmt, "check")
 
 
 def _render_structure(results: list[ops.StructureResult], fmt: str | None, verb: str) -> None:
@@ -304,7 +287,7 @@ def _render_structure(results: list[ops.StructureResult], fmt: str | None, verb:
 @format_option
 def runs_cmd(limit: int, fmt: str | None) -> None:
     """Recorded migration runs, newest first."""
-    runs = ops.RunStore(state().manager.backend.control_engine()).list(limit)
+    runs = ops.recorded_runs(state().manager, limit)
     rows = [{"run": r.run_id, "action": r.action, "target": r.target, "actor": r.actor,
              "started": r.started_at, "status": r.status,
              "tenants": ", ".join(f"{n} {s}" for s, n in sorted(r.counts.items()))}
@@ -322,10 +305,6 @@ def resume_cmd(run_id: str, options: ops.RunOptions, report_file: Path | None,
     """Retry only the tenants of RUN_ID that failed or never started.
 
     With several servers, --jobs applies per server, as in upgrade."""
-    backend = state().manager.routed  # transitional: see topology/routed.py
-    left = ops.plan_resumption(backend, _scripts(), run_id)
-    options, servers = fleet_ops.spread_over_servers(state().manager, left.plan, left.tenants,
-                                                     options)
-    report = ops.run_resumption(backend, _scripts(), left, options,
-                                progress=lambda d, t: progress(d, t, "resume"))
-    _render_report(report, fmt, report_file, servers)
+    report = ops.resume(state().manager, _scripts(), run_id, options,
+                        progress=lambda d, t: progress(d, t, "resume"))
+    _render_report(report, fmt, report_file)

@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 import click
 
 from docex_ops import split as ops
-from docex_ops.backends import Backend
 from docex_ops.cli.common import (
     OperationFailed,
     UsageProblem,
@@ -20,9 +19,9 @@ from docex_ops.cli.common import (
     progress,
     state,
 )
-from docex_ops.config.settings import load_settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.head import TABLE_NAMES
-from docex_ops.split.source import SplitSource, parse_source
+from docex_ops.split.source import SplitSource
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,16 +57,13 @@ def _common(func: F) -> F:
 
 def _inputs(source: str, source_schema: str, mapping_path: Path, target_config: str | None,
             unmapped: str | None, edges: str | None, ignore_extra: bool
-            ) -> tuple[SplitSource, ops.BasketMapping, ops.PlanOptions, Backend]:
+            ) -> tuple[SplitSource, ops.BasketMapping, ops.PlanOptions, TenantDatabaseManager]:
     try:
         mapping = ops.load_mapping(mapping_path)
     except ops.MappingError as exc:
         raise UsageProblem(str(exc)) from exc
-    settings = load_settings(target_config) if target_config else state().settings
-    from docex_ops.topology.routed import routed_backend  # transitional: split/ takes a Backend
-
-    return (SplitSource(parse_source(source, source_schema)), mapping,
-            ops.PlanOptions(unmapped, edges, ignore_extra), routed_backend(settings))
+    return (ops.open_source(source, source_schema), mapping,
+            ops.PlanOptions(unmapped, edges, ignore_extra), state().manager_for(target_config))
 
 
 @click.group()
@@ -85,14 +81,13 @@ def plan_cmd(source: str, source_schema: str, mapping_path: Path, target_config:
              fmt: str | None) -> None:
     """Show per tenant and table the rows that would be copied, and every problem.
     Exits 1 while a problem is not resolved by an explicit flag."""
-    src, mapping, options, backend = _inputs(source, source_schema, mapping_path,
+    src, mapping, options, manager = _inputs(source, source_schema, mapping_path,
                                              target_config, unmapped, cross_tenant_edges,
                                              ignore_extra)
     try:
-        plan = ops.plan_split(src, mapping, options, backend)
+        plan = ops.plan_split(src, mapping, options, manager)
     finally:
         src.dispose()
-        backend.dispose()
     _show_plan(plan, fmt)
     if not plan.ok:
         raise OperationFailed(f"{len(plan.blocking)} problem(s) stop the split; see above")
@@ -140,16 +135,15 @@ def run_cmd(source: str, source_schema: str, mapping_path: Path, target_config: 
     """Copy each tenant's rows (ids kept) in its own transaction, verify counts and
     checksums against the source subset, commit or roll that tenant back. A rerun skips
     tenants already complete; tenants holding other data are refused."""
-    src, mapping, options, backend = _inputs(source, source_schema, mapping_path,
+    src, mapping, options, manager = _inputs(source, source_schema, mapping_path,
                                              target_config, unmapped, cross_tenant_edges,
                                              ignore_extra)
     settings = ops.RunSettings(jobs, dry_run, upgrade, continue_on_error, source_revision)
     try:
-        report = ops.run_split(src, mapping, options, backend, settings,
+        report = ops.run_split(src, mapping, options, manager, settings,
                                progress=lambda d, t: progress(d, t, "tenants split"))
     finally:
         src.dispose()
-        backend.dispose()
     if not report.plan.ok:
         _show_plan(report.plan, fmt)
         raise OperationFailed(f"{len(report.plan.blocking)} problem(s) stop the split; "
@@ -178,14 +172,13 @@ def verify_cmd(source: str, source_schema: str, mapping_path: Path, target_confi
     """Re-check a finished split against the source: every tenant's tables equal its
     subset of the source (count and checksum), every source row is in exactly one tenant
     (global tables in all) or was left out by a flag. Exits 1 on any difference."""
-    src, mapping, options, backend = _inputs(source, source_schema, mapping_path,
+    src, mapping, options, manager = _inputs(source, source_schema, mapping_path,
                                              target_config, unmapped, cross_tenant_edges,
                                              ignore_extra)
     try:
-        report = ops.verify_split(src, mapping, options, backend)
+        report = ops.verify_split(src, mapping, options, manager)
     finally:
         src.dispose()
-        backend.dispose()
     if not report.plan.ok:
         _show_plan(report.plan, fmt)
         raise OperationFailed("the plan has problems; pass the flags the run used")

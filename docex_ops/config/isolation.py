@@ -19,7 +19,7 @@ KEY = "isolation.allowed_roles"
 
 def allowed_roles(section: Mapping[str, Any]) -> tuple[str, ...] | None:
     """The validated list, or None when the key is absent."""
-    from docex_ops.config.settings import _bad
+    from docex_ops.config.values import _bad
 
     raw = section.get("allowed_roles")
     if raw is None:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from docex_ops.config.settings import ConfigError, PostgresSettings
+from docex_ops.config.settings import SSLMODES, ConfigError, PostgresSettings
 
 DEFAULT_SERVER = "default"
 SERVER_KEYS = ("host", "port", "database", "user", "password", "sslmode")
@@ -27,7 +27,7 @@ Servers = tuple[tuple[str, PostgresSettings], ...]
 
 def parse_servers(pg_raw: Mapping[str, Any], base: PostgresSettings) -> tuple[Servers, str]:
     """The configured servers (in file order) and the name of the directory server."""
-    from docex_ops.config import settings as c
+    from docex_ops.config import values as c
     raw = pg_raw.get("servers")
     if raw is None:
         directory = c._str(pg_raw, "database.postgres.directory_server", DEFAULT_SERVER)
@@ -57,7 +57,7 @@ def _server_name(name: object) -> str:
 
 
 def _server(raw: object, name: str, base: PostgresSettings) -> PostgresSettings:
-    from docex_ops.config import settings as c
+    from docex_ops.config import values as c
     key = f"database.postgres.servers.{name}"
     if raw is None:
         raw = {}
@@ -75,7 +75,7 @@ def _server(raw: object, name: str, base: PostgresSettings) -> PostgresSettings:
         database=c._str(raw, f"{key}.database", base.database),
         user=c._str(raw, f"{key}.user", base.user),
         password=c._opt_str(raw, f"{key}.password") or base.password,
-        sslmode=c._opt_choice(raw, f"{key}.sslmode", c.SSLMODES) or base.sslmode,
+        sslmode=c._opt_choice(raw, f"{key}.sslmode", SSLMODES) or base.sslmode,
     )
 
 

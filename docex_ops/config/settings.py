@@ -9,25 +9,45 @@ naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from docex_ops.config.values import (
+    ConfigError,
+    _audit_file,
+    _bad,
+    _bool,
+    _check_control_schema,
+    _choice,
+    _duration,
+    _get,
+    _int,
+    _number,
+    _opt_choice,
+    _opt_int,
+    _opt_str,
+    _resolve,
+    _section,
+    _str,
+    _template,
+    _template_root,
+    parse_duration,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+__all__ = ["ConfigError", "IsolationSettings", "PoolSettings", "PostgresSettings", "Settings",
+           "SqliteSettings", "default_settings", "load_settings", "parse_duration",
+           "settings_from_mapping"]
 
 MODELS = ("database_level", "row_level", "none")
 DB_TYPES = {"postgresql": "postgresql", "postgres": "postgresql", "sqlite": "sqlite"}
 DEFAULT_SCHEMA_TEMPLATE = "tenant_{tenant_id}"
 DEFAULT_PATH_TEMPLATE = "storage/tenant_{tenant_id}/docex.db"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-
-
-class ConfigError(ValueError):
-    """The configuration cannot be used; the message says which key and why."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,8 @@ class PostgresSettings:
             query["sslmode"] = self.sslmode
         if application_name:
             query["application_name"] = application_name
+        from sqlalchemy.engine import URL  # SQLAlchemy only for whoever connects
+
         return URL.create(
             "postgresql+psycopg2",
             username=self.user,
@@ -147,11 +169,13 @@ def load_settings(path: str | os.PathLike[str] | None = None,
                   env: Mapping[str, str] | None = None) -> Settings:
     """Find, read and validate the configuration (see the module docstring)."""
     env = os.environ if env is None else env
-    raw, source = _read_raw(path, env)
+    from docex_ops.config.sources import apply_url, read_raw
+
+    raw, source = read_raw(path, env)
     settings = settings_from_mapping(raw, source)
     url = env.get("DOCEX_DATABASE_URL")
     if url:
-        settings = _apply_url(settings, url)
+        settings = apply_url(settings, url)
     return settings
 
 
@@ -226,227 +250,3 @@ def default_settings() -> Settings:
     return settings_from_mapping({}, "<embedded default>")
 
 
-def _read_raw(path: str | os.PathLike[str] | None,
-              env: Mapping[str, str]) -> tuple[Mapping[str, Any], str]:
-    if path is not None:
-        chosen, key = Path(path), "--config"
-    elif env.get("DOCEX_CONFIG"):
-        chosen, key = Path(env["DOCEX_CONFIG"]), "$DOCEX_CONFIG"
-    else:
-        chosen, key = Path.home() / ".docex" / "config.yaml", ""
-        if not chosen.exists():
-            return {}, "<embedded default>"
-    try:
-        text = chosen.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{key or 'config'}: cannot read {chosen}: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{chosen}: not valid YAML: {exc}") from exc
-    return (data or {}), str(chosen)
-
-
-def _apply_url(settings: Settings, url_text: str) -> Settings:
-    """``$DOCEX_DATABASE_URL`` replaces the connection block, keeping the templates."""
-    from dataclasses import replace
-
-    try:
-        url = make_url(url_text)
-    except ArgumentError as exc:
-        raise ConfigError(_bad("$DOCEX_DATABASE_URL", "<unparseable>",
-                               "a URL such as postgresql://user@host:5432/db")) from exc
-    backend = url.get_backend_name()
-    if backend in ("postgresql", "postgres") and len(settings.servers) > 1:
-        raise ConfigError("$DOCEX_DATABASE_URL names one server but database.postgres.servers "
-                          "lists several; unset the variable or edit the servers in the file")
-    if backend in ("postgresql", "postgres"):
-        pg = replace(
-            settings.postgres,
-            host=url.host or settings.postgres.host,
-            port=url.port or settings.postgres.port,
-            database=url.database or settings.postgres.database,
-            user=url.username or settings.postgres.user,
-            password=url.password if url.password is not None else settings.postgres.password,
-            sslmode=str(url.query.get("sslmode", settings.postgres.sslmode or "")) or None,
-        )
-        servers = ((settings.directory_server, pg),) if settings.servers else ()
-        return replace(settings, db_type="postgresql", postgres=pg, servers=servers)
-    if backend == "sqlite" and url.database:
-        path = Path(url.database).resolve()
-        sq = replace(settings.sqlite, path=path)
-        return replace(settings, db_type="sqlite", sqlite=sq)
-    raise ConfigError(_bad("$DOCEX_DATABASE_URL", f"{backend}://...",
-                           "a postgresql:// or sqlite:/// URL"))
-
-
-def _bad(key: str, value: object, allowed: str) -> str:
-    return f"{key}: invalid value {value!r}; expected {allowed}"
-
-
-def _section(parent: Mapping[str, Any], name: str, key: str | None = None) -> Mapping[str, Any]:
-    value = parent.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(_bad(key or name, value, "a mapping"))
-    return value
-
-
-def _get(section: Mapping[str, Any], key: str, default: Any) -> Any:
-    value = section.get(key.rsplit(".", 1)[-1])
-    return default if value is None else value
-
-
-def _str(section: Mapping[str, Any], key: str, default: str) -> str:
-    value = _get(section, key, default)
-    if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
-        raise ConfigError(_bad(key, value, "a non-empty string"))
-    return str(value)
-
-
-def _opt_str(section: Mapping[str, Any], key: str) -> str | None:
-    value = _get(section, key, None)
-    if value is None:
-        return None
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        shown = "<hidden>" if key.endswith("password") else value
-        raise ConfigError(_bad(key, shown, "a string"))
-    return str(value)
-
-
-def _int(section: Mapping[str, Any], key: str, default: int, low: int | None = None,
-         high: int | None = None) -> int:
-    value = _get(section, key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        else:
-            raise ConfigError(_bad(key, value, "an integer" + _range(low, high)))
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ConfigError(_bad(key, value, "an integer" + _range(low, high)))
-    return value
-
-
-def _opt_int(section: Mapping[str, Any], key: str, low: int) -> int | None:
-    if _get(section, key, None) is None:
-        return None
-    return _int(section, key, low, low=low)
-
-
-def _number(section: Mapping[str, Any], key: str, default: float, low: float) -> float:
-    value = _get(section, key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
-        raise ConfigError(_bad(key, value, f"a number >= {low:g}"))
-    return float(value)
-
-
-_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*")
-_DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0,
-                   None: 1.0}
-
-
-def parse_duration(text: object) -> float:
-    """Seconds in a duration written as PostgreSQL writes them (``500ms``, ``5s``,
-    ``10min``, ``1h``, ``1d``; a bare number is seconds). ValueError says what is allowed."""
-    if isinstance(text, bool):
-        raise ValueError(f"{text!r} is not a duration")
-    if isinstance(text, int | float):
-        if text < 0:
-            raise ValueError(f"{text!r} is negative")
-        return float(text)
-    match = _DURATION_RE.fullmatch(str(text))
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration; write e.g. 500ms, 5s, 10min, 1h "
-                         "(a bare number is seconds)")
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-
-
-def _duration(section: Mapping[str, Any], key: str, default: float) -> float:
-    value = _get(section, key, default)
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise ConfigError(_bad(key, value, "a duration such as 500ms, 5s, 10min")) from exc
-
-
-def _range(low: int | None, high: int | None) -> str:
-    if low is not None and high is not None:
-        return f" from {low} to {high}"
-    if low is not None:
-        return f" >= {low}"
-    return ""
-
-
-def _bool(section: Mapping[str, Any], key: str, default: bool) -> bool:
-    value = _get(section, key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(_bad(key, value, "true or false"))
-    return value
-
-
-def _choice(section: Mapping[str, Any], key: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = _get(section, key, default)
-    if value not in allowed:
-        raise ConfigError(_bad(key, value, "one of " + ", ".join(allowed)))
-    return str(value)
-
-
-def _opt_choice(section: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str | None:
-    value = _get(section, key, None)
-    if value is None:
-        return None
-    if value not in allowed:
-        raise ConfigError(_bad(key, value, "one of " + ", ".join(allowed)))
-    return str(value)
-
-
-def _template(section: Mapping[str, Any], key: str, default: str) -> str:
-    value = _str(section, key, default)
-    if value.count("{tenant_id}") != 1:
-        raise ConfigError(_bad(key, value, "a string containing {tenant_id} exactly once"))
-    try:
-        value.format(tenant_id="x")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(_bad(key, value, "no placeholder other than {tenant_id}")) from exc
-    return value
-
-
-def _check_control_schema(postgres: PostgresSettings) -> None:
-    """docex-ops' own schema must be a plain name that can never be a tenant's."""
-    from docex_ops.tenancy import tenant_id_pattern
-
-    name = postgres.control_schema
-    key = "database.postgres.control_schema"
-    if not name.isidentifier() or not name.isascii() or name != name.lower() or len(name) > 63:
-        raise ConfigError(_bad(key, name, "a lower-case identifier of at most 63 characters"))
-    if name.startswith("pg_") or name in ("public", "information_schema"):
-        raise ConfigError(_bad(key, name, "a name that is not reserved by PostgreSQL"))
-    if tenant_id_pattern(postgres.schema_template).fullmatch(name):
-        raise ConfigError(_bad(key, name, "a name that does not match schema_template "
-                                          f"{postgres.schema_template!r}"))
-
-
-def _audit_file(section: Mapping[str, Any], base: Path) -> Path | None:
-    value = _opt_str(section, "logging.audit_file")
-    if value is None:
-        return None
-    if value.strip() == "":
-        raise ConfigError(_bad("logging.audit_file", value, "a file path"))
-    path = _resolve(base, value)
-    if path.is_dir():
-        raise ConfigError(_bad("logging.audit_file", value,
-                               "a file path, not a directory (e.g. audit/docex-ops.jsonl)"))
-    return path
-
-
-def _template_root(path_template: str) -> str:
-    """The directories of a path template before the one that holds {tenant_id}."""
-    head = path_template.split("{tenant_id}", 1)[0]
-    root = head.rsplit("/", 1)[0] if "/" in head else "."
-    return root or "/"
-
-
-def _resolve(base: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else base / path

@@ -19,7 +19,6 @@ R = TypeVar("R")
 class TopologyAnswers:
     topology: Topology
     backend: Backend
-    _routed: Backend | None = None
 
     @property
     def servers(self) -> Mapping[str, Backend]:
@@ -52,14 +51,3 @@ class TopologyAnswers:
     def server_slot(self, tenant_id: str) -> AbstractContextManager[str]:
         """Held around one tenant's migration, restore or split copy (the job limit)."""
         return self.topology.server_slot(tenant_id)
-
-    @property
-    def routed(self) -> Backend:
-        """Transitional (topology/routed.py): one Backend for code that takes one, routing
-        each tenant to its server; on one server the plain backend itself."""
-        if self._routed is None:
-            from docex_ops.topology.routed import RoutedBackend
-
-            self._routed = RoutedBackend(self.topology) if self.topology.several \
-                else self.backend
-        return self._routed

@@ -103,7 +103,6 @@ class TenantDatabaseManager(TopologyAnswers):
         self.settings = settings
         self.topology = make_topology(settings)
         self.backend = self.topology.control
-        self._routed = None
         audit_trail.configure(settings.audit_file)
         self._engines: OrderedDict[str, _TenantEngine] = OrderedDict()
         self._lock = threading.Lock()

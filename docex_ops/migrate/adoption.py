@@ -6,16 +6,20 @@ migrated step by step from base and its catalog read after every revision.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from docex_ops.backends import Backend, TenantInfo
-from docex_ops.backends.base import FOREIGN
+from docex_ops.backends.base import FOREIGN, Backend
 from docex_ops.backends.catalog import Catalog, diff, without_names
 from docex_ops.backends.scratch_tenant import scratch_tenant
+from docex_ops.migrate.plan import Selection, select_tenants
 from docex_ops.migrate.scripts import MigrationScripts
+from docex_ops.migrate.servers import control_backend
 from docex_ops.migrate.tenant import run_online
+
+if TYPE_CHECKING:
+    from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 
 def reference_catalogs(backend: Backend, scripts: MigrationScripts,
@@ -56,21 +60,23 @@ def compare(catalog: Catalog, references: dict[str, Catalog]) -> tuple[list[str]
     return [], [f"closest revision {closest}:"] + diffs[closest]
 
 
-def adopt(backend: Backend, scripts: MigrationScripts, tenants: Sequence[TenantInfo],
+def adopt(manager: TenantDatabaseManager, scripts: MigrationScripts, selection: Selection,
           dry_run: bool = False) -> list[StructureResult]:
     """Stamp each unversioned tenant at the one revision its structure matches.
 
     A foreign schema or file (none of DocEX's tables) is never adopted: it is reported
     ``skipped`` with the tables it holds.
     """
+    tenants = select_tenants(manager, selection).tenants
     results = [StructureResult(t.tenant_id, None, [], "skipped",
                                [f"foreign: {t.detail}; not a DocEX tenant"])
                for t in tenants if t.condition == FOREIGN]
     candidates = [t for t in tenants if t.revision is None and t.tables and t.condition is None]
     if not candidates:
         return results
-    references = reference_catalogs(backend, scripts)
+    references = reference_catalogs(control_backend(manager), scripts)
     for info in candidates:
+        backend = manager.backend_of(info.tenant_id)
         matches, problems = compare(backend.catalog(info.tenant_id), references)
         if not matches:
             results.append(StructureResult(info.tenant_id, None, [], "drift", problems))
@@ -89,13 +95,13 @@ def adopt(backend: Backend, scripts: MigrationScripts, tenants: Sequence[TenantI
     return results
 
 
-def check(backend: Backend, scripts: MigrationScripts, tenants: Sequence[TenantInfo]
+def check(manager: TenantDatabaseManager, scripts: MigrationScripts, selection: Selection
           ) -> list[StructureResult]:
     """Compare every versioned tenant with what its recorded revision should look like."""
-    versioned = [t for t in tenants if t.revision is not None]
+    versioned = [t for t in select_tenants(manager, selection).tenants if t.revision is not None]
     if not versioned:
         return []
-    references = reference_catalogs(backend, scripts)
+    references = reference_catalogs(control_backend(manager), scripts)
     results = []
     for info in versioned:
         assert info.revision is not None
@@ -103,7 +109,8 @@ def check(backend: Backend, scripts: MigrationScripts, tenants: Sequence[TenantI
             results.append(StructureResult(info.tenant_id, info.revision, [], "drift",
                                            [f"revision {info.revision} is not in the history"]))
             continue
-        problems = diff(without_names(backend.catalog(info.tenant_id)),
+        catalog = manager.backend_of(info.tenant_id).catalog(info.tenant_id)
+        problems = diff(without_names(catalog),
                         references[info.revision])
         results.append(StructureResult(info.tenant_id, info.revision,
                                        [] if problems else [info.revision],

@@ -14,10 +14,12 @@ from typing import Any
 from alembic.runtime.environment import EnvironmentContext
 from sqlalchemy.engine import Connection
 
-from docex_ops.backends import Backend, make_backend
 from docex_ops.backends.scratch_tenant import scratch_tenant
 from docex_ops.config.settings import load_settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.migrate.kinds import KINDS
 from docex_ops.migrate.scripts import ATTR_CONNECTION, ATTR_FORCE, ATTR_RENDER_DIALECT
+from docex_ops.migrate.servers import control_backend
 from docex_ops.schema.ddl import head_ddl
 from docex_ops.schema.head import metadata
 
@@ -34,51 +36,53 @@ def run(context: EnvironmentContext) -> None:
     dialect = config.attributes.get(ATTR_RENDER_DIALECT)
     if dialect:
         context.configure(dialect_name=dialect, transactional_ddl=False, literal_binds=True,
-                          render_as_batch=dialect == "sqlite", docex_force=force)
+                          render_as_batch=KINDS.for_kind(dialect).render_as_batch,
+                          docex_force=force)
         context.run_migrations()
         return
-    backend = make_backend(load_settings(x_args.get("config")))
-    try:
-        if getattr(config.cmd_opts, "autogenerate", False):
-            _autogenerate(context, backend)
-        else:
-            _each_tenant(context, backend, _tenants(backend, x_args.get("tenant")), force)
-    finally:
-        backend.dispose()
+    # The process' manager (plain alembic is a process of its own; in a process that
+    # already configured one differently, the manager refuses with a clear message).
+    manager = TenantDatabaseManager(load_settings(x_args.get("config")))
+    if getattr(config.cmd_opts, "autogenerate", False):
+        _autogenerate(context, manager)
+    else:
+        _each_tenant(context, manager, _tenants(manager, x_args.get("tenant")), force)
 
 
 def configure_connection(context: EnvironmentContext, connection: Connection,
                          force: bool, **extra: Any) -> None:
     """Unqualified names everywhere: the connection's route decides the tenant."""
     context.configure(connection=connection, target_metadata=metadata, compare_type=True,
-                      render_as_batch=connection.dialect.name == "sqlite",
+                      render_as_batch=KINDS.for_kind(connection.dialect.name).render_as_batch,
                       docex_force=force, **extra)
 
 
-def _tenants(backend: Backend, named: str | None) -> list[str]:
+def _tenants(manager: TenantDatabaseManager, named: str | None) -> list[str]:
     if named:
         ids = [t.strip() for t in named.split(",") if t.strip()]
+        rules = control_backend(manager)
         for tenant_id in ids:
-            backend.location(tenant_id)  # the tenant rules, before anything runs
+            rules.location(tenant_id)  # the tenant rules, before anything runs
         return ids
-    return [t.tenant_id for t in backend.discover()]
+    return [t.tenant_id for t in manager.discover().tenants]
 
 
-def _each_tenant(context: EnvironmentContext, backend: Backend, tenants: list[str],
-                 force: bool) -> None:
+def _each_tenant(context: EnvironmentContext, manager: TenantDatabaseManager,
+                 tenants: list[str], force: bool) -> None:
     config = context.config
+    rules = control_backend(manager)  # a tenant's schema or file name is the same everywhere
     for tenant_id in tenants:
-        location = backend.location(tenant_id)
+        location = rules.location(tenant_id)
         if context.is_offline_mode():
-            header = (f'SET search_path TO "{location}";' if backend.kind == "postgresql"
-                      else f"-- database file: {location}")
-            config.print_stdout(f"-- tenant {tenant_id}\n{header}")
-            context.configure(dialect_name=backend.kind, literal_binds=True,
-                              render_as_batch=backend.kind == "sqlite", docex_force=force)
+            kind = KINDS.for_kind(rules.kind)
+            config.print_stdout(f"-- tenant {tenant_id}\n{kind.header(location)}")
+            context.configure(dialect_name=rules.kind, literal_binds=True,
+                              render_as_batch=kind.render_as_batch, docex_force=force)
             with context.begin_transaction():
                 context.run_migrations()
             continue
         config.print_stdout(f"tenant {tenant_id} ({location})")
+        backend = manager.backend_of(tenant_id)
         with backend.migration_connection(tenant_id) as conn:
             configure_connection(context, conn, force)
             context.run_migrations()
@@ -87,11 +91,12 @@ def _each_tenant(context: EnvironmentContext, backend: Backend, tenants: list[st
                 backend.check_migrated(conn, tenant_id, revision, deep=True)
 
 
-def _autogenerate(context: EnvironmentContext, backend: Backend) -> None:
+def _autogenerate(context: EnvironmentContext, manager: TenantDatabaseManager) -> None:
     """Compare the models with a scratch tenant at head; the revision names no schema."""
     from docex_ops.migrate.scripts import head_revision
     from docex_ops.schema.ddl import version_table_ddl
 
+    backend = control_backend(manager)
     with scratch_tenant(backend, "autogen") as (scratch, tenant_id):
         scratch.create(tenant_id, head_ddl(backend.kind) + version_table_ddl(head_revision()))
         with scratch.migration_connection(tenant_id) as conn:

@@ -6,12 +6,18 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from docex_ops.backends import Backend, TenantInfo
-from docex_ops.backends.base import FOREIGN
+from docex_ops.backends.base import FOREIGN, TenantInfo
 from docex_ops.migrate.scripts import MigrationScripts, RevisionError
+from docex_ops.migrate.servers import control_backend, count_by_server, servers_of
 from docex_ops.migrate.tenant import TenantStep
 from docex_ops.tenancy import validate_all
+from docex_ops.topology.base import Discovery
+
+if TYPE_CHECKING:
+    from docex_ops.manager.tenant_manager import TenantDatabaseManager
+    from docex_ops.topology.fleet_view import PlacementProblem
 
 
 @dataclass(frozen=True)
@@ -30,24 +36,27 @@ class Selection:
         return validate_all(n for n in names if n)
 
 
-def select_tenants(backend: Backend, selection: Selection) -> list[TenantInfo]:
-    """Discover tenants (one catalog pass) and apply the selection.
+def select_tenants(manager: TenantDatabaseManager, selection: Selection) -> Discovery:
+    """Discover tenants (one catalog pass per server) and apply the selection; the
+    placement problems that kept tenants out come along, to be reported.
 
     Every named id is validated first; a named tenant that does not exist is
     an error rather than silently skipped.
     """
     named = selection.named()
     excluded = set(validate_all(selection.exclude))
+    rules = control_backend(manager)
     for tenant_id in named:
-        backend.location(tenant_id)
-    found = backend.discover()
+        rules.location(tenant_id)  # the tenant rules, before any catalog read
+    discovery = manager.discover()
+    found = discovery.tenants
     if named:
         by_id = {t.tenant_id: t for t in found}
         missing = [t for t in named if t not in by_id]
         if missing:
             raise LookupError(f"no such tenant(s): {', '.join(missing)}")
         found = [by_id[t] for t in named]
-    return [t for t in found if t.tenant_id not in excluded]
+    return Discovery([t for t in found if t.tenant_id not in excluded], discovery.problems)
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,9 @@ class TenantStatus:
 class StatusReport:
     head: str | None
     tenants: list[TenantStatus]
+    # Tenants left out because the directory and the servers disagree (reported).
+    problems: list[PlacementProblem] = field(default_factory=list)
+    servers: dict[str, str] | None = None  # tenant -> server; None with one server
 
     @property
     def counts(self) -> dict[str, int]:
@@ -76,8 +88,25 @@ class StatusReport:
     def all_current(self) -> bool:
         return all(t.state == "current" for t in self.tenants)
 
+    @property
+    def by_server(self) -> dict[str, dict[str, int]] | None:
+        """Per server: tenants per revision (or state, for unversioned ones)."""
+        if self.servers is None:
+            return None
+        return count_by_server(((t.tenant_id, t.revision or f"({t.state})")
+                                for t in self.tenants), self.servers)
 
-def status(scripts: MigrationScripts, tenants: Iterable[TenantInfo]) -> StatusReport:
+
+def status(manager: TenantDatabaseManager, scripts: MigrationScripts,
+           selection: Selection) -> StatusReport:
+    """Every selected tenant's revision and state, and where it is."""
+    found = select_tenants(manager, selection)
+    report = status_of(scripts, found.tenants)
+    return StatusReport(report.head, report.tenants, found.problems,
+                        servers_of(manager, found.tenants))
+
+
+def status_of(scripts: MigrationScripts, tenants: Iterable[TenantInfo]) -> StatusReport:
     head = scripts.head
     known = set(scripts.order)
     rows = []
@@ -106,10 +135,23 @@ class Plan:
     blocked: list[tuple[TenantInfo, str]] = field(default_factory=list)  # cannot run, and why
     # Not DocEX tenants (foreign schemas or files): left alone and reported, never a failure.
     skipped: list[tuple[TenantInfo, str]] = field(default_factory=list)
+    # Tenants the topology left out (directory and servers disagree): reported.
+    problems: list[PlacementProblem] = field(default_factory=list)
+    servers: dict[str, str] | None = None  # tenant -> server; None with one server
 
 
-def make_plan(scripts: MigrationScripts, tenants: Sequence[TenantInfo], action: str,
-              target: str) -> Plan:
+def make_plan(manager: TenantDatabaseManager, scripts: MigrationScripts,
+              selection: Selection, action: str, target: str) -> Plan:
+    """Select the tenants and decide, per tenant, what ``action`` to ``target`` means."""
+    found = select_tenants(manager, selection)
+    plan = plan_steps(scripts, found.tenants, action, target)
+    plan.problems = list(found.problems)
+    plan.servers = servers_of(manager, found.tenants)
+    return plan
+
+
+def plan_steps(scripts: MigrationScripts, tenants: Sequence[TenantInfo], action: str,
+               target: str) -> Plan:
     """Per tenant: resolve the target from its own revision and decide what to do."""
     plan = Plan(action, target)
     for info in tenants:

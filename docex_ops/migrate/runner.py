@@ -6,15 +6,26 @@ import getpass
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from docex_ops import audit_trail
-from docex_ops.backends import Backend, TenantInfo
+from docex_ops.backends.base import TenantInfo
 from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
-from docex_ops.migrate.plan import Plan, Selection, make_plan, select_tenants
-from docex_ops.migrate.runs import RunStore
+from docex_ops.migrate.plan import Plan, Selection, make_plan, plan_steps, select_tenants
+from docex_ops.migrate.runs import RunStore, RunSummary
 from docex_ops.migrate.scripts import MigrationScripts
-from docex_ops.migrate.tenant import StepOptions, TenantResult, TenantStep, migrate_tenant
+from docex_ops.migrate.servers import control_backend, servers_of, spread_over_servers
+from docex_ops.migrate.tenant import (
+    StepOptions,
+    TenantResult,
+    TenantStep,
+    describe_error,
+    migrate_tenant,
+)
+
+if TYPE_CHECKING:
+    from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 
 def default_actor() -> str:
@@ -50,6 +61,7 @@ class RunReport:
     blocked: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # foreign: left alone
     seconds: float = 0.0
+    servers: dict[str, str] | None = None  # tenant -> server; None with one server
 
     @property
     def failed(self) -> list[TenantResult]:
@@ -60,21 +72,27 @@ class RunReport:
         return not self.failed and not self.not_started and not self.blocked
 
 
-def run_plan(backend: Backend, scripts: MigrationScripts, plan: Plan, options: RunOptions,
-             progress: ProgressFn | None = None, run_id: str | None = None) -> RunReport:
-    """Execute a plan. Nothing to do means no lock, no record: a no-op is one catalog read."""
+def run_plan(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Plan,
+             options: RunOptions, progress: ProgressFn | None = None,
+             run_id: str | None = None) -> RunReport:
+    """Execute a plan. Nothing to do means no lock, no record: a no-op is one catalog read.
+
+    ``options.jobs`` tenants at once on each server (see migrate/servers.py)."""
     started = time.perf_counter()
     report = RunReport(plan.action, plan.target, run_id, already=len(plan.already),
                        blocked=[(info.tenant_id, why) for info, why in plan.blocked],
                        skipped=[(info.tenant_id, why) for info, why in plan.skipped])
+    report.servers = plan.servers
     if not plan.steps:
         report.seconds = time.perf_counter() - started
         return report
-    with backend.runner_lock(options.wait):
-        store = RunStore(backend.control_engine())
+    options = replace(options, jobs=spread_over_servers(manager, plan, options.jobs))
+    control = control_backend(manager)
+    with control.runner_lock(options.wait):
+        store = RunStore(control.control_engine())
         report.run_id = store.start(plan.action, plan.target, options.actor, plan.steps,
                                     _recorded_options(options), run_id)
-        task = _recording_task(backend, scripts, options.step, store, report.run_id)
+        task = _recording_task(manager, scripts, options.step, store, report.run_id)
         steps = plan.steps
         if options.canary:
             canary, steps = steps[:options.canary], steps[options.canary:]
@@ -93,19 +111,19 @@ def run_plan(backend: Backend, scripts: MigrationScripts, plan: Plan, options: R
     return report
 
 
-def migrate(backend: Backend, scripts: MigrationScripts, selection: Selection, action: str,
-            target: str, options: RunOptions, progress: ProgressFn | None = None) -> RunReport:
+def migrate(manager: TenantDatabaseManager, scripts: MigrationScripts, selection: Selection,
+            action: str, target: str, options: RunOptions,
+            progress: ProgressFn | None = None) -> RunReport:
     """Select, plan and run: ``docex-ops migrate upgrade|downgrade|stamp``."""
-    tenants = select_tenants(backend, selection)
-    return run_plan(backend, scripts, make_plan(scripts, tenants, action, target), options,
-                    progress)
+    return run_plan(manager, scripts, make_plan(manager, scripts, selection, action, target),
+                    options, progress)
 
 
-def upgrade_tenants(backend: Backend, tenant_ids: list[str], target: str = "head",
-                    scripts: MigrationScripts | None = None,
+def upgrade_tenants(manager: TenantDatabaseManager, tenant_ids: list[str],
+                    target: str = "head", scripts: MigrationScripts | None = None,
                     options: RunOptions | None = None) -> RunReport:
     """Upgrade named tenants (e.g. one just restored or split); raises if any fails."""
-    report = migrate(backend, scripts or MigrationScripts(),
+    report = migrate(manager, scripts or MigrationScripts(),
                      Selection(include=tuple(tenant_ids)), "upgrade", target,
                      options or RunOptions())
     if not report.ok:
@@ -113,6 +131,11 @@ def upgrade_tenants(backend: Backend, tenant_ids: list[str], target: str = "head
         problems += [f"{t}: {why}" for t, why in report.blocked]
         raise RuntimeError("upgrade failed: " + "; ".join(problems or report.not_started))
     return report
+
+
+def recorded_runs(manager: TenantDatabaseManager, limit: int = 20) -> list[RunSummary]:
+    """The recorded migration runs, newest first."""
+    return RunStore(control_backend(manager).control_engine()).list(limit)
 
 
 @dataclass(frozen=True)
@@ -125,36 +148,40 @@ class Resumption:
     tenants: list[TenantInfo]
 
 
-def plan_resumption(backend: Backend, scripts: MigrationScripts, run_id: str) -> Resumption:
+def plan_resumption(manager: TenantDatabaseManager, scripts: MigrationScripts,
+                    run_id: str) -> Resumption:
     """The plan that retries a run's tenants that failed or never started, towards the
     run's target (empty when none is left)."""
-    store = RunStore(backend.control_engine())
+    store = RunStore(control_backend(manager).control_engine())
     run, tenants = store.get(run_id)
     todo = tuple(t["tenant_id"] for t in tenants if t["status"] in ("pending", "failed"))
-    found = select_tenants(backend, Selection(include=todo)) if todo else []
-    return Resumption(run["run_id"], todo,
-                      make_plan(scripts, found, run["action"], run["target"]), found)
+    found = select_tenants(manager, Selection(include=todo)).tenants if todo else []
+    plan = plan_steps(scripts, found, run["action"], run["target"])
+    plan.servers = servers_of(manager, found)
+    return Resumption(run["run_id"], todo, plan, found)
 
 
-def resume(backend: Backend, scripts: MigrationScripts, run_id: str, options: RunOptions,
-           progress: ProgressFn | None = None) -> RunReport:
+def resume(manager: TenantDatabaseManager, scripts: MigrationScripts, run_id: str,
+           options: RunOptions, progress: ProgressFn | None = None) -> RunReport:
     """Retry the tenants of a run that failed or never started, towards the run's target."""
-    return run_resumption(backend, scripts, plan_resumption(backend, scripts, run_id), options,
-                          progress)
+    return run_resumption(manager, scripts, plan_resumption(manager, scripts, run_id),
+                          options, progress)
 
 
-def run_resumption(backend: Backend, scripts: MigrationScripts, left: Resumption,
-                   options: RunOptions, progress: ProgressFn | None = None) -> RunReport:
+def run_resumption(manager: TenantDatabaseManager, scripts: MigrationScripts,
+                   left: Resumption, options: RunOptions,
+                   progress: ProgressFn | None = None) -> RunReport:
     """Run what ``plan_resumption`` found, recorded under the original run."""
     if not left.pending:
         return RunReport(left.plan.action, left.plan.target, left.run_id)
-    return run_plan(backend, scripts, left.plan, options, progress, run_id=left.run_id)
+    return run_plan(manager, scripts, left.plan, options, progress, run_id=left.run_id)
 
 
-def _recording_task(backend: Backend, scripts: MigrationScripts, step_options: StepOptions,
-                    store: RunStore, run_id: str) -> Callable[[TenantStep], TenantResult]:
+def _recording_task(manager: TenantDatabaseManager,
+                    scripts: MigrationScripts, step_options: StepOptions, store: RunStore,
+                    run_id: str) -> Callable[[TenantStep], TenantResult]:
     def task(step: TenantStep) -> TenantResult:
-        result = migrate_tenant(backend, scripts, step, step_options)
+        result = _migrate_on_its_server(manager, scripts, step, step_options)
         store.record(run_id, result)
         if result.status != "skipped":
             audit_trail.record("tenant.migrate", step.tenant_id, step.target or "base",
@@ -164,6 +191,18 @@ def _recording_task(backend: Backend, scripts: MigrationScripts, step_options: S
                           "safety_backup": result.safety_backup})
         return result
     return task
+
+
+def _migrate_on_its_server(manager: TenantDatabaseManager,
+                           scripts: MigrationScripts, step: TenantStep,
+                           options: StepOptions) -> TenantResult:
+    try:
+        server = manager.server_of(step.tenant_id)
+    except Exception as exc:  # noqa: BLE001 - no usable place (e.g. frozen): this tenant fails
+        return TenantResult(step.tenant_id, step.current, step.current, "failed", 0.0,
+                            error=describe_error(exc))
+    with manager.topology.slot_on(server):
+        return migrate_tenant(manager.servers[server], scripts, step, options)
 
 
 def _recorded_options(options: RunOptions) -> dict[str, object]:

@@ -2,26 +2,40 @@
 rendering SQL once per step, and the helpers revision scripts import.
 
 Linear history only (DocEX's is); a branched script directory is refused.
+
+Alembic is imported only to run or render a revision: the order of the
+revisions (what ``status`` and a no-op ``upgrade`` need) is read from the
+scripts' text when they declare it plainly (see ``scan_order``).
 """
 
 from __future__ import annotations
 
 import io
+import re
 import threading
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command, op
-from alembic.config import Config
-from alembic.script import ScriptDirectory
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+# Module-level ``revision = "..."`` / ``down_revision = "..." | None`` (an annotation
+# allowed, as Alembic's own template writes them).
+_DECLARED = re.compile(
+    r"^(?P<name>revision|down_revision|branch_labels|depends_on)\s*(?::[^=\n]+)?=\s*"
+    r"(?P<value>None|'[^'\n]*'|\"[^\"\n]*\")\s*(?:#.*)?$", re.MULTILINE)
 
 
 def alembic_config(ini_path: str | None = None) -> Config:
     """An Alembic Config pointing at docex-ops' own scripts (inside the package,
     so an installed docex-ops migrates without a checkout)."""
+    from alembic.config import Config
+
     config = Config(ini_path) if ini_path else Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -29,6 +43,8 @@ def alembic_config(ini_path: str | None = None) -> Config:
 
 @cache
 def script_directory() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config())
 
 
@@ -41,6 +57,8 @@ def head_revision() -> str:
 
 def require_force(reason: str) -> None:
     """Refuse a data-losing step unless the run was forced (``--force`` / ``-x force=1``)."""
+    from alembic import op
+
     if not op.get_context().opts.get(ATTR_FORCE):
         raise RuntimeError(f"refusing to downgrade: {reason}; rerun with --force "
                            "(alembic: -x force=1) after taking a backup")
@@ -64,6 +82,38 @@ class RevisionError(ValueError):
     """A target revision that does not exist or cannot be reached."""
 
 
+def scan_order(versions: Path) -> list[str] | None:
+    """The revision ids from the first to head, read from the scripts' text without
+    importing them; None when any script does not declare them plainly, or the history
+    is not one line (Alembic then reads it, and says what is wrong)."""
+    down_of: dict[str, str | None] = {}
+    for path in sorted(versions.glob("*.py")):
+        if path.name.startswith(("__init__", ".#")):
+            continue
+        found = {m["name"]: m["value"] for m in _DECLARED.finditer(path.read_text("utf-8"))}
+        if "revision" not in found or "down_revision" not in found or any(
+                found.get(key, "None") != "None" for key in ("branch_labels", "depends_on")):
+            return None
+        revision, down = (_literal(found["revision"]), _literal(found["down_revision"]))
+        if revision is None or revision in down_of:
+            return None
+        down_of[revision] = down
+    next_of: dict[str | None, str] = {}
+    for revision, down in down_of.items():
+        if down in next_of or (down is not None and down not in down_of):
+            return None  # a branch, or a parent that is not here
+        next_of[down] = revision
+    order, current = [], next_of.get(None)
+    while current is not None:
+        order.append(current)
+        current = next_of.get(current)
+    return order if len(order) == len(down_of) else None
+
+
+def _literal(text: str) -> str | None:
+    return None if text == "None" else text[1:-1]
+
+
 @dataclass
 class MigrationScripts:
     """One Alembic script directory, with its linear order and a render cache."""
@@ -78,6 +128,8 @@ class MigrationScripts:
     @property
     def script(self) -> ScriptDirectory:
         if self._script is None:
+            from alembic.script import ScriptDirectory
+
             self._script = ScriptDirectory.from_config(self.config())
             heads = self._script.get_heads()
             if len(heads) > 1:
@@ -94,7 +146,10 @@ class MigrationScripts:
     @property
     def order(self) -> list[str]:
         """Revision ids from the first to head."""
-        _ = self.script
+        if not self._order:
+            self._order = scan_order(self.location / "versions") or []
+        if not self._order:
+            _ = self.script
         return self._order
 
     @property
@@ -170,6 +225,8 @@ class MigrationScripts:
 
     def _render(self, dialect: str, start: str | None, target: str | None,
                 downgrade: bool = False, force: bool = False) -> str:
+        from alembic import command
+
         buffer = io.StringIO()
         config = self.config()
         config.output_buffer = buffer

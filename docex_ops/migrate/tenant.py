@@ -9,12 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy.engine import Connection
-
-from docex_ops.backends import Backend
 from docex_ops.migrate.scripts import (
     ALEMBIC_LOCK,
     ATTR_CONNECTION,
@@ -22,6 +18,12 @@ from docex_ops.migrate.scripts import (
     MigrationScripts,
 )
 from docex_ops.schema.head import TABLE_NAMES
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection
+
+    from docex_ops.backends.base import Backend
 
 ACTIONS = ("upgrade", "downgrade", "stamp")
 
@@ -140,6 +142,8 @@ def run_online(scripts: MigrationScripts, conn: Connection, action: str, target:
 
 
 def _run_command(config: Config, action: str, target: str | None) -> None:
+    from alembic import command  # Alembic only when a revision runs
+
     if action == "upgrade":
         command.upgrade(config, target or "base")
     elif action == "downgrade":

@@ -15,12 +15,13 @@ if TYPE_CHECKING:
     from docex_ops.split.copy import RunSettings, SplitReport, TenantSplit, run_split
     from docex_ops.split.mapping import BasketMapping, MappingError, load_mapping
     from docex_ops.split.plan import CHOICES, PlanOptions, Problem, SplitPlan, make_plan, plan_split
+    from docex_ops.split.source import open_source
     from docex_ops.split.verify import VerifyReport, verify_split
 
 __all__ = [
     "BasketMapping", "CHOICES", "MappingError", "PlanOptions", "Problem", "RunSettings",
     "SplitPlan", "SplitReport", "TenantSplit", "VerifyReport", "load_mapping", "make_plan",
-    "plan_split", "run_split", "verify_split"
+    "open_source", "plan_split", "run_split", "verify_split"
 ]
 __getattr__ = lazy_exports(__name__, {
     "BasketMapping": "docex_ops.split.mapping",
@@ -35,6 +36,7 @@ __getattr__ = lazy_exports(__name__, {
     "VerifyReport": "docex_ops.split.verify",
     "load_mapping": "docex_ops.split.mapping",
     "make_plan": "docex_ops.split.plan",
+    "open_source": "docex_ops.split.source",
     "plan_split": "docex_ops.split.plan",
     "run_split": "docex_ops.split.copy",
     "verify_split": "docex_ops.split.verify",

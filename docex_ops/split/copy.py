@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from docex_ops import audit_trail
 from docex_ops.backends import Backend
@@ -31,7 +32,17 @@ from docex_ops.split.plan import PlanOptions, SplitPlan, make_plan
 from docex_ops.split.revision import source_revision
 from docex_ops.split.rules import COPY_ORDER, subset_where
 from docex_ops.split.source import SplitSource
-from docex_ops.split.target import TenantFill, copy_mode, open_fill, scratch_dir
+from docex_ops.split.target import (
+    TenantFill,
+    copy_mode,
+    open_fill,
+    scratch_dir,
+    target_of,
+    target_store,
+)
+
+if TYPE_CHECKING:
+    from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 COPIED, COMPLETE, FAILED, REFUSED = "copied", "complete", "failed", "refused"
 
@@ -79,30 +90,33 @@ class RunSettings:
 
 
 def run_split(source: SplitSource, mapping: BasketMapping, options: PlanOptions,
-              backend: Backend, run: RunSettings, scripts: MigrationScripts | None = None,
+              manager: TenantDatabaseManager, run: RunSettings,
+              scripts: MigrationScripts | None = None,
               progress: Callable[[int, int], None] | None = None) -> SplitReport:
     started = time.perf_counter()
     scripts = scripts or MigrationScripts()
-    with source.snapshot(scratch_dir(backend)) as (view, token):
-        revision = source_revision(view, source.spec, backend, scripts, run.revision)
-        plan = make_plan(view, mapping, options, backend, revision)
+    store = target_store(manager)
+    with source.snapshot(scratch_dir(store)) as (view, token):
+        revision = source_revision(view, source.spec, store, scripts, run.revision)
+        plan = make_plan(view, mapping, options, store, revision)
         plan.source = source.spec.describe()
-        report = SplitReport(plan, copy_mode(source, backend), run.dry_run)
+        report = SplitReport(plan, copy_mode(source, store), run.dry_run)
         if not plan.ok:
             return report
         tenants = list(plan.tenants)
         if run.dry_run:
-            report.results = [_would(backend, t) for t in tenants]
+            report.results = [_would(target_of(manager, t), t) for t in tenants]
             return report
 
         def task(tenant_id: str) -> TenantSplit:
-            return split_tenant(source, backend, scripts, plan, tenant_id, token)
+            return split_tenant(source, target_of(manager, tenant_id), scripts, plan,
+                                tenant_id, token)
 
         policy = FailurePolicy(continue_on_error=run.continue_on_error)
         report.results = make_executor(task, run.jobs, policy, progress).run(tenants)
         report.not_started = tenants[len(report.results):]
     if run.upgrade and report.ok:
-        upgrade_tenants(backend, tenants, scripts=scripts)
+        upgrade_tenants(manager, tenants, scripts=scripts)
         report.upgraded = tenants
     report.seconds = time.perf_counter() - started
     return report

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from docex_ops.backends.base import Backend
 from docex_ops.schema.head import TABLE_NAMES
 from docex_ops.split.mapping import BasketMapping
 from docex_ops.split.rules import GLOBAL_TABLES, attribution_sql, total_sql
 from docex_ops.split.source import SourceView, SplitSource
-from docex_ops.split.target import scratch_dir
+from docex_ops.split.target import scratch_dir, target_store
 from docex_ops.tenancy import TenantIdError, validate_tenant_id
+
+if TYPE_CHECKING:
+    from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 SKIP = "skip"
 DROP = "drop"
@@ -229,9 +233,10 @@ def expected_total(plan: SplitPlan, table: str) -> int:
 
 
 def plan_split(source: SplitSource, mapping: BasketMapping, options: PlanOptions,
-               backend: Backend | None) -> SplitPlan:
+               manager: TenantDatabaseManager) -> SplitPlan:
     """``split plan``: read-only; the revision shown is the recorded one (None: the run
     recognises it from the source's structure)."""
+    backend = target_store(manager)
     with source.snapshot(scratch_dir(backend)) as (view, _token):
         plan = make_plan(view, mapping, options, backend, view.revision())
     plan.source = source.spec.describe()

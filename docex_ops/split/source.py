@@ -15,7 +15,7 @@ import sqlite3
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from sqlalchemy.pool import NullPool
 from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.catalog import Catalog, pg_catalog, sqlite_catalog
 from docex_ops.backends.pg_sql import quote_ident
+from docex_ops.backends.registry import KindRegistry
 from docex_ops.backends.scratch import hold_new_folder
 from docex_ops.backends.sqlite import open_readonly, readonly_uri
 from docex_ops.backends.sqlite_digest import digest_table
@@ -90,6 +91,11 @@ def parse_source(text: str, schema: str = "public") -> SourceSpec:
     if not path.is_file():
         raise ConfigError(f"--source: SQLite file {path} does not exist")
     return SourceSpec("sqlite", path=path)
+
+
+def open_source(text: str, schema: str = "public") -> SplitSource:
+    """The split source ``--source`` / ``--source-schema`` name (nothing opened yet)."""
+    return SplitSource(parse_source(text, schema))
 
 
 def check_schema_name_source(schema: str) -> None:
@@ -298,59 +304,80 @@ class SplitSource:
                 poolclass=NullPool, isolation_level="AUTOCOMMIT")
         return self._engine
 
-    @contextmanager
-    def snapshot(self, scratch_dir: Path | None = None) -> Iterator[tuple[SourceView, str]]:
+    def snapshot(self, scratch_dir: Path | None = None
+                 ) -> AbstractContextManager[tuple[SourceView, str]]:
         """The coordinator's view and the token workers pass to ``view``.
 
         SQLite: the snapshot copy is a held scratch folder in ``scratch_dir`` (the
         targets' storage root; default the temp folder), so `cleanup` finds it if the
         process dies."""
-        if self.spec.kind == "postgresql":
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql(_PG_BEGIN)
-                token = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
-                for statement in _PG_LOCAL:
-                    conn.exec_driver_sql(statement)
-                try:
-                    yield PgView(conn, self.spec.schema), token
-                finally:
-                    conn.exec_driver_sql("ROLLBACK")
-            return
-        assert self.spec.path is not None
-        parent = scratch_dir or Path(tempfile.gettempdir())
-        parent.mkdir(parents=True, exist_ok=True)
-        with hold_new_folder(parent, "split") as folder:
-            copy = folder / "snapshot.db"
-            backup_file(self.spec.path, copy)
-            with self._sqlite_view(str(copy)) as view:
-                yield view, str(copy)
+        return SNAPSHOTS.for_kind(self.spec.kind).snapshot(self, scratch_dir)
 
-    @contextmanager
-    def view(self, token: str) -> Iterator[SourceView]:
+    def view(self, token: str) -> AbstractContextManager[SourceView]:
         """A worker's own connection on the same snapshot."""
-        if self.spec.kind == "postgresql":
-            with self.engine.connect() as conn:
-                pg_begin_snapshot(conn, token, read_only=True)
-                try:
-                    yield PgView(conn, self.spec.schema)
-                finally:
-                    conn.exec_driver_sql("ROLLBACK")
-            return
-        with self._sqlite_view(token) as view:
-            yield view
-
-    @contextmanager
-    def _sqlite_view(self, path: str) -> Iterator[SourceView]:
-        with closing(sqlite3.connect(readonly_uri(path), uri=True,
-                                     isolation_level=None)) as conn:
-            conn.execute("BEGIN")
-            yield SqliteView(conn, path=path)
-            conn.execute("ROLLBACK")
+        return SNAPSHOTS.for_kind(self.spec.kind).view(self, token)
 
     def dispose(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+class _PgSnapshots:
+    """An exported snapshot of a READ ONLY, REPEATABLE READ transaction."""
+
+    @contextmanager
+    def snapshot(self, source: SplitSource, scratch_dir: Path | None
+                 ) -> Iterator[tuple[SourceView, str]]:
+        with source.engine.connect() as conn:
+            conn.exec_driver_sql(_PG_BEGIN)
+            token = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+            for statement in _PG_LOCAL:
+                conn.exec_driver_sql(statement)
+            try:
+                yield PgView(conn, source.spec.schema), token
+            finally:
+                conn.exec_driver_sql("ROLLBACK")
+
+    @contextmanager
+    def view(self, source: SplitSource, token: str) -> Iterator[SourceView]:
+        with source.engine.connect() as conn:
+            pg_begin_snapshot(conn, token, read_only=True)
+            try:
+                yield PgView(conn, source.spec.schema)
+            finally:
+                conn.exec_driver_sql("ROLLBACK")
+
+
+class _SqliteSnapshots:
+    """A copy of the file taken with SQLite's backup API: every worker reads the copy."""
+
+    @contextmanager
+    def snapshot(self, source: SplitSource, scratch_dir: Path | None
+                 ) -> Iterator[tuple[SourceView, str]]:
+        assert source.spec.path is not None
+        parent = scratch_dir or Path(tempfile.gettempdir())
+        parent.mkdir(parents=True, exist_ok=True)
+        with hold_new_folder(parent, "split") as folder:
+            copy = folder / "snapshot.db"
+            backup_file(source.spec.path, copy)
+            with self.view(source, str(copy)) as view:
+                yield view, str(copy)
+
+    @contextmanager
+    def view(self, source: SplitSource, token: str) -> Iterator[SourceView]:
+        with closing(sqlite3.connect(readonly_uri(token), uri=True,
+                                     isolation_level=None)) as conn:
+            conn.execute("BEGIN")
+            yield SqliteView(conn, path=token)
+            conn.execute("ROLLBACK")
+
+
+PG_SNAPSHOTS, SQLITE_SNAPSHOTS = _PgSnapshots(), _SqliteSnapshots()
+SNAPSHOTS = KindRegistry[_PgSnapshots | _SqliteSnapshots]("split source", {
+    "postgresql": "docex_ops.split.source:PG_SNAPSHOTS",
+    "sqlite": "docex_ops.split.source:SQLITE_SNAPSHOTS",
+})
 
 
 def pg_begin_snapshot(conn: Connection, token: str, read_only: bool) -> None:

@@ -9,15 +9,19 @@ and the left-out rows (skipped, dropped edges) are counted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from docex_ops.backends import Backend
+from docex_ops.backends.base import Backend
 from docex_ops.schema.head import TABLE_NAMES
 from docex_ops.split.copy import mismatches
 from docex_ops.split.mapping import BasketMapping
 from docex_ops.split.plan import PlanOptions, SplitPlan, make_plan
 from docex_ops.split.rules import GLOBAL_TABLES
 from docex_ops.split.source import SplitSource
-from docex_ops.split.target import open_fill, scratch_dir
+from docex_ops.split.target import open_fill, scratch_dir, target_of, target_store
+
+if TYPE_CHECKING:
+    from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 
 class _ReadOnly(Exception):
@@ -47,15 +51,17 @@ class VerifyReport:
 
 
 def verify_split(source: SplitSource, mapping: BasketMapping, options: PlanOptions,
-                 backend: Backend) -> VerifyReport:
-    with source.snapshot(scratch_dir(backend)) as (view, token):
-        plan = make_plan(view, mapping, options, backend, view.revision())
+                 manager: TenantDatabaseManager) -> VerifyReport:
+    store = target_store(manager)
+    with source.snapshot(scratch_dir(store)) as (view, token):
+        plan = make_plan(view, mapping, options, store, view.revision())
         plan.source = source.spec.describe()
         report = VerifyReport(plan, coverage=coverage_problems(plan))
         if not plan.ok:
             return report
         for tenant_id in plan.tenants:
-            report.tenants.append(_check(source, backend, plan, tenant_id, token))
+            report.tenants.append(_check(source, target_of(manager, tenant_id), plan,
+                                         tenant_id, token))
     return report
 
 

@@ -54,6 +54,7 @@ class Topology(ABC):
 
     def __init__(self) -> None:
         self._server_jobs: dict[str, threading.BoundedSemaphore] = {}
+        self._jobs_limit: int | None = None
 
     @property
     def control(self) -> Backend:
@@ -184,7 +185,11 @@ class Topology(ABC):
 
     def set_server_jobs(self, jobs: int | None) -> None:
         """At most ``jobs`` tenant migrations, restores or split copies at once on each
-        server, in this process (None: no limit)."""
+        server, in this process (None: no limit). Setting the limit in force again keeps
+        its slots: a run inside a command that set it must share them, not start afresh."""
+        if jobs == self._jobs_limit and (jobs is None or self._server_jobs):
+            return
+        self._jobs_limit = jobs
         self._server_jobs = ({} if jobs is None else
                              {name: threading.BoundedSemaphore(jobs) for name in self.servers})
 
