@@ -1,1 +1,1 @@
-"""move."""
+"""Moving a tenant between PostgreSQL servers (online by logical replication, or offline), verified, journaled, and rebalancing."""
