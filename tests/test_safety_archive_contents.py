@@ -16,7 +16,7 @@ from migration_helpers import cli_json
 from split_data import MAPPING, expected, make_pg_source, make_sqlite_source
 
 from docex_ops.backends import make_backend
-from docex_ops.backends.archive import ArchiveRefused, RestoreSpec
+from docex_ops.backup.archive import ArchiveRefused, RestoreSpec
 from docex_ops.backup.pg_load import load_rows
 from docex_ops.backup.pg_toc import check_toc
 from docex_ops.config.settings import Settings

@@ -1,4 +1,4 @@
-"""The in-SQLite checksum equals the definition in backends/archive.py, value by value.
+"""The in-SQLite checksum equals the definition in backends/digest.py, value by value.
 
 The reference below is the definition written out plainly in Python (it is
 what the SQLite digest computed before it moved into a registered function);
@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from docex_ops.backends.archive import TableDigest
+from docex_ops.backends.digest import TableDigest
 from docex_ops.backends.sqlite import SqliteBackend
 from docex_ops.backends.sqlite_digest import digest_database, digest_table, table_columns
 from docex_ops.config.settings import Settings

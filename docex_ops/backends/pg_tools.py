@@ -9,8 +9,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from docex_ops.backends.archive import ArchiveToolError
 from docex_ops.config.settings import PostgresSettings
+
+
+class ArchiveToolError(RuntimeError):
+    """A database tool (pg_dump, pg_restore, psql) is missing, too old or failed."""
 
 _VERSION_RE = re.compile(rb"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
 

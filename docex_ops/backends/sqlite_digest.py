@@ -1,4 +1,4 @@
-"""Row counts and content checksums of SQLite tables (definition in backends/archive.py).
+"""Row counts and content checksums of SQLite tables (definition in backends/digest.py).
 
 The work is done inside SQLite, one query per table: a registered function
 (``docex_row_md5``) receives each row's values, in column-name order, and
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from docex_ops.backends.archive import TableDigest
+from docex_ops.backends.digest import TableDigest
 from docex_ops.schema.head import TABLE_NAMES
 
 Columns = list[tuple[str, str]]  # (name, declared type)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from docex_ops.backends.archive import TenantArchiver
 from docex_ops.backends.base import Backend
 from docex_ops.backends.registry import KindRegistry
+from docex_ops.backup.archive import TenantArchiver
 
 
 def _any_location(location: str) -> None:

@@ -13,9 +13,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 from docex_ops.backends import Backend
-from docex_ops.backends.archive import DumpResult, TenantArchiver
 from docex_ops.backends.contents import GuardRefusal
 from docex_ops.backends.scratch import PARTIAL_SUFFIX, hold_new_file
+from docex_ops.backup.archive import DumpResult, TenantArchiver
 from docex_ops.backup.archivers import backup_kind, make_archiver
 from docex_ops.backup.manifest import MANIFEST_SUFFIX, Manifest, sha256_file, write_manifest
 from docex_ops.backup.signing import sign, signing_key

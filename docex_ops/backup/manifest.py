@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from docex_ops.backends.archive import TableDigest
+from docex_ops.backends.digest import TableDigest
 from docex_ops.backends.scratch import hold_new_file
 from docex_ops.tenancy import validate_tenant_id
 

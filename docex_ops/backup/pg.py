@@ -18,31 +18,28 @@ until the restored copy has been verified.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from docex_ops.backends import pg_guard, scratch
-from docex_ops.backends.archive import (
-    ArchiveContents,
-    ArchiveToolError,
-    DumpResult,
-    RestoreSpec,
-    Staging,
-    TableDigest,
-    TenantArchiver,
-    TenantSnapshot,
-)
 from docex_ops.backends.base import TenantLockedError
 from docex_ops.backends.contents import Guard, refuse_rows
+from docex_ops.backends.digest import (
+    TableDigest,
+    digest_query,
+    digest_schema,
+    parse_digest,
+    table_columns,
+)
 from docex_ops.backends.pg_guard import ms, set_lock_timeout
 from docex_ops.backends.pg_sql import transaction as _transaction
 from docex_ops.backends.pg_tools import (
+    ArchiveToolError,
     PgTool,
     find_tool,
     last_lines,
@@ -51,6 +48,14 @@ from docex_ops.backends.pg_tools import (
 )
 from docex_ops.backends.postgres import PostgresBackend, quote_ident
 from docex_ops.backup import pg_staging
+from docex_ops.backup.archive import (
+    ArchiveContents,
+    DumpResult,
+    RestoreSpec,
+    Staging,
+    TenantArchiver,
+    TenantSnapshot,
+)
 from docex_ops.backup.archivers import BackupKind
 from docex_ops.backup.pg_toc import check_toc
 from docex_ops.schema.head import TABLE_NAMES
@@ -59,61 +64,11 @@ from docex_ops.tenancy import check_schema_name
 LOCKS_PER_TENANT = len(TABLE_NAMES) + 1  # + alembic_version
 MAX_BATCH = 250
 
-_COLUMNS_SQL = """
-SELECT n.nspname, c.relname, array_agg(a.attname::text ORDER BY a.attname::text COLLATE "C")
-  FROM pg_attribute a
-  JOIN pg_class c ON c.oid = a.attrelid
-  JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = ANY(%(schemas)s) AND c.relkind = 'r' AND a.attnum > 0
-   AND NOT a.attisdropped AND c.relname = ANY(%(tables)s)
- GROUP BY 1, 2
-"""
 
 
 _SNAPSHOT_BEGIN = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
                    "SET TRANSACTION SNAPSHOT '{snapshot}'; SET LOCAL DateStyle TO 'ISO, YMD'; "
                    "SET LOCAL TimeZone TO 'UTC'; SET LOCAL lock_timeout TO '{lock_timeout}'; ")
-
-
-def _value_sql(column: str) -> str:
-    c = quote_ident(column) + "::text"
-    return f"coalesce(length({c})::text || ':' || {c}, '-')"
-
-
-def digest_aggregates(columns: list[str]) -> str:
-    """``count(*), checksum`` over rows named ``x`` having ``columns`` (sorted by name)."""
-    row = "concat(" + ", ".join(_value_sql(c) for c in columns) + ")"
-    return (f"count(*), encode(sha256(convert_to(coalesce(string_agg("
-            f"md5({row}), '' ORDER BY id COLLATE \"C\"), ''), 'UTF8')), 'hex')")
-
-
-def digest_sql(schema: str, table: str, columns: list[str], where: str | None = None) -> str:
-    """Row count and content checksum of one table (definition in backends/archive.py).
-
-    ``where`` (optional) restricts the digest to a subset of rows; it may refer
-    to the table as ``x`` (the split digests the source rows of one tenant).
-    """
-    return (f"SELECT '{table}', {digest_aggregates(columns)} "
-            f"FROM {quote_ident(schema)}.{quote_ident(table)} x"
-            + (f" WHERE {where}" if where else ""))
-
-
-def unordered_digest_sql(schema: str, table: str, columns: list[str],
-                         where: str | None = None) -> str:
-    """Row count and an order-independent checksum of one table, for comparing two copies
-    made from the same DDL (a move's source and target).
-
-    Each row's text is the row value's own output (columns in table order, NULL
-    and '' told apart); the checksum is the sum of its 64-bit hashes
-    (``hashtextextended``). No sort, one cast per row instead of one per column
-    and no md5: several times faster than ``digest_sql`` on a million rows, and
-    parallel workers can share it. Never compared with an archive's
-    ``digest_sql`` checksum. ``where`` may refer to the table as ``x``.
-    """
-    del columns  # the row value covers every column, in table order
-    return (f"SELECT '{table}', count(*), coalesce(sum(hashtextextended(x::text, 0)), 0)::text "
-            f"FROM {quote_ident(schema)}.{quote_ident(table)} x"
-            + (f" WHERE {where}" if where else ""))
 
 
 class PostgresArchiver(TenantArchiver):
@@ -196,7 +151,7 @@ class PostgresArchiver(TenantArchiver):
     def _digest_snapshot(self, snapshot: str, schemas: dict[str, str]) -> list[TenantSnapshot]:
         result = []
         with self.engine.connect() as conn:
-            columns = _columns(conn, list(schemas.values()))
+            columns = table_columns(conn, list(schemas.values()))
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             for tenant_id, schema in schemas.items():
                 if not columns.get(schema):
@@ -208,7 +163,7 @@ class PostgresArchiver(TenantArchiver):
                 try:
                     cursor.execute(_SNAPSHOT_BEGIN.format(snapshot=snapshot,
                                                           lock_timeout=self._lock_wait)
-                                   + _digest_query(schema, columns[schema]))
+                                   + digest_query(schema, columns[schema]))
                 except Exception as exc:
                     if getattr(exc, "pgcode", None) != pg_guard.LOCK_NOT_AVAILABLE:
                         raise
@@ -217,7 +172,7 @@ class PostgresArchiver(TenantArchiver):
                         f"timeout ({self._lock_wait}) while digesting it") from exc
                 rows = cursor.fetchall()
                 cursor.execute("COMMIT")
-                tables, revision = _parse_digest(rows)
+                tables, revision = parse_digest(rows)
                 result.append(TenantSnapshot(tenant_id, schema, revision, tables))
             cursor.close()
         return result
@@ -292,48 +247,6 @@ class PostgresArchiver(TenantArchiver):
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
-
-
-def _columns(conn: Connection, schemas: list[str]) -> dict[str, dict[str, list[str]]]:
-    """Per schema, per DocEX table (and alembic_version): its columns sorted by name."""
-    rows = conn.exec_driver_sql(
-        _COLUMNS_SQL, {"schemas": schemas, "tables": [*TABLE_NAMES, "alembic_version"]}).all()
-    found: dict[str, dict[str, list[str]]] = {}
-    for schema, table, cols in rows:
-        found.setdefault(schema, {})[table] = list(cols)
-    return found
-
-
-def _digest_query(schema: str, columns: dict[str, list[str]], ordered: bool = True) -> str:
-    """Every DocEX table's digest, and the revision as one more row, in one statement."""
-    table_sql = digest_sql if ordered else unordered_digest_sql
-    parts = [table_sql(schema, t, columns[t]) for t in TABLE_NAMES if t in columns]
-    if "alembic_version" in columns:
-        parts.append(f"SELECT 'alembic_version', 0::bigint, max(version_num)::text "
-                     f"FROM {quote_ident(schema)}.alembic_version")
-    return " UNION ALL ".join(parts)
-
-
-def _parse_digest(rows: Iterable[Any]) -> tuple[dict[str, TableDigest], str | None]:
-    tables, revision = {}, None
-    for table, count, value in rows:
-        if table == "alembic_version":
-            revision = value
-        else:
-            tables[table] = TableDigest(int(count), str(value))
-    return tables, revision
-
-
-def digest_schema(conn: Connection, schema: str, ordered: bool = True
-                  ) -> tuple[dict[str, TableDigest], str | None]:
-    """Digests and revision of one schema, inside the caller's transaction.
-
-    ``ordered=False``: the order-independent checksum (``unordered_digest_sql``).
-    """
-    columns = _columns(conn, [schema]).get(schema)
-    if not columns:
-        return {}, None
-    return _parse_digest(conn.exec_driver_sql(_digest_query(schema, columns, ordered)))
 
 
 # A restore reads rows only from a schema name that is never public, pg_* or odd.

@@ -19,9 +19,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
-from docex_ops.backends.archive import ArchiveRefused, ArchiveToolError
 from docex_ops.backends.pg_sql import quote_ident
-from docex_ops.backends.pg_tools import last_lines
+from docex_ops.backends.pg_tools import ArchiveToolError, last_lines
+from docex_ops.backup.archive import ArchiveRefused
 
 _IDENT = rb'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 _COPY_RE = re.compile(rb"COPY (" + _IDENT + rb")\.(" + _IDENT + rb") \((" + _IDENT

@@ -31,8 +31,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from docex_ops.backends import scratch
-from docex_ops.backends.archive import ArchiveRefused
 from docex_ops.backends.pg_sql import quote_ident
+from docex_ops.backup.archive import ArchiveRefused
 from docex_ops.backup.pg_load import RESTRICT_RE, CopyData, copy_block
 from docex_ops.backup.pg_rewrite import SchemaRewriter
 from docex_ops.config.settings import PostgresSettings

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import Connection, Engine
 
-from docex_ops.backends.archive import ArchiveContents, ArchiveRefused, RestoreSpec
 from docex_ops.backends.pg_sql import execute_script, quote_ident, transaction
 from docex_ops.backends.pg_tools import run_tool
+from docex_ops.backup.archive import ArchiveContents, ArchiveRefused, RestoreSpec
 from docex_ops.backup.pg_load import load_rows, pg_restore_output
 from docex_ops.backup.pg_restricted import (
     check_role_work,

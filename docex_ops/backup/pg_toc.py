@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from docex_ops.backends.archive import ArchiveContents, ArchiveRefused, RestoreSpec
+from docex_ops.backup.archive import ArchiveContents, ArchiveRefused, RestoreSpec
 from docex_ops.schema.ddl import VERSION_TABLE
 from docex_ops.schema.head import TABLE_NAMES
 

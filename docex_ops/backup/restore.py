@@ -23,16 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from docex_ops import audit_trail
-from docex_ops.backends.archive import (
+from docex_ops.backends.base import TenantLockedError
+from docex_ops.backends.contents import GuardRefusal
+from docex_ops.backends.guards import ActGuard, act_with_retries
+from docex_ops.backup.archive import (
     ArchiveContents,
     ArchiveRefused,
     RestoreSpec,
     Staging,
     TenantArchiver,
 )
-from docex_ops.backends.base import TenantLockedError
-from docex_ops.backends.contents import GuardRefusal
-from docex_ops.backends.guards import ActGuard, act_with_retries
 from docex_ops.backup.archivers import make_archiver
 from docex_ops.backup.create import safety_backup
 from docex_ops.backup.manifest import BackupUsageError, Manifest, select_manifest

@@ -22,17 +22,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from docex_ops.backends import scratch
-from docex_ops.backends.archive import (
-    ArchiveContents,
-    ArchiveToolError,
-    DumpResult,
-    RestoreSpec,
-    Staging,
-    TableDigest,
-    TenantArchiver,
-    TenantSnapshot,
-)
 from docex_ops.backends.contents import Guard, refuse_rows
+from docex_ops.backends.digest import TableDigest
+from docex_ops.backends.pg_tools import ArchiveToolError
 from docex_ops.backends.sqlite import (
     DEFAULT_TIMEOUT,
     FILE_MODE,
@@ -43,6 +35,14 @@ from docex_ops.backends.sqlite import (
 from docex_ops.backends.sqlite_digest import digest_database
 from docex_ops.backends.sqlite_guard import copy_bytes, file_contents
 from docex_ops.backends.sqlite_paths import TenantPaths
+from docex_ops.backup.archive import (
+    ArchiveContents,
+    DumpResult,
+    RestoreSpec,
+    Staging,
+    TenantArchiver,
+    TenantSnapshot,
+)
 from docex_ops.backup.archivers import BackupKind
 from docex_ops.backup.sqlite_staging import build_file, inspect_file
 

@@ -17,14 +17,10 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from docex_ops.backends.archive import (
-    ArchiveContents,
-    ArchiveRefused,
-    ArchiveToolError,
-    RestoreSpec,
-)
+from docex_ops.backends.pg_tools import ArchiveToolError
 from docex_ops.backends.sqlite import open_readonly, readonly_uri, split_statements
 from docex_ops.backends.sqlite_contents import MASTER_SQL, classify, describe
+from docex_ops.backup.archive import ArchiveContents, ArchiveRefused, RestoreSpec
 
 
 def _q(name: str) -> str:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from docex_ops.backends.archive import ArchiveRefused, RestoreSpec, TableDigest, TenantArchiver
 from docex_ops.backends.base import Backend
+from docex_ops.backends.digest import TableDigest
+from docex_ops.backup.archive import ArchiveRefused, RestoreSpec, TenantArchiver
 from docex_ops.backup.archivers import backup_kind, make_archiver
 from docex_ops.backup.manifest import (
     MANIFEST_SUFFIX,

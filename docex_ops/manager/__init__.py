@@ -1,1 +1,3 @@
-"""TenantDatabaseManager: every connection (tenant pools, the connection budget per server) and the topology's answers about where tenants live."""
+"""TenantDatabaseManager: every connection (tenant pools, the connection budget per server)
+and the topology's answers about where tenants live.
+"""

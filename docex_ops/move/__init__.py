@@ -1,1 +1,3 @@
-"""Moving a tenant between PostgreSQL servers (online by logical replication, or offline), verified, journaled, and rebalancing."""
+"""Moving a tenant between PostgreSQL servers (online by logical replication, or offline),
+verified, journaled, and rebalancing.
+"""

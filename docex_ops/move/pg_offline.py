@@ -14,8 +14,13 @@ from __future__ import annotations
 import subprocess
 import tempfile
 
-from docex_ops.backends.archive import ArchiveToolError
-from docex_ops.backends.pg_tools import find_tool, last_lines, require_can_dump, tool_env
+from docex_ops.backends.pg_tools import (
+    ArchiveToolError,
+    find_tool,
+    last_lines,
+    require_can_dump,
+    tool_env,
+)
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.backup.pg import PostgresArchiver
 from docex_ops.move.pg_online import replication_name

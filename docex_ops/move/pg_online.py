@@ -24,11 +24,10 @@ from contextlib import contextmanager
 
 from sqlalchemy.engine import Connection
 
-from docex_ops.backends.archive import ArchiveToolError, TableDigest
+from docex_ops.backends.digest import TableDigest, digest_schema
 from docex_ops.backends.pg_sql import RUNNER_NAMESPACE
-from docex_ops.backends.pg_tools import find_tool, last_lines, tool_env
+from docex_ops.backends.pg_tools import ArchiveToolError, find_tool, last_lines, tool_env
 from docex_ops.backends.postgres import PostgresBackend, quote_ident
-from docex_ops.backup.pg import digest_schema
 from docex_ops.config.settings import PostgresSettings
 
 MOVE_NAMESPACE = RUNNER_NAMESPACE + 1

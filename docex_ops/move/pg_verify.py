@@ -31,9 +31,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
-from docex_ops.backends.archive import TableDigest
+from docex_ops.backends.digest import TableDigest, unordered_digest_sql
 from docex_ops.backends.postgres import PostgresBackend, quote_ident
-from docex_ops.backup.pg import unordered_digest_sql
 from docex_ops.move import pg_online as pgm
 from docex_ops.schema.head import TABLE_NAMES
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from docex_ops import audit_trail
 from docex_ops.backends import Backend
-from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.contents import GuardRefusal
+from docex_ops.backends.digest import TableDigest
 from docex_ops.backends.guards import ActGuard
 from docex_ops.backends.sqlite_paths import TenantFileError
 from docex_ops.executor import FailurePolicy, make_executor

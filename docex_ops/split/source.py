@@ -25,14 +25,13 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
-from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.catalog import Catalog, pg_catalog, sqlite_catalog
+from docex_ops.backends.digest import TableDigest, digest_sql
 from docex_ops.backends.pg_sql import quote_ident
 from docex_ops.backends.registry import KindRegistry
 from docex_ops.backends.scratch import hold_new_folder
 from docex_ops.backends.sqlite import open_readonly, readonly_uri
 from docex_ops.backends.sqlite_digest import digest_table
-from docex_ops.backup.pg import digest_sql
 from docex_ops.backup.sqlite import backup_file
 from docex_ops.config.settings import ConfigError, PostgresSettings
 from docex_ops.split.source_contents import pg_extra_objects, sqlite_extra_objects

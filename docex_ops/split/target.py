@@ -19,9 +19,9 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.base import Backend
 from docex_ops.backends.contents import TenantContents
+from docex_ops.backends.digest import TableDigest
 from docex_ops.backends.registry import KindRegistry
 from docex_ops.migrate.servers import control_backend
 from docex_ops.schema.head import TABLE_NAMES

@@ -11,9 +11,9 @@ from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from docex_ops.backends.archive import TableDigest
 from docex_ops.backends.base import Backend
 from docex_ops.backends.contents import TenantContents
+from docex_ops.backends.digest import TableDigest
 from docex_ops.backends.sqlite import SqliteBackend, readonly_uri
 from docex_ops.backends.sqlite_digest import digest_table
 from docex_ops.backends.sqlite_guard import file_contents

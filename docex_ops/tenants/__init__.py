@@ -1,1 +1,3 @@
-"""Tenant lifecycle: list, show, provision, drop (lifecycle.py) and per-tenant login roles (roles.py)."""
+"""Tenant lifecycle: list, show, provision, drop (lifecycle.py) and per-tenant login roles
+(roles.py).
+"""

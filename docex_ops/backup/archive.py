@@ -1,19 +1,6 @@
 """Per-tenant archives in the database's own format: the database-specific half of backups.
 
-Content checksum (identical definition on PostgreSQL and SQLite, so a
-checksum taken on one kind can be compared with one taken on the other):
-
-- the columns of the table that the tenant has, sorted by name;
-- each value rendered as text the way PostgreSQL's ``value::text`` shows it
-  (booleans ``true``/``false``, timestamps ``YYYY-MM-DD HH:MM:SS[.ffffff]``
-  with trailing zeros of the fraction dropped, uuids hyphenated, JSON as
-  stored), then encoded as ``<length in characters>:<text>``; NULL is ``-``;
-- a row's text is its encoded values concatenated; the row hash is the md5
-  hex of that text (UTF-8);
-- the table checksum is the sha256 hex of the row hashes concatenated in
-  primary-key order (``id``, compared bytewise: ``COLLATE "C"`` on
-  PostgreSQL, SQLite's BINARY), so memory stays at 32 bytes per row.
-"""
+The checksums they carry are defined in backends/digest.py."""
 
 from __future__ import annotations
 
@@ -24,21 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from docex_ops.backends.contents import Guard
-
-
-class ArchiveToolError(RuntimeError):
-    """A database tool (pg_dump, pg_restore, psql) is missing, too old or failed."""
+from docex_ops.backends.digest import TableDigest
 
 
 class ArchiveRefused(RuntimeError):
     """The archive holds something a restore must not create or read (an object outside
     the tenant's schema, or of a kind DocEX's schema does not have); nothing was made."""
-
-
-@dataclass(frozen=True)
-class TableDigest:
-    rows: int
-    checksum: str
 
 
 @dataclass(frozen=True)
