@@ -60,7 +60,7 @@ from docex_ops.backup.create import BackupResult
 from docex_ops.config.settings import settings_from_mapping
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema import head as s
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 
 T = TypeVar("T")
 

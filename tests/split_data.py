@@ -17,13 +17,14 @@ from sqlalchemy import create_engine, insert
 
 from docex_ops.schema import head as s
 from docex_ops.schema.ddl import head_ddl
+from docex_ops.schema.names import TABLE_NAMES
 
 T0 = dt.datetime(2026, 3, 1, 12, 30, 45, 123456)
 MAPPING = "baskets:\n  basket one: acme\n  bas_b2: acme\n  bas_b3: globex\n"
 
 
 def rows() -> dict[str, list[dict[str, Any]]]:
-    data: dict[str, list[dict[str, Any]]] = {t: [] for t in s.TABLE_NAMES}
+    data: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLE_NAMES}
     for b in ("b1", "b2", "b3", "b4"):
         data["docbasket"].append(dict(id=f"bas_{b}", name="basket one" if b == "b1" else
                                       f"basket {b} ü", description=None,

@@ -18,7 +18,7 @@ from docex_ops.cli import main
 from docex_ops.config.settings import Settings
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema import head as s
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 
 
 def _run(config_file: Path, *args: str) -> tuple[int, str]:

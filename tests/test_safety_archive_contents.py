@@ -20,7 +20,7 @@ from docex_ops.backup.archive import ArchiveRefused, RestoreSpec
 from docex_ops.backup.pg_load import load_rows
 from docex_ops.backup.pg_toc import check_toc
 from docex_ops.config.settings import Settings
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 
 S = "tenant_a"
 SPEC = RestoreSpec(Path("/bk/a.pgdump"), S, "0003_object_paths", "")

@@ -31,7 +31,7 @@ from docex_ops.backup.archivers import make_archiver
 from docex_ops.backup.verify import restore_spec
 from docex_ops.config.settings import Settings
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.tenants.lifecycle import drop_tenant
 
 ORDERS = ("CREATE TABLE orders (id integer PRIMARY KEY, total integer)",

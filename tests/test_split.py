@@ -20,7 +20,7 @@ from docex_ops.backends.catalog import without_names
 from docex_ops.config.settings import Settings
 from docex_ops.migrate import MigrationScripts
 from docex_ops.migrate.tenant import run_online
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.split.copy import prepare_target
 from docex_ops.split.source import SplitSource, parse_source
 

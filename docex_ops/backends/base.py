@@ -7,8 +7,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Connection, Engine
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
 
 from docex_ops.backends.catalog import Catalog
 from docex_ops.backends.contents import Guard, TenantContents

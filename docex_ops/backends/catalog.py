@@ -8,9 +8,11 @@ SQLite) are left out so the two backends compare alike.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Connection
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
 
 Catalog = dict[str, dict[str, Any]]
 VERSION_TABLE = "alembic_version"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from docex_ops.backends.pg_sql import quote_ident
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

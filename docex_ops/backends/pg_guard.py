@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
 
 from docex_ops.backends.contents import (
     VERSION_TABLE,
@@ -119,6 +120,8 @@ def namespace_oid(conn: Connection, schema: str) -> int | None:
 
 
 def is_lock_timeout(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DBAPIError
+
     return isinstance(exc, DBAPIError) and getattr(exc.orig, "pgcode", None) == LOCK_NOT_AVAILABLE
 
 
@@ -216,6 +219,8 @@ def drop_schema(conn: Connection, held: Held) -> None:
 def swap_in(conn: Connection, engine: Engine, staging: str, target: str, guard: Guard) -> None:
     """In the caller's transaction (tenant advisory lock held): replace ``target``, if it
     exists, by the schema ``staging``: lock and check it, drop it, rename, verify."""
+    from sqlalchemy.exc import DBAPIError
+
     found = lock_and_read(conn, target)
     if found is not None:
         guard(found[1])

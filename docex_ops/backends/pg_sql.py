@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Connection
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
 
 # First key of every docex-ops advisory lock, so ours never collide with an application's.
 ADVISORY_NAMESPACE = 0x0D0C_E0
@@ -42,3 +46,36 @@ def transaction(conn: Connection) -> Iterator[None]:
         conn.exec_driver_sql("ROLLBACK")
         raise
     conn.exec_driver_sql("COMMIT")
+
+
+class DbapiRows(list[tuple[Any, ...]]):
+    def all(self) -> list[tuple[Any, ...]]:
+        return list(self)
+
+    def scalar(self) -> Any:
+        return self[0][0] if self else None
+
+
+class DbapiConnection:
+    """The slice of SQLAlchemy's ``Connection`` that discovery uses (``exec_driver_sql``,
+    ``commit``, ``rollback``, ``connection.dbapi_connection``) over a plain psycopg2
+    connection, so that ``migrate status`` reads every tenant without loading
+    SQLAlchemy (about half of the command's start-up)."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.connection = SimpleNamespace(dbapi_connection=raw)
+
+    def exec_driver_sql(self, sql: str, params: dict[str, Any] | None = None) -> DbapiRows:
+        cursor = self._raw.cursor()
+        try:
+            cursor.execute(sql, params)
+            return DbapiRows(cursor.fetchall() if cursor.description else [])
+        finally:
+            cursor.close()
+
+    def commit(self) -> None:
+        self._raw.commit()
+
+    def rollback(self) -> None:
+        self._raw.rollback()

@@ -6,10 +6,12 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, ProgrammingError
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.exc import DBAPIError
+
 
 from docex_ops.backends import pg_discover, pg_guard
 from docex_ops.backends.base import (
@@ -29,11 +31,16 @@ from docex_ops.backends.contents import (
     refuse_to_provision_foreign,
 )
 from docex_ops.backends.pg_guard import describe_blockers, is_lock_timeout, set_lock_timeout
-from docex_ops.backends.pg_sql import ADVISORY_NAMESPACE, execute_script, quote_ident
+from docex_ops.backends.pg_sql import (
+    ADVISORY_NAMESPACE,
+    DbapiConnection,
+    execute_script,
+    quote_ident,
+)
 from docex_ops.backends.postgres_migration import PostgresMigrationMixin
 from docex_ops.config.settings import PoolSettings, Settings
 from docex_ops.pools import pg_activity
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.tenancy import schema_name_for, tenant_id_pattern, validate_tenant_id
 
 
@@ -53,6 +60,8 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
     @property
     def admin_engine(self) -> Engine:
         """A small pool of server-level connections for operator work on many tenants."""
+        from sqlalchemy import create_engine
+
         with self._admin_lock:
             if self._admin is None:
                 self._admin = create_engine(
@@ -111,7 +120,7 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
     def discover(self, with_size: bool = False) -> list[TenantInfo]:
         head = self._template.split("{tenant_id}", 1)[0]
         like = head.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        with self.admin_engine.connect() as conn:
+        with self._discovery_connection(with_size) as conn:
             rows = conn.exec_driver_sql(
                 pg_discover.DISCOVER_SQL, {"tables": list(TABLE_NAMES), "like": like}).all()
             tenants = {}  # schema -> (tenant id, DocEX tables, versioned, foreign tables)
@@ -136,6 +145,30 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
             found.append(TenantInfo(tenant_id, schema, tables, revisions.get(schema),
                                     sizes.get(schema), condition=condition, detail=detail))
         return found
+
+    @contextmanager
+    def _discovery_connection(self, with_size: bool) -> Iterator[Any]:
+        """A plain psycopg2 connection while this backend has opened no engine yet (a
+        command's first read: ``migrate status`` then never loads SQLAlchemy), else a
+        connection of the worker pool. Sizes need the pool's error translation (a lock
+        timeout per batch), and a server that refuses the plain connection is reached
+        through the pool too, so that failures read exactly as they always have."""
+        if with_size or self._admin is not None:
+            with self.admin_engine.connect() as conn:
+                yield conn
+            return
+        import psycopg2  # type: ignore[import-untyped]  # no stubs in the required stack
+
+        try:
+            raw = psycopg2.connect(**self.settings.postgres.connect_args("docex-ops"))
+        except psycopg2.Error:
+            with self.admin_engine.connect() as conn:
+                yield conn
+            return
+        try:
+            yield DbapiConnection(raw)
+        finally:
+            raw.close()
 
     def locked_detail(self, tenant_id: str) -> str:
         """One line: the tenant is locked, for how long we waited, and who holds it."""
@@ -171,6 +204,8 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
     def create_in(self, conn: Connection, tenant_id: str, ddl: str) -> bool:
         """``create`` inside the caller's transaction on this server (the fleet's tenant
         directory is written in the same transaction when it lives on this server)."""
+        from sqlalchemy.exc import ProgrammingError
+
         schema = self.location(tenant_id)
         try:
             self.lock_tenant(conn, schema)
@@ -242,6 +277,8 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
     @contextmanager
     def locked_act(self, tenant_id: str) -> Iterator[None]:
         """A lock wait beyond lock_timeout becomes TenantLockedError naming the holders."""
+        from sqlalchemy.exc import DBAPIError
+
         try:
             yield
         except DBAPIError as exc:
@@ -269,6 +306,8 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         return f"tenant {tenant_id!r}: creating schema {schema!r} failed: {cause}"
 
     def create_tenant_engine(self, tenant_id: str, pool: PoolSettings) -> Engine:
+        from sqlalchemy import create_engine
+
         schema = self.location(tenant_id)
         engine = create_engine(
             self.settings.postgres.url(application_name=f"docex:{validate_tenant_id(tenant_id)}"),

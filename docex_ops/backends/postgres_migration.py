@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
 
 from docex_ops.backends.base import TenantLockedError
 from docex_ops.backends.catalog import Catalog, pg_catalog
@@ -89,6 +91,8 @@ class PostgresMigrationMixin:
     @contextmanager
     def runner_lock(self, wait: bool) -> Iterator[None]:
         # Keyed by the control schema: runs that share a run record exclude each other.
+        from sqlalchemy import text
+
         key = {"ns": RUNNER_NAMESPACE, "s": self.settings.postgres.control_schema}
         with self.admin_engine.connect() as conn:
             if wait:

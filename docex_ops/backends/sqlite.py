@@ -51,7 +51,7 @@ from docex_ops.backends.sqlite_connect import (
 from docex_ops.backends.sqlite_guard import file_contents, refusal, write_locked
 from docex_ops.backends.sqlite_paths import CheckedFile, TenantFileError, TenantPaths
 from docex_ops.config.settings import PoolSettings, Settings
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.tenancy import CONTROL_SQLITE_FILE, tenant_id_pattern
 
 __all__ = ["DEFAULT_TIMEOUT", "DIR_MODE", "FILE_MODE", "SIDECARS", "SqliteBackend", "file_uri",

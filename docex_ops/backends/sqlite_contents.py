@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from docex_ops.schema.ddl import VERSION_TABLE
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 
 DOCEX_TABLES = frozenset(TABLE_NAMES) | {VERSION_TABLE}
 MASTER_SQL = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid"

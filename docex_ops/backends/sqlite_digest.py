@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from docex_ops.backends.digest import TableDigest
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 
 Columns = list[tuple[str, str]]  # (name, declared type)
 FETCH = 2000

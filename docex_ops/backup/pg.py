@@ -58,7 +58,7 @@ from docex_ops.backup.archive import (
 )
 from docex_ops.backup.archivers import BackupKind
 from docex_ops.backup.pg_toc import check_toc
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.tenancy import check_schema_name
 
 LOCKS_PER_TENANT = len(TABLE_NAMES) + 1  # + alembic_version

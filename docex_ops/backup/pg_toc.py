@@ -28,7 +28,7 @@ from pathlib import Path
 
 from docex_ops.backup.archive import ArchiveContents, ArchiveRefused, RestoreSpec
 from docex_ops.schema.ddl import VERSION_TABLE
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 
 DOCEX_TABLES = frozenset(TABLE_NAMES) | {VERSION_TABLE}
 

@@ -20,7 +20,7 @@ from docex_ops.cli.common import (
     state,
 )
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.split.source import SplitSource
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -80,6 +80,14 @@ class PostgresSettings:
             query=query,
         )
 
+    def connect_args(self, application_name: str | None = None) -> dict[str, object]:
+        """The same connection as ``url()``, as psycopg2.connect keywords."""
+        args: dict[str, object] = {"host": self.host, "port": self.port, "user": self.user,
+                                   "dbname": self.database}
+        optional = {"password": self.password, "sslmode": self.sslmode,
+                    "application_name": application_name}
+        return args | {k: v for k, v in optional.items() if v is not None}
+
     def describe(self) -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
 

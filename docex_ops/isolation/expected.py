@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from docex_ops.schema.ddl import VERSION_TABLE
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 
 EXPECTED_TABLES = frozenset(TABLE_NAMES) | {VERSION_TABLE}
 # Names whose presence elsewhere on a search path would shadow a tenant's tables.

@@ -23,7 +23,7 @@ from docex_ops.isolation import pg_facts
 from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.pg_contents import create_missing
 from docex_ops.isolation.results import CheckResult, Status, fail, warn
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 
 NAME = "routing"
 # Tenant connections opened at once; each is opened, probed and closed.

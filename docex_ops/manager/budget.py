@@ -24,11 +24,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.pool import ConnectionPoolEntry
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Dialect, Engine
+    from sqlalchemy.pool import ConnectionPoolEntry
+
 
 from docex_ops.backends.base import ServerLimits
 
@@ -129,6 +130,8 @@ class ConnectionBudget:
 
     def attach(self, engine: Engine, tenant_id: str) -> EngineTracker:
         """Count every connection ``engine`` opens; the listeners survive ``dispose()``."""
+        from sqlalchemy import event
+
         tracker = EngineTracker(tenant_id)
 
         def do_connect(dialect: Dialect, record: ConnectionPoolEntry, cargs: Any,

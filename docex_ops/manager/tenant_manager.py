@@ -26,9 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.pool import QueuePool
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
 
 from docex_ops import audit_trail
 from docex_ops.backends import Backend
@@ -58,6 +58,8 @@ class _TenantEngine:
     created_wall: float = field(default_factory=time.time)
 
     def checked_out(self) -> int:
+        from sqlalchemy.pool import QueuePool
+
         pool = self.engine.pool
         return pool.checkedout() if isinstance(pool, QueuePool) else 0
 
@@ -174,6 +176,8 @@ class TenantDatabaseManager(TopologyAnswers):
     @contextmanager
     def tenant_transaction(self, tenant: TenantRef) -> Iterator[Session]:
         """A session in a transaction: committed on success, rolled back on error."""
+        from sqlalchemy.exc import DBAPIError
+
         tenant_id = self.resolve_tenant(tenant)
         session = self.get_tenant_session(tenant_id)
         try:
@@ -196,6 +200,8 @@ class TenantDatabaseManager(TopologyAnswers):
         Returns True when it was created, False when it already existed. A
         creation or a failure is written to the audit trail (``trigger`` says why).
         """
+        from sqlalchemy.exc import SQLAlchemyError
+
         tenant_id = self.resolve_tenant(tenant)
         location = self.topology.location(tenant_id)
         from docex_ops.migrate.scripts import head_revision  # loads Alembic: only when provisioning
@@ -218,6 +224,8 @@ class TenantDatabaseManager(TopologyAnswers):
 
     def _resolve_budget(self, tenant_id: str, server: str) -> None:
         """Derive the server's default budget from it once, before its first engine."""
+        from sqlalchemy.exc import SQLAlchemyError
+
         if server in self._budget_resolved:
             return
         with self._budget_lock:
@@ -236,6 +244,8 @@ class TenantDatabaseManager(TopologyAnswers):
             self._budget_resolved.add(server)
 
     def _ensure_tenant(self, tenant_id: str) -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+
         if self.settings.tenant_database_routing:
             self.provision(tenant_id, trigger="first access")
             return
@@ -288,6 +298,8 @@ class TenantDatabaseManager(TopologyAnswers):
     def pool_stats(self) -> dict[str, dict[str, Any]]:
         """Per tenant: pool size, checked out, overflow, open and idle connections,
         last used (epoch seconds), engine age (seconds), and the server it connects to."""
+        from sqlalchemy.pool import QueuePool
+
         now, wall = time.monotonic(), time.time()
         with self._lock:
             entries = list(self._engines.items())

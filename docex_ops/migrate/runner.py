@@ -13,7 +13,6 @@ from docex_ops import audit_trail
 from docex_ops.backends.base import TenantInfo
 from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.migrate.plan import Plan, Selection, make_plan, plan_steps, select_tenants
-from docex_ops.migrate.runs import RunStore, RunSummary
 from docex_ops.migrate.scripts import MigrationScripts
 from docex_ops.migrate.servers import control_backend, servers_of, spread_over_servers
 from docex_ops.migrate.tenant import (
@@ -26,6 +25,7 @@ from docex_ops.migrate.tenant import (
 
 if TYPE_CHECKING:
     from docex_ops.manager.tenant_manager import TenantDatabaseManager
+    from docex_ops.migrate.runs import RunStore, RunSummary
 
 
 def default_actor() -> str:
@@ -89,7 +89,7 @@ def run_plan(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Pl
     options = replace(options, jobs=spread_over_servers(manager, plan, options.jobs))
     control = control_backend(manager)
     with control.runner_lock(options.wait):
-        store = RunStore(control.control_engine())
+        store = _run_store(manager)
         report.run_id = store.start(plan.action, plan.target, options.actor, plan.steps,
                                     _recorded_options(options), run_id)
         task = _recording_task(manager, scripts, options.step, store, report.run_id)
@@ -135,7 +135,7 @@ def upgrade_tenants(manager: TenantDatabaseManager, tenant_ids: list[str],
 
 def recorded_runs(manager: TenantDatabaseManager, limit: int = 20) -> list[RunSummary]:
     """The recorded migration runs, newest first."""
-    return RunStore(control_backend(manager).control_engine()).list(limit)
+    return _run_store(manager).list(limit)
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def plan_resumption(manager: TenantDatabaseManager, scripts: MigrationScripts,
                     run_id: str) -> Resumption:
     """The plan that retries a run's tenants that failed or never started, towards the
     run's target (empty when none is left)."""
-    store = RunStore(control_backend(manager).control_engine())
+    store = _run_store(manager)
     run, tenants = store.get(run_id)
     todo = tuple(t["tenant_id"] for t in tenants if t["status"] in ("pending", "failed"))
     found = select_tenants(manager, Selection(include=todo)).tenants if todo else []
@@ -203,6 +203,12 @@ def _migrate_on_its_server(manager: TenantDatabaseManager,
                             error=describe_error(exc))
     with manager.topology.slot_on(server):
         return migrate_tenant(manager.servers[server], scripts, step, options)
+
+
+def _run_store(manager: TenantDatabaseManager) -> RunStore:
+    from docex_ops.migrate.runs import RunStore  # SQLAlchemy: only once a run is recorded
+
+    return RunStore(control_backend(manager).control_engine())
 
 
 def _recorded_options(options: RunOptions) -> dict[str, object]:

@@ -17,7 +17,7 @@ from docex_ops.migrate.scripts import (
     ATTR_FORCE,
     MigrationScripts,
 )
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 
 if TYPE_CHECKING:
     from alembic.config import Config

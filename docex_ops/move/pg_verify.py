@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection
 from docex_ops.backends.digest import TableDigest, unordered_digest_sql
 from docex_ops.backends.postgres import PostgresBackend, quote_ident
 from docex_ops.move import pg_online as pgm
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 
 # More changed rows than this in one table: digest the whole table instead.
 DELTA_LIMIT = 200_000

@@ -30,13 +30,10 @@ from sqlalchemy import (
     text,
 )
 
+from docex_ops.schema.names import TABLE_NAMES as TABLE_NAMES  # re-exported beside the tables
+
 metadata = MetaData()
 
-TABLE_NAMES = (
-    "docbasket", "document", "document_metadata", "file_history", "operations",
-    "operation_dependencies", "doc_events", "processors", "processing_operations",
-    "transport_routes", "route_operations",
-)
 
 
 def _id() -> Column[str]:

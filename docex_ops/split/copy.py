@@ -26,7 +26,7 @@ from docex_ops.migrate import MigrationScripts, StepOptions, TenantStep, migrate
 from docex_ops.migrate.runner import upgrade_tenants
 from docex_ops.migrate.scripts import MIGRATIONS_DIR
 from docex_ops.schema.ddl import head_ddl, version_table_ddl
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.split.mapping import BasketMapping
 from docex_ops.split.plan import PlanOptions, SplitPlan, make_plan
 from docex_ops.split.revision import source_revision

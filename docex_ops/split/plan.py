@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from docex_ops.backends.base import Backend
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.split.mapping import BasketMapping
 from docex_ops.split.rules import GLOBAL_TABLES, attribution_sql, total_sql
 from docex_ops.split.source import SourceView, SplitSource

@@ -14,7 +14,7 @@ from docex_ops.backends.registry import KindRegistry
 from docex_ops.backends.scratch_tenant import sqlite_in
 from docex_ops.migrate.adoption import compare, reference_catalogs
 from docex_ops.migrate.scripts import MigrationScripts
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.split.source import SourceSpec, SourceView
 
 

@@ -24,7 +24,7 @@ from docex_ops.backends.contents import TenantContents
 from docex_ops.backends.digest import TableDigest
 from docex_ops.backends.registry import KindRegistry
 from docex_ops.migrate.servers import control_backend
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.split.source import SourceView, SplitSource
 
 if TYPE_CHECKING:

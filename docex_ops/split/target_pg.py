@@ -15,7 +15,7 @@ from docex_ops.backends.digest import TableDigest, digest_aggregates, digest_sql
 from docex_ops.backends.pg_guard import lock_beside, set_lock_timeout
 from docex_ops.backends.pg_sql import quote_ident
 from docex_ops.backends.postgres import PostgresBackend
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.split.source import PgView, SourceView, SplitSource, pg_begin_snapshot
 from docex_ops.split.target import STREAM_BATCH, TargetKind, TenantFill, same
 

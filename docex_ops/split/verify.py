@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from docex_ops.backends.base import Backend
-from docex_ops.schema.head import TABLE_NAMES
+from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.split.copy import mismatches
 from docex_ops.split.mapping import BasketMapping
 from docex_ops.split.plan import PlanOptions, SplitPlan, make_plan

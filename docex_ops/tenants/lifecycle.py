@@ -26,7 +26,8 @@ from docex_ops.backends.registry import KindRegistry
 from docex_ops.backup.create import safety_backup
 from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
-from docex_ops.schema.head import TABLE_NAMES, docbasket
+from docex_ops.schema.head import docbasket
+from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.tenancy import validate_all, validate_tenant_id
 from docex_ops.topology.placement import interrupted_drop
 
