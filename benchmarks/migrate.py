@@ -179,6 +179,17 @@ def pg_naive_status(database: str, ids: list[str]) -> None:
             cur.fetchall()
 
 
+def psql_status_floor(database: str, ids: list[str]) -> None:
+    """The floor the issue names: one psql process reading every tenant's revision in one
+    plpgsql loop (process start, connection and the reads, nothing else)."""
+    schemas = ",".join(f'"tenant_{t}"' for t in ids)
+    sql = ("DO $$ DECLARE s text; v text; BEGIN FOREACH s IN ARRAY "
+           f"'{{{schemas}}}'::text[] LOOP EXECUTE format('SELECT max(version_num) FROM %I."
+           "alembic_version', s) INTO v; END LOOP; END $$;")
+    subprocess.run(["psql", "-X", "-q", "-h", PG["host"], "-p", str(PG["port"]), "-U",
+                    PG["user"], "-d", database, "-c", sql], check=True)
+
+
 # -- SQLite ------------------------------------------------------------------------------
 
 def sqlite_settings(root: Path) -> Settings:
@@ -298,6 +309,12 @@ def bench_status_only(count: int, jobs: int, workdir: Path, scripts: MigrationSc
         TenantDatabaseManager.reset()
         bench_status(pg_config(workdir, database), scripts, count, "postgresql", rows,
                      naive_status=lambda: pg_naive_status(database, ids))
+        floor = statistics.median(timed(lambda: psql_status_floor(database, ids))
+                                  for _ in range(3))
+        rows.append({"backend": "postgresql", "what": f"psql floor at {count} (process)",
+                     "docex-ops s": "-", "baseline s": f"{floor:.3f}",
+                     "note": "one psql process reading every revision in one plpgsql loop; "
+                             "divide the status rows by this"})
     finally:
         TenantDatabaseManager.reset()
         with admin.cursor() as cur:
