@@ -99,14 +99,8 @@ def hold_new_file(folder: Path, purpose: str, suffix: str = "") -> Iterator[Path
     """A fresh, empty scratch file in ``folder``, created exclusively and held for the
     block; removed at the end if the caller left it there."""
     path = folder / new_file_name(purpose, suffix)
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o640)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        _still_mine(fd, path)
+    with _held(path, os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o640)):
         yield path
-    finally:
-        _remove(path)
-        os.close(fd)
 
 
 @contextmanager
@@ -115,11 +109,17 @@ def hold_new_folder(parent: Path, purpose: str) -> Iterator[Path]:
     contents at the end."""
     path = parent / new_file_name(purpose)
     path.mkdir(mode=0o750)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    with _held(path, os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)):
+        yield path
+
+
+@contextmanager
+def _held(path: Path, fd: int) -> Iterator[None]:
+    """Hold the just-created ``path`` (open as ``fd``) shared for the block, then remove it."""
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
         _still_mine(fd, path)
-        yield path
+        yield
     finally:
         _remove(path)
         os.close(fd)
