@@ -14,6 +14,7 @@ from docex_ops import migrate as ops
 from docex_ops.backends.base import FOREIGN, UNREADABLE
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
+from docex_ops.cli.migrate_lint import allow_option, lint_cmd, refuse_upgrade
 from docex_ops.cli.output import to_jsonable
 from docex_ops.topology.fleet_view import PlacementProblem
 
@@ -127,10 +128,18 @@ def _show_problems(problems: list[PlacementProblem]) -> None:
 
 
 def _run_command(action: str, target: str, selection: ops.Selection, options: ops.RunOptions,
-                 dry_run: bool, sql: bool, report_file: Path | None, fmt: str | None) -> None:
+                 dry_run: bool, sql: bool, report_file: Path | None, fmt: str | None,
+                 allow: tuple[str, ...] = ()) -> None:
     manager, scripts = state().manager, _scripts()
     plan = ops.make_plan(manager, scripts, selection, action, target)
     _show_problems(plan.problems)
+    if not sql:
+        from docex_ops.migrate.lint_gate import lint_plan
+
+        try:
+            refuse_upgrade(lint_plan(manager, scripts, plan, options, allow), dry_run, fmt)
+        except ValueError as exc:  # an unknown --allow rule
+            raise OperationFailed(str(exc)) from None
     if sql:
         for text in ops.offline_scripts(manager, scripts, plan, force=options.step.force):
             click.echo(text)
@@ -213,9 +222,15 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 @migrate.command("upgrade")
 @click.argument("target", default="head")
+@allow_option
+@click.option("--force", is_flag=True,
+              help="Allow revisions that drop data (the lint's drop rule); back up first.")
 @_run_options
 def upgrade_cmd(target: str, **kwargs: Any) -> None:
-    """Upgrade tenants to TARGET (default head; also +N or a revision id)."""
+    """Upgrade tenants to TARGET (default head; also +N or a revision id).
+
+    The revisions are linted first: an error-level finding stops the run before any
+    tenant is touched, unless waived (--allow RULE, or lint_waivers in the revision)."""
     _run_command("upgrade", target, **kwargs)
 
 
@@ -308,3 +323,6 @@ def resume_cmd(run_id: str, options: ops.RunOptions, report_file: Path | None,
     report = ops.resume(state().manager, _scripts(), run_id, options,
                         progress=lambda d, t: progress(d, t, "resume"))
     _render_report(report, fmt, report_file)
+
+
+migrate.add_command(lint_cmd)
