@@ -44,6 +44,9 @@ def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--lock-timeout", type=click.FloatRange(0), default=None,
                   help="Seconds a tenant waits for application locks before it fails "
                        "(default: the global --lock-timeout, else database.lock_timeout).")
+    @click.option("--lock-retries", type=click.IntRange(0), default=0, show_default=True,
+                  help="Retry a tenant whose lock could not be had this many times, each "
+                       "attempt its own transaction, with exponential backoff and jitter.")
     @click.option("--statement-timeout", type=click.FloatRange(0), default=None,
                   help="Seconds any one statement may run.")
     @click.option("--wait", is_flag=True,
@@ -52,11 +55,12 @@ def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
                   help="Run Alembic per tenant even where the rendered SQL could be replayed.")
     @functools.wraps(func)
     def wrapper(jobs: int, continue_on_error: bool, max_failures: int | None, canary: int,
-                lock_timeout: float | None, statement_timeout: float | None, wait: bool,
+                lock_timeout: float | None, lock_retries: int,
+                statement_timeout: float | None, wait: bool,
                 online_only: bool, force: bool = False, safety_dir: Path | None = None,
                 pg_bin: str | None = None, **kwargs: Any) -> Any:
         step = ops.StepOptions(force=force, fast_path=not online_only,
-                               lock_timeout=lock_timeout,
+                               lock_timeout=lock_timeout, lock_retries=lock_retries,
                                statement_timeout=statement_timeout,
                                safety_dir=str(safety_dir) if safety_dir else None,
                                pg_bin=pg_bin)
@@ -174,6 +178,10 @@ def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | N
     rows += [{"tenant": t, "status": "blocked", "error": why} for t, why in report.blocked]
     rows += [{"tenant": t, "status": "skipped", "error": why} for t, why in report.skipped]
     columns = ["tenant", "from", "to", "status", "seconds", "error"]
+    if any(r.attempts > 1 for r in report.results):  # lock retries happened: show them
+        attempts = {r.tenant_id: r.attempts for r in report.results}
+        rows = [{**r, "attempts": attempts.get(r["tenant"])} for r in rows]
+        columns.insert(4, "attempts")
     servers = report.servers
     if servers is not None:  # several servers: grouped by server
         rows = sorted(({"server": servers.get(r["tenant"]), **r} for r in rows),

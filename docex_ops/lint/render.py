@@ -4,12 +4,16 @@ the revision carries."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from docex_ops.migrate.scripts import MigrationScripts
 
-# In a revision script: ``lint_waivers = {"rename": "why this rename is safe here"}``.
+# In a revision script: ``lint_waivers = {"rename": "why this rename is safe here"}``,
+# or a comment beside the operation: ``# lint: allow rename: why``.
 WAIVERS_ATTRIBUTE = "lint_waivers"
+_WAIVER_COMMENT = re.compile(r"#\s*lint:\s*allow\s+(?P<rule>[\w-]+)(?:\s*:\s*(?P<why>[^#\n]*))?")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,10 @@ def _render_one(scripts: MigrationScripts, dialect: str, previous: str | None,
                 revision: str) -> Rendered:
     module = scripts.script.get_revision(revision).module
     waivers = {str(k): str(v) for k, v in (getattr(module, WAIVERS_ATTRIBUTE, None) or {}).items()}
+    source = getattr(module, "__file__", None)
+    if source:
+        for match in _WAIVER_COMMENT.finditer(Path(source).read_text("utf-8")):
+            waivers.setdefault(match["rule"], (match["why"] or "").strip() or "(no reason)")
     try:
         sql = scripts.render_for_tenant(dialect, previous, revision)
     except Exception as exc:  # noqa: BLE001 - reported as a finding, never a crash

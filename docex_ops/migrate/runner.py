@@ -13,6 +13,7 @@ from docex_ops import audit_trail
 from docex_ops.backends.base import TenantInfo
 from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.migrate.plan import Plan, Selection, make_plan, plan_steps, select_tenants
+from docex_ops.migrate.retry import migrate_with_retries
 from docex_ops.migrate.runs import RunStore, RunSummary
 from docex_ops.migrate.scripts import MigrationScripts
 from docex_ops.migrate.servers import control_backend, servers_of, spread_over_servers
@@ -21,7 +22,6 @@ from docex_ops.migrate.tenant import (
     TenantResult,
     TenantStep,
     describe_error,
-    migrate_tenant,
 )
 
 if TYPE_CHECKING:
@@ -188,6 +188,7 @@ def _recording_task(manager: TenantDatabaseManager,
                          audit_trail.OK if result.ok else audit_trail.FAILED,
                          {"action": step.action, "from": result.from_rev, "run_id": run_id,
                           "path": result.path, "error": result.error,
+                          "attempts": result.attempts,
                           "safety_backup": result.safety_backup})
         return result
     return task
@@ -202,7 +203,7 @@ def _migrate_on_its_server(manager: TenantDatabaseManager,
         return TenantResult(step.tenant_id, step.current, step.current, "failed", 0.0,
                             error=describe_error(exc))
     with manager.topology.slot_on(server):
-        return migrate_tenant(manager.servers[server], scripts, step, options)
+        return migrate_with_retries(manager.servers[server], scripts, step, options)
 
 
 def _recorded_options(options: RunOptions) -> dict[str, object]:
