@@ -49,6 +49,18 @@ def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
                        "attempt its own transaction, with exponential backoff and jitter.")
     @click.option("--statement-timeout", type=click.FloatRange(0), default=None,
                   help="Seconds any one statement may run.")
+    @click.option("--waves", default=None, metavar="SIZES",
+                  help="Migrate in waves, e.g. 1,5%,25%,100% (cumulative counts or "
+                       "percentages of the selected tenants; --canary is the first wave).")
+    @click.option("--max-failure-rate", type=click.FloatRange(0, 1), default=0.0,
+                  show_default=True,
+                  help="Do not start the next wave when more than this share of the last "
+                       "one failed; `migrate resume` continues.")
+    @click.option("--wave-pause", type=click.FloatRange(0), default=0.0, show_default=True,
+                  help="Seconds between waves, for an operator to look (Ctrl-C stops; "
+                       "`migrate resume` continues).")
+    @click.option("--order", default=None, metavar="size|name|FILE",
+                  help="Who goes first: size (smallest first), name, or a tenants file.")
     @click.option("--wait", is_flag=True,
                   help="Wait for another running migration instead of exiting 1.")
     @click.option("--online-only", is_flag=True,
@@ -56,7 +68,8 @@ def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(jobs: int, continue_on_error: bool, max_failures: int | None, canary: int,
                 lock_timeout: float | None, lock_retries: int,
-                statement_timeout: float | None, wait: bool,
+                statement_timeout: float | None, waves: str | None,
+                max_failure_rate: float, wave_pause: float, order: str | None, wait: bool,
                 online_only: bool, force: bool = False, safety_dir: Path | None = None,
                 pg_bin: str | None = None, **kwargs: Any) -> Any:
         step = ops.StepOptions(force=force, fast_path=not online_only,
@@ -64,8 +77,19 @@ def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
                                statement_timeout=statement_timeout,
                                safety_dir=str(safety_dir) if safety_dir else None,
                                pg_bin=pg_bin)
+        if order not in (None, "size", "name") and not Path(str(order)).is_file():
+            raise click.BadParameter("size, name or an existing tenants file",
+                                     param_hint="--order")
+        from docex_ops.migrate.waves import parse_waves
+
+        try:
+            sizes = parse_waves(waves) if waves else ()
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--waves") from None
         options = ops.RunOptions(step=step, jobs=jobs, continue_on_error=continue_on_error,
-                                 max_failures=max_failures, canary=canary, wait=wait)
+                                 max_failures=max_failures, canary=canary, wait=wait,
+                                 waves=sizes, max_failure_rate=max_failure_rate,
+                                 wave_pause=wave_pause, order=order)
         return func(options=options, **kwargs)
     return wrapper
 
@@ -182,6 +206,11 @@ def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | N
         attempts = {r.tenant_id: r.attempts for r in report.results}
         rows = [{**r, "attempts": attempts.get(r["tenant"])} for r in rows]
         columns.insert(4, "attempts")
+    waves = report.waves
+    if waves is not None:  # grouped by wave, in the order they ran
+        rows = sorted(({"wave": waves.get(r["tenant"]), **r} for r in rows),
+                      key=lambda r: r["wave"] or len(waves) + 1)
+        columns.insert(0, "wave")
     servers = report.servers
     if servers is not None:  # several servers: grouped by server
         rows = sorted(({"server": servers.get(r["tenant"]), **r} for r in rows),
