@@ -10,6 +10,8 @@
 #   BACKUP_DIR     if set, back up the tenants about to change there first
 #   REPORT=migrate-report.json   the JSON result for the pipeline's artifacts
 #   DOCEX_OPS=docex-ops          the command; SCRIPTS_DIR an Alembic script directory
+#   ALLOW="rename drop"          lint rules waived for this deploy (each --allow RULE);
+#                                an error-level lint finding otherwise fails the pipeline
 set -euo pipefail
 ops=${DOCEX_OPS:-docex-ops}
 report=${REPORT:-migrate-report.json}
@@ -18,7 +20,12 @@ scripts=()
 
 run() { printf '+ %s\n' "$*" >&2; "$@"; }
 
+allow=()
+for rule in ${ALLOW:-}; do allow+=(--allow "$rule"); done
+
 run "$ops" migrate "${scripts[@]}" status
+# Before any backup or tenant: a dangerous revision fails the pipeline here.
+run "$ops" migrate "${scripts[@]}" lint "${allow[@]}"
 
 if [ -n "${BACKUP_DIR:-}" ]; then
   plan=$("$ops" --format json -q migrate "${scripts[@]}" upgrade --dry-run)
@@ -32,6 +39,6 @@ if [ -n "${BACKUP_DIR:-}" ]; then
   fi
 fi
 
-run "$ops" migrate "${scripts[@]}" upgrade --canary "${CANARY:-5}" \
+run "$ops" migrate "${scripts[@]}" upgrade "${allow[@]}" --canary "${CANARY:-5}" \
   --max-failures "${MAX_FAILURES:-1}" --jobs "${JOBS:-4}" --report "$report"
 run "$ops" migrate "${scripts[@]}" status --check

@@ -133,7 +133,8 @@ def test_resume_on_a_fleet_runs_per_server_and_groups_by_server(
     conn.cursor().execute(_TWO_SAME_NAMES.format(s=f'"{schema}"'))
     scripts = str(scripts_with(tmp_path, {
         "0004_unique_names": 'op.create_index("uq_document_name", "document", ["name"], '
-                             "unique=True)  # fast"}))
+                             "unique=True)  # fast"
+                             "  # lint: allow index-not-concurrent: fails on purpose"}))
     first = _run(fleet_config_file, "migrate", "--scripts", scripts, "upgrade", "--jobs", "1")
     assert first.exit_code == 1, first.output
     report = json.loads(first.stdout)

@@ -21,7 +21,8 @@ from docex_ops.migrate import RunStore
 from docex_ops.schema.head import docbasket, document
 
 UNIQUE_NAMES = {"0004_unique_names": 'op.create_index("uq_document_name", "document", '
-                                     '["name"], unique=True)  # fast'}
+                                     '["name"], unique=True)  # fast'
+                                     '  # lint: allow index-not-concurrent: fails on purpose'}
 SLOW_NOTE = {"0004_slow_note": 'time.sleep(0.4)\n'
                                'op.add_column("document", sa.Column("note", sa.Text()))'}
 FAST_NOTE = {"0004_note": 'op.add_column("document", sa.Column("note", sa.Text()))  # fast'}
@@ -199,7 +200,8 @@ def test_fast_path_step_is_one_transaction(manager: TenantDatabaseManager, tenan
     """A later statement failing undoes the earlier ones of the same step."""
     scripts = str(scripts_with(tmp_path, {"0004_half": (
         'op.add_column("document", sa.Column("note", sa.Text()))  # fast\n'
-        'op.create_index("uq_document_name", "document", ["name"], unique=True)')}))
+        'op.create_index("uq_document_name", "document", ["name"], unique=True)'
+        '  # lint: allow index-not-concurrent: fails on purpose')}))
     add_document(manager, "t1", "twin")
     add_document(manager, "t1", "twin")
     code, report = cli_json(config_file, "migrate", "--scripts", scripts, "upgrade",

@@ -14,6 +14,7 @@ from docex_ops import migrate as ops
 from docex_ops.backends.base import FOREIGN, UNREADABLE
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
+from docex_ops.cli.migrate_lint import allow_option, lint_cmd, refuse_upgrade
 from docex_ops.cli.output import to_jsonable
 from docex_ops.topology.fleet_view import PlacementProblem
 
@@ -43,24 +44,52 @@ def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--lock-timeout", type=click.FloatRange(0), default=None,
                   help="Seconds a tenant waits for application locks before it fails "
                        "(default: the global --lock-timeout, else database.lock_timeout).")
+    @click.option("--lock-retries", type=click.IntRange(0), default=0, show_default=True,
+                  help="Retry a tenant whose lock could not be had this many times, each "
+                       "attempt its own transaction, with exponential backoff and jitter.")
     @click.option("--statement-timeout", type=click.FloatRange(0), default=None,
                   help="Seconds any one statement may run.")
+    @click.option("--waves", default=None, metavar="SIZES",
+                  help="Migrate in waves, e.g. 1,5%,25%,100% (cumulative counts or "
+                       "percentages of the selected tenants; --canary is the first wave).")
+    @click.option("--max-failure-rate", type=click.FloatRange(0, 1), default=0.0,
+                  show_default=True,
+                  help="Do not start the next wave when more than this share of the last "
+                       "one failed; `migrate resume` continues.")
+    @click.option("--wave-pause", type=click.FloatRange(0), default=0.0, show_default=True,
+                  help="Seconds between waves, for an operator to look (Ctrl-C stops; "
+                       "`migrate resume` continues).")
+    @click.option("--order", default=None, metavar="size|name|FILE",
+                  help="Who goes first: size (smallest first), name, or a tenants file.")
     @click.option("--wait", is_flag=True,
                   help="Wait for another running migration instead of exiting 1.")
     @click.option("--online-only", is_flag=True,
                   help="Run Alembic per tenant even where the rendered SQL could be replayed.")
     @functools.wraps(func)
     def wrapper(jobs: int, continue_on_error: bool, max_failures: int | None, canary: int,
-                lock_timeout: float | None, statement_timeout: float | None, wait: bool,
+                lock_timeout: float | None, lock_retries: int,
+                statement_timeout: float | None, waves: str | None,
+                max_failure_rate: float, wave_pause: float, order: str | None, wait: bool,
                 online_only: bool, force: bool = False, safety_dir: Path | None = None,
                 pg_bin: str | None = None, **kwargs: Any) -> Any:
         step = ops.StepOptions(force=force, fast_path=not online_only,
-                               lock_timeout=lock_timeout,
+                               lock_timeout=lock_timeout, lock_retries=lock_retries,
                                statement_timeout=statement_timeout,
                                safety_dir=str(safety_dir) if safety_dir else None,
                                pg_bin=pg_bin)
+        if order not in (None, "size", "name") and not Path(str(order)).is_file():
+            raise click.BadParameter("size, name or an existing tenants file",
+                                     param_hint="--order")
+        from docex_ops.migrate.waves import parse_waves
+
+        try:
+            sizes = parse_waves(waves) if waves else ()
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--waves") from None
         options = ops.RunOptions(step=step, jobs=jobs, continue_on_error=continue_on_error,
-                                 max_failures=max_failures, canary=canary, wait=wait)
+                                 max_failures=max_failures, canary=canary, wait=wait,
+                                 waves=sizes, max_failure_rate=max_failure_rate,
+                                 wave_pause=wave_pause, order=order)
         return func(options=options, **kwargs)
     return wrapper
 
@@ -127,10 +156,18 @@ def _show_problems(problems: list[PlacementProblem]) -> None:
 
 
 def _run_command(action: str, target: str, selection: ops.Selection, options: ops.RunOptions,
-                 dry_run: bool, sql: bool, report_file: Path | None, fmt: str | None) -> None:
+                 dry_run: bool, sql: bool, report_file: Path | None, fmt: str | None,
+                 allow: tuple[str, ...] = ()) -> None:
     manager, scripts = state().manager, _scripts()
     plan = ops.make_plan(manager, scripts, selection, action, target)
     _show_problems(plan.problems)
+    if not sql:
+        from docex_ops.migrate.lint_gate import lint_plan
+
+        try:
+            refuse_upgrade(lint_plan(manager, scripts, plan, options, allow), dry_run, fmt)
+        except ValueError as exc:  # an unknown --allow rule
+            raise OperationFailed(str(exc)) from None
     if sql:
         for text in ops.offline_scripts(manager, scripts, plan, force=options.step.force):
             click.echo(text)
@@ -165,6 +202,15 @@ def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | N
     rows += [{"tenant": t, "status": "blocked", "error": why} for t, why in report.blocked]
     rows += [{"tenant": t, "status": "skipped", "error": why} for t, why in report.skipped]
     columns = ["tenant", "from", "to", "status", "seconds", "error"]
+    if any(r.attempts > 1 for r in report.results):  # lock retries happened: show them
+        attempts = {r.tenant_id: r.attempts for r in report.results}
+        rows = [{**r, "attempts": attempts.get(r["tenant"])} for r in rows]
+        columns.insert(4, "attempts")
+    waves = report.waves
+    if waves is not None:  # grouped by wave, in the order they ran
+        rows = sorted(({"wave": waves.get(r["tenant"]), **r} for r in rows),
+                      key=lambda r: r["wave"] or len(waves) + 1)
+        columns.insert(0, "wave")
     servers = report.servers
     if servers is not None:  # several servers: grouped by server
         rows = sorted(({"server": servers.get(r["tenant"]), **r} for r in rows),
@@ -213,9 +259,15 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 @migrate.command("upgrade")
 @click.argument("target", default="head")
+@allow_option
+@click.option("--force", is_flag=True,
+              help="Allow revisions that drop data (the lint's drop rule); back up first.")
 @_run_options
 def upgrade_cmd(target: str, **kwargs: Any) -> None:
-    """Upgrade tenants to TARGET (default head; also +N or a revision id)."""
+    """Upgrade tenants to TARGET (default head; also +N or a revision id).
+
+    The revisions are linted first: an error-level finding stops the run before any
+    tenant is touched, unless waived (--allow RULE, or lint_waivers in the revision)."""
     _run_command("upgrade", target, **kwargs)
 
 
@@ -308,3 +360,6 @@ def resume_cmd(run_id: str, options: ops.RunOptions, report_file: Path | None,
     report = ops.resume(state().manager, _scripts(), run_id, options,
                         progress=lambda d, t: progress(d, t, "resume"))
     _render_report(report, fmt, report_file)
+
+
+migrate.add_command(lint_cmd)

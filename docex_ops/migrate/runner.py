@@ -13,6 +13,7 @@ from docex_ops import audit_trail
 from docex_ops.backends.base import TenantInfo
 from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.migrate.plan import Plan, Selection, make_plan, plan_steps, select_tenants
+from docex_ops.migrate.retry import migrate_with_retries
 from docex_ops.migrate.scripts import MigrationScripts
 from docex_ops.migrate.servers import control_backend, servers_of, spread_over_servers
 from docex_ops.migrate.tenant import (
@@ -20,8 +21,8 @@ from docex_ops.migrate.tenant import (
     TenantResult,
     TenantStep,
     describe_error,
-    migrate_tenant,
 )
+from docex_ops.migrate.waves import failure_rate, order_steps, split_waves
 
 if TYPE_CHECKING:
     from docex_ops.manager.tenant_manager import TenantDatabaseManager
@@ -44,6 +45,10 @@ class RunOptions:
     canary: int = 0
     wait: bool = False
     actor: str = field(default_factory=default_actor)
+    waves: tuple[str, ...] = ()       # cumulative counts / percentages (migrate/waves.py)
+    max_failure_rate: float = 0.0     # of the last wave, above which the next is not started
+    wave_pause: float = 0.0           # seconds between waves, for an operator to look
+    order: str | None = None          # size | name | a tenants file
 
     @property
     def policy(self) -> FailurePolicy:
@@ -62,6 +67,7 @@ class RunReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # foreign: left alone
     seconds: float = 0.0
     servers: dict[str, str] | None = None  # tenant -> server; None with one server
+    waves: dict[str, int] | None = None  # tenant -> its wave (1, 2, ...); None: no waves
 
     @property
     def failed(self) -> list[TenantResult]:
@@ -93,22 +99,36 @@ def run_plan(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Pl
         report.run_id = store.start(plan.action, plan.target, options.actor, plan.steps,
                                     _recorded_options(options), run_id)
         task = _recording_task(manager, scripts, options.step, store, report.run_id)
-        steps = plan.steps
-        if options.canary:
-            canary, steps = steps[:options.canary], steps[options.canary:]
-            report.results += make_executor(task, options.jobs,
-                                            FailurePolicy(max_failures=1)).run(canary)
-            if report.failed:
-                steps = []
-                report.not_started = [s.tenant_id for s in plan.steps[len(report.results):]]
-        if steps:
-            done_before = len(report.results)
-            report.results += make_executor(task, options.jobs, options.policy,
-                                            progress).run(steps)
-            report.not_started = [s.tenant_id for s in steps[len(report.results) - done_before:]]
+        _run_waves(manager, task, plan, options, report, progress)
         store.finish(report.run_id, "done" if report.ok else "failed")
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _run_waves(manager: TenantDatabaseManager, task: Callable[[TenantStep], TenantResult],
+               plan: Plan, options: RunOptions, report: RunReport,
+               progress: ProgressFn | None) -> None:
+    """The canary, then each wave; a wave whose failure rate is above the limit (the
+    canary: any failure) leaves the later waves not started, for ``migrate resume``."""
+    steps = order_steps(manager, plan.steps, options.order)
+    waves = split_waves(steps, options.waves, options.canary)
+    if options.waves:
+        report.waves = {s.tenant_id: i for i, wave in enumerate(waves, 1) for s in wave}
+    for index, wave in enumerate(waves):
+        canary = options.canary and index == 0
+        policy = FailurePolicy(max_failures=1) if canary else options.policy
+        ran = make_executor(task, options.jobs, policy,
+                            None if canary else progress).run(wave)
+        report.results += ran
+        failed = sum(not r.ok for r in ran)
+        stop = (failed > 0 if canary or not options.waves
+                else failure_rate(failed, len(ran)) > options.max_failure_rate)
+        if stop or index == len(waves) - 1:
+            report.not_started = [s.tenant_id for s in wave[len(ran):]]
+            report.not_started += [s.tenant_id for later in waves[index + 1:] for s in later]
+            return
+        if options.wave_pause:
+            time.sleep(options.wave_pause)
 
 
 def migrate(manager: TenantDatabaseManager, scripts: MigrationScripts, selection: Selection,
@@ -188,6 +208,7 @@ def _recording_task(manager: TenantDatabaseManager,
                          audit_trail.OK if result.ok else audit_trail.FAILED,
                          {"action": step.action, "from": result.from_rev, "run_id": run_id,
                           "path": result.path, "error": result.error,
+                          "attempts": result.attempts,
                           "safety_backup": result.safety_backup})
         return result
     return task
@@ -202,7 +223,7 @@ def _migrate_on_its_server(manager: TenantDatabaseManager,
         return TenantResult(step.tenant_id, step.current, step.current, "failed", 0.0,
                             error=describe_error(exc))
     with manager.topology.slot_on(server):
-        return migrate_tenant(manager.servers[server], scripts, step, options)
+        return migrate_with_retries(manager.servers[server], scripts, step, options)
 
 
 def _run_store(manager: TenantDatabaseManager) -> RunStore:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Integer,
     MetaData,
     String,
     Table,
@@ -56,6 +57,15 @@ migration_run_tenants = Table(
     Column("seconds", Float),
     Column("error", Text),
     Column("updated_at", DateTime, nullable=False),
+)
+
+# Tenants tried more than once (lock retries): a table of its own, so run records made
+# before it existed stay readable (create_all adds it, never alters the one above).
+migration_run_attempts = Table(
+    "migration_run_attempts", control_metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("tenant_id", String(48), primary_key=True),
+    Column("attempts", Integer, nullable=False),
 )
 
 
@@ -122,12 +132,30 @@ class RunStore:
                "from_rev": result.from_rev, "to_rev": result.to_rev,
                "seconds": round(result.seconds, 4), "error": result.error,
                "updated_at": _now()}
+        if result.attempts > 1:
+            self._record_attempts(run_id, result)
         with self._lock:
             self._pending.setdefault(run_id, []).append(row)
             due = (len(self._pending[run_id]) >= self.FLUSH_ROWS
                    or time.monotonic() - self._flushed_at >= self.FLUSH_SECONDS)
             if due:
                 self._flush(run_id)
+
+    def _record_attempts(self, run_id: str, result: TenantResult) -> None:
+        table = migration_run_attempts
+        with self.engine.begin() as conn:
+            conn.execute(table.delete().where(table.c.run_id == run_id,
+                                              table.c.tenant_id == result.tenant_id))
+            conn.execute(insert(table).values(run_id=run_id, tenant_id=result.tenant_id,
+                                              attempts=result.attempts))
+
+    def attempts(self, run_id: str) -> dict[str, int]:
+        """Tenant -> attempts, for the tenants of a run tried more than once."""
+        table = migration_run_attempts
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table.c.tenant_id, table.c.attempts).where(
+                table.c.run_id.startswith(run_id))).all()
+        return {tenant: int(n) for tenant, n in rows}
 
     def _flush(self, run_id: str) -> None:
         rows = self._pending.pop(run_id, [])

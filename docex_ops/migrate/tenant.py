@@ -49,6 +49,7 @@ class TenantResult:
     error: str | None = None
     path: str = ""       # fast | online | stamp | "" (nothing ran)
     safety_backup: str | None = None  # the manifest of the backup a forced downgrade took
+    attempts: int = 1    # more than one: retried after lock timeouts (migrate/retry.py)
 
     @property
     def ok(self) -> bool:
@@ -63,6 +64,7 @@ class StepOptions:
     statement_timeout: float | None = None
     safety_dir: str | None = None  # where a forced downgrade backs a tenant up first
     pg_bin: str | None = None
+    lock_retries: int = 0  # retries after a lock timeout, each its own transaction
 
 
 def migrate_tenant(backend: Backend, scripts: MigrationScripts, step: TenantStep,

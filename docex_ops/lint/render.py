@@ -1,0 +1,52 @@
+"""Each revision's SQL per dialect, rendered offline as the fast path replays it (the
+online path's statements are the same ones, captured in offline mode), and the waivers
+the revision carries."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from docex_ops.migrate.scripts import MigrationScripts
+
+# In a revision script: ``lint_waivers = {"rename": "why this rename is safe here"}``,
+# or a comment beside the operation: ``# lint: allow rename: why``.
+WAIVERS_ATTRIBUTE = "lint_waivers"
+_WAIVER_COMMENT = re.compile(r"#\s*lint:\s*allow\s+(?P<rule>[\w-]+)(?:\s*:\s*(?P<why>[^#\n]*))?")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    revision: str
+    dialect: str
+    sql: str | None      # None: cannot be rendered offline (needs to read the database)
+    error: str | None
+    waivers: dict[str, str]
+
+
+def render_revisions(scripts: MigrationScripts, dialect: str, upto: str | None = None
+                     ) -> list[Rendered]:
+    """Every revision from the first to ``upto`` (default head), one rendering each."""
+    order = scripts.order
+    last = order.index(upto) + 1 if upto else len(order)
+    rendered, previous = [], None
+    for revision in order[:last]:
+        rendered.append(_render_one(scripts, dialect, previous, revision))
+        previous = revision
+    return rendered
+
+
+def _render_one(scripts: MigrationScripts, dialect: str, previous: str | None,
+                revision: str) -> Rendered:
+    module = scripts.script.get_revision(revision).module
+    waivers = {str(k): str(v) for k, v in (getattr(module, WAIVERS_ATTRIBUTE, None) or {}).items()}
+    source = getattr(module, "__file__", None)
+    if source:
+        for match in _WAIVER_COMMENT.finditer(Path(source).read_text("utf-8")):
+            waivers.setdefault(match["rule"], (match["why"] or "").strip() or "(no reason)")
+    try:
+        sql = scripts.render_for_tenant(dialect, previous, revision)
+    except Exception as exc:  # noqa: BLE001 - reported as a finding, never a crash
+        return Rendered(revision, dialect, None, f"{type(exc).__name__}: {exc}", waivers)
+    return Rendered(revision, dialect, sql, None, waivers)
