@@ -32,6 +32,8 @@ class BackupResult:
     size_bytes: int
     seconds: float
     error: str | None = None
+    # A named tenant that does not exist: the command's typo (exit 2), the others go on.
+    missing: bool = False
 
     @property
     def ok(self) -> bool:
@@ -68,7 +70,7 @@ def create_backups(manager: TenantDatabaseManager, tenant_ids: list[str] | None,
     """Back up tenants (None: all) into ``dest``; a failed tenant never stops the others."""
     ids = resolve_tenants(manager, tenant_ids)
     unusable = {t: _why_not(manager, t) for t in ids} if tenant_ids else {}
-    results = [BackupResult(t, None, None, 0, 0, 0.0, why)
+    results = [BackupResult(t, None, None, 0, 0, 0.0, why, missing=why == _missing(manager, t))
                for t, why in unusable.items() if why is not None]
     ids = [t for t in ids if unusable.get(t) is None]
     if not ids:
@@ -105,6 +107,10 @@ def _why_not(manager: TenantDatabaseManager, tenant_id: str) -> str | None:
             return None
     except RuntimeError as exc:  # e.g. a linked SQLite tenant: that tenant alone fails
         return str(exc)
+    return _missing(manager, tenant_id)
+
+
+def _missing(manager: TenantDatabaseManager, tenant_id: str) -> str:
     return f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}"
 
 

@@ -1,7 +1,7 @@
 """The docex-ops command line: parses, calls an operation, renders its result.
 
-Exit codes: 0 success, 1 the operation found or caused a failure, 2 usage or
-configuration error.
+Exit codes: 0 success, 1 the operation found or caused a failure, 2 usage,
+configuration or connection error, 130 interrupted (see cli/errors.py).
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def main(ctx: click.Context, config_path: str | None, fmt: str, verbose: int, qu
             seconds = parse_duration(lock_timeout)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--lock-timeout") from exc
-    ctx.obj = CliState(config_path=config_path, fmt=fmt, quiet=quiet, lock_timeout=seconds)
+    ctx.obj = CliState(config_path=config_path, fmt=fmt, quiet=quiet, verbose=verbose,
+                       lock_timeout=seconds)
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -71,6 +71,12 @@ def create_cmd(tenant_ids: tuple[str, ...], all_tenants: bool, dest: Path, jobs:
                                   archive=str(r.archive) if r.archive else None,
                                   manifest=str(r.manifest) if r.manifest else None)
                              for row, r in zip(rows, results, strict=True)])
+    missing = [r.tenant_id for r in results if r.missing]
+    if missing:
+        raise UsageProblem(f"tenant(s) {', '.join(map(repr, missing))} do not exist on "
+                           f"{manager.settings.describe()}"
+                           + ("; the others were backed up" if len(missing) < len(results)
+                              else "") + "; `docex-ops tenants list` shows the tenants")
     failed = [r.tenant_id for r in results if not r.ok]
     if failed:
         raise OperationFailed(f"{len(failed)} of {len(results)} tenant(s) failed: "
