@@ -82,6 +82,7 @@ _LAZY = {
               "copied to every tenant."),
     "cleanup": ("docex_ops.cli.cleanup:cleanup_cmd",
                 "Remove scratch objects no running operation holds."),
+    "config": ("docex_ops.cli.config:config", "Check the configuration docex-ops would use."),
 }
 main.lazy_commands.update({name: path for name, (path, _) in _LAZY.items()})
 main.lazy_summaries.update({name: summary for name, (_, summary) in _LAZY.items()})

@@ -102,6 +102,11 @@ class CliState:
     def settings(self) -> Settings:
         if self._settings is None:
             settings = load_settings(self.config_path)
+            if settings.source == "<embedded default>" and not self.quiet:
+                # Never quietly: `tenants list` printing (none) must not look like data loss.
+                click.echo("note: no config file (--config, $DOCEX_CONFIG, "
+                           "~/.docex/config.yaml): using the embedded default, SQLite under "
+                           f"{settings.sqlite.storage_root}", err=True)
             if self.lock_timeout is not None:
                 settings = replace(settings, lock_timeout=self.lock_timeout)
             self._settings = settings

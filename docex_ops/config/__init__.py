@@ -1,1 +1,2 @@
-"""The configuration: DocEX's file format loaded and validated into one frozen Settings (settings.py), with value parsing (values.py), file lookup (sources.py) and the sections of features (backup, isolation, servers)."""
+"""Configuration: settings (settings.py), value parsing (values.py), file lookup
+(sources.py) and the sections of features (backup, isolation, servers)."""

@@ -151,6 +151,21 @@ def _template(section: Mapping[str, Any], key: str, default: str) -> str:
     return value
 
 
+def _schema_template(section: Mapping[str, Any], key: str, default: str) -> str:
+    """A schema template whose schemas are plain identifiers PostgreSQL does not reserve:
+    refused here, naming the template, not at the first provision naming a tenant."""
+    from docex_ops.tenancy import TenantIdError, check_schema_name
+
+    value = _template(section, key, default)
+    try:
+        check_schema_name(value.format(tenant_id="a"))
+    except TenantIdError as exc:
+        raise ConfigError(_bad(key, value, "a template of plain lower-case schema names "
+                                           "([a-z_][a-z0-9_]*) not starting with pg_, "
+                                           "e.g. tenant_{tenant_id}")) from exc
+    return value
+
+
 def _check_control_schema(postgres: PostgresSettings) -> None:
     """docex-ops' own schema must be a plain name that can never be a tenant's."""
     from docex_ops.tenancy import tenant_id_pattern
