@@ -16,6 +16,7 @@ from docex_ops.cli.common import (
     progress,
     state,
 )
+from docex_ops.cli.options import jobs_option
 from docex_ops.cli.output import human_bytes
 
 _PG_BIN = click.option("--pg-bin", type=click.Path(file_okay=False),
@@ -39,8 +40,7 @@ def backup() -> None:
 @click.option("--all", "all_tenants", is_flag=True, help="Back up every tenant.")
 @click.option("--dest", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for archives and manifests (created if missing).")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 16),
-              help="Archives written at the same time.")
+@jobs_option(help_text="Archives written at the same time.")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=None,
               help="PostgreSQL: schemas per pg_dump (default: sized to the server's lock "
                    "budget; 1 = one archive per tenant).")

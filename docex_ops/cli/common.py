@@ -69,6 +69,8 @@ class DocexGroup(click.Group):
             raise  # click's own control flow (both subclass RuntimeError)
         except (errors.OperationFailed, errors.UsageProblem) as exc:
             raise type(exc)(errors.one_line(exc.message)) from exc
+        except click.ClickException:
+            raise  # click's usage errors: its own message and exit 2
         except KeyboardInterrupt:
             errors.interrupted()
         except Exception as exc:

@@ -14,6 +14,7 @@ from docex_ops import migrate as ops
 from docex_ops.backends.base import FOREIGN, UNREADABLE
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
+from docex_ops.cli.options import Duration, jobs_option
 from docex_ops.cli.output import to_jsonable
 from docex_ops.topology.fleet_view import PlacementProblem
 
@@ -31,20 +32,20 @@ def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
-                  help="Tenants migrated at once, each on its own worker connection; with "
-                       "several servers, at once on each server.")
+    @jobs_option("Tenants migrated at once, each on its own worker connection; with "
+                 "several servers, at once on each server.")
     @click.option("--continue-on-error", is_flag=True,
                   help="Keep starting tenants after a failure (default: stop starting new ones).")
     @click.option("--max-failures", type=click.IntRange(1), default=None,
                   help="Stop starting new tenants after this many failures.")
     @click.option("--canary", type=click.IntRange(0), default=0,
                   help="Migrate this many tenants first; stop if any of them fails.")
-    @click.option("--lock-timeout", type=click.FloatRange(0), default=None,
-                  help="Seconds a tenant waits for application locks before it fails "
-                       "(default: the global --lock-timeout, else database.lock_timeout).")
-    @click.option("--statement-timeout", type=click.FloatRange(0), default=None,
-                  help="Seconds any one statement may run.")
+    @click.option("--lock-timeout", type=Duration(), default=None,
+                  help="How long a tenant waits for application locks before it fails "
+                       "(500ms, 5s, 1min; default: the global --lock-timeout, else "
+                       "database.lock_timeout).")
+    @click.option("--statement-timeout", type=Duration(), default=None,
+                  help="How long any one statement may run (5s, 10min, 1h).")
     @click.option("--wait", is_flag=True,
                   help="Wait for another running migration instead of exiting 1.")
     @click.option("--online-only", is_flag=True,

@@ -12,6 +12,7 @@ from docex_ops.backends.base import FOREIGN, UNREADABLE, TenantLockedError
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cleanup.run import find_leftovers
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
+from docex_ops.cli.options import jobs_option
 from docex_ops.cli.output import human_bytes
 from docex_ops.move import rebalance
 from docex_ops.move import run as moves
@@ -114,8 +115,7 @@ def show_cmd(tenant_id: str, fmt: str | None) -> None:
 @click.argument("tenant_ids", nargs=-1, required=True)
 @click.option("--verify", is_flag=True,
               help="After provisioning, write and delete a probe basket through the manager.")
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Tenants created at once, each in its own transaction.")
+@jobs_option(help_text="Tenants created at once, each in its own transaction.")
 @click.option("--with-role", is_flag=True,
               help="PostgreSQL: also create a login-less role docex_t_<id> that owns only "
                    "the tenant's schema (the connecting user becomes a member).")
