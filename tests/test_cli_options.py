@@ -82,3 +82,25 @@ def test_durations_with_units_run(config_file: Path) -> None:
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, [*base, "pools", "report", "--watch", "1s", "--count", "1"])
     assert result.exit_code == 0, result.output
+
+
+def test_backup_create_selects_tenants_as_migrate_does(config_file: Path, tmp_path: Path) -> None:
+    import json
+
+    runner = CliRunner()
+    base = ["--config", str(config_file), "--format", "json"]
+    assert runner.invoke(main, [*base, "tenants", "provision", "a", "b", "c"]).exit_code == 0
+    result = runner.invoke(main, [*base, "backup", "create", "--all", "--exclude", "b",
+                                  "--dest", str(tmp_path / "all")])
+    assert result.exit_code == 0, result.output
+    assert [r["tenant"] for r in json.loads(result.stdout)] == ["a", "c"]
+    listed = tmp_path / "ids.txt"
+    listed.write_text("# nightly\nb\nc  # the big one\n")
+    result = runner.invoke(main, [*base, "backup", "create", "--tenants-file", str(listed),
+                                  "--tenant", "a", "--exclude", "c", "--dest",
+                                  str(tmp_path / "some")])
+    assert result.exit_code == 0, result.output
+    assert [r["tenant"] for r in json.loads(result.stdout)] == ["a", "b"]
+    result = runner.invoke(main, [*base, "backup", "create", "--all", "--tenant", "a",
+                                  "--dest", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "not both" in result.output

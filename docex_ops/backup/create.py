@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,12 +53,14 @@ def _docex_ops_version() -> str:
     return version("docex-ops")  # reads package metadata: ~1 ms, once per run not per tenant
 
 
-def resolve_tenants(manager: TenantDatabaseManager, tenant_ids: list[str] | None) -> list[str]:
+def resolve_tenants(manager: TenantDatabaseManager, tenant_ids: list[str] | None,
+                    exclude: Sequence[str] = ()) -> list[str]:
     """The ids to back up: the named ones (checked by the tenant rules, before anything
-    else happens) or every discovered tenant."""
+    else happens) or every discovered tenant, less the excluded ones."""
+    left_out = set(validate_all(exclude))
     if tenant_ids is None:
-        return manager.topology.tenant_ids()
-    ids = validate_all(tenant_ids)
+        return [t for t in manager.topology.tenant_ids() if t not in left_out]
+    ids = [t for t in validate_all(tenant_ids) if t not in left_out]
     for tenant_id in ids:
         manager.backend.location(tenant_id)
     return ids
@@ -66,9 +68,10 @@ def resolve_tenants(manager: TenantDatabaseManager, tenant_ids: list[str] | None
 
 def create_backups(manager: TenantDatabaseManager, tenant_ids: list[str] | None, dest: Path,
                    jobs: int = 1, pg_bin: str | None = None, batch_size: int | None = None,
-                   on_done: Callable[[BackupResult], None] | None = None) -> list[BackupResult]:
+                   on_done: Callable[[BackupResult], None] | None = None,
+                   exclude: Sequence[str] = ()) -> list[BackupResult]:
     """Back up tenants (None: all) into ``dest``; a failed tenant never stops the others."""
-    ids = resolve_tenants(manager, tenant_ids)
+    ids = resolve_tenants(manager, tenant_ids, exclude)
     unusable = {t: _why_not(manager, t) for t in ids} if tenant_ids else {}
     results = [BackupResult(t, None, None, 0, 0, 0.0, why, missing=why == _missing(manager, t))
                for t, why in unusable.items() if why is not None]

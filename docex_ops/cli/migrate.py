@@ -14,21 +14,9 @@ from docex_ops import migrate as ops
 from docex_ops.backends.base import FOREIGN, UNREADABLE
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
-from docex_ops.cli.options import Duration, jobs_option
+from docex_ops.cli.options import Duration, jobs_option, selection_options
 from docex_ops.cli.output import to_jsonable
 from docex_ops.topology.fleet_view import PlacementProblem
-
-
-def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("--tenant", "include", multiple=True, help="Only this tenant (repeatable).")
-    @click.option("--exclude", multiple=True, help="Leave this tenant out (repeatable).")
-    @click.option("--tenants-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                  help="File with one tenant id per line (# comments allowed).")
-    @functools.wraps(func)
-    def wrapper(include: tuple[str, ...], exclude: tuple[str, ...],
-                tenants_file: Path | None, **kwargs: Any) -> Any:
-        return func(selection=ops.Selection(include, exclude, tenants_file), **kwargs)
-    return wrapper
 
 
 def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -39,3 +41,18 @@ def jobs_option(help_text: str, default: int = 1) -> Callable[[F], F]:
     """``--jobs/-j`` with the one cap rule (1..MAX_JOBS)."""
     return click.option("--jobs", "-j", type=click.IntRange(1, MAX_JOBS), default=default,
                         show_default=True, help=help_text)
+
+
+def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--tenant (repeatable), --exclude (repeatable), --tenants-file: one ``selection``."""
+    @click.option("--tenant", "include", multiple=True, help="Only this tenant (repeatable).")
+    @click.option("--exclude", multiple=True, help="Leave this tenant out (repeatable).")
+    @click.option("--tenants-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="File with one tenant id per line (# comments allowed).")
+    @functools.wraps(func)
+    def wrapper(include: tuple[str, ...], exclude: tuple[str, ...],
+                tenants_file: Path | None, **kwargs: Any) -> Any:
+        from docex_ops.migrate.plan import Selection  # loaded only when a command runs
+
+        return func(selection=Selection(include, exclude, tenants_file), **kwargs)
+    return wrapper
