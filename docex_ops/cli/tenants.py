@@ -174,8 +174,12 @@ def drop_cmd(tenant_id: str, yes: bool, force: bool, safety_dir: Path | None,
     if found is None and not placement.interrupted_drop(manager, tenant_id):
         raise LookupError(f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}")
     location = found.location if found else manager.backend.location(tenant_id)
-    if dry_run:
-        click.echo(f"would drop tenant {tenant_id} at {location}")
+    if dry_run:  # the real run's checks: it refuses (and exits) as the drop would
+        planned = ops.check_drop(manager, tenant_id, allow_data=force)
+        backup = (f"; it holds {planned.rows} rows, backed up first to "
+                  f"{safety_dir or DEFAULT_SAFETY_DIR}" if planned.rows else "")
+        click.echo(f"would drop tenant {tenant_id} at {location}{backup}"
+                   + ("" if yes else "; the real run needs --yes"))
         return
     if not yes:
         raise click.UsageError(f"dropping tenant {tenant_id!r} ({location}) deletes it; "
