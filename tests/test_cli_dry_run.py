@@ -1,4 +1,5 @@
-"""--dry-run is the plan: it runs the real run's checks and exits as the real run would."""
+"""--dry-run is the plan: it runs the real run's checks and exits as the real run would;
+and `tenants show` answers on stdout alone."""
 
 from __future__ import annotations
 
@@ -43,3 +44,11 @@ def test_drop_dry_run_refuses_as_the_drop_does(config_file: Path) -> None:
     assert code == 0 and "would drop tenant empty" in out and "needs --yes" in out
     code, out = _run(config_file, "tenants", "list", "--format", "json")
     assert '"full"' in out and '"empty"' in out  # a dry run drops nothing
+
+
+def test_tenants_show_prints_everything_on_stdout(config_file: Path) -> None:
+    assert _run(config_file, "tenants", "provision", "shown")[0] == 0
+    result = CliRunner().invoke(main, ["--config", str(config_file), "tenants", "show", "shown"])
+    assert result.exit_code == 0
+    assert "tenant shown at" in result.stdout and "revision 0003_object_paths" in result.stdout
+    assert result.stderr == ""

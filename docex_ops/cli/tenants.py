@@ -102,12 +102,12 @@ def show_cmd(tenant_id: str, fmt: str | None) -> None:
     payload = {"tenant": found.tenant_id, "server": where, "location": found.location,
                "state": found.state, "detail": found.detail,
                "revision": found.revision, "size_bytes": found.size_bytes, "rows": counts}
-    if (fmt or state().fmt) == "table":
-        info(f"tenant {found.tenant_id} at {found.location}"
-             f"{f' on server {where}' if where else ''}: {found.state}, "
-             f"revision {found.revision or '-'}, {human_bytes(found.size_bytes)}")
+    if (fmt or state().fmt) == "table":  # all of it on stdout: it is the answer
+        click.echo(f"tenant {found.tenant_id} at {found.location}"
+                   f"{f' on server {where}' if where else ''}: {found.state}, "
+                   f"revision {found.revision or '-'}, {human_bytes(found.size_bytes)}")
         if found.detail:
-            info(f"{found.state}: {found.detail}")
+            click.echo(f"{found.state}: {found.detail}")
     emit(rows, fmt, payload=payload)
 
 
