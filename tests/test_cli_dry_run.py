@@ -52,3 +52,19 @@ def test_tenants_show_prints_everything_on_stdout(config_file: Path) -> None:
     assert result.exit_code == 0
     assert "tenant shown at" in result.stdout and "revision 0003_object_paths" in result.stdout
     assert result.stderr == ""
+
+
+def test_downgrade_dry_run_refuses_as_the_downgrade_does(config_file: Path) -> None:
+    assert _run(config_file, "tenants", "provision", "full", "empty")[0] == 0
+    _add_row(config_file, "full")
+    args = ("migrate", "downgrade", "0002_docex_2_9_9")
+    dry_code, dry_out = _run(config_file, *args, "--dry-run")
+    assert dry_code == 1, dry_out
+    assert "refused" in dry_out and "would be refused: full" in dry_out
+    assert "Traceback" not in dry_out
+    forced_code, forced_out = _run(config_file, *args, "--dry-run", "--force")
+    assert forced_code == 0, forced_out
+    real_code, real_out = _run(config_file, *args, "--tenant", "full")
+    assert real_code == dry_code, real_out
+    code, out = _run(config_file, "--format", "json", "migrate", "status")
+    assert '"0003_object_paths"' in out  # the refused run changed nothing for "full"

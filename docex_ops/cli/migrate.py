@@ -6,7 +6,7 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,11 @@ from docex_ops.cli.common import OperationFailed, emit, format_option, info, pro
 from docex_ops.cli.options import Duration, jobs_option, selection_options
 from docex_ops.cli.output import to_jsonable
 from docex_ops.topology.fleet_view import PlacementProblem
+
+if TYPE_CHECKING:
+    from docex_ops.manager.tenant_manager import TenantDatabaseManager
+    from docex_ops.migrate.plan import Plan
+    from docex_ops.migrate.scripts import MigrationScripts
 
 
 def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -125,17 +130,7 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
             click.echo(text)
         return
     if dry_run:
-        rows = [{"tenant": s.tenant_id, "from": s.current, "to": s.target, "action": action}
-                for s in plan.steps]
-        rows += [{"tenant": i.tenant_id, "from": i.revision, "to": None,
-                  "action": f"blocked: {why}"} for i, why in plan.blocked]
-        rows += [{"tenant": i.tenant_id, "from": None, "to": None,
-                  "action": f"skipped: {why}"} for i, why in plan.skipped]
-        emit(rows, fmt, payload={"action": action, "target": target, "steps": plan.steps,
-                                 "already": [i.tenant_id for i in plan.already],
-                                 "blocked": [(i.tenant_id, w) for i, w in plan.blocked]})
-        info(f"dry run: {len(plan.steps)} to {action}, {len(plan.already)} already there, "
-             f"{len(plan.blocked)} blocked; nothing was changed")
+        _dry_run(manager, scripts, plan, action, target, options, fmt)
         return
     report = ops.run_plan(manager, scripts, plan, options,
                           progress=lambda d, t: progress(d, t, f"{action} {target}"))
@@ -144,6 +139,32 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
     refused = [t for t, _ in report.skipped if t in named]
     if refused:  # named explicitly: say so with the exit code too
         raise OperationFailed(f"not DocEX tenants, left alone: {_first(refused)}")
+
+
+def _dry_run(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Plan,
+             action: str, target: str,
+             options: ops.RunOptions, fmt: str | None) -> None:
+    """The plan, with the refusals the real run would meet; exits as the run would."""
+    from docex_ops.migrate.dry_run import refusals
+
+    refused = refusals(manager, scripts, plan, options.step.force)
+    rows = [{"tenant": s.tenant_id, "from": s.current, "to": s.target,
+             "action": f"refused: {refused[s.tenant_id]}" if s.tenant_id in refused
+             else action} for s in plan.steps]
+    rows += [{"tenant": i.tenant_id, "from": i.revision, "to": None,
+              "action": f"blocked: {why}"} for i, why in plan.blocked]
+    rows += [{"tenant": i.tenant_id, "from": None, "to": None,
+              "action": f"skipped: {why}"} for i, why in plan.skipped]
+    emit(rows, fmt, payload={"action": action, "target": target, "steps": plan.steps,
+                             "already": [i.tenant_id for i in plan.already],
+                             "blocked": [(i.tenant_id, w) for i, w in plan.blocked],
+                             "refused": refused})
+    info(f"dry run: {len(plan.steps)} to {action}, {len(plan.already)} already there, "
+         f"{len(plan.blocked)} blocked; nothing was changed")
+    if refused:
+        raise OperationFailed(f"{len(refused)} tenant(s) would be refused: "
+                              f"{_first(sorted(refused))}; rerun with --force (each such "
+                              "tenant is backed up first)")
 
 
 def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | None) -> None:
