@@ -260,7 +260,7 @@ def test_create_reports_failures_and_goes_on(manager: TenantDatabaseManager, con
     manager.provision("a")
     code, out = _run(config_file, "--format", "json", "backup", "create", "--tenant", "a",
                      "--tenant", "ghost", "--dest", str(tmp_path / "bk"))
-    assert code == 1
+    assert code == 2  # a named tenant that does not exist is a usage problem (issue 16)
     rows = {r["tenant"]: r for r in json.loads(out)}
     assert rows["a"]["status"] == "ok" and rows["ghost"]["status"] == "FAILED"
     assert [m.tenant_id for m in find_manifests(tmp_path / "bk")] == ["a"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +32,8 @@ class BackupResult:
     size_bytes: int
     seconds: float
     error: str | None = None
+    # A named tenant that does not exist: the command's typo (exit 2), the others go on.
+    missing: bool = False
 
     @property
     def ok(self) -> bool:
@@ -51,12 +53,14 @@ def _docex_ops_version() -> str:
     return version("docex-ops")  # reads package metadata: ~1 ms, once per run not per tenant
 
 
-def resolve_tenants(manager: TenantDatabaseManager, tenant_ids: list[str] | None) -> list[str]:
+def resolve_tenants(manager: TenantDatabaseManager, tenant_ids: list[str] | None,
+                    exclude: Sequence[str] = ()) -> list[str]:
     """The ids to back up: the named ones (checked by the tenant rules, before anything
-    else happens) or every discovered tenant."""
+    else happens) or every discovered tenant, less the excluded ones."""
+    left_out = set(validate_all(exclude))
     if tenant_ids is None:
-        return manager.topology.tenant_ids()
-    ids = validate_all(tenant_ids)
+        return [t for t in manager.topology.tenant_ids() if t not in left_out]
+    ids = [t for t in validate_all(tenant_ids) if t not in left_out]
     for tenant_id in ids:
         manager.backend.location(tenant_id)
     return ids
@@ -64,11 +68,12 @@ def resolve_tenants(manager: TenantDatabaseManager, tenant_ids: list[str] | None
 
 def create_backups(manager: TenantDatabaseManager, tenant_ids: list[str] | None, dest: Path,
                    jobs: int = 1, pg_bin: str | None = None, batch_size: int | None = None,
-                   on_done: Callable[[BackupResult], None] | None = None) -> list[BackupResult]:
+                   on_done: Callable[[BackupResult], None] | None = None,
+                   exclude: Sequence[str] = ()) -> list[BackupResult]:
     """Back up tenants (None: all) into ``dest``; a failed tenant never stops the others."""
-    ids = resolve_tenants(manager, tenant_ids)
+    ids = resolve_tenants(manager, tenant_ids, exclude)
     unusable = {t: _why_not(manager, t) for t in ids} if tenant_ids else {}
-    results = [BackupResult(t, None, None, 0, 0, 0.0, why)
+    results = [BackupResult(t, None, None, 0, 0, 0.0, why, missing=why == _missing(manager, t))
                for t, why in unusable.items() if why is not None]
     ids = [t for t in ids if unusable.get(t) is None]
     if not ids:
@@ -105,6 +110,10 @@ def _why_not(manager: TenantDatabaseManager, tenant_id: str) -> str | None:
             return None
     except RuntimeError as exc:  # e.g. a linked SQLite tenant: that tenant alone fails
         return str(exc)
+    return _missing(manager, tenant_id)
+
+
+def _missing(manager: TenantDatabaseManager, tenant_id: str) -> str:
     return f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}"
 
 

@@ -1,7 +1,7 @@
 """The docex-ops command line: parses, calls an operation, renders its result.
 
-Exit codes: 0 success, 1 the operation found or caused a failure, 2 usage or
-configuration error.
+Exit codes: 0 success, 1 the operation found or caused a failure, 2 usage,
+configuration or connection error, 130 interrupted (see cli/errors.py).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import click
 
 from docex_ops import audit_trail
 from docex_ops.cli.common import CliState, DocexGroup
+from docex_ops.cli.options import Duration
 from docex_ops.cli.output import FORMATS
-from docex_ops.config.settings import parse_duration
 
 
 @click.group(cls=DocexGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,14 +28,15 @@ from docex_ops.config.settings import parse_duration
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.option("--actor", envvar="DOCEX_OPS_ACTOR", default=None, metavar="NAME",
               help="Operator named in the audit trail (default: $USER; env DOCEX_OPS_ACTOR).")
-@click.option("--lock-timeout", "lock_timeout", default=None, metavar="DURATION",
+@click.option("--lock-timeout", "lock_timeout", type=Duration(), default=None,
+              metavar="DURATION",
               help="How long to wait for a lock an application holds on a tenant before "
                    "reporting it locked and going on (500ms, 5s, 1min; default: "
                    "database.lock_timeout, else 5s).")
 @click.version_option(package_name="docex-ops")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, fmt: str, verbose: int, quiet: bool,
-         actor: str | None, lock_timeout: str | None) -> None:
+         actor: str | None, lock_timeout: float | None) -> None:
     """Operate DocEX tenant databases: one PostgreSQL schema or SQLite file per tenant."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
                                          logging.INFO if verbose else logging.WARNING)
@@ -45,13 +46,8 @@ def main(ctx: click.Context, config_path: str | None, fmt: str, verbose: int, qu
         raise click.BadParameter("must not be empty", param_hint="--actor")
     audit_trail.set_actor(actor)
     audit_trail.show_on_stderr(not quiet)  # one bare JSON line per tenant change
-    seconds = None
-    if lock_timeout is not None:
-        try:
-            seconds = parse_duration(lock_timeout)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--lock-timeout") from exc
-    ctx.obj = CliState(config_path=config_path, fmt=fmt, quiet=quiet, lock_timeout=seconds)
+    ctx.obj = CliState(config_path=config_path, fmt=fmt, quiet=quiet, verbose=verbose,
+                       lock_timeout=lock_timeout)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -81,6 +77,7 @@ _LAZY = {
               "copied to every tenant."),
     "cleanup": ("docex_ops.cli.cleanup:cleanup_cmd",
                 "Remove scratch objects no running operation holds."),
+    "config": ("docex_ops.cli.config:config", "Check the configuration docex-ops would use."),
 }
 main.lazy_commands.update({name: path for name, (path, _) in _LAZY.items()})
 main.lazy_summaries.update({name: summary for name, (_, summary) in _LAZY.items()})

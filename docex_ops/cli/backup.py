@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,7 +17,11 @@ from docex_ops.cli.common import (
     progress,
     state,
 )
+from docex_ops.cli.options import jobs_option, selection_options
 from docex_ops.cli.output import human_bytes
+
+if TYPE_CHECKING:
+    from docex_ops.migrate.plan import Selection
 
 _PG_BIN = click.option("--pg-bin", type=click.Path(file_okay=False),
                        help="Folder holding pg_dump/pg_restore/psql (default: PATH).")
@@ -34,26 +39,29 @@ def backup() -> None:
 
 
 @backup.command("create")
-@click.option("--tenant", "tenant_ids", multiple=True, metavar="ID",
-              help="Tenant to back up (repeatable).")
+@selection_options
 @click.option("--all", "all_tenants", is_flag=True, help="Back up every tenant.")
 @click.option("--dest", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for archives and manifests (created if missing).")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 16),
-              help="Archives written at the same time.")
+@jobs_option(help_text="Archives written at the same time.")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=None,
               help="PostgreSQL: schemas per pg_dump (default: sized to the server's lock "
                    "budget; 1 = one archive per tenant).")
 @_PG_BIN
 @format_option
-def create_cmd(tenant_ids: tuple[str, ...], all_tenants: bool, dest: Path, jobs: int,
+def create_cmd(selection: Selection, all_tenants: bool, dest: Path, jobs: int,
                batch_size: int | None, pg_bin: str | None, fmt: str | None) -> None:
     """Archive tenants in the database's own format (pg_dump custom format; SQLite's
     online backup API), consistent while DocEX writes. Exits 1 if any tenant failed;
     the others are still backed up. A tenant an application keeps locked beyond the lock
-    timeout (--lock-timeout) fails as `locked` (pg_dump --lock-wait-timeout)."""
+    timeout (--lock-timeout) fails as `locked` (pg_dump --lock-wait-timeout).
+
+    Example: docex-ops backup create --all --exclude scratch -j 4 --dest /backups/nightly
+    """
+    tenant_ids = selection.named()
     if bool(tenant_ids) == all_tenants:
-        raise click.UsageError("name tenants with --tenant ID ... or pass --all (not both)")
+        raise click.UsageError("name tenants with --tenant ID (repeatable) or --tenants-file, "
+                               "or pass --all (not both)")
     manager = state().manager
     done: list[int] = [0]
 
@@ -62,7 +70,8 @@ def create_cmd(tenant_ids: tuple[str, ...], all_tenants: bool, dest: Path, jobs:
         progress(done[0], done[0], "backed up")
 
     results = ops.create_backups(manager, list(tenant_ids) if tenant_ids else None, dest,
-                                 jobs=jobs, pg_bin=pg_bin, batch_size=batch_size, on_done=tick)
+                                 jobs=jobs, pg_bin=pg_bin, batch_size=batch_size, on_done=tick,
+                                 exclude=selection.exclude)
     rows = [{"tenant": r.tenant_id, "rows": r.rows, "size": human_bytes(r.size_bytes),
              "seconds": r.seconds, "status": "ok" if r.ok else "FAILED",
              "archive": r.archive.name if r.archive else None, "error": r.error}
@@ -71,6 +80,12 @@ def create_cmd(tenant_ids: tuple[str, ...], all_tenants: bool, dest: Path, jobs:
                                   archive=str(r.archive) if r.archive else None,
                                   manifest=str(r.manifest) if r.manifest else None)
                              for row, r in zip(rows, results, strict=True)])
+    missing = [r.tenant_id for r in results if r.missing]
+    if missing:
+        raise UsageProblem(f"tenant(s) {', '.join(map(repr, missing))} do not exist on "
+                           f"{manager.settings.describe()}"
+                           + ("; the others were backed up" if len(missing) < len(results)
+                              else "") + "; `docex-ops tenants list` shows the tenants")
     failed = [r.tenant_id for r in results if not r.ok]
     if failed:
         raise OperationFailed(f"{len(failed)} of {len(results)} tenant(s) failed: "

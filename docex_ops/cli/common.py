@@ -10,26 +10,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from docex_ops.cli import errors
+from docex_ops.cli.errors import OperationFailed as OperationFailed  # re-exported
+from docex_ops.cli.errors import UsageProblem as UsageProblem
 from docex_ops.cli.output import FORMATS, render
-from docex_ops.config.settings import ConfigError, Settings, load_settings
-from docex_ops.tenancy import TenantIdError
+from docex_ops.config.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class OperationFailed(click.ClickException):
-    """The operation ran and found or caused a failure: exit 1."""
-
-    exit_code = 1
-
-
-class UsageProblem(click.ClickException):
-    """Bad input or configuration: exit 2."""
-
-    exit_code = 2
 
 
 class DocexGroup(click.Group):
@@ -72,16 +62,25 @@ class DocexGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        """The error boundary (see cli/errors.py): one line and an exit code."""
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise  # click's own control flow (both subclass RuntimeError)
-        except (ConfigError, TenantIdError) as exc:
-            raise UsageProblem(str(exc)) from exc
-        except LookupError as exc:
-            raise UsageProblem(str(exc.args[0] if exc.args else exc)) from exc
-        except RuntimeError as exc:
-            raise OperationFailed(str(exc)) from exc
+        except (errors.OperationFailed, errors.UsageProblem) as exc:
+            raise type(exc)(errors.one_line(exc.message)) from exc
+        except click.ClickException:
+            raise  # click's usage errors: its own message and exit 2
+        except KeyboardInterrupt:
+            errors.interrupted()
+        except Exception as exc:
+            cli_state = ctx.obj if isinstance(ctx.obj, CliState) else None
+            problem = errors.translate(exc, cli_state.source if cli_state else "the config")
+            if problem is None:
+                errors.report_bug(exc)
+            if cli_state is not None and cli_state.verbose:
+                errors.show_cause(exc)
+            raise problem from exc
 
 
 @dataclass
@@ -89,14 +88,27 @@ class CliState:
     config_path: str | None
     fmt: str
     quiet: bool = False
+    verbose: int = 0
     lock_timeout: float | None = None  # the global --lock-timeout, over the config's
     _settings: Settings | None = field(default=None, repr=False)
     _manager: TenantDatabaseManager | None = field(default=None, repr=False)
 
     @property
+    def source(self) -> str:
+        """Where the settings came from (for messages), without loading them again."""
+        if self._settings is not None:
+            return self._settings.source
+        return self.config_path or "the config"
+
+    @property
     def settings(self) -> Settings:
         if self._settings is None:
             settings = load_settings(self.config_path)
+            if settings.source == "<embedded default>" and not self.quiet:
+                # Never quietly: `tenants list` printing (none) must not look like data loss.
+                click.echo("note: no config file (--config, $DOCEX_CONFIG, "
+                           "~/.docex/config.yaml): using the embedded default, SQLite under "
+                           f"{settings.sqlite.storage_root}", err=True)
             if self.lock_timeout is not None:
                 settings = replace(settings, lock_timeout=self.lock_timeout)
             self._settings = settings

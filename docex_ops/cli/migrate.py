@@ -6,7 +6,7 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,40 +15,34 @@ from docex_ops.backends.base import FOREIGN, UNREADABLE
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
 from docex_ops.cli.migrate_lint import allow_option, lint_cmd, refuse_upgrade
+from docex_ops.cli.options import Duration, jobs_option, selection_options
 from docex_ops.cli.output import to_jsonable
 from docex_ops.topology.fleet_view import PlacementProblem
 
-
-def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("--tenant", "include", multiple=True, help="Only this tenant (repeatable).")
-    @click.option("--exclude", multiple=True, help="Leave this tenant out (repeatable).")
-    @click.option("--tenants-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                  help="File with one tenant id per line (# comments allowed).")
-    @functools.wraps(func)
-    def wrapper(include: tuple[str, ...], exclude: tuple[str, ...],
-                tenants_file: Path | None, **kwargs: Any) -> Any:
-        return func(selection=ops.Selection(include, exclude, tenants_file), **kwargs)
-    return wrapper
+if TYPE_CHECKING:
+    from docex_ops.manager.tenant_manager import TenantDatabaseManager
+    from docex_ops.migrate.plan import Plan
+    from docex_ops.migrate.scripts import MigrationScripts
 
 
 def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
-                  help="Tenants migrated at once, each on its own worker connection; with "
-                       "several servers, at once on each server.")
+    @jobs_option("Tenants migrated at once, each on its own worker connection; with "
+                 "several servers, at once on each server.")
     @click.option("--continue-on-error", is_flag=True,
                   help="Keep starting tenants after a failure (default: stop starting new ones).")
     @click.option("--max-failures", type=click.IntRange(1), default=None,
                   help="Stop starting new tenants after this many failures.")
     @click.option("--canary", type=click.IntRange(0), default=0,
                   help="Migrate this many tenants first; stop if any of them fails.")
-    @click.option("--lock-timeout", type=click.FloatRange(0), default=None,
-                  help="Seconds a tenant waits for application locks before it fails "
-                       "(default: the global --lock-timeout, else database.lock_timeout).")
+    @click.option("--lock-timeout", type=Duration(), default=None,
+                  help="How long a tenant waits for application locks before it fails "
+                       "(500ms, 5s, 1min; default: the global --lock-timeout, else "
+                       "database.lock_timeout).")
+    @click.option("--statement-timeout", type=Duration(), default=None,
+                  help="How long any one statement may run (5s, 10min, 1h).")
     @click.option("--lock-retries", type=click.IntRange(0), default=0, show_default=True,
                   help="Retry a tenant whose lock could not be had this many times, each "
                        "attempt its own transaction, with exponential backoff and jitter.")
-    @click.option("--statement-timeout", type=click.FloatRange(0), default=None,
-                  help="Seconds any one statement may run.")
     @click.option("--waves", default=None, metavar="SIZES",
                   help="Migrate in waves, e.g. 1,5%,25%,100% (cumulative counts or "
                        "percentages of the selected tenants; --canary is the first wave).")
@@ -56,9 +50,9 @@ def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
                   show_default=True,
                   help="Do not start the next wave when more than this share of the last "
                        "one failed; `migrate resume` continues.")
-    @click.option("--wave-pause", type=click.FloatRange(0), default=0.0, show_default=True,
-                  help="Seconds between waves, for an operator to look (Ctrl-C stops; "
-                       "`migrate resume` continues).")
+    @click.option("--wave-pause", type=Duration(), default=0.0,
+                  help="How long to wait between waves for an operator to look (5s, "
+                       "10min; Ctrl-C stops, `migrate resume` continues).")
     @click.option("--order", default=None, metavar="size|name|FILE",
                   help="Who goes first: size (smallest first), name, or a tenants file.")
     @click.option("--wait", is_flag=True,
@@ -173,17 +167,7 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
             click.echo(text)
         return
     if dry_run:
-        rows = [{"tenant": s.tenant_id, "from": s.current, "to": s.target, "action": action}
-                for s in plan.steps]
-        rows += [{"tenant": i.tenant_id, "from": i.revision, "to": None,
-                  "action": f"blocked: {why}"} for i, why in plan.blocked]
-        rows += [{"tenant": i.tenant_id, "from": None, "to": None,
-                  "action": f"skipped: {why}"} for i, why in plan.skipped]
-        emit(rows, fmt, payload={"action": action, "target": target, "steps": plan.steps,
-                                 "already": [i.tenant_id for i in plan.already],
-                                 "blocked": [(i.tenant_id, w) for i, w in plan.blocked]})
-        info(f"dry run: {len(plan.steps)} to {action}, {len(plan.already)} already there, "
-             f"{len(plan.blocked)} blocked; nothing was changed")
+        _dry_run(manager, scripts, plan, action, target, options, fmt)
         return
     report = ops.run_plan(manager, scripts, plan, options,
                           progress=lambda d, t: progress(d, t, f"{action} {target}"))
@@ -192,6 +176,32 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
     refused = [t for t, _ in report.skipped if t in named]
     if refused:  # named explicitly: say so with the exit code too
         raise OperationFailed(f"not DocEX tenants, left alone: {_first(refused)}")
+
+
+def _dry_run(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Plan,
+             action: str, target: str,
+             options: ops.RunOptions, fmt: str | None) -> None:
+    """The plan, with the refusals the real run would meet; exits as the run would."""
+    from docex_ops.migrate.dry_run import refusals
+
+    refused = refusals(manager, scripts, plan, options.step.force)
+    rows = [{"tenant": s.tenant_id, "from": s.current, "to": s.target,
+             "action": f"refused: {refused[s.tenant_id]}" if s.tenant_id in refused
+             else action} for s in plan.steps]
+    rows += [{"tenant": i.tenant_id, "from": i.revision, "to": None,
+              "action": f"blocked: {why}"} for i, why in plan.blocked]
+    rows += [{"tenant": i.tenant_id, "from": None, "to": None,
+              "action": f"skipped: {why}"} for i, why in plan.skipped]
+    emit(rows, fmt, payload={"action": action, "target": target, "steps": plan.steps,
+                             "already": [i.tenant_id for i in plan.already],
+                             "blocked": [(i.tenant_id, w) for i, w in plan.blocked],
+                             "refused": refused})
+    info(f"dry run: {len(plan.steps)} to {action}, {len(plan.already)} already there, "
+         f"{len(plan.blocked)} blocked; nothing was changed")
+    if refused:
+        raise OperationFailed(f"{len(refused)} tenant(s) would be refused: "
+                              f"{_first(sorted(refused))}; rerun with --force (each such "
+                              "tenant is backed up first)")
 
 
 def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | None) -> None:

@@ -10,19 +10,7 @@ import click
 
 from docex_ops import pools as ops
 from docex_ops.cli.common import emit, format_option, info, state
-
-
-class Duration(click.ParamType[float]):
-    name = "duration"
-
-    def convert(self, value: object, param: click.Parameter | None,
-                ctx: click.Context | None) -> float:
-        if isinstance(value, int | float):
-            return float(value)
-        try:
-            return ops.parse_duration(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+from docex_ops.cli.options import Duration
 
 
 @click.group()
@@ -31,8 +19,8 @@ def pools() -> None:
 
 
 @pools.command("report")
-@click.option("--watch", type=click.FloatRange(min=0.5), default=None, metavar="SECONDS",
-              help="Refresh every SECONDS until interrupted.")
+@click.option("--watch", type=Duration(minimum=0.5), default=None, metavar="DURATION",
+              help="Refresh every DURATION (1s, 500ms, 1min) until interrupted.")
 @click.option("--count", type=click.IntRange(min=1), default=None,
               help="With --watch: stop after this many reports.")
 @format_option
@@ -67,7 +55,7 @@ def report_cmd(watch: float | None, count: int | None, fmt: str | None) -> None:
 
 @pools.command("close-idle")
 @click.option("--idle-for", "idle_for", type=Duration(), required=True,
-              help="Idle at least this long: 90s, 10m, 1h30m.")
+              help="Idle at least this long: 90s, 10min, 1h30min (a bare number is seconds).")
 @click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
 @click.option("--dry-run", is_flag=True, help="List what would be terminated, terminate nothing.")
 @format_option

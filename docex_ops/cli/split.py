@@ -19,6 +19,7 @@ from docex_ops.cli.common import (
     progress,
     state,
 )
+from docex_ops.cli.options import jobs_option
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.split.source import SplitSource
@@ -118,8 +119,7 @@ def _show_plan(plan: ops.SplitPlan, fmt: str | None, extra: dict[str, Any] | Non
 
 @split.command("run")
 @_common
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 32),
-              help="Tenants filled at the same time (each on the same source snapshot).")
+@jobs_option(help_text="Tenants filled at the same time (each on the same source snapshot).")
 @click.option("--dry-run", is_flag=True, help="Plan and show what each tenant would get; "
                                               "write nothing.")
 @click.option("--upgrade", is_flag=True, help="Afterwards, migrate the new tenants to head.")

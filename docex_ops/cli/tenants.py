@@ -12,6 +12,7 @@ from docex_ops.backends.base import FOREIGN, UNREADABLE, TenantLockedError
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cleanup.run import find_leftovers
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
+from docex_ops.cli.options import jobs_option
 from docex_ops.cli.output import human_bytes
 from docex_ops.move import rebalance
 from docex_ops.move import run as moves
@@ -101,12 +102,12 @@ def show_cmd(tenant_id: str, fmt: str | None) -> None:
     payload = {"tenant": found.tenant_id, "server": where, "location": found.location,
                "state": found.state, "detail": found.detail,
                "revision": found.revision, "size_bytes": found.size_bytes, "rows": counts}
-    if (fmt or state().fmt) == "table":
-        info(f"tenant {found.tenant_id} at {found.location}"
-             f"{f' on server {where}' if where else ''}: {found.state}, "
-             f"revision {found.revision or '-'}, {human_bytes(found.size_bytes)}")
+    if (fmt or state().fmt) == "table":  # all of it on stdout: it is the answer
+        click.echo(f"tenant {found.tenant_id} at {found.location}"
+                   f"{f' on server {where}' if where else ''}: {found.state}, "
+                   f"revision {found.revision or '-'}, {human_bytes(found.size_bytes)}")
         if found.detail:
-            info(f"{found.state}: {found.detail}")
+            click.echo(f"{found.state}: {found.detail}")
     emit(rows, fmt, payload=payload)
 
 
@@ -114,8 +115,7 @@ def show_cmd(tenant_id: str, fmt: str | None) -> None:
 @click.argument("tenant_ids", nargs=-1, required=True)
 @click.option("--verify", is_flag=True,
               help="After provisioning, write and delete a probe basket through the manager.")
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Tenants created at once, each in its own transaction.")
+@jobs_option(help_text="Tenants created at once, each in its own transaction.")
 @click.option("--with-role", is_flag=True,
               help="PostgreSQL: also create a login-less role docex_t_<id> that owns only "
                    "the tenant's schema (the connecting user becomes a member).")
@@ -174,8 +174,12 @@ def drop_cmd(tenant_id: str, yes: bool, force: bool, safety_dir: Path | None,
     if found is None and not placement.interrupted_drop(manager, tenant_id):
         raise LookupError(f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}")
     location = found.location if found else manager.backend.location(tenant_id)
-    if dry_run:
-        click.echo(f"would drop tenant {tenant_id} at {location}")
+    if dry_run:  # the real run's checks: it refuses (and exits) as the drop would
+        planned = ops.check_drop(manager, tenant_id, allow_data=force)
+        backup = (f"; it holds {planned.rows} rows, backed up first to "
+                  f"{safety_dir or DEFAULT_SAFETY_DIR}" if planned.rows else "")
+        click.echo(f"would drop tenant {tenant_id} at {location}{backup}"
+                   + ("" if yes else "; the real run needs --yes"))
         return
     if not yes:
         raise click.UsageError(f"dropping tenant {tenant_id!r} ({location}) deletes it; "

@@ -29,6 +29,7 @@ from docex_ops.config.values import (
     _opt_int,
     _opt_str,
     _resolve,
+    _schema_template,
     _section,
     _str,
     _template,
@@ -180,7 +181,15 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     from docex_ops.config.sources import apply_url, read_raw
 
     raw, source = read_raw(path, env)
-    settings = settings_from_mapping(raw, source)
+    try:
+        settings = settings_from_mapping(raw, source)
+    except ConfigError as exc:
+        from docex_ops.config.keys import key_lines, with_line
+        from docex_ops.config.sources import file_text
+
+        text = file_text(source)
+        lines = key_lines(text) if text is not None else {}
+        raise ConfigError(with_line(str(exc), source, lines)) from exc
     url = env.get("DOCEX_DATABASE_URL")
     if url:
         settings = apply_url(settings, url)
@@ -193,6 +202,9 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping, got {type(raw).__name__}")
     base = (base_dir or Path.cwd()).resolve()
+    from docex_ops.config.keys import check_keys
+
+    check_keys(raw)
     security = _section(raw, "security")
     database = _section(raw, "database")
     storage_raw = _section(raw, "storage")
@@ -215,8 +227,8 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
         user=_str(pg_raw, "database.postgres.user", "postgres"),
         password=_opt_str(pg_raw, "database.postgres.password"),
         sslmode=_opt_choice(pg_raw, "database.postgres.sslmode", SSLMODES),
-        schema_template=_template(pg_raw, "database.postgres.schema_template",
-                                  DEFAULT_SCHEMA_TEMPLATE),
+        schema_template=_schema_template(pg_raw, "database.postgres.schema_template",
+                                         DEFAULT_SCHEMA_TEMPLATE),
         control_schema=_str(pg_raw, "database.postgres.control_schema", "docex_ops"),
     )
     _check_control_schema(postgres)

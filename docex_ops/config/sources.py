@@ -33,8 +33,33 @@ def read_raw(path: str | os.PathLike[str] | None,
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{chosen}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{chosen}:{mark.line + 1}:{mark.column + 1}" if mark else str(chosen)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from exc
     return (data or {}), str(chosen)
+
+
+def file_text(source: str) -> str | None:
+    """The text of the config file ``source`` names (None: no file), for line numbers."""
+    try:
+        return Path(source).read_text(encoding="utf-8") if not source.startswith("<") else None
+    except OSError:
+        return None
+
+
+def _url_source(settings: Settings) -> str:
+    """Where the settings came from once the URL replaced the connection block."""
+    if settings.source.startswith("<"):
+        return "$DOCEX_DATABASE_URL"
+    return f"{settings.source} and $DOCEX_DATABASE_URL"
+
+
+def _masked(url_text: str) -> str:
+    """The URL as it may be shown: any password replaced (it never reaches output)."""
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url_text)
 
 
 def apply_url(settings: Settings, url_text: str) -> Settings:
@@ -44,8 +69,8 @@ def apply_url(settings: Settings, url_text: str) -> Settings:
 
     try:
         url = make_url(url_text)
-    except ArgumentError as exc:
-        raise ConfigError(_bad("$DOCEX_DATABASE_URL", "<unparseable>",
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        raise ConfigError(_bad("$DOCEX_DATABASE_URL", _masked(url_text),
                                "a URL such as postgresql://user@host:5432/db")) from exc
     backend = url.get_backend_name()
     if backend in ("postgresql", "postgres") and len(settings.servers) > 1:
@@ -62,11 +87,12 @@ def apply_url(settings: Settings, url_text: str) -> Settings:
             sslmode=str(url.query.get("sslmode", settings.postgres.sslmode or "")) or None,
         )
         servers = ((settings.directory_server, pg),) if settings.servers else ()
-        return replace(settings, db_type="postgresql", postgres=pg, servers=servers)
+        return replace(settings, db_type="postgresql", postgres=pg, servers=servers,
+                       source=_url_source(settings))
     if backend == "sqlite" and url.database:
         path = Path(url.database).resolve()
         sq = replace(settings.sqlite, path=path)
-        return replace(settings, db_type="sqlite", sqlite=sq)
+        return replace(settings, db_type="sqlite", sqlite=sq, source=_url_source(settings))
     raise ConfigError(_bad("$DOCEX_DATABASE_URL", f"{backend}://...",
                            "a postgresql:// or sqlite:/// URL"))
 

@@ -80,25 +80,36 @@ def _number(section: Mapping[str, Any], key: str, default: float, low: float) ->
     return float(value)
 
 
-_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*")
-_DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0,
-                   None: 1.0}
+_NUMBER_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*")
+# Units as PostgreSQL writes them; ``m`` for minutes too, as earlier docex-ops options took.
+_TERM_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|min|s|m|h|d)")
+_DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0,
+                   "d": 86400.0}
 
 
 def parse_duration(text: object) -> float:
     """Seconds in a duration written as PostgreSQL writes them (``500ms``, ``5s``,
-    ``10min``, ``1h``, ``1d``; a bare number is seconds). ValueError says what is allowed."""
+    ``10min``, ``1h``, ``1d``, ``1h30min``; a bare number is seconds). ValueError says
+    what is allowed. The one duration grammar of every option and config key."""
     if isinstance(text, bool):
         raise ValueError(f"{text!r} is not a duration")
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError(f"{text!r} is negative")
         return float(text)
-    match = _DURATION_RE.fullmatch(str(text))
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration; write e.g. 500ms, 5s, 10min, 1h "
-                         "(a bare number is seconds)")
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    value = str(text)
+    bare = _NUMBER_RE.fullmatch(value)
+    if bare is not None:
+        return float(bare.group(1))
+    total, pos = 0.0, 0
+    while pos < len(value.rstrip()) or pos == 0:
+        term = _TERM_RE.match(value, pos)
+        if term is None:
+            raise ValueError(f"{text!r} is not a duration; write e.g. 500ms, 5s, 10min, 1h "
+                             "(a bare number is seconds)")
+        total += float(term.group(1)) * _DURATION_UNITS[term.group(2)]
+        pos = term.end()
+    return total
 
 
 def _duration(section: Mapping[str, Any], key: str, default: float) -> float:
@@ -148,6 +159,21 @@ def _template(section: Mapping[str, Any], key: str, default: str) -> str:
         value.format(tenant_id="x")
     except (KeyError, IndexError, ValueError) as exc:
         raise ConfigError(_bad(key, value, "no placeholder other than {tenant_id}")) from exc
+    return value
+
+
+def _schema_template(section: Mapping[str, Any], key: str, default: str) -> str:
+    """A schema template whose schemas are plain identifiers PostgreSQL does not reserve:
+    refused here, naming the template, not at the first provision naming a tenant."""
+    from docex_ops.tenancy import TenantIdError, check_schema_name
+
+    value = _template(section, key, default)
+    try:
+        check_schema_name(value.format(tenant_id="a"))
+    except TenantIdError as exc:
+        raise ConfigError(_bad(key, value, "a template of plain lower-case schema names "
+                                           "([a-z_][a-z0-9_]*) not starting with pg_, "
+                                           "e.g. tenant_{tenant_id}")) from exc
     return value
 
 

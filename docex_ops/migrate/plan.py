@@ -142,7 +142,13 @@ class Plan:
 
 def make_plan(manager: TenantDatabaseManager, scripts: MigrationScripts,
               selection: Selection, action: str, target: str) -> Plan:
-    """Select the tenants and decide, per tenant, what ``action`` to ``target`` means."""
+    """Select the tenants and decide, per tenant, what ``action`` to ``target`` means.
+
+    A revision id that names nothing is the operator's typo, not a per-tenant state:
+    RevisionError before any tenant is looked at (relative steps depend on each tenant).
+    """
+    if not (target[:1] in "+-" and target[1:].isdigit()):
+        scripts.resolve(target, None)
     found = select_tenants(manager, selection)
     plan = plan_steps(scripts, found.tenants, action, target)
     plan.problems = list(found.problems)

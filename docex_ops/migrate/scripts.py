@@ -181,7 +181,8 @@ class MigrationScripts:
             return self.order[index - 1] if index else None
         matches = [r for r in self.order if r.startswith(target)]
         if len(matches) != 1:
-            raise RevisionError(f"revision {target!r} is {'ambiguous' if matches else 'unknown'}")
+            raise RevisionError(f"revision {target!r} is {'ambiguous' if matches else 'unknown'}; "
+                                "`docex-ops migrate history` lists the revisions")
         return matches[0]
 
     def path_is_fast(self, start: str | None, target: str | None) -> bool:

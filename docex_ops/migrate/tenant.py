@@ -20,10 +20,13 @@ from docex_ops.migrate.scripts import (
 from docex_ops.schema.names import TABLE_NAMES
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from alembic.config import Config
     from sqlalchemy.engine import Connection
 
     from docex_ops.backends.base import Backend
+    from docex_ops.backends.guards import ActGuard
 
 ACTIONS = ("upgrade", "downgrade", "stamp")
 
@@ -101,21 +104,32 @@ def guard_downgrade(backend: Backend, scripts: MigrationScripts, conn: Connectio
     data is refused for a tenant holding rows in DocEX's tables (naming them) unless
     forced; forced, the tenant is backed up first, its tables held against writers from
     that backup to the commit (guards.ActGuard). Returns the backup's manifest."""
-    from docex_ops.backends.guards import DEFAULT_SAFETY_DIR, ActGuard
+    from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
     from docex_ops.backup.create import safety_backup  # backup imports migrate
 
-    losses = scripts.data_loss(before, step.target)
-    if not losses and not options.force:
-        return None
     dest = Path(options.safety_dir) if options.safety_dir else DEFAULT_SAFETY_DIR
-    guard = ActGuard(step.tenant_id, f"the downgrade to {step.target or 'base'}", options.force,
-                     backup=lambda raw: safety_backup(backend, step.tenant_id, dest, options.pg_bin,
-                                                       raw),
-                     harm=f"would lose data ({'; '.join(losses)})" if losses else "",
-                     hint="rerun with --force (docex-ops backs each such tenant up first)",
-                     matters=lambda table: table in TABLE_NAMES)
+    guard = downgrade_guard(scripts, step, before, options.force,
+                            lambda raw: safety_backup(backend, step.tenant_id, dest,
+                                                      options.pg_bin, raw))
+    if guard is None:
+        return None
     guard(backend.lock_contents(conn, step.tenant_id))
     return guard.safety_backup
+
+
+def downgrade_guard(scripts: MigrationScripts, step: TenantStep, before: str | None,
+                    force: bool, backup: Callable[[bool], Path]) -> ActGuard | None:
+    """The guard of a downgrade step (None: nothing to guard); --dry-run checks with it too."""
+    from docex_ops.backends.guards import ActGuard
+
+    losses = scripts.data_loss(before, step.target)
+    if not losses and not force:
+        return None
+    return ActGuard(step.tenant_id, f"the downgrade to {step.target or 'base'}", force,
+                    backup=backup,
+                    harm=f"would lose data ({'; '.join(losses)})" if losses else "",
+                    hint="rerun with --force (docex-ops backs each such tenant up first)",
+                    matters=lambda table: table in TABLE_NAMES)
 
 
 def _apply(backend: Backend, scripts: MigrationScripts, conn: Connection, step: TenantStep,

@@ -134,24 +134,8 @@ def drop_tenant(manager: TenantDatabaseManager, tenant_id: str, allow_data: bool
     then it is backed up into ``safety_dir`` first; objects outside that depend on
     it, or a foreign schema, refuse it always.
     """
-    info = find_tenant(manager, tenant_id)
-    if info is None and interrupted_drop(manager, tenant_id):  # finish it
-        info = TenantInfo(tenant_id, manager.backend.location(tenant_id), 0, None)
-    if info is None:
-        raise LookupError(f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}")
-    if info.condition in (LINKED, LOCKED) or (info.condition == CORRUPT and not allow_data):
-        # A link would drop another tenant's file; a lock or a corrupt file hides its rows.
-        audit_trail.record("tenant.drop", tenant_id, info.location, audit_trail.REFUSED,
-                     {"reason": info.detail, "force": allow_data})
-        raise TenantUnreadableError(f"not dropping: {info.detail}"
-                                    + ("; drop with --force to delete it anyway (a copy of "
-                                       "its bytes is kept first)"
-                                       if info.condition == CORRUPT else ""))
-    dest = safety_dir or DEFAULT_SAFETY_DIR
-    guard = ActGuard(tenant_id, "dropping it", allow_data,
-                     backup=lambda raw: safety_backup(_where_it_is(manager, tenant_id),
-                                                     tenant_id, dest, pg_bin, raw),
-                     hint="back it up, then drop with --force (docex-ops backs it up first)")
+    info = _droppable(manager, tenant_id, allow_data, audit=True)
+    guard = _drop_guard(manager, tenant_id, allow_data, safety_dir, pg_bin)
     manager.close_tenant_connection(tenant_id)
     detail: dict[str, object] = {"force": allow_data}
     try:
@@ -170,6 +154,47 @@ def drop_tenant(manager: TenantDatabaseManager, tenant_id: str, allow_data: bool
                  {**detail, "revision": info.revision, "rows": rows,
                   "safety_backup": str(guard.safety_backup) if guard.safety_backup else None})
     return DropResult(info, guard.safety_backup, rows)
+
+
+def check_drop(manager: TenantDatabaseManager, tenant_id: str,
+               allow_data: bool = False) -> DropResult:
+    """``tenants drop --dry-run``: the drop's own checks, read-only. Raises what the
+    drop would raise (unknown, unreadable, rows without --force, dependents, foreign);
+    else what would be dropped (``safety_backup`` stays None: nothing is written)."""
+    info = _droppable(manager, tenant_id, allow_data, audit=False)
+    contents = tenant_contents(manager, tenant_id)
+    if contents is not None:
+        _drop_guard(manager, tenant_id, allow_data, None, None).check(contents)
+    return DropResult(info, None, contents.total_rows if contents is not None else 0)
+
+
+def _droppable(manager: TenantDatabaseManager, tenant_id: str, allow_data: bool,
+               audit: bool) -> TenantInfo:
+    """The tenant to drop, or the refusal of an unknown or unreadable one."""
+    info = find_tenant(manager, tenant_id)
+    if info is None and interrupted_drop(manager, tenant_id):  # finish it
+        info = TenantInfo(tenant_id, manager.backend.location(tenant_id), 0, None)
+    if info is None:
+        raise LookupError(f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}")
+    if info.condition in (LINKED, LOCKED) or (info.condition == CORRUPT and not allow_data):
+        # A link would drop another tenant's file; a lock or a corrupt file hides its rows.
+        if audit:
+            audit_trail.record("tenant.drop", tenant_id, info.location, audit_trail.REFUSED,
+                               {"reason": info.detail, "force": allow_data})
+        raise TenantUnreadableError(f"not dropping: {info.detail}"
+                                    + ("; drop with --force to delete it anyway (a copy of "
+                                       "its bytes is kept first)"
+                                       if info.condition == CORRUPT else ""))
+    return info
+
+
+def _drop_guard(manager: TenantDatabaseManager, tenant_id: str, allow_data: bool,
+                safety_dir: Path | None, pg_bin: str | None) -> ActGuard:
+    dest = safety_dir or DEFAULT_SAFETY_DIR
+    return ActGuard(tenant_id, "dropping it", allow_data,
+                    backup=lambda raw: safety_backup(_where_it_is(manager, tenant_id),
+                                                     tenant_id, dest, pg_bin, raw),
+                    hint="back it up, then drop with --force (docex-ops backs it up first)")
 
 
 def _where_it_is(manager: TenantDatabaseManager, tenant_id: str) -> Backend:
