@@ -53,7 +53,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_bouncer(pool_mode: str = "transaction", **extra: Any) -> Bouncer:
+def start_bouncer(pool_mode: str = "transaction", server: tuple[str, int] = (PG_HOST, PG_PORT),
+                  **extra: Any) -> Bouncer:
+    """PgBouncer in front of ``server`` (the test PostgreSQL); ``extra``: ini settings."""
     if not os.access(BINARY, os.X_OK):
         raise RuntimeError(f"{BINARY} not found: run scripts/ensure-pgbouncer.sh")
     root = Path(tempfile.mkdtemp(prefix="docex-pgbouncer-"))
@@ -68,7 +70,7 @@ def start_bouncer(pool_mode: str = "transaction", **extra: Any) -> Bouncer:
         "server_reset_query": "DISCARD ALL" if pool_mode == "session" else "",
     } | extra
     (root / "userlist.txt").write_text(f'"{PG_USER}" ""\n')
-    lines = ["[databases]", f"* = host={PG_HOST} port={PG_PORT}", "[pgbouncer]"]
+    lines = ["[databases]", f"* = host={server[0]} port={server[1]}", "[pgbouncer]"]
     lines += [f"{k} = {v}" for k, v in settings.items()]
     ini = root / "pgbouncer.ini"
     ini.write_text("\n".join(lines) + "\n")

@@ -74,6 +74,25 @@ def test_statement_mode_is_refused(pg_database: str, bouncer: Bouncer) -> None:
         settings_from_mapping(raw)
 
 
+def test_a_pooler_with_several_servers_is_refused(pg_database: str, bouncer: Bouncer) -> None:
+    raw = pooled_mapping(pg_database, bouncer, "t_")
+    raw["database"]["postgres"]["servers"] = {
+        "a": {"host": "127.0.0.1", "port": 5432, "database": pg_database},
+        "b": {"host": "127.0.0.1", "port": 5433, "database": pg_database}}
+    raw["database"]["postgres"]["directory_server"] = "a"
+    with pytest.raises(ConfigError, match="not supported with database.postgres.servers"):
+        settings_from_mapping(raw)
+
+
+def test_without_direct_the_pooler_endpoint_is_the_only_one(pg_database: str,
+                                                            bouncer: Bouncer) -> None:
+    raw = pooled_mapping(pg_database, bouncer, "t_")
+    del raw["database"]["postgres"]["direct"]
+    settings = settings_from_mapping(raw)
+    assert settings.pooler.application is None
+    assert settings.postgres.port == bouncer.port
+
+
 def test_16_threads_50_tenants_over_2_server_connections_none_misrouted(
         pooled_manager: TenantDatabaseManager, pg_database: str, bouncer: Bouncer) -> None:
     tenants = [f"b{i:02d}" for i in range(TENANTS)]

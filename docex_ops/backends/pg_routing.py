@@ -6,10 +6,10 @@ pooler that ignores startup parameters fails closed instead of serving ``public`
 
 Behind PgBouncer (``pgbouncer_transaction`` / ``pgbouncer_session``) one server connection
 serves many tenants, so the route belongs to the transaction: the first statement of every
-transaction is preceded by ``SELECT set_config('search_path', <schema>, true),
-current_schema()`` - the route (SET LOCAL) and its check in one round trip. A mismatch
-(the schema is gone, renamed or not usable) rolls back and raises MisroutedError before
-the caller's statement runs.
+transaction is sent behind ``SELECT set_config('search_path', <schema>, true)`` (SET
+LOCAL) and a check that ``current_schema()`` is the tenant's, all in the statement's own
+round trip. A mismatch (the schema is gone, renamed or not usable) aborts the statement
+before it runs, rolls back and raises MisroutedError naming the tenant.
 
 Why no tenant SQL can run outside a routed transaction, by construction: the route lives
 in the psycopg2 cursor class of every tenant connection (``cursor_factory``), below
@@ -45,17 +45,33 @@ def misrouted(tenant_id: str, schema: str, found: str | None, how: str) -> Misro
         f"{schema} ({how}); the transaction was rolled back before any query ran")
 
 
+MARKER = "docex-ops misrouted"
+
+
+def route_prefix(schema: str) -> str:
+    """The route and its check as SQL that runs ahead of a transaction's first statement,
+    in the same round trip. Two statements, so the check surely sees the route; a check
+    that fails raises (a cast of the marker to int), aborting the statement that follows."""
+    literal = "'" + schema.replace("'", "''") + "'"
+    path = "'" + quote_ident(schema).replace("'", "''") + "'"
+    return (f"SELECT pg_catalog.set_config('search_path', {path}, true); "
+            f"SELECT CASE WHEN pg_catalog.current_schema() = {literal} THEN 0 ELSE "
+            f"('{MARKER}: ' || coalesce(pg_catalog.current_schema(), 'none'))::int END;\n")
+
+
 class RoutedCursor(extensions.cursor):  # type: ignore[misc]
     """A cursor whose connection's every transaction begins routed to one tenant."""
 
     tenant_id = ""
     schema = ""
     path = ""
+    prefix = ""       # route_prefix(schema)
+    prefix_args = ""  # the same with % doubled, for queries with parameters
 
-    def _route(self) -> None:
+    def _must_route(self) -> bool:
         conn = self.connection
         if conn.get_transaction_status() != _IDLE:
-            return  # inside a transaction this cursor class began (or a failed one)
+            return False  # inside a transaction this cursor class began (or a failed one)
         if conn.autocommit:
             raise RuntimeError(f"tenant {self.tenant_id!r}: autocommit is refused on tenant "
                                "connections behind a pooler: every statement must run in a "
@@ -63,17 +79,37 @@ class RoutedCursor(extensions.cursor):  # type: ignore[misc]
         if self.withhold:
             raise RuntimeError(f"tenant {self.tenant_id!r}: WITH HOLD cursors outlive the "
                                "transaction and are refused behind a pooler")
-        with extensions.cursor(conn) as cur:
+        return True
+
+    def _route(self) -> None:
+        """The route in a round trip of its own (named cursors, COPY, executemany)."""
+        if not self._must_route():
+            return
+        with extensions.cursor(self.connection) as cur:
             cur.execute(ROUTE_SQL, (self.path,))
             row = cur.fetchone()
         found = row[1] if row else None
         if found != self.schema:
-            conn.rollback()
+            self.connection.rollback()
             raise misrouted(self.tenant_id, self.schema, found, "checked after SET LOCAL")
 
     def execute(self, query: Any, vars: Any = None) -> Any:  # noqa: A002 - DBAPI's name
-        self._route()
-        return super().execute(query, vars)
+        if self.name is not None or not isinstance(query, str | bytes):
+            self._route()
+            return super().execute(query, vars)
+        if not self._must_route():
+            return super().execute(query, vars)
+        prefix = self.prefix if vars is None else self.prefix_args
+        routed = prefix + query if isinstance(query, str) else prefix.encode() + query
+        try:
+            return super().execute(routed, vars)
+        except psycopg2.DataError as exc:
+            if MARKER not in str(exc):
+                raise
+            self.connection.rollback()
+            found = str(exc).split(MARKER + ": ", 1)[1].split('"', 1)[0]
+            raise misrouted(self.tenant_id, self.schema, None if found == "none" else found,
+                            "checked after SET LOCAL") from None
 
     def executemany(self, query: Any, vars_list: Any) -> Any:
         self._route()
@@ -102,9 +138,10 @@ def connect_args(tenant_id: str, schema: str, per_transaction: bool) -> dict[str
         # Routed at connect time by the server itself: no extra round trip per
         # checkout, and nothing a session can forget to set.
         return {"options": f"-c search_path={schema}"}
+    prefix = route_prefix(schema)
     cursor_class = type(f"RoutedCursor_{schema}", (RoutedCursor,),
-                        {"tenant_id": tenant_id, "schema": schema,
-                         "path": quote_ident(schema)})
+                        {"tenant_id": tenant_id, "schema": schema, "path": quote_ident(schema),
+                         "prefix": prefix, "prefix_args": prefix.replace("%", "%%")})
     return {"cursor_factory": cursor_class}
 
 
