@@ -12,6 +12,12 @@ Creates its own database on $DOCEX_BENCH_PG (default postgres@127.0.0.1:5432)
 and drops it at the end.
 
     .venv/bin/python benchmarks/routing.py [--tenants 1000] [--budget 40]
+
+``--pooler``: the same through a real PgBouncer in transaction mode that the benchmark
+starts itself (see benchmarks/routing_pooler.py): routed against unrouted transactions
+through it, and TENANTS tenants x THREADS threads over --server-connections.
+
+    .venv/bin/python benchmarks/routing.py --pooler [--server-connections 20]
 """
 
 from __future__ import annotations
@@ -207,13 +213,22 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=8000, help="transactions per load run")
     parser.add_argument("--iterations", type=int, default=2000, help="queries per round")
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--pooler", action="store_true",
+                        help="through a PgBouncer in transaction mode (started here)")
+    parser.add_argument("--server-connections", type=int, default=20,
+                        help="--pooler: PgBouncer's default_pool_size")
     args = parser.parse_args()
     database = f"docex_ops_bench_{uuid.uuid4().hex[:8]}"
     with admin().cursor() as cur:
         cur.execute(f'CREATE DATABASE "{database}"')
     try:
-        warm_routing(database, args.iterations, args.rounds)
-        throughput(database, args.tenants, args.budget, args.threads, args.ops)
+        if args.pooler:
+            import routing_pooler
+
+            routing_pooler.run(database, (HOST, PORT), USER, args, timed, provision_all)
+        else:
+            warm_routing(database, args.iterations, args.rounds)
+            throughput(database, args.tenants, args.budget, args.threads, args.ops)
     finally:
         TenantDatabaseManager.reset()
         with admin().cursor() as cur:

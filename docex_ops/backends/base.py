@@ -22,6 +22,10 @@ class TenantLockedError(RuntimeError):
     """Another runner holds the tenant (or the whole run) right now."""
 
 
+class MisroutedError(RuntimeError):
+    """A tenant connection is not in its tenant's schema; nothing ran there (pg_routing)."""
+
+
 # A tenant whose state cannot be read as versioned/unversioned/empty:
 # locked: an application lock outlasted the lock timeout; corrupt: not a valid database;
 # foreign: named like a tenant but holding another application's tables, none of DocEX's

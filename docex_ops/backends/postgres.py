@@ -5,15 +5,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
-    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 
-from docex_ops.backends import pg_discover, pg_guard
+from docex_ops.backends import pg_discover, pg_guard, pg_routing
 from docex_ops.backends.base import (
     FOREIGN,
     LOCKED,
@@ -38,7 +39,7 @@ from docex_ops.backends.pg_sql import (
     quote_ident,
 )
 from docex_ops.backends.postgres_migration import PostgresMigrationMixin
-from docex_ops.config.settings import PoolSettings, Settings
+from docex_ops.config.settings import PoolSettings, PostgresSettings, Settings
 from docex_ops.pools import pg_activity
 from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.tenancy import schema_name_for, tenant_id_pattern, validate_tenant_id
@@ -54,6 +55,7 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         self._worker_pool_size = worker_pool_size
         self._admin: Engine | None = None
         self._admin_lock = threading.Lock()
+        self._routing_probed = False
 
     # -- server-level worker connections -------------------------------------------------
 
@@ -306,20 +308,42 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         return f"tenant {tenant_id!r}: creating schema {schema!r} failed: {cause}"
 
     def create_tenant_engine(self, tenant_id: str, pool: PoolSettings) -> Engine:
-        from sqlalchemy import create_engine
+        from sqlalchemy import create_engine, event
 
         schema = self.location(tenant_id)
+        pooler = self.settings.pooler
+        pg = self.application_settings()
+        if not pooler.per_transaction:
+            self._probe_routing_once(pg)
         engine = create_engine(
-            self.settings.postgres.url(application_name=f"docex:{validate_tenant_id(tenant_id)}"),
+            pg.url(application_name=f"docex:{validate_tenant_id(tenant_id)}"),
             pool_size=pool.pool_size,
             max_overflow=pool.max_overflow,
             pool_timeout=pool.pool_timeout,
             pool_recycle=pool.pool_recycle,
-            # Routed at connect time by the server itself: no extra round trip per
-            # checkout, and nothing a session can forget to set.
-            connect_args={"options": f"-c search_path={schema}"},
+            connect_args=pg_routing.connect_args(tenant_id, schema, pooler.per_transaction),
         )
+        if not pooler.per_transaction:
+            event.listen(engine, "connect", pg_routing.connect_check(tenant_id, schema))
         return engine
 
+    def application_settings(self) -> PostgresSettings:
+        """Where tenant engines connect: the pooler when one is configured, else the
+        server itself (``settings.postgres`` is always the direct endpoint)."""
+        app = self.settings.pooler.application
+        pg = self.settings.postgres
+        return pg if app is None else replace(pg, host=app.host, port=app.port)
+
+    def _probe_routing_once(self, pg: PostgresSettings) -> None:
+        """Connect-time routing needs an endpoint that honours ``options``: find out once,
+        before the first tenant engine, instead of failing per tenant."""
+        with self._admin_lock:
+            if self._routing_probed:
+                return
+            pg_routing.probe_startup({"host": pg.host, "port": pg.port, "user": pg.user,
+                                      "password": pg.password, "dbname": pg.database,
+                                      "sslmode": pg.sslmode,
+                                      "application_name": "docex-ops-probe"})
+            self._routing_probed = True
 
 __all__ = ["PostgresBackend", "execute_script", "quote_ident"]

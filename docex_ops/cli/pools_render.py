@@ -8,6 +8,7 @@ from typing import Any
 from docex_ops.cli.output import human_bytes, render_json, render_table
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.pools.capacity import Capacity
+from docex_ops.pools.pgbouncer import BouncerView
 from docex_ops.pools.report import (
     OtherConnection,
     PoolReport,
@@ -22,7 +23,10 @@ TENANT_COLUMNS = ("tenant", "total", "active", "idle", "idle_in_tx", "longest_id
 
 def render_report(report: PoolReport, fmt: str = "table") -> str:
     if fmt == "json":
-        return render_json(asdict(report))
+        data = asdict(report)
+        if data["pooler"] is None:  # the key only behind PgBouncer (pooler_admin)
+            del data["pooler"]
+        return render_json(data)
     return "\n".join(_table_sections(report))
 
 
@@ -33,8 +37,10 @@ def _table_sections(report: PoolReport) -> list[str]:
     assert report.capacity is not None
     if report.server is not None:
         lines.append(_server_line(report.server))
-    lines += _budget_lines(report.capacity, report.process)
+    lines += _budget_lines(report.capacity, report.process, report.pooler is not None)
     lines.extend(f"WARN {w}" for w in report.warnings)
+    if report.pooler is not None:
+        lines += pooler_lines(report.pooler)
     lines += _connection_tables(report.tenants, report.other_connections, report.server)
     if report.backend == "sqlite":
         files = [{"tenant": f.tenant_id, "size": human_bytes(f.size_bytes),
@@ -64,9 +70,14 @@ def _server_line(srv: ServerUsage) -> str:
             f"docex tenants {srv.tenant_connections}, no tenant {srv.other_connections}")
 
 
-def _budget_lines(cap: Capacity, process: dict[str, Any]) -> list[str]:
+def _budget_lines(cap: Capacity, process: dict[str, Any], pooled: bool = False) -> list[str]:
     budget = "unbounded" if cap.budget is None else f"{cap.budget} ({cap.budget_source})"
     limit = "" if cap.server_available is None else f" vs {cap.server_available} on the server"
+    if pooled:
+        return [f"capacity: behind PgBouncer at most {cap.worst_case} server connections"
+                f"{limit}; {cap.tenants} tenants x ({cap.pool_size} + {cap.max_overflow}) "
+                f"are PgBouncer's clients; budget per process {budget}",
+                _process_line(process, "this process")]
     return [f"capacity: {cap.tenants} tenants x ({cap.pool_size} + {cap.max_overflow}) = "
             f"{cap.worst_case} worst case{limit}; budget per process {budget}",
             _process_line(process, "this process")]
@@ -89,6 +100,18 @@ def _connection_tables(tenants: list[TenantUsage], others: list[OtherConnection]
         shown = [{k: v for k, v in asdict(o).items() if k != "server"} for o in others]
         lines += ["", "connections of no tenant:", render_table(shown)]
     return lines
+
+
+def pooler_lines(view: BouncerView) -> list[str]:
+    """PgBouncer's pools beside the in-process pools and pg_stat_activity."""
+    rows = [{"database": p.database, "user": p.user, "pool_mode": p.pool_mode,
+             "clients": p.client_active, "waiting": p.client_waiting,
+             "server_active": p.server_active, "server_idle": p.server_idle,
+             "server_used": p.server_used, "maxwait_s": p.maxwait_s} for p in view.pools]
+    head = (f"pgbouncer {view.target}: pool_mode {view.pool_mode}, default_pool_size "
+            f"{view.default_pool_size}, max_db_connections {view.max_db_connections or 'unlimited'}"
+            f", max_client_conn {view.max_client_conn}")
+    return ["", head, render_table(rows)]
 
 
 def render_pool_report(manager: TenantDatabaseManager | None = None, fmt: str = "table") -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from docex_ops.config.pooler import PoolerSettings
 from docex_ops.config.values import (
     ConfigError,
     _audit_file,
@@ -155,6 +156,8 @@ class Settings:
     # backup.signing_key_file (see config_backup): manifests are signed and checked.
     signing_key_file: Path | None = None
     isolation: IsolationSettings = IsolationSettings()
+    # database.postgres.pooler / direct / pooler_admin (see config_pooler).
+    pooler: PoolerSettings = PoolerSettings()
 
     @property
     def server_settings(self) -> dict[str, PostgresSettings]:
@@ -238,6 +241,9 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
 
     servers, directory = parse_servers(pg_raw, postgres)
     postgres = dict(servers)[directory]
+    from docex_ops.config.pooler import parse_pooler
+
+    pooler, postgres = parse_pooler(pg_raw, postgres, fleet="servers" in pg_raw)
     path_template = _template(sq_raw, "database.sqlite.path_template", DEFAULT_PATH_TEMPLATE)
     storage_root = _opt_str(sq_raw, "database.sqlite.storage_root")
     sqlite = SqliteSettings(
@@ -262,7 +268,8 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
                     directory_server=directory,
                     lock_timeout=_duration(database, "database.lock_timeout", 5.0),
                     signing_key_file=parse_backup(backup_raw, base),
-                    isolation=IsolationSettings(allowed_roles(isolation_raw)))
+                    isolation=IsolationSettings(allowed_roles(isolation_raw)),
+                    pooler=pooler)
 
 
 def default_settings() -> Settings:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 from docex_ops import audit_trail
 from docex_ops.backends import Backend
+from docex_ops.backends.base import MisroutedError
 from docex_ops.config.settings import Settings, load_settings
 from docex_ops.manager.budget import ConnectionBudget, EngineTracker, derive_budget
 from docex_ops.manager.placement import TopologyAnswers
@@ -183,6 +184,11 @@ class TenantDatabaseManager(TopologyAnswers):
         try:
             with session.begin():
                 yield session
+        except MisroutedError:
+            # The route did not hold (schema gone, renamed, a pooler dropping it): nothing
+            # ran; forget the pool so the next call routes again.
+            self.close_tenant_connection(tenant_id)
+            raise
         except DBAPIError as exc:
             if getattr(exc.orig, "pgcode", None) in _MOVED_AWAY:
                 # The tenant's schema is gone from this server (moved, dropped): forget the

@@ -97,6 +97,10 @@ def _postgres_servers(manager: TenantDatabaseManager) -> dict[str | None, Postgr
         raise LookupError("close-idle acts on server connections, and SQLite has no "
                           "server: in the application call "
                           "TenantDatabaseManager().close_idle(seconds)")
+    if manager.settings.pooler.per_transaction:
+        from docex_ops.pools.pgbouncer import CLOSE_IDLE_NOTE
+
+        raise LookupError(CLOSE_IDLE_NOTE)
     servers = manager.servers
     return {name if len(servers) > 1 else None: cast(PostgresBackend, backend)
             for name, backend in servers.items()}

@@ -22,6 +22,7 @@ from docex_ops.manager.budget import derive_budget
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.pools.capacity import Capacity, assess_capacity
 from docex_ops.pools.pg_activity import IDLE_STATES, ServerConnection
+from docex_ops.pools.pgbouncer import BouncerView, pooled_capacity, read_bouncer
 from docex_ops.pools.sqlite_usage import scan_open_files, wal_size
 from docex_ops.tenancy import TenantIdError, validate_tenant_id
 from docex_ops.topology import Discovery
@@ -113,6 +114,8 @@ class PoolReport:
     holders_visible: bool = True     # False: /proc is missing or partly unreadable
     warnings: list[str] = field(default_factory=list)
     servers: list[ServerSection] = field(default_factory=list)  # a fleet's servers, in order
+    # PgBouncer's admin console, when database.postgres.pooler_admin is configured.
+    pooler: BouncerView | None = None
 
 
 @dataclass
@@ -155,11 +158,24 @@ def postgres_report(manager: TenantDatabaseManager, found: Discovery,
     if named:
         return _fleet_report(manager, parts, found)
     part = next(iter(parts.values()))
+    view, capacity, warnings = _behind_pooler(manager, part)
     return PoolReport(
         backend="postgresql", target=manager.settings.describe(),
-        generated_at=datetime.now(UTC), capacity=part.capacity, process=manager.budget_stats(),
+        generated_at=datetime.now(UTC), capacity=capacity, process=manager.budget_stats(),
         tenants=part.tenants, server=part.usage, other_connections=part.others,
-        warnings=part.warnings)
+        warnings=warnings, pooler=view)
+
+
+def _behind_pooler(manager: TenantDatabaseManager, part: _ServerPart
+                   ) -> tuple[BouncerView | None, Capacity, list[str]]:
+    """With pooler_admin configured: PgBouncer's view, and the capacity it bounds."""
+    admin = manager.settings.pooler.admin
+    if admin is None:
+        return None, part.capacity, part.warnings
+    view = read_bouncer(admin)
+    capacity = pooled_capacity(part.capacity, view, manager.settings.postgres.database)
+    others = [w for w in part.warnings if w not in part.capacity.warnings]
+    return view, capacity, capacity.warnings + others
 
 
 def _fleet_report(manager: TenantDatabaseManager, parts: dict[str, _ServerPart],
