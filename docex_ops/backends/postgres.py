@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
-    from sqlalchemy.exc import DBAPIError, ProgrammingError
+    from sqlalchemy.exc import DBAPIError
 
 
 from docex_ops.backends import pg_discover, pg_guard, pg_routing
