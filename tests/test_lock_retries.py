@@ -95,10 +95,10 @@ def test_failing_after_retries_names_the_blocking_pid(
     assert pg_manager.backend.read_revisions(["t2"]) == {"t2": HEAD}
 
 
+# PostgreSQL only: a SQLite lock is the busy timeout, covered by the runner tests.
+@pytest.mark.parametrize("kind", ["postgresql"])
 def test_cli_shows_attempts(manager: TenantDatabaseManager, kind: str, config_file: Path,
                             tmp_path: Path, pg_database: str, request: Any) -> None:
-    if kind != "postgresql":
-        pytest.skip("the SQLite lock is the busy timeout; covered by the runner tests")
     for tenant in ("t1", "t2"):
         manager.provision(tenant)
     manager.close_all_connections()
