@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+from bench_threads import run_sampled
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
@@ -153,16 +154,7 @@ def run_load(manager: TenantDatabaseManager, tenants: list[str], threads: int, o
             with manager.tenant_transaction(rnd.choice(tenants)) as session:
                 session.execute(text("SELECT count(*) FROM docbasket")).scalar_one()
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    start = time.perf_counter()
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(work, range(threads)))
-    finally:
-        elapsed = time.perf_counter() - start
-        stop.set()
-        sampler.join()
+    elapsed = run_sampled(work, threads, sample, stop)
     return ops / elapsed, held_max
 
 

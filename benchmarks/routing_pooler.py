@@ -15,10 +15,10 @@ import statistics
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench_threads import run_sampled
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
@@ -107,16 +107,7 @@ def load(manager: TenantDatabaseManager, bouncer: Bouncer, tenants: int, threads
                 with lock:
                     errors.append(str(exc).splitlines()[0])
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    start = time.perf_counter()
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(work, range(threads)))
-    finally:
-        elapsed = time.perf_counter() - start
-        stop.set()
-        sampler.join()
+    elapsed = run_sampled(work, threads, sample, stop)
     size = int(next(r["value"] for r in bouncer.show("CONFIG") if r["key"] ==
                     "default_pool_size"))
     ok = not errors and misrouted == 0 and peak <= size
