@@ -195,3 +195,6 @@ def cluster_warning(row: Any) -> bool:
         return row[key] if isinstance(row, dict) else getattr(row, key)
     return (str(get("status")) == "WARN" and get("check") == "roles" and get("tenant") == "*"
             and str(get("detail")).startswith("login role "))
+
+
+from citus_support import citus_cluster, citus_config_file, citus_manager, citus_settings  # noqa: E402, F401

@@ -65,14 +65,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_cluster(name: str, root: Path) -> Cluster:
+def start_cluster(name: str, root: Path, extra: dict[str, str] | None = None) -> Cluster:
+    """A new cluster ``name`` under ``root``, with ``extra`` postgresql.conf settings."""
     datadir, logfile = root / name, root / f"{name}.log"
     subprocess.run(_as_cluster_user([str(PG_BIN / "initdb"), "-D", str(datadir), "-U",
                                      "postgres", "--auth=trust", "-E", "UTF8", "--no-sync",
                                      "--locale=C"]),
                    check=True, capture_output=True)
     with (datadir / "postgresql.conf").open("a") as conf:
-        for key, value in _SETTINGS.items():
+        for key, value in (_SETTINGS | (extra or {})).items():
             conf.write(f"{key} = {value}\n")
     for attempt in range(5):
         port = free_port()

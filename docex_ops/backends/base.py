@@ -50,6 +50,7 @@ class TenantInfo:
     # What keeps the tenant from being read as usual, when anything does (CONDITIONS).
     condition: str | None = None
     detail: str | None = None  # why, for a condition
+    node: str | None = None    # Citus: the worker node holding its distributed schema
 
     @property
     def state(self) -> str:

@@ -31,6 +31,18 @@ def execute_script(conn: Connection, sql: str) -> None:
         cursor.close()
 
 
+def execute_each_statement(conn: Connection, sql: str) -> None:
+    """``execute_script`` one statement at a time, as PostgreSQL's parser splits them.
+
+    For a Citus coordinator: it forwards the DDL of a distributed schema to the worker
+    as one command, and a worker refuses several commands in one (a prepared statement).
+    """
+    import pglast  # the parser only where a script must be split
+
+    for statement in pglast.split(sql, with_parser=True):
+        execute_script(conn, statement)
+
+
 def quote_ident(name: str) -> str:
     """Quote a name that the tenant rules already validated."""
     return '"' + name.replace('"', '""') + '"'

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -43,6 +43,8 @@ from docex_ops.config.settings import PoolSettings, PostgresSettings, Settings
 from docex_ops.pools import pg_activity
 from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.tenancy import schema_name_for, tenant_id_pattern, validate_tenant_id
+
+ScriptRunner = Callable[["Connection", str], None]
 
 
 class PostgresBackend(PostgresMigrationMixin, Backend):
@@ -203,9 +205,11 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         with self.admin_engine.begin() as conn:
             return self.create_in(conn, tenant_id, ddl)
 
-    def create_in(self, conn: Connection, tenant_id: str, ddl: str) -> bool:
+    def create_in(self, conn: Connection, tenant_id: str, ddl: str,
+                  run_script: ScriptRunner = execute_script) -> bool:
         """``create`` inside the caller's transaction on this server (the fleet's tenant
-        directory is written in the same transaction when it lives on this server)."""
+        directory is written in the same transaction when it lives on this server);
+        ``run_script`` sends the DDL (a Citus coordinator needs it statement by statement)."""
         from sqlalchemy.exc import ProgrammingError
 
         schema = self.location(tenant_id)
@@ -230,7 +234,7 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
                 conn.exec_driver_sql(f"CREATE SCHEMA {quote_ident(schema)}")
             conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
             if ddl.strip():
-                execute_script(conn, ddl)
+                run_script(conn, ddl)
         except ProgrammingError as exc:
             raise RuntimeError(self._explain_create_failure(tenant_id, schema, exc)) from exc
         return True

@@ -31,6 +31,10 @@ OWNED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "backup": (("signing_key_file",), ()),
     "isolation": (("allowed_roles",), ()),
 }
+from docex_ops.config import citus as _citus  # noqa: E402  (its keys in database.postgres)
+
+OWNED["database.postgres"] = (OWNED["database.postgres"][0] + _citus.KEYS,
+                              OWNED["database.postgres"][1])
 # Top-level sections of DocEX's own configuration: never taken for a typo.
 DOCEX_SECTIONS = ("security", "multi_tenancy", "app", "storage", "logging", "llm", "mcp",
                   "processors", "transport", "vector", "embedding", "cache")

@@ -41,6 +41,8 @@ from docex_ops.config.values import (
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
+    from docex_ops.config.citus import CitusSettings
+
 __all__ = ["ConfigError", "IsolationSettings", "PoolSettings", "PostgresSettings", "Settings",
            "SqliteSettings", "default_settings", "load_settings", "parse_duration",
            "settings_from_mapping"]
@@ -158,6 +160,8 @@ class Settings:
     isolation: IsolationSettings = IsolationSettings()
     # database.postgres.pooler / direct / pooler_admin (see config_pooler).
     pooler: PoolerSettings = PoolerSettings()
+    # database.postgres.topology: citus (see config_citus); None: plain PostgreSQL.
+    citus: CitusSettings | None = None
 
     @property
     def server_settings(self) -> dict[str, PostgresSettings]:
@@ -244,6 +248,10 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
     from docex_ops.config.pooler import parse_pooler
 
     pooler, postgres = parse_pooler(pg_raw, postgres, fleet="servers" in pg_raw)
+    from docex_ops.config.citus import parse_citus
+
+    citus = (parse_citus(pg_raw, several_servers="servers" in pg_raw)
+             if DB_TYPES[db_type_raw.lower()] == "postgresql" else None)
     path_template = _template(sq_raw, "database.sqlite.path_template", DEFAULT_PATH_TEMPLATE)
     storage_root = _opt_str(sq_raw, "database.sqlite.storage_root")
     sqlite = SqliteSettings(
@@ -269,7 +277,8 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
                     lock_timeout=_duration(database, "database.lock_timeout", 5.0),
                     signing_key_file=parse_backup(backup_raw, base),
                     isolation=IsolationSettings(allowed_roles(isolation_raw)),
-                    pooler=pooler)
+                    pooler=pooler,
+                    citus=citus)
 
 
 def default_settings() -> Settings:

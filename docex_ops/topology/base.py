@@ -32,6 +32,7 @@ from docex_ops.config.settings import PoolSettings
 from docex_ops.topology.fleet_view import PlacementProblem
 
 if TYPE_CHECKING:
+    from docex_ops.topology.citus import CitusCluster
     from docex_ops.topology.directory import Placement
     from docex_ops.topology.several import SeveralServers
 
@@ -133,6 +134,11 @@ class Topology(ABC):
     def several_servers(self, needs: str) -> SeveralServers:
         """This topology as several servers with a directory, for the commands only they
         have (move, rebalance, place); LookupError(``needs``) otherwise."""
+        raise LookupError(needs)
+
+    def citus_cluster(self, needs: str) -> CitusCluster:
+        """This topology as a Citus cluster, for the commands only Citus has (distribute);
+        LookupError(``needs``) otherwise."""
         raise LookupError(needs)
 
     # -- what changes where a tenant is ---------------------------------------------------
