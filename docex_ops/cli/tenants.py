@@ -17,6 +17,7 @@ from docex_ops.cli.output import human_bytes
 from docex_ops.move import rebalance
 from docex_ops.move import run as moves
 from docex_ops.tenancy import validate_all
+from docex_ops.tenants import distribute as distributing
 from docex_ops.tenants import lifecycle as ops
 from docex_ops.topology import placement
 
@@ -38,7 +39,7 @@ def list_cmd(fmt: str | None) -> None:
     listing = placement.list_placed(state().manager)
     found = listing.tenants
     rows: list[dict[str, Any]] = [
-        {"tenant": t.tenant_id, "server": placement.server_of(t, settings),
+        {"tenant": t.tenant_id, "server": placement.server_of(t, settings), "node": t.node,
          "location": t.location, "revision": t.revision, "state": t.state,
          "tables": t.tables, "size": human_bytes(t.size_bytes)} for t in found]
     unreadable = [t for t in found if t.condition in UNREADABLE]
@@ -47,7 +48,7 @@ def list_cmd(fmt: str | None) -> None:
     left = [{"kind": x.kind, "object": x.name, "where": x.where, "purpose": x.purpose,
              "held": x.held} for x in leftovers]
     problems: list[dict[str, Any]] = [{"tenant": p.tenant_id, "server": ",".join(p.servers) or None,
-                 "location": None, "revision": None, "state": "problem",
+                 "node": None, "location": None, "revision": None, "state": "problem",
                  "tables": None, "size": None, "problem": p.message} for p in listing.problems]
     emit(rows + problems, fmt, payload={
         "backend": settings.db_type, "servers": server_names(settings),
@@ -99,12 +100,14 @@ def show_cmd(tenant_id: str, fmt: str | None) -> None:
         counts = dict(contents.rows) if contents is not None else {}
     rows = [{"table": name, "rows": n} for name, n in counts.items()]
     where = placement.server_of(found, manager.settings)
-    payload = {"tenant": found.tenant_id, "server": where, "location": found.location,
+    payload = {"tenant": found.tenant_id, "server": where, "node": found.node,
+               "location": found.location,
                "state": found.state, "detail": found.detail,
                "revision": found.revision, "size_bytes": found.size_bytes, "rows": counts}
     if (fmt or state().fmt) == "table":  # all of it on stdout: it is the answer
         click.echo(f"tenant {found.tenant_id} at {found.location}"
-                   f"{f' on server {where}' if where else ''}: {found.state}, "
+                   f"{f' on server {where}' if where else ''}"
+                   f"{f' (node {found.node})' if found.node else ''}: {found.state}, "
                    f"revision {found.revision or '-'}, {human_bytes(found.size_bytes)}")
         if found.detail:
             click.echo(f"{found.state}: {found.detail}")
@@ -296,3 +299,26 @@ def rebalance_cmd(dry_run: bool, execute: bool, offline: bool, size_tolerance: f
     if plan.problems:
         raise OperationFailed(f"{len(plan.problems)} tenant(s) with placement problems were "
                               "left out of the plan: see `docex-ops tenants list`")
+
+
+@tenants.command("distribute")
+@click.argument("tenant_ids", nargs=-1)
+@click.option("--all", "every", is_flag=True,
+              help="Every tenant schema that is not distributed yet.")
+@click.option("--dry-run", is_flag=True, help="List what would be distributed, change nothing.")
+@format_option
+def distribute_cmd(tenant_ids: tuple[str, ...], every: bool, dry_run: bool,
+                   fmt: str | None) -> None:
+    """Citus: make tenant schemas that live on the coordinator distributed schemas
+    (citus_schema_distribute), each in its own transaction; Citus places its tables
+    together on one worker node."""
+    if not tenant_ids and not every:
+        raise click.UsageError("give tenant ids or --all")
+    results = distributing.distribute_tenants(state().manager, tenant_ids, every, dry_run)
+    emit([{"tenant": r.tenant_id, "location": r.location, "outcome": r.outcome,
+           "node": r.node, "seconds": round(r.seconds, 3), "error": r.error}
+          for r in results], fmt)
+    failed = [r.tenant_id for r in results if not r.ok]
+    if failed:
+        raise OperationFailed(f"{len(failed)} tenant(s) were not distributed: "
+                              + ", ".join(failed))
