@@ -3,6 +3,8 @@ one transaction, with DocEX's exact catalog, its tables colocated on one worker.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg2
 import pytest
 from citus_support import CitusTestCluster, citus_connect
@@ -55,6 +57,37 @@ def test_a_failed_provision_leaves_nothing_behind(citus_manager: TenantDatabaseM
                                   "CREATE TABLE nope (id text REFERENCES missing (id));")
     schema = topology.location("broken")
     conn = citus_connect(citus_cluster)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,))
+        assert cur.fetchone() == (0,)
+    conn.close()
+    assert _shards(citus_cluster, schema) == []
+
+
+def test_verify_size_and_drop_through_the_coordinator(
+        citus_manager: TenantDatabaseManager, citus_cluster: CitusTestCluster,
+        citus_config_file: Path) -> None:
+    from test_fleet_cli import _json, _run
+
+    provisioned = _json(_run(citus_config_file, "tenants", "provision", "sz", "--verify"))
+    assert provisioned[0]["verified"] is True  # a probe basket written and read on the worker
+    schema = citus_manager.topology.location("sz")
+    conn = citus_connect(citus_cluster)
+    with conn.cursor() as cur:
+        cur.execute(f'INSERT INTO "{schema}".docbasket (id, name, storage_config, status, '
+                    "created_at, updated_at) SELECT 'b' || i, 'n' || i, '{}', 'active', now(), "
+                    "now() FROM generate_series(1, 2000) i")
+        cur.execute("SELECT sum(shard_size) FROM citus_shards WHERE table_name::text LIKE "
+                    "%s || '.%%'", (schema,))
+        on_workers = int(cur.fetchone()[0])
+    [listed] = [t for t in _json(_run(citus_config_file, "tenants", "list"))["tenants"]
+                if t["tenant"] == "sz"]
+    # The worker's bytes, not the coordinator's empty shell tables.
+    assert listed["size_bytes"] == on_workers > 100_000
+    with conn.cursor() as cur:
+        cur.execute(f'DELETE FROM "{schema}".docbasket')
+    dropped = _run(citus_config_file, "tenants", "drop", "sz", "--yes")
+    assert dropped.exit_code == 0, dropped.output
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,))
         assert cur.fetchone() == (0,)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 # Per schema asked for: whether it is a distributed schema, and the worker nodes its
 # shards are placed on (none while it has no table). pg_dist_schema is the catalog behind
 # the citus_schemas view, read directly because the view also sums every schema's size
-# on the workers (a remote call per schema) that placement does not need.
+# (citus_shard_sizes: a round trip to every worker) that placement does not need.
 _PLACEMENT_SQL = """
 SELECT n.nspname::text, ds.schemaid IS NOT NULL,
        array_remove(array_agg(DISTINCT nd.nodename || ':' || nd.nodeport), NULL)
@@ -40,6 +40,17 @@ LEFT JOIN pg_dist_placement pl ON pl.shardid = sh.shardid
 LEFT JOIN pg_dist_node nd ON nd.groupid = pl.groupid
 WHERE n.nspname = ANY(%(schemas)s)
 GROUP BY n.nspname, ds.schemaid
+"""
+# Bytes per tenant schema on its worker (tables and indexes of every shard): the
+# coordinator's catalog holds only empty shell tables. One round trip per worker.
+_SIZES_SQL = """
+SELECT n.nspname::text, sum(css.size)::bigint
+FROM citus_shard_sizes() css(shard_id, size)
+JOIN pg_dist_shard sh ON sh.shardid = css.shard_id
+JOIN pg_class c ON c.oid = sh.logicalrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%(schemas)s)
+GROUP BY n.nspname
 """
 _WORKERS_SQL = """
 SELECT nodename::text, nodeport FROM pg_dist_node
@@ -150,11 +161,13 @@ class CitusCluster(Topology):
         is a placement problem (its data is on the coordinator), left out."""
         found = self.coordinator.discover(with_size)
         placed = self.placements(t.tenant_id for t in found)
+        sizes = self.sizes([t.location for t in found]) if with_size else {}
         tenants, problems = [], []
         for info in found:
             where = placed.get(info.tenant_id)
             if where is not None and where.distributed:
-                tenants.append(replace(info, node=where.node))
+                size = sizes.get(info.location, info.size_bytes) if with_size else None
+                tenants.append(replace(info, node=where.node, size_bytes=size))
                 continue
             problems.append(PlacementProblem(
                 info.tenant_id, (self.control_server,), None, None,
@@ -162,6 +175,15 @@ class CitusCluster(Topology):
                 "schema (its tables are on the Citus coordinator); distribute it with "
                 f"`{distribute_remedy(info.tenant_id)}`"))
         return Discovery(tenants, problems)
+
+    def sizes(self, schemas: list[str]) -> dict[str, int]:
+        """Bytes of each distributed schema on its worker, in one query."""
+        if not schemas:
+            return {}
+        with self.coordinator.admin_engine.connect() as conn:
+            rows = conn.exec_driver_sql(_SIZES_SQL, {"schemas": schemas}).all()
+            conn.rollback()
+        return {schema: int(size) for schema, size in rows}
 
     def undistributed(self) -> list[str]:
         """Tenants whose schema exists but is not distributed, sorted."""
