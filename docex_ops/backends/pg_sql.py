@@ -91,3 +91,11 @@ class DbapiConnection:
 
     def rollback(self) -> None:
         self._raw.rollback()
+
+
+# The server's connection limits: the manager's budget and the pools report read them.
+LIMITS_SQL = """
+SELECT current_setting('max_connections')::int,
+       current_setting('superuser_reserved_connections')::int,
+       coalesce(current_setting('reserved_connections', true), '0')::int
+"""

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from sqlalchemy.exc import DBAPIError
 
 
-from docex_ops.backends import pg_discover, pg_guard, pg_routing
+from docex_ops.backends import pg_discover, pg_guard, pg_routing, pg_sql
 from docex_ops.backends.base import (
     FOREIGN,
     LOCKED,
@@ -40,7 +40,6 @@ from docex_ops.backends.pg_sql import (
 )
 from docex_ops.backends.postgres_migration import PostgresMigrationMixin
 from docex_ops.config.settings import PoolSettings, PostgresSettings, Settings
-from docex_ops.pools import pg_activity
 from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.tenancy import schema_name_for, tenant_id_pattern, validate_tenant_id
 
@@ -88,22 +87,10 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
 
     def server_limits(self) -> ServerLimits:
         with self.admin_engine.connect() as conn:
-            limits = pg_activity.read_limits(conn)
+            row = conn.exec_driver_sql(pg_sql.LIMITS_SQL).one()
+            limits = ServerLimits(int(row[0]), int(row[1]), int(row[2]))
             conn.rollback()
         return limits
-
-    def server_connections(self) -> list[pg_activity.ServerConnection]:
-        """Every client backend on the server (pg_stat_activity), except our own query's."""
-        with self.admin_engine.connect() as conn:
-            found = pg_activity.read_connections(conn)
-            conn.rollback()
-        return found
-
-    def terminate_idle(self, pids: list[int], idle_for_s: float) -> list[int]:
-        """pg_terminate_backend on those of ``pids`` that are still idle docex tenant
-        connections of this database; returns the pids terminated."""
-        with self.admin_engine.begin() as conn:
-            return pg_activity.terminate_idle(conn, pids, idle_for_s)
 
     def dispose(self) -> None:
         with self._admin_lock:

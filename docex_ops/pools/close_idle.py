@@ -12,6 +12,7 @@ from typing import cast
 from docex_ops.backends import server_names
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.pools import pg_activity
 from docex_ops.pools.pg_activity import IDLE_STATES
 from docex_ops.pools.report import tenant_of_connection
 from docex_ops.tenancy import validate_tenant_id
@@ -67,7 +68,7 @@ def find_idle(manager: TenantDatabaseManager, idle_for_s: float,
     wanted = {validate_tenant_id(t) for t in tenants}
     found = []
     for server, backend in servers.items():
-        for conn in backend.server_connections():
+        for conn in pg_activity.server_connections(backend):
             tenant_id = tenant_of_connection(conn)
             if tenant_id is None or (wanted and tenant_id not in wanted):
                 continue
@@ -86,7 +87,8 @@ def terminate(manager: TenantDatabaseManager, candidates: list[IdleConnection],
     for server, backend in servers.items():
         mine = [c for c in candidates if c.server == server]
         if mine:
-            done = set(backend.terminate_idle([c.pid for c in mine], idle_for_s))
+            done = set(pg_activity.terminate_idle_on(backend, [c.pid for c in mine],
+                                                     idle_for_s))
             terminated += [c for c in mine if c.pid in done]
     return CloseIdleResult(candidates, terminated, dry_run=False)
 

@@ -1,8 +1,9 @@
-"""PostgreSQL's view of connections: server limits, pg_stat_activity, termination.
+"""PostgreSQL's view of connections for pools: pg_stat_activity and termination.
 
-Every function takes a connection from the backend's server-level worker pool
+Both read through the backend's server-level worker pool
 (``PostgresBackend.admin_engine``); the caller's own backend is left out of
-what they see and can never be terminated.
+what they see and can never be terminated. (The server's connection limits,
+which the manager's budget needs too, are the backend's: ``server_limits()``.)
 """
 
 from __future__ import annotations
@@ -15,16 +16,11 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 
-from docex_ops.backends.base import ServerLimits
+if TYPE_CHECKING:
+    from docex_ops.backends.postgres import PostgresBackend
 
 TENANT_APP_PREFIX = "docex:"
 IDLE_STATES = ("idle", "idle in transaction", "idle in transaction (aborted)")
-
-_LIMITS_SQL = """
-SELECT current_setting('max_connections')::int,
-       current_setting('superuser_reserved_connections')::int,
-       coalesce(current_setting('reserved_connections', true), '0')::int
-"""
 
 _ACTIVITY_SQL = """
 SELECT pid, datname, usename, coalesce(application_name, ''), state,
@@ -78,9 +74,19 @@ class ServerConnection:
         return None
 
 
-def read_limits(conn: Connection) -> ServerLimits:
-    row = conn.exec_driver_sql(_LIMITS_SQL).one()
-    return ServerLimits(int(row[0]), int(row[1]), int(row[2]))
+def server_connections(backend: PostgresBackend) -> list[ServerConnection]:
+    """Every client backend on ``backend``'s server, except our own query's."""
+    with backend.admin_engine.connect() as conn:
+        found = read_connections(conn)
+        conn.rollback()
+    return found
+
+
+def terminate_idle_on(backend: PostgresBackend, pids: Sequence[int],
+                      idle_for_s: float) -> list[int]:
+    """``terminate_idle`` in a transaction of its own on ``backend``'s server."""
+    with backend.admin_engine.begin() as conn:
+        return terminate_idle(conn, pids, idle_for_s)
 
 
 def read_connections(conn: Connection) -> list[ServerConnection]:

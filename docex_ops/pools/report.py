@@ -20,6 +20,7 @@ from docex_ops.backends.base import Backend
 from docex_ops.backends.registry import KindRegistry
 from docex_ops.manager.budget import derive_budget
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.pools import pg_activity
 from docex_ops.pools.capacity import Capacity, assess_capacity
 from docex_ops.pools.pg_activity import IDLE_STATES, ServerConnection
 from docex_ops.pools.pgbouncer import BouncerView, pooled_capacity, read_bouncer
@@ -198,7 +199,7 @@ def _server_part(manager: TenantDatabaseManager, backend: PostgresBackend, serve
                  discovered: list[str], process: dict[str, dict[str, Any]]) -> _ServerPart:
     """One server's connections, capacity and warnings; ``server`` names it in a fleet."""
     limits = backend.server_limits()
-    connections = backend.server_connections()
+    connections = pg_activity.server_connections(backend)
     by_tenant: dict[str, list[ServerConnection]] = {}
     others: list[ServerConnection] = []
     for conn in connections:
