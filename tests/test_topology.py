@@ -174,3 +174,34 @@ def test_the_manager_backend_is_the_control_servers_plain_backend(
     assert [t.tenant_id for t in found.tenants] == ["placed_c"]
     assert [p.tenant_id for p in found.problems] == ["stray"]
     assert not hasattr(fleet_manager.backend, "last_problems")
+
+
+def test_by_server_reads_the_directory_once_not_per_tenant(
+        fleet_manager: TenantDatabaseManager) -> None:
+    from sqlalchemy import event
+
+    placed = {f"d{n:02d}": ("b" if n % 2 else "c") for n in range(12)}
+    for tenant_id, server in placed.items():
+        _several(fleet_manager).reserve(tenant_id, server)
+        _several(fleet_manager).activate(tenant_id)
+    _several(fleet_manager).reserve("half_made", "b")  # provisioning, not yet routable
+    directory_reads: list[str] = []
+    engine = _several(fleet_manager).directory.backend.admin_engine
+
+    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "tenant_directory" in statement and statement.lstrip().startswith("SELECT"):
+            directory_reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        grouped = fleet_manager.by_server(list(placed))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert grouped == {"b": [t for t, s in placed.items() if s == "b"],
+                       "c": [t for t, s in placed.items() if s == "c"]}
+    assert len(directory_reads) == 1, directory_reads
+    # The same refusals as server_of: an unknown tenant names the way to record it.
+    with pytest.raises(Exception, match="not in the tenant directory"):
+        fleet_manager.by_server(["d01", "nowhere"])
+    with pytest.raises(Exception, match="is provisioning: rerun"):
+        fleet_manager.by_server(["d01", "half_made"])

@@ -10,7 +10,7 @@ the runner lock and the directory live on the directory server (``control``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -61,7 +61,18 @@ class SeveralServers(Topology):
 
     def server_of(self, tenant_id: str) -> str:
         """The server that serves the tenant now; PlacementError if it has none."""
-        placed = self.directory.get(tenant_id)
+        return self._serving_server(tenant_id, self.directory.get(tenant_id))
+
+    def by_server(self, tenant_ids: Iterable[str]) -> dict[str, list[str]]:
+        """As on one server, from one read of the directory (not one query per tenant)."""
+        ids = list(tenant_ids)
+        placements = self.directory.all() if ids else {}
+        grouped: dict[str, list[str]] = {name: [] for name in self.servers}
+        for tenant_id in ids:
+            grouped[self._serving_server(tenant_id, placements.get(tenant_id))].append(tenant_id)
+        return {name: found for name, found in grouped.items() if found}
+
+    def _serving_server(self, tenant_id: str, placed: Placement | None) -> str:
         if placed is None:
             raise PlacementError(
                 f"tenant {tenant_id!r} is not in the tenant directory on server "
