@@ -187,8 +187,9 @@ def psql_status_floor(database: str, ids: list[str]) -> None:
     sql = ("DO $$ DECLARE s text; v text; BEGIN FOREACH s IN ARRAY "
            f"'{{{schemas}}}'::text[] LOOP EXECUTE format('SELECT max(version_num) FROM %I."
            "alembic_version', s) INTO v; END LOOP; END $$;")
+    # On stdin: at 10,000 tenants the script is longer than a command line may be.
     subprocess.run(["psql", "-X", "-q", "-h", PG["host"], "-p", str(PG["port"]), "-U",
-                    PG["user"], "-d", database, "-c", sql], check=True)
+                    PG["user"], "-d", database, "-f", "-"], input=sql.encode(), check=True)
 
 
 # -- SQLite ------------------------------------------------------------------------------
