@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 
 from docex_ops import UserContext, audit_trail
 from docex_ops.compat.docex import DocEX
+from docex_ops.compat.docex.tenant_dirs import files_dir
 from docex_ops.config.settings import Settings
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.head import (
@@ -59,7 +60,7 @@ def test_add_writes_docex_rows_and_stores_the_file(docs_manager: TenantDatabaseM
     assert doc.read() == b"total: 42\n"
     assert doc.checksum == hashlib.sha256(b"total: 42\n").hexdigest()
     assert doc.file_path.parent == basket.directory
-    assert basket.directory.parent == docs_manager.backend.files_dir("acme")
+    assert basket.directory.parent == files_dir(docs_manager.backend, "acme")
     assert doc.file_path.stat().st_mode & 0o777 == 0o640
     assert doc.get_metadata() == {"customer": "ACME", "amount": 42,
                                   "original_filename": "inv 1.txt"}
@@ -254,7 +255,7 @@ def test_tenant_files_dir_is_the_tenants_own(docs_manager: TenantDatabaseManager
     """SQLite: next to the tenant's file; PostgreSQL: <documents_root>/<schema>/files."""
     backend = docs_manager.backend
     if backend.kind == "sqlite":
-        assert backend.files_dir("acme") == Path(backend.location("acme")).parent / "files"
+        assert files_dir(backend, "acme") == Path(backend.location("acme")).parent / "files"
     else:
-        assert backend.files_dir("acme") == (tmp_path / "documents" / backend.location("acme")
+        assert files_dir(backend, "acme") == (tmp_path / "documents" / backend.location("acme")
                                              / "files")

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from docex_ops.config.settings import ConfigError, Settings, settings_from_mapping
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.migrate.runner_lock import runner_lock
 
 TENANTS, THREADS, WRITES = 50, 16, 400
 
@@ -207,7 +208,7 @@ def test_no_tenant_sql_outside_a_routed_transaction(
 
 def test_operator_paths_go_direct(pooled_manager: TenantDatabaseManager,
                                   bouncer: Bouncer) -> None:
-    with pooled_manager.backend.runner_lock(wait=False):  # session advisory lock: direct
+    with runner_lock(pooled_manager.backend, wait=False):  # session advisory lock: direct
         pass
     with pooled_manager.backend.admin_engine.connect() as conn:
         port = conn.execute(text("SELECT inet_server_port()")).scalar()

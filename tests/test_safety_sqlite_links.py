@@ -26,6 +26,7 @@ from docex_ops.backup.manifest import Manifest
 from docex_ops.cli import main
 from docex_ops.config.settings import Settings
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.migrate.runner_lock import runner_lock
 
 
 def _run(config: Path, *args: str) -> tuple[int, str]:
@@ -210,7 +211,7 @@ def test_the_control_file_and_lock_file_are_never_followed(
     before = a_file.read_bytes()
     (root / "_docex_ops.lock").symlink_to(a_file)  # truncating it would empty a's file
     backend = SqliteBackend(settings)
-    with pytest.raises(OSError), backend.runner_lock(wait=False):
+    with pytest.raises(OSError), runner_lock(backend, wait=False):
         pass
     (root / "_docex_ops.lock").unlink()
     (root / "_docex_ops.db").symlink_to(a_file)  # run records must not land in a's file

@@ -6,7 +6,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -171,20 +170,12 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def runner_lock(self, wait: bool) -> AbstractContextManager[None]:
-        """Held for a whole migration run; TenantLockedError names the holder if taken."""
-
-    @abstractmethod
     def control_engine(self) -> Engine:
         """Engine for docex-ops' own control tables (never inside a tenant)."""
 
     @abstractmethod
     def catalog(self, tenant_id: str) -> Catalog:
         """The tenant's tables, columns, keys and indexes (see backends.catalog)."""
-
-    @abstractmethod
-    def files_dir(self, tenant_id: str) -> Path:
-        """Where the document API stores the tenant's files (its own directory)."""
 
     def server_limits(self) -> ServerLimits | None:
         """The server's connection limits; None when there is no server (SQLite)."""

@@ -6,7 +6,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -102,11 +101,6 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
 
     def location(self, tenant_id: str) -> str:
         return schema_name_for(tenant_id, self._template)
-
-    def files_dir(self, tenant_id: str) -> Path:
-        # Named after the schema, so the directory and the schema match one to one.
-        root = self.settings.documents_root or Path.cwd() / "storage"
-        return root.resolve() / self.location(tenant_id) / "files"
 
     def discover(self, with_size: bool = False) -> list[TenantInfo]:
         head = self._template.split("{tenant_id}", 1)[0]

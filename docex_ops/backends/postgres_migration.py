@@ -14,7 +14,6 @@ from docex_ops.backends.base import TenantLockedError
 from docex_ops.backends.catalog import Catalog, pg_catalog
 from docex_ops.backends.pg_sql import (
     ADVISORY_NAMESPACE,
-    RUNNER_NAMESPACE,
     execute_script,
     quote_ident,
 )
@@ -87,34 +86,6 @@ class PostgresMigrationMixin:
         if expected is not None and owner != self.location(tenant_id):
             raise RuntimeError(f"tenant {tenant_id!r}: the version table written is in schema "
                                f"{owner!r}, not the tenant's; rolled back")
-
-    @contextmanager
-    def runner_lock(self, wait: bool) -> Iterator[None]:
-        # Keyed by the control schema: runs that share a run record exclude each other.
-        from sqlalchemy import text
-
-        key = {"ns": RUNNER_NAMESPACE, "s": self.settings.postgres.control_schema}
-        with self.admin_engine.connect() as conn:
-            if wait:
-                conn.exec_driver_sql("SELECT pg_advisory_lock(%(ns)s, hashtext(%(s)s))", key)
-            elif not conn.exec_driver_sql(
-                    "SELECT pg_try_advisory_lock(%(ns)s, hashtext(%(s)s))", key).scalar():
-                holder = conn.execute(text(
-                    "SELECT a.pid, a.application_name, a.client_addr, a.backend_start "
-                    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                    "WHERE l.locktype = 'advisory' AND l.classid = :ns "
-                    "AND l.objid = hashtext(:s)::oid AND l.granted"), key).first()
-                who = (f"pid {holder[0]} ({holder[1] or 'no application_name'}"
-                       f"{', ' + str(holder[2]) if holder[2] else ''}) since {holder[3]:%F %T}"
-                       if holder else "another session")
-                raise TenantLockedError(f"another migration run holds the runner lock: {who}; "
-                                        "wait for it or rerun with --wait")
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.exec_driver_sql("SELECT pg_advisory_unlock(%(ns)s, hashtext(%(s)s))", key)
-                conn.commit()
 
     def control_engine(self) -> Engine:
         schema = self.settings.postgres.control_schema

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import glob
 import os
 import sqlite3
-import stat
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager, suppress
 from pathlib import Path
@@ -99,10 +97,6 @@ class SqliteBackend(Backend):
         return OpenTarget(file_uri(checked.path, mode), self.timeout if timeout is None
                           else timeout, functools.partial(self.paths.verify_open,
                                                           checked=checked))
-
-    def files_dir(self, tenant_id: str) -> Path:
-        # Next to the tenant's database file: one directory holds all of a tenant.
-        return self.path(tenant_id).parent / "files"
 
     def _tenant_files(self) -> Iterator[tuple[str, str]]:
         """(tenant id, file path) of every tenant file, sorted by path (links included:
@@ -335,33 +329,6 @@ class SqliteBackend(Backend):
             if broken is not None:
                 raise RuntimeError(f"tenant {tenant_id!r}: migration would break a foreign "
                                    f"key (table {broken[0]}, row {broken[1]}); rolled back")
-
-    @contextmanager
-    def runner_lock(self, wait: bool) -> Iterator[None]:
-        self.paths.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        path = self.paths.root / "_docex_ops.lock"
-        # Never through a link: truncating it would truncate whatever it points at.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
-        with open(fd, "r+") as handle:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
-                raise TenantFileError(f"{path} is not a plain file of its own "
-                                      f"({st.st_nlink} links); remove it and rerun")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError as exc:
-                holder = handle.read().strip() or "another process"
-                raise TenantLockedError(f"another migration run holds {path}: {holder}; "
-                                        "wait for it or rerun with --wait") from exc
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}\n")
-            handle.flush()
-            try:
-                yield
-            finally:
-                handle.truncate(0)
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def control_engine(self) -> Engine:
         self.paths.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from docex_ops.backends.base import TenantInfo
 from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.migrate.plan import Plan, Selection, make_plan, plan_steps, select_tenants
 from docex_ops.migrate.retry import migrate_with_retries
+from docex_ops.migrate.runner_lock import runner_lock
 from docex_ops.migrate.scripts import MigrationScripts
 from docex_ops.migrate.servers import control_backend, servers_of, spread_over_servers
 from docex_ops.migrate.tenant import (
@@ -94,7 +95,7 @@ def run_plan(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Pl
         return report
     options = replace(options, jobs=spread_over_servers(manager, plan, options.jobs))
     control = control_backend(manager)
-    with control.runner_lock(options.wait):
+    with runner_lock(control, options.wait):
         store = _run_store(manager)
         report.run_id = store.start(plan.action, plan.target, options.actor, plan.steps,
                                     _recorded_options(options), run_id)

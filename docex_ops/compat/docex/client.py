@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from docex_ops import audit_trail
 from docex_ops.compat.docex import records
 from docex_ops.compat.docex.basket import Basket, basket_from_row
+from docex_ops.compat.docex.tenant_dirs import files_dir
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.head import docbasket
 from docex_ops.tenancy import UserContext
@@ -55,7 +56,7 @@ class DocEX:
     @property
     def files_dir(self) -> str:
         """The tenant's own directory for document files."""
-        return str(TenantDatabaseManager().backend.files_dir(self.tenant_id))
+        return str(files_dir(TenantDatabaseManager().backend, self.tenant_id))
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -74,7 +75,7 @@ class DocEX:
         clean = records.sanitize_name(name)
         basket_id = records.new_id("basket")
         manager = TenantDatabaseManager()
-        directory = manager.backend.files_dir(self.tenant_id) / records.basket_dir_name(
+        directory = files_dir(manager.backend, self.tenant_id) / records.basket_dir_name(
             clean, basket_id)
         created = records.now()
         try:
