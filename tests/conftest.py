@@ -195,3 +195,17 @@ def cluster_warning(row: Any) -> bool:
         return row[key] if isinstance(row, dict) else getattr(row, key)
     return (str(get("status")) == "WARN" and get("check") == "roles" and get("tenant") == "*"
             and str(get("detail")).startswith("login role "))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lint_render_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The lint's render cache in the session's temp dir, not the user's ~/.cache."""
+    from docex_ops.lint.cache import CACHE_ENV
+
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("lint-cache"))
+    yield Path(os.environ[CACHE_ENV])
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from docex_ops.lint.cache import RenderCache
 from docex_ops.migrate.scripts import MigrationScripts
 
 # In a revision script: ``lint_waivers = {"rename": "why this rename is safe here"}``,
@@ -25,14 +26,23 @@ class Rendered:
     waivers: dict[str, str]
 
 
-def render_revisions(scripts: MigrationScripts, dialect: str, upto: str | None = None
-                     ) -> list[Rendered]:
-    """Every revision from the first to ``upto`` (default head), one rendering each."""
+def render_revisions(scripts: MigrationScripts, dialect: str, upto: str | None = None,
+                     cache: RenderCache | None = None) -> list[Rendered]:
+    """Every revision from the first to ``upto`` (default head), one rendering each,
+    read back from ``cache`` when it holds the same revision rendered the same way."""
     order = scripts.order
     last = order.index(upto) + 1 if upto else len(order)
+    cache = cache or RenderCache(scripts.location)
     rendered, previous = [], None
     for revision in order[:last]:
-        rendered.append(_render_one(scripts, dialect, previous, revision))
+        key = cache.key(dialect, previous, revision)
+        entry = cache.get(key)
+        if entry is None:
+            one = _render_one(scripts, dialect, previous, revision)
+            cache.put(key, {"sql": one.sql, "error": one.error, "waivers": one.waivers})
+        else:
+            one = Rendered(revision, dialect, entry["sql"], entry["error"], entry["waivers"])
+        rendered.append(one)
         previous = revision
     return rendered
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from docex_ops.lint.findings import WARNING, Context, Finding, Statement
 from docex_ops.lint.model import learn
 from docex_ops.lint.registry import RULE_IDS, rules_for
 from docex_ops.lint.render import Rendered, render_revisions
-from docex_ops.lint.sizes import FleetSizes
 from docex_ops.lint.statements import parse
 from docex_ops.migrate.scripts import MigrationScripts
+
+if TYPE_CHECKING:  # the sizes' module reads the fleet (backends): not needed to lint
+    from docex_ops.lint.sizes import FleetSizes
 
 
 @dataclass
