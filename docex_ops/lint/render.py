@@ -1,5 +1,6 @@
 """Each revision's SQL per dialect, rendered offline as the fast path replays it (the
-online path's statements are the same ones, captured in offline mode), and the waivers
+online path's statements are the same ones, captured in offline mode; what cannot be
+rendered offline is run on a throwaway database, see ``capture.py``), and the waivers
 the revision carries."""
 
 from __future__ import annotations
@@ -58,5 +59,15 @@ def _render_one(scripts: MigrationScripts, dialect: str, previous: str | None,
     try:
         sql = scripts.render_for_tenant(dialect, previous, revision)
     except Exception as exc:  # noqa: BLE001 - reported as a finding, never a crash
-        return Rendered(revision, dialect, None, f"{type(exc).__name__}: {exc}", waivers)
+        offline = f"{type(exc).__name__}: {exc}"
+        from docex_ops.lint.capture import CAPTURES  # only for what offline cannot render
+
+        try:
+            captured = CAPTURES.for_kind(dialect)(scripts, previous, revision)
+        except Exception as online:  # noqa: BLE001 - as above
+            offline += f"; run on a scratch database: {type(online).__name__}: {online}"
+            captured = None
+        if captured is None:
+            return Rendered(revision, dialect, None, offline, waivers)
+        sql = captured
     return Rendered(revision, dialect, sql, None, waivers)
