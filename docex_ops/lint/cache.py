@@ -6,7 +6,9 @@ An entry is keyed by everything its rendering can depend on: the dialect, the st
 (env.py, helpers), docex-ops' own code (every module's size and mtime: an installed
 upgrade or an edit in a checkout both change it) and the installed Alembic and
 SQLAlchemy. A stale entry would be a wrong lint, so anything uncertain is a miss: a
-revision whose id is not declared plainly in its file is rendered every time.
+revision whose id is not declared plainly in its file is rendered every time. What the
+key cannot see: a revision whose SQL depends on the environment or on a module outside
+docex-ops and its script directory; run such a lint with ``DOCEX_OPS_CACHE_DIR=``.
 
 The directory: ``$DOCEX_OPS_CACHE_DIR`` (empty: no cache), else
 ``$XDG_CACHE_HOME/docex-ops`` or ``~/.cache/docex-ops``; a directory that cannot be
@@ -117,9 +119,13 @@ class RenderCache:
 def _code_fingerprint() -> str:
     """docex-ops' modules (size and mtime) and the installed Alembic and SQLAlchemy."""
     digest = hashlib.sha256()
-    for path in sorted(_PACKAGE.rglob("*.py")):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(_PACKAGE)}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
+    modules = []
+    for folder, dirs, files in os.walk(_PACKAGE):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        modules += [os.path.join(folder, name) for name in files if name.endswith(".py")]
+    for module in sorted(modules):
+        stat = os.stat(module)
+        digest.update(f"{module}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
     for package in ("alembic", "sqlalchemy"):
         spec = find_spec(package)
         origin = Path(spec.origin) if spec and spec.origin else None
