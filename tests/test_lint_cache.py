@@ -44,7 +44,9 @@ def test_editing_a_revision_changes_the_lint(tmp_path: Path,
     revision = location / "versions" / "0004_x.py"
     revision.write_text(revision.read_text().replace(INDEX, CONCURRENT))
     assert "index-not-concurrent" not in _rules(location)
-    assert len(set(cache.iterdir()) - entries) == 1  # only the edited revision again
+    new = [json.loads(p.read_text()) for p in set(cache.iterdir()) - entries]
+    # Rendered again: only the edited revision (and the findings, which depend on it).
+    assert sorted(next(iter(e)) for e in new) == ["findings", "sql"]
 
 
 def test_a_helper_beside_the_revisions_is_part_of_every_key(tmp_path: Path) -> None:
@@ -74,7 +76,8 @@ report = lint_revisions(MigrationScripts(), ["postgresql", "sqlite"], lock_timeo
 print(json.dumps({"findings": [[f.revision, f.dialect, f.rule, f.statement, f.waived]
                                for f in report.findings],
                   "alembic": "alembic" in sys.modules,
-                  "sqlalchemy": "sqlalchemy" in sys.modules}))
+                  "sqlalchemy": "sqlalchemy" in sys.modules,
+                  "pglast": "pglast" in sys.modules}))
 """
 
 
@@ -90,6 +93,7 @@ def test_a_warm_lint_reads_the_cache_without_alembic_and_finds_the_same(
     cold = _lint_process(tmp_path)
     warm = _lint_process(tmp_path)
     assert cold["alembic"] and not warm["alembic"] and not warm["sqlalchemy"]
+    assert cold["pglast"] and not warm["pglast"]  # the findings themselves were kept
     assert warm["findings"] == cold["findings"]
     assert {tuple(f[1:3]) for f in cold["findings"]} >= {("postgresql", "drop"),  # type: ignore[attr-defined]
                                                         ("postgresql", "lock-timeout")}
@@ -105,3 +109,19 @@ def test_no_usable_cache_still_lints(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "index-not-concurrent" in _rules(location)
     assert "index-not-concurrent" in _rules(location)
     assert blocker.read_text() == ""
+
+
+def test_kept_findings_follow_the_lock_timeout(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _cache(monkeypatch, tmp_path / "cache")
+    location = scripts_with(tmp_path, {"0004_x": 'op.add_column("document", '
+                                                 'sa.Column("note", sa.Text()))'})
+
+    def rules(lock_timeout: float | None) -> set[str]:
+        report = lint_revisions(MigrationScripts(location), ["postgresql"], start=HEAD,
+                                lock_timeout=lock_timeout)
+        return {f.rule for f in report.findings}
+
+    for _ in range(2):  # the second time from the cache
+        assert rules(None) == {"lock-timeout"}
+        assert rules(2.0) == set()

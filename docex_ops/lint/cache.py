@@ -62,6 +62,16 @@ class RenderCache:
         digest.update(path.read_bytes())
         return digest.hexdigest()
 
+    def derived_key(self, kind: str, *parts: str | None) -> str | None:
+        """The key of something computed from cached renderings and ``parts`` alone;
+        None when one of them is None (a rendering that is not cacheable)."""
+        if self.root is None or any(part is None for part in parts):
+            return None
+        digest = hashlib.sha256()
+        for part in (FORMAT, kind, *parts):
+            digest.update(str(part).encode() + b"\0")
+        return digest.hexdigest()
+
     def get(self, key: str | None) -> dict[str, Any] | None:
         if key is None or self.root is None:
             return None

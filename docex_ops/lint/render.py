@@ -6,7 +6,7 @@ the revision carries."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from docex_ops.lint.cache import RenderCache
@@ -25,6 +25,7 @@ class Rendered:
     sql: str | None      # None: cannot be rendered offline (needs to read the database)
     error: str | None
     waivers: dict[str, str]
+    key: str | None = None  # its render cache key (None: not cacheable)
 
 
 def render_revisions(scripts: MigrationScripts, dialect: str, upto: str | None = None,
@@ -43,7 +44,7 @@ def render_revisions(scripts: MigrationScripts, dialect: str, upto: str | None =
             cache.put(key, {"sql": one.sql, "error": one.error, "waivers": one.waivers})
         else:
             one = Rendered(revision, dialect, entry["sql"], entry["error"], entry["waivers"])
-        rendered.append(one)
+        rendered.append(replace(one, key=key))
         previous = revision
     return rendered
 
