@@ -198,3 +198,17 @@ def cluster_warning(row: Any) -> bool:
 
 
 from citus_support import citus_cluster, citus_config_file, citus_manager, citus_settings  # noqa: E402, F401
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lint_render_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The lint's render cache in the session's temp dir, not the user's ~/.cache."""
+    from docex_ops.lint.cache import CACHE_ENV
+
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("lint-cache"))
+    yield Path(os.environ[CACHE_ENV])
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous

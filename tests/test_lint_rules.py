@@ -127,3 +127,88 @@ def test_type_change_is_judged_from_the_column_history(tmp_path: Path) -> None:
     assert "table-rewrite" in _rules(tmp_path / "a", narrow, "postgresql")
     same = 'op.alter_column("document", "source", type_=sa.Text(), existing_type=sa.Text())'
     assert "table-rewrite" not in _rules(tmp_path / "b", same, "postgresql")
+
+
+# SQLite batch mode: the rebuild's row copy says what happened to each column.
+BATCH = '''
+from docex_ops.schema.head import document
+with op.batch_alter_table("document", copy_from=document, recreate="{recreate}") as batch:
+    {op}
+'''
+BATCH_DROP = BATCH.format(op='batch.drop_column("raw_content")', recreate="auto")
+BATCH_RENAME = BATCH.format(op='batch.alter_column("name", new_column_name="title")',
+                            recreate="always")
+# Rebuilt too (recreate="always"), so the copy is read and found to lose nothing.
+BATCH_ADD = BATCH.format(op='batch.add_column(sa.Column("note", sa.Text(), nullable=True))',
+                         recreate="always")
+
+
+def _sqlite_findings(tmp_path: Path, body: str) -> dict[str, list[object]]:
+    scripts = MigrationScripts(scripts_with(tmp_path, {"0004_x": body}))
+    report = lint_revisions(scripts, ["sqlite"], start=HEAD, lock_timeout=5.0)
+    found: dict[str, list[object]] = {}
+    for f in report.findings:
+        found.setdefault(f.rule, []).append(f)
+    return found
+
+
+def test_sqlite_batch_drop_column_is_data_loss(tmp_path: Path) -> None:
+    found = _sqlite_findings(tmp_path, BATCH_DROP)
+    [drop] = found["drop"]
+    assert drop.table == "document" and "raw_content" in drop.why  # type: ignore[attr-defined]
+    assert drop.severity == "error" and drop.scans  # type: ignore[attr-defined]
+    assert [f.table for f in found["sqlite-rebuild"]] == ["document"]  # type: ignore[attr-defined]
+    assert "rename" not in found
+
+
+def test_sqlite_batch_rename_column_is_a_rename(tmp_path: Path) -> None:
+    found = _sqlite_findings(tmp_path, BATCH_RENAME)
+    [rename] = found["rename"]
+    assert rename.table == "document" and "name -> title" in rename.why  # type: ignore[attr-defined]
+    assert "drop" not in found
+
+
+def test_sqlite_batch_adding_a_nullable_column_loses_nothing(tmp_path: Path) -> None:
+    found = _sqlite_findings(tmp_path, BATCH_ADD)
+    assert "drop" not in found and "rename" not in found
+    assert [f.table for f in found["sqlite-rebuild"]] == ["document"]  # type: ignore[attr-defined]
+
+
+def test_shipped_sqlite_rebuild_of_2_9_9_shows_its_drop_and_rename() -> None:
+    report = lint_revisions(MigrationScripts(), ["sqlite"], lock_timeout=5.0)
+    found = {(f.revision, f.rule, f.table) for f in report.findings}
+    assert {("0002_docex_2_9_9", "drop", "document_metadata"),
+            ("0002_docex_2_9_9", "rename", "document_metadata")} <= found
+    assert not any(f.rule in ("drop", "rename") for f in report.findings
+                   if f.revision == "0003_object_paths")
+
+
+# Batch mode as revisions usually write it: no copy_from, so the table is reflected and
+# offline rendering refuses; the lint runs it on an in-memory database and reads that.
+REFLECTED = '''
+with op.batch_alter_table("document") as batch:
+    {op}
+'''
+
+
+@pytest.mark.parametrize(("op", "rule", "detail"), [
+    ('batch.drop_column("raw_content")', "drop", "raw_content"),
+    ('batch.alter_column("name", new_column_name="title")', "rename", "name -> title"),
+])
+def test_sqlite_batch_with_reflection_is_read_too(tmp_path: Path, op: str, rule: str,
+                                                  detail: str) -> None:
+    found = _sqlite_findings(tmp_path, REFLECTED.format(op=op))
+    assert "unrendered" not in found
+    [hit] = found[rule]
+    assert hit.table == "document" and detail in hit.why  # type: ignore[attr-defined]
+    assert [f.table for f in found["sqlite-rebuild"]] == ["document"]  # type: ignore[attr-defined]
+    other = "rename" if rule == "drop" else "drop"
+    assert other not in found
+
+
+def test_sqlite_batch_with_reflection_adding_a_column_loses_nothing(tmp_path: Path) -> None:
+    op = 'batch.add_column(sa.Column("note", sa.Text(), nullable=True))'
+    body = REFLECTED.format(op=op).replace('("document")', '("document", recreate="always")')
+    found = _sqlite_findings(tmp_path, body)
+    assert "unrendered" not in found and "drop" not in found and "rename" not in found
+    assert [f.table for f in found["sqlite-rebuild"]] == ["document"]  # type: ignore[attr-defined]

@@ -92,3 +92,19 @@ def test_lint_command_reports_sizes(kind: str, manager: TenantDatabaseManager,
                              f"{HEAD}:head")
     [finding] = payload["findings"]
     assert finding["rows"] == 3 and finding["worst_seconds"] is not None
+
+
+def test_batch_drop_column_stops_the_upgrade_on_either_backend(
+        tenants: list[str], config_file: Path, tmp_path: Path) -> None:
+    # As batch revisions are usually written: the table reflected (no copy_from), so on
+    # SQLite offline rendering refuses and the lint reads the rebuild run in memory.
+    drop = {"0004_drop": 'with op.batch_alter_table("document") as batch:\n'
+                         '    batch.drop_column("raw_content")'}
+    scripts = str(scripts_with(tmp_path, drop))
+    code, out = cli(config_file, "migrate", "--scripts", scripts, "upgrade")
+    assert code == 1, out
+    assert "[drop]" in out and "raw_content" in out and "nothing was changed" in out
+    assert set(_revisions(config_file).values()) == {HEAD}
+    code, out = cli(config_file, "migrate", "--scripts", scripts, "upgrade", "--force")
+    assert code == 0, out
+    assert set(_revisions(config_file).values()) == {"0004_drop"}

@@ -4,8 +4,12 @@ each statement takes and whether it rewrites or scans the table under that lock.
 
 - ``statements.py``: parse rendered SQL into statements (pglast), the table each touches;
 - ``locks.py``: PostgreSQL's documented lock level per command and sub-command;
-- ``rules_*.py``: one module per rule family, listed in ``registry.py``;
+- ``rules_*.py``: one module per rule family, listed in ``registry.py`` (the ids alone,
+  without pglast, in ``rule_names.py``); ``batch.py``: what a SQLite batch rebuild does
+  to each column, read from its row copy;
 - ``render.py``: each revision's SQL per dialect, and the waivers the revision carries;
+  ``capture.py``: what offline rendering refuses, run on a throwaway database;
+  ``cache.py``: renderings and findings kept on disk, keyed by what they depend on;
 - ``sizes.py``: the fleet's largest table per name (``pg_class.reltuples``), the scan rate;
 - ``run.py``: ``lint_revisions`` -> ``LintReport``.
 """

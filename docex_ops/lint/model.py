@@ -8,9 +8,9 @@ from typing import Any
 
 from pglast import ast, enums
 
+from docex_ops.lint.batch import TMP_PREFIX
 from docex_ops.lint.findings import Context, Statement
 from docex_ops.lint.locks import AT
-from docex_ops.lint.rules_breaking import TMP_PREFIX
 from docex_ops.lint.statements import type_text
 
 

@@ -16,6 +16,7 @@ from docex_ops.lint import (
     rules_sqlite,
 )
 from docex_ops.lint.findings import Context, Finding, Statement
+from docex_ops.lint.rule_names import RULE_IDS
 
 PG = ("postgresql",)
 BOTH = ("postgresql", "sqlite")
@@ -50,9 +51,8 @@ RULES = [
     Rule("sqlite-rebuild", ("sqlite",), rules_sqlite.sqlite_rebuild,
          "a SQLite batch-mode table rebuild (per table)"),
 ]
-RULE_IDS = [r.id for r in RULES]
-# Rules that --force waives at upgrade (the data loss it already stands for).
-FORCE_WAIVES = {"drop"}
+if tuple(r.id for r in RULES) != RULE_IDS:  # pragma: no cover - a developer's slip
+    raise RuntimeError("lint/rule_names.py RULE_IDS and registry.RULES list different rules")
 
 
 def rules_for(dialect: str) -> list[Rule]:

@@ -7,11 +7,15 @@ from typing import Any
 
 from pglast import ast, enums
 
+from docex_ops.lint.batch import TMP_PREFIX, batch_copy
 from docex_ops.lint.findings import ERROR, Context, Finding, Statement
 from docex_ops.lint.locks import AT
 from docex_ops.lint.rules_rewrite import finding
 
-TMP_PREFIX = "_alembic_tmp_"  # SQLite batch mode's copy: its DROP/RENAME are the rebuild
+_DROP_INSTEAD = ("stop using it in a release first, back the tenants up, then run the "
+                 "upgrade with --force")
+_RENAME_INSTEAD = ("add the new name (column + backfill, or a view), move the application, "
+                   "drop the old name in a later revision")
 
 
 def drop(stmt: Statement, ctx: Context) -> list[Finding]:
@@ -25,16 +29,28 @@ def drop(stmt: Statement, ctx: Context) -> list[Finding]:
         if not columns:
             return []
         what = f"DROP COLUMN {', '.join(columns)}"
+    elif (copy := batch_copy(stmt, ctx)) and copy.dropped:
+        return [finding(ctx, copy.statement(stmt), "drop", ERROR,
+                        f"batch mode rebuilds {copy.table} without "
+                        f"{', '.join(copy.dropped)} (DROP COLUMN): the column's data is lost "
+                        "in every tenant, and the running application may still read it",
+                        _DROP_INSTEAD, scans=True)]
     else:
         return []
     return [finding(ctx, stmt, "drop", ERROR,
                     f"{what} loses its data in every tenant, and the running application "
-                    "may still read it", "stop using it in a release first, back the "
-                    "tenants up, then run the upgrade with --force")]
+                    "may still read it", _DROP_INSTEAD)]
 
 
 def rename(stmt: Statement, ctx: Context) -> list[Finding]:
     node = stmt.node
+    copy = batch_copy(stmt, ctx)
+    if copy and copy.renamed:
+        names = ", ".join(f"{old} -> {new}" for old, new in copy.renamed)
+        return [finding(ctx, copy.statement(stmt), "rename", ERROR,
+                        f"batch mode rebuilds {copy.table} renaming {names} (RENAME "
+                        "COLUMN): the application still running on the old name breaks "
+                        "until every instance is deployed", _RENAME_INSTEAD, scans=True)]
     if not isinstance(node, ast.RenameStmt) or not ctx.existing(stmt.table):
         return []
     if str(stmt.table).startswith(TMP_PREFIX):
@@ -44,9 +60,7 @@ def rename(stmt: Statement, ctx: Context) -> list[Finding]:
             }.get(kind, "object")
     return [finding(ctx, stmt, "rename", ERROR,
                     f"renaming a {what} breaks the application still running on the old "
-                    "name until every instance is deployed",
-                    "add the new name (column + backfill, or a view), move the application, "
-                    "drop the old name in a later revision")]
+                    "name until every instance is deployed", _RENAME_INSTEAD)]
 
 
 def enum_add_value(stmt: Statement, ctx: Context) -> list[Finding]:

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from pglast import ast
 
+from docex_ops.lint.batch import rebuilt_table
 from docex_ops.lint.findings import WARNING, Context, Finding, Statement
-from docex_ops.lint.rules_breaking import TMP_PREFIX
 from docex_ops.lint.rules_rewrite import finding
 
 
 def sqlite_rebuild(stmt: Statement, ctx: Context) -> list[Finding]:
-    if not (isinstance(stmt.node, ast.CreateStmt) and stmt.table
-            and stmt.table.startswith(TMP_PREFIX)):
+    table = rebuilt_table(stmt.table)
+    if not isinstance(stmt.node, ast.CreateStmt) or table is None:
         return []
-    table = stmt.table[len(TMP_PREFIX):]
     rebuilt = Statement(stmt.sql, stmt.node, table, "database write lock")
     return [finding(ctx, rebuilt, "sqlite-rebuild", WARNING,
                     f"batch mode rebuilds {table}: every row is copied while the tenant's "

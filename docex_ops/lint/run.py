@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
+from docex_ops.lint.cache import RenderCache
 from docex_ops.lint.findings import WARNING, Context, Finding, Statement
-from docex_ops.lint.model import learn
-from docex_ops.lint.registry import RULE_IDS, rules_for
 from docex_ops.lint.render import Rendered, render_revisions
-from docex_ops.lint.sizes import FleetSizes
-from docex_ops.lint.statements import parse
+from docex_ops.lint.rule_names import RULE_IDS
 from docex_ops.migrate.scripts import MigrationScripts
+
+if TYPE_CHECKING:  # the sizes' module reads the fleet (backends): not needed to lint
+    from docex_ops.lint.sizes import FleetSizes
 
 
 @dataclass
@@ -45,18 +47,40 @@ def lint_revisions(scripts: MigrationScripts, dialects: Iterable[str],
     first = scripts.position(start)
     end_rev = scripts.resolve(end, None) if end else None
     report = LintReport(scripts.order[first:scripts.position(end_rev) if end_rev else None])
+    cache = RenderCache(scripts.location)
     for dialect in dialects:
-        base = Context("", dialect, lock_timeout)
-        for index, rendered in enumerate(render_revisions(scripts, dialect, end_rev)):
-            found = _lint_one(rendered, base)
+        revisions = render_revisions(scripts, dialect, end_rev, cache)
+        for index, (rendered, found) in enumerate(zip(
+                revisions, _findings(revisions, dialect, lock_timeout, cache), strict=True)):
             if index >= first:
                 report.findings += [_concrete(_waive(f, rendered, allowed), sizes)
                                     for f in found]
     return report
 
 
+def _findings(revisions: list[Rendered], dialect: str, lock_timeout: float | None,
+              cache: RenderCache) -> list[list[Finding]]:
+    """Each revision's findings before waivers and sizes; read back from the cache when
+    every revision was rendered the same way and the lock_timeout is the same (the key
+    holds the renderings' keys, so the rules' own code is in it too)."""
+    key = cache.derived_key("findings", dialect, repr(lock_timeout),
+                            *(r.key for r in revisions))
+    entry = cache.get(key)
+    if entry is not None:
+        return [[Finding(**f) for f in found] for found in entry["findings"]]
+    base = Context("", dialect, lock_timeout)
+    findings = [_lint_one(rendered, base) for rendered in revisions]
+    cache.put(key, {"findings": [[asdict(f) for f in found] for found in findings]})
+    return findings
+
+
 def _lint_one(rendered: Rendered, base: Context) -> list[Finding]:
     """The findings of one revision; ``base`` carries the schema on to the next."""
+    # pglast and the rules only when the findings are not in the cache.
+    from docex_ops.lint.model import learn
+    from docex_ops.lint.registry import rules_for
+    from docex_ops.lint.statements import parse
+
     ctx = Context(rendered.revision, rendered.dialect, base.lock_timeout,
                   columns=base.columns, validated_not_null=base.validated_not_null)
     if rendered.sql is None:
@@ -98,4 +122,6 @@ def _concrete(finding: Finding, sizes: FleetSizes | None) -> Finding:
 
 def statements_of(sql: str) -> list[Statement]:
     """Parsed statements of ``sql`` (for tests and tools)."""
+    from docex_ops.lint.statements import parse
+
     return parse(sql)

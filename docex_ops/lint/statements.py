@@ -18,8 +18,9 @@ def parse(sql: str) -> list[Statement]:
 
     Raises ``pglast.parser.ParseError`` on text PostgreSQL would not accept."""
     statements = []
+    data = sql.encode("utf-8")  # pglast's locations are byte offsets into the UTF-8 text
     for raw in pglast.parse_sql(sql):
-        text = _text(sql, raw).strip()
+        text = _text(data, raw).strip()
         table = table_of(raw.stmt)
         if table == VERSION_TABLE:
             continue
@@ -27,9 +28,7 @@ def parse(sql: str) -> list[Statement]:
     return statements
 
 
-def _text(sql: str, raw: Any) -> str:
-    # Locations are byte offsets into the UTF-8 text.
-    data = sql.encode("utf-8")
+def _text(data: bytes, raw: Any) -> str:
     end = raw.stmt_location + raw.stmt_len if raw.stmt_len else len(data)
     return data[raw.stmt_location:end].decode("utf-8")
 

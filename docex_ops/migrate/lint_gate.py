@@ -24,7 +24,7 @@ def lint_plan(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: P
     steps = [s for s in plan.steps if s.target is not None]
     if plan.action != "upgrade" or not steps:
         return None
-    from docex_ops.lint.registry import FORCE_WAIVES
+    from docex_ops.lint.rule_names import FORCE_WAIVES
     from docex_ops.lint.run import lint_revisions
 
     backend = control_backend(manager)  # every server is of the same kind
