@@ -2,9 +2,10 @@
 
 Every line carries ``time`` (UTC, ISO 8601), ``operator`` (an explicit actor,
 else ``$USER``), ``tenant``, ``action``, ``target``, ``outcome`` and an
-optional ``detail`` mapping. Lines go to the ``docex_ops.audit`` logger (the
-CLI shows them on stderr) and, when ``logging.audit_file`` is configured,
-are appended to that JSON-lines file. Secrets never reach either: detail keys
+optional ``detail`` mapping. Lines are appended to ``logging.audit_file``
+when it is configured, and go to the ``docex_ops.audit`` logger; the CLI shows
+them on stderr with ``--audit-stderr``, or when no file is configured and stderr
+is not a terminal (:func:`show_on_stderr`). Secrets never reach either: detail keys
 that name a password, secret or token are replaced, and credentials inside
 URLs are masked.
 
@@ -197,21 +198,42 @@ def _parse(path: Path) -> Iterator[tuple[int, AuditEvent | None]]:
                 yield number, None
 
 
+# When audit lines also go to stderr (the CLI decides, see show_on_stderr).
+STDERR_ALWAYS = "always"             # --audit-stderr
+STDERR_WITHOUT_FILE = "without_file"  # only while no audit file is configured
+STDERR_NEVER = "never"
+STDERR_MODES = (STDERR_ALWAYS, STDERR_WITHOUT_FILE, STDERR_NEVER)
+
+
 class StderrHandler(logging.Handler):
-    """Writes bare audit lines to whatever ``sys.stderr`` is at emit time."""
+    """Writes bare audit lines to whatever ``sys.stderr`` is at emit time (while a
+    progress bar is live, that is rich's proxy: the line prints above the bar)."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.mode == STDERR_WITHOUT_FILE and audit_file() is not None:
+            return
         try:
             sys.stderr.write(self.format(record) + "\n")
         except Exception:  # noqa: BLE001 - logging must never break the operation
             self.handleError(record)
 
 
-def show_on_stderr(enabled: bool) -> None:
-    """Print audit lines on stderr as bare JSON (the CLI; off with ``--quiet``)."""
+def show_on_stderr(mode: str | bool) -> None:
+    """Print audit lines on stderr as bare JSON: ``always``, ``without_file`` (only
+    while no ``logging.audit_file`` is configured) or ``never``; True/False mean
+    always/never."""
+    if isinstance(mode, bool):
+        mode = STDERR_ALWAYS if mode else STDERR_NEVER
+    if mode not in STDERR_MODES:
+        raise ValueError(f"audit stderr mode {mode!r}: expected one of {', '.join(STDERR_MODES)}")
     for handler in [h for h in logger.handlers if isinstance(h, StderrHandler)]:
         logger.removeHandler(handler)
+    enabled = mode != STDERR_NEVER
     if enabled:
-        logger.addHandler(StderrHandler())
+        logger.addHandler(StderrHandler(mode))
         logger.setLevel(logging.INFO)
     logger.propagate = not enabled
