@@ -34,7 +34,7 @@ import re
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,9 +205,18 @@ STDERR_NEVER = "never"
 STDERR_MODES = (STDERR_ALWAYS, STDERR_WITHOUT_FILE, STDERR_NEVER)
 
 
+_stderr_writer: list[Callable[[str], None]] = []  # a live progress console, if any
+
+
+def write_stderr_through(writer: Callable[[str], None] | None) -> None:
+    """Send stderr audit lines (without their newline) to ``writer`` while a progress
+    bar is live, so each prints whole above it; None: back to ``sys.stderr``."""
+    _stderr_writer[:] = [writer] if writer is not None else []
+
+
 class StderrHandler(logging.Handler):
-    """Writes bare audit lines to whatever ``sys.stderr`` is at emit time (while a
-    progress bar is live, that is rich's proxy: the line prints above the bar)."""
+    """Writes bare audit lines to whatever ``sys.stderr`` is at emit time, or through
+    the live progress console (:func:`write_stderr_through`)."""
 
     def __init__(self, mode: str) -> None:
         super().__init__()
@@ -217,7 +226,11 @@ class StderrHandler(logging.Handler):
         if self.mode == STDERR_WITHOUT_FILE and audit_file() is not None:
             return
         try:
-            sys.stderr.write(self.format(record) + "\n")
+            line = self.format(record)
+            if _stderr_writer:
+                _stderr_writer[0](line)
+            else:
+                sys.stderr.write(line + "\n")
         except Exception:  # noqa: BLE001 - logging must never break the operation
             self.handleError(record)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -172,12 +171,3 @@ def info(message: str) -> None:
     if not state().quiet:
         click.echo(message, err=True)
 
-
-def progress(done: int, total: int, label: str) -> None:
-    """A one-line progress counter on a terminal; silent when stderr is not a tty."""
-    if state().quiet or not sys.stderr.isatty():
-        return
-    end = "\n" if done == total else ""
-    click.echo(f"\r{label}: {done}/{total}", err=True, nl=False)
-    if end:
-        click.echo("", err=True)

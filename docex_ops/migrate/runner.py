@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from docex_ops import audit_trail
 from docex_ops.backends.base import TenantInfo
-from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
+from docex_ops.executor import FailurePolicy, ProgressFn, make_executor, shifted
 from docex_ops.migrate.plan import Plan, Selection, make_plan, plan_steps, select_tenants
 from docex_ops.migrate.retry import migrate_with_retries
 from docex_ops.migrate.scripts import MigrationScripts
@@ -117,8 +117,9 @@ def _run_waves(manager: TenantDatabaseManager, task: Callable[[TenantStep], Tena
     for index, wave in enumerate(waves):
         canary = options.canary and index == 0
         policy = FailurePolicy(max_failures=1) if canary else options.policy
+        # One count over every wave (the canary included): the total is the plan's.
         ran = make_executor(task, options.jobs, policy,
-                            None if canary else progress).run(wave)
+                            shifted(progress, len(report.results), len(steps))).run(wave)
         report.results += ran
         failed = sum(not r.ok for r in ran)
         stop = (failed > 0 if canary or not options.waves
