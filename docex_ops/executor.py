@@ -43,8 +43,9 @@ class FailurePolicy:
 
 @dataclass(frozen=True)
 class ProgressTick:
-    """One task finished: how many of how many, which tenant (or archive's tenant), and
-    how it ended (a progress bar shows the current tenant; a summary counts failures).
+    """One task finished: how many of how many, which tenant (an archive's tenant; for
+    verify-isolation, the check), and how it ended (a progress bar shows the current
+    tenant; a summary counts failures).
     ``tenant`` None: nothing finished, the walk is starting and ``total`` is its size."""
 
     done: int

@@ -6,6 +6,7 @@ module), so rich sees a terminal exactly as an operator's shell gives it one.
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -23,7 +24,7 @@ from docex_ops.config.settings import Settings
 TENANTS = [f"p{i:02d}" for i in range(6)]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 BAR = "\u2501"  # rich's bar glyph
-SUMMARY = re.compile(r"^(?P<command>[a-z -]+): (?P<total>\d+) (?P<noun>tenants|archives), "
+SUMMARY = re.compile(r"^(?P<command>[a-z -]+): (?P<total>\d+) (?P<noun>tenants|archives|checks), "
                      r"(?P<ok>\d+) ok, (?P<failed>\d+) failed in \d+\.\ds$")
 
 
@@ -147,3 +148,17 @@ def test_audit_lines_print_above_the_bar(config: Path) -> None:
     for line in audit_lines:  # each one whole, on a line of its own: never mid-bar
         assert line.strip().startswith('{"time"') and line.strip().endswith("}"), line
         assert BAR not in line
+
+
+def test_verify_isolation_shows_progress_per_check(config: Path) -> None:
+    assert _piped(config, "tenants", "provision", *TENANTS[:2]).returncode == 0
+    code, out, shown = _on_a_terminal(config, "--format", "json", "verify-isolation")
+    assert code == 0, shown
+    checks = json.loads(out)["checks"]
+    total = len({c["check"] for c in checks})
+    assert BAR in shown and f"{total}/{total}" in shown and "checks/s" in shown
+    piped = _piped(config, "verify-isolation")
+    summaries = [m.groupdict() for line in piped.stderr.splitlines()
+                 if (m := SUMMARY.match(line))]
+    assert summaries == [{"command": "verify-isolation", "total": str(total),
+                          "noun": "checks", "ok": str(total), "failed": "0"}], piped.stderr
