@@ -222,3 +222,19 @@ def test_plain_alembic_with_nothing_to_do_records_no_run(audited: Path, tmp_path
     assert [x["action"] for x in _lines(tmp_path)] == ["tenant.provision"]
     runs = _cli(audited, "--format", "json", "migrate", "runs")
     assert runs.exit_code == 0 and json.loads(runs.stdout) == []
+
+
+def test_plain_alembic_failure_is_audited_and_resumable(audited: Path, tmp_path: Path) -> None:
+    """A refused step (data-losing downgrade without force=1): a failed line, a failed run
+    whose unvisited tenants are pending, for `migrate resume`."""
+    for tenant in ("acme", "globex"):
+        assert _cli(audited, "tenants", "provision", tenant).exit_code == 0
+    down = _alembic(audited, "-x", "tenant=acme,globex", "downgrade", "0002_docex_2_9_9")
+    assert down.returncode != 0 and "--force" in down.stderr
+    line = _without_time(_lines(tmp_path)[-1])
+    assert (line["tenant"], line["action"], line["target"], line["outcome"]) == (
+        "acme", "tenant.migrate", "0002_docex_2_9_9", "failed")
+    assert line["detail"]["action"] == "downgrade" and "force" in line["detail"]["error"]
+    runs = json.loads(_cli(audited, "--format", "json", "migrate", "runs").stdout)
+    assert [(r["action"], r["status"], r["counts"]) for r in runs] == [
+        ("downgrade", "failed", {"failed": 1, "pending": 1})]
