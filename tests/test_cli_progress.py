@@ -162,3 +162,12 @@ def test_verify_isolation_shows_progress_per_check(config: Path) -> None:
                  if (m := SUMMARY.match(line))]
     assert summaries == [{"command": "verify-isolation", "total": str(total),
                           "noun": "checks", "ok": str(total), "failed": "0"}], piped.stderr
+
+
+def test_log_lines_print_above_the_bar(config: Path) -> None:
+    """-v logs (here the audit logger's INFO lines) go through the bar's console too."""
+    code, _, shown = _on_a_terminal(config, "-v", "tenants", "provision", *TENANTS)
+    assert code == 0, shown
+    logged = [line for line in shown.splitlines() if "INFO docex_ops.audit" in line]
+    assert len(logged) == len(TENANTS), shown
+    assert all(BAR not in line and line.index("INFO") < 40 for line in logged), logged

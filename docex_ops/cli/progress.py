@@ -18,9 +18,11 @@ Usage at a call site (the operation takes a ``ProgressFn``)::
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from types import TracebackType
+from typing import TextIO
 
 import click
 from rich.console import Console
@@ -66,6 +68,7 @@ class TenantProgress:
         self.failed = 0
         self._started = time.monotonic()
         self._bar: Progress | None = None
+        self._log_streams: list[tuple[logging.StreamHandler[TextIO], TextIO]] = []
         self._task: TaskID | None = None
 
     def __enter__(self) -> TenantProgress:
@@ -76,7 +79,9 @@ class TenantProgress:
                 TextColumn("{task.fields[tenant]}"), RateColumn(self.noun),
                 TimeRemainingColumn(),
                 console=Console(file=sys.stderr), redirect_stdout=False)
+            real = sys.stderr
             self._bar.start()
+            self._log_streams = _log_through(real, sys.stderr)  # rich's proxy while live
             console = self._bar.console
             # Whole lines above the bar: a wrapped JSON line could not be copied or parsed.
             audit_trail.write_stderr_through(lambda line: console.print(
@@ -101,6 +106,8 @@ class TenantProgress:
                  trace: TracebackType | None) -> None:
         if self._bar is not None:
             audit_trail.write_stderr_through(None)
+            for handler, stream in self._log_streams:
+                handler.setStream(stream)
             self._bar.stop()
         if kind is None:  # an error is the command's own one line, not a summary
             self.summary()
@@ -114,6 +121,18 @@ class TenantProgress:
         click.echo(f"{self.command}: {self.total} {self.noun}, {self.ok} ok, "
                    f"{self.failed} failed" + (f", {left} not started" if left > 0 else "")
                    + f" in {seconds:.1f}s", err=True)
+
+
+def _log_through(real: TextIO, proxy: TextIO
+                 ) -> list[tuple[logging.StreamHandler[TextIO], TextIO]]:
+    """Point the log handlers writing to the real stderr (logging.basicConfig kept it) at
+    ``proxy``, so a warning during a walk prints above the bar too; returns what to undo."""
+    swapped: list[tuple[logging.StreamHandler[TextIO], TextIO]] = []
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is real:
+            swapped.append((handler, real))
+            handler.setStream(proxy)
+    return swapped
 
 
 def _command_name() -> str:
