@@ -171,3 +171,15 @@ def test_log_lines_print_above_the_bar(config: Path) -> None:
     logged = [line for line in shown.splitlines() if "INFO docex_ops.audit" in line]
     assert len(logged) == len(TENANTS), shown
     assert all(BAR not in line and line.index("INFO") < 40 for line in logged), logged
+
+
+def test_rich_is_loaded_only_for_a_bar(config: Path) -> None:
+    """A run in CI or cron (no terminal) never imports rich: start-up stays small."""
+    code = ("import sys\nfrom docex_ops.cli import main\n"
+            f"main(['--config', {str(config)!r}, 'tenants', 'provision', 'r1'],"
+            " standalone_mode=False)\nprint('rich' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "False"
+    assert SUMMARY.match(result.stderr.splitlines()[-1])

@@ -22,38 +22,44 @@ import logging
 import sys
 import time
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
 from docex_ops import audit_trail
 from docex_ops.cli.common import state
 from docex_ops.executor import ProgressTick
 
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
-class RateColumn(ProgressColumn):
-    """Tenants (or archives) per second, as rich measures it."""
 
-    def __init__(self, noun: str) -> None:
-        super().__init__()
-        self.noun = noun
+def _new_bar(noun: str) -> Progress:
+    """The bar's columns. rich is imported here, when a terminal will show it: a run in
+    CI or cron never pays for loading it."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
 
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:.1f} {self.noun}/s",
-                    style="progress.data.speed")
+    class RateColumn(ProgressColumn):
+        """Tenants (archives, checks) per second, as rich measures it."""
+
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:.1f} {noun}/s",
+                        style="progress.data.speed")
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[tenant]}"), RateColumn(), TimeRemainingColumn(),
+                    console=Console(file=sys.stderr), redirect_stdout=False)
 
 
 class TenantProgress:
@@ -74,11 +80,7 @@ class TenantProgress:
     def __enter__(self) -> TenantProgress:
         self._started = time.monotonic()
         if not self.quiet and sys.stderr.isatty():
-            self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[tenant]}"), RateColumn(self.noun),
-                TimeRemainingColumn(),
-                console=Console(file=sys.stderr), redirect_stdout=False)
+            self._bar = _new_bar(self.noun)
             real = sys.stderr
             self._bar.start()
             self._log_streams = _log_through(real, sys.stderr)  # rich's proxy while live
