@@ -183,3 +183,21 @@ def test_rich_is_loaded_only_for_a_bar(config: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "False"
     assert SUMMARY.match(result.stderr.splitlines()[-1])
+
+
+def test_migrate_counts_over_canary_and_waves(config: Path) -> None:
+    """One count for the whole plan: the canary and each wave continue it."""
+    assert _piped(config, "tenants", "provision", *TENANTS).returncode == 0
+    down = _piped(config, "migrate", "downgrade", "0002_docex_2_9_9", "--force")
+    assert down.returncode == 0, down.stderr
+    code, _, shown = _on_a_terminal(config, "migrate", "upgrade", "--canary", "1",
+                                    "--waves", "50%")
+    assert code == 0, shown
+    counts = set(re.findall(r"(\d+)/(\d+)", shown))
+    assert {t for _, t in counts} == {str(len(TENANTS))}, counts
+    assert (str(len(TENANTS)), str(len(TENANTS))) in counts
+    # Its own run line is the summary: not a second one.
+    piped = _piped(config, "migrate", "downgrade", "0002_docex_2_9_9", "--force")
+    assert piped.returncode == 0
+    assert [line.split(":")[0][:4] for line in piped.stderr.splitlines()] == ["run "], \
+        piped.stderr

@@ -170,7 +170,7 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
     if dry_run:
         _dry_run(manager, scripts, plan, action, target, options, fmt)
         return
-    with TenantProgress() as bar:
+    with TenantProgress(summary=False) as bar:  # the run line below is the summary
         report = ops.run_plan(manager, scripts, plan, options, progress=bar)
     _render_report(report, fmt, report_file)
     named = set(selection.named())
@@ -368,7 +368,7 @@ def resume_cmd(run_id: str, options: ops.RunOptions, report_file: Path | None,
     """Retry only the tenants of RUN_ID that failed or never started.
 
     With several servers, --jobs applies per server, as in upgrade."""
-    with TenantProgress() as bar:
+    with TenantProgress(summary=False) as bar:
         report = ops.resume(state().manager, _scripts(), run_id, options, progress=bar)
     _render_report(report, fmt, report_file)
 

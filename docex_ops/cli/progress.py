@@ -65,8 +65,11 @@ def _new_bar(noun: str) -> Progress:
 class TenantProgress:
     """A ``ProgressFn`` (call it with each tick) that is also the bar's lifetime."""
 
-    def __init__(self, noun: str = "tenants", command: str | None = None) -> None:
+    def __init__(self, noun: str = "tenants", command: str | None = None,
+                 summary: bool = True) -> None:
+        """``summary`` False: the command prints a summary of its own (migrate's run line)."""
         self.noun = noun
+        self.show_summary = summary
         self.command = command or _command_name()
         self.quiet = state().quiet
         self.total = 0
@@ -116,7 +119,8 @@ class TenantProgress:
 
     def summary(self) -> None:
         """The final line: printed unless nothing ran, or -q and nothing failed."""
-        if self.ok + self.failed == 0 or (self.quiet and not self.failed):
+        if (not self.show_summary or self.ok + self.failed == 0
+                or (self.quiet and not self.failed)):
             return
         seconds = time.monotonic() - self._started
         left = self.total - self.ok - self.failed
