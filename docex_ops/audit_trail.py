@@ -2,9 +2,10 @@
 
 Every line carries ``time`` (UTC, ISO 8601), ``operator`` (an explicit actor,
 else ``$USER``), ``tenant``, ``action``, ``target``, ``outcome`` and an
-optional ``detail`` mapping. Lines go to the ``docex_ops.audit`` logger (the
-CLI shows them on stderr) and, when ``logging.audit_file`` is configured,
-are appended to that JSON-lines file. Secrets never reach either: detail keys
+optional ``detail`` mapping. Lines are appended to ``logging.audit_file``
+when it is configured, and go to the ``docex_ops.audit`` logger; the CLI shows
+them on stderr with ``--audit-stderr``, or when no file is configured and stderr
+is not a terminal (:func:`show_on_stderr`). Secrets never reach either: detail keys
 that name a password, secret or token are replaced, and credentials inside
 URLs are masked.
 
@@ -33,7 +34,7 @@ import re
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,21 +198,55 @@ def _parse(path: Path) -> Iterator[tuple[int, AuditEvent | None]]:
                 yield number, None
 
 
+# When audit lines also go to stderr (the CLI decides, see show_on_stderr).
+STDERR_ALWAYS = "always"             # --audit-stderr
+STDERR_WITHOUT_FILE = "without_file"  # only while no audit file is configured
+STDERR_NEVER = "never"
+STDERR_MODES = (STDERR_ALWAYS, STDERR_WITHOUT_FILE, STDERR_NEVER)
+
+
+_stderr_writer: list[Callable[[str], None]] = []  # a live progress console, if any
+
+
+def write_stderr_through(writer: Callable[[str], None] | None) -> None:
+    """Send stderr audit lines (without their newline) to ``writer`` while a progress
+    bar is live, so each prints whole above it; None: back to ``sys.stderr``."""
+    _stderr_writer[:] = [writer] if writer is not None else []
+
+
 class StderrHandler(logging.Handler):
-    """Writes bare audit lines to whatever ``sys.stderr`` is at emit time."""
+    """Writes bare audit lines to whatever ``sys.stderr`` is at emit time, or through
+    the live progress console (:func:`write_stderr_through`)."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.mode == STDERR_WITHOUT_FILE and audit_file() is not None:
+            return
         try:
-            sys.stderr.write(self.format(record) + "\n")
+            line = self.format(record)
+            if _stderr_writer:
+                _stderr_writer[0](line)
+            else:
+                sys.stderr.write(line + "\n")
         except Exception:  # noqa: BLE001 - logging must never break the operation
             self.handleError(record)
 
 
-def show_on_stderr(enabled: bool) -> None:
-    """Print audit lines on stderr as bare JSON (the CLI; off with ``--quiet``)."""
+def show_on_stderr(mode: str | bool) -> None:
+    """Print audit lines on stderr as bare JSON: ``always``, ``without_file`` (only
+    while no ``logging.audit_file`` is configured) or ``never``; True/False mean
+    always/never."""
+    if isinstance(mode, bool):
+        mode = STDERR_ALWAYS if mode else STDERR_NEVER
+    if mode not in STDERR_MODES:
+        raise ValueError(f"audit stderr mode {mode!r}: expected one of {', '.join(STDERR_MODES)}")
     for handler in [h for h in logger.handlers if isinstance(h, StderrHandler)]:
         logger.removeHandler(handler)
+    enabled = mode != STDERR_NEVER
     if enabled:
-        logger.addHandler(StderrHandler())
+        logger.addHandler(StderrHandler(mode))
         logger.setLevel(logging.INFO)
     logger.propagate = not enabled

@@ -21,6 +21,9 @@ class Outcome(Protocol):
     @property
     def ok(self) -> bool: ...
 
+    @property
+    def tenant_id(self) -> str: ...
+
 
 R = TypeVar("R", bound=Outcome)
 
@@ -38,7 +41,32 @@ class FailurePolicy:
         return failures > 0 and not self.continue_on_error
 
 
-ProgressFn = Callable[[int, int], None]
+@dataclass(frozen=True)
+class ProgressTick:
+    """One task finished: how many of how many, which tenant (an archive's tenant; for
+    verify-isolation, the check), and how it ended (a progress bar shows the current
+    tenant; a summary counts failures).
+    ``tenant`` None: nothing finished, the walk is starting and ``total`` is its size."""
+
+    done: int
+    total: int
+    tenant: str | None = None
+    ok: bool = True
+
+
+ProgressFn = Callable[[ProgressTick], None]
+
+
+def shifted(progress: ProgressFn | None, offset: int, total: int) -> ProgressFn | None:
+    """``progress`` for one part of a larger walk (a migration wave): counts continue
+    from ``offset`` and the total is the whole walk's."""
+    if progress is None:
+        return None
+    report = progress
+
+    def tick(t: ProgressTick) -> None:
+        report(ProgressTick(offset + t.done, total, t.tenant, t.ok))
+    return tick
 
 
 class Executor(Generic[T, R]):
@@ -56,6 +84,10 @@ class Executor(Generic[T, R]):
     def run(self, items: Sequence[T]) -> list[R]:
         raise NotImplementedError
 
+    def _announce(self, total: int) -> None:
+        if self.progress:
+            self.progress(ProgressTick(0, total))
+
     @property
     def stopped(self) -> bool:
         with self._lock:
@@ -68,11 +100,12 @@ class Executor(Generic[T, R]):
                 self._failures += 1
             done = self._done
         if self.progress:
-            self.progress(done, total)
+            self.progress(ProgressTick(done, total, result.tenant_id, result.ok))
 
 
 class SerialExecutor(Executor[T, R]):
     def run(self, items: Sequence[T]) -> list[R]:
+        self._announce(len(items))
         results = []
         for item in items:
             if self.stopped:
@@ -93,6 +126,7 @@ class ThreadExecutor(Executor[T, R]):
         results: dict[int, R] = {}
         pending: dict[Future[R], int] = {}
         queue = iter(enumerate(items))
+        self._announce(len(items))
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="docex-ops") as pool:
             while True:
                 while len(pending) < self.jobs and not self.stopped:

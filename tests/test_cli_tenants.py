@@ -28,9 +28,11 @@ def test_provision_list_idempotent(config_file: Path) -> None:
     assert [(t["tenant"], t["state"], t["tables"]) for t in listed] == \
         [(x, "versioned", 11) for x in "abc"]
     assert {t["revision"] for t in listed} == {"0003_object_paths"}
-    code, out = _run(config_file, "--format", "json", "tenants", "provision", "a", "b", "c")
-    assert code == 0
-    assert [r["action"] for r in json.loads(out)] == ["exists"] * 3
+    result = CliRunner().invoke(main, ["--config", str(config_file), "--format", "json",
+                                       "tenants", "provision", "a", "b", "c"])
+    assert result.exit_code == 0
+    assert [r["action"] for r in json.loads(result.stdout)] == ["exists"] * 3
+    assert result.stderr.startswith("tenants provision: 3 tenants, 3 ok, 0 failed in ")
     _, again = _run(config_file, "tenants", "list", "--format", "json")
     assert json.loads(again)["tenants"] == listed
 

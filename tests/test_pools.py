@@ -187,7 +187,12 @@ def test_close_idle_terminates_exactly_the_idle_ones(
                          "--idle-for", f"{threshold}s", *mine)
         assert code == 0, out
         assert f"terminating pid {expected[0]}" in out
-        assert sorted(json.loads(out[out.index("{"):])["terminated"]) == expected
+        # The audit lines (one per termination, on stderr: no audit file) come first.
+        audited = [json.loads(x) for x in out.splitlines() if x.startswith('{"time"')]
+        assert sorted(x["detail"]["pid"] for x in audited) == expected
+        # The report is the pretty-printed document after them.
+        report, _ = json.JSONDecoder().raw_decode(out[out.index("{\n"):])
+        assert sorted(report["terminated"]) == expected
         deadline = time.monotonic() + 10
         while _alive(pg_conn, expected) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +19,7 @@ from docex_ops.backup.archive import DumpResult, TenantArchiver
 from docex_ops.backup.archivers import backup_kind, make_archiver
 from docex_ops.backup.manifest import MANIFEST_SUFFIX, Manifest, sha256_file, write_manifest
 from docex_ops.backup.signing import sign, signing_key
+from docex_ops.executor import ProgressFn, ProgressTick
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.tenancy import validate_all
 
@@ -68,13 +69,26 @@ def resolve_tenants(manager: TenantDatabaseManager, tenant_ids: list[str] | None
 
 def create_backups(manager: TenantDatabaseManager, tenant_ids: list[str] | None, dest: Path,
                    jobs: int = 1, pg_bin: str | None = None, batch_size: int | None = None,
-                   on_done: Callable[[BackupResult], None] | None = None,
+                   progress: ProgressFn | None = None,
                    exclude: Sequence[str] = ()) -> list[BackupResult]:
-    """Back up tenants (None: all) into ``dest``; a failed tenant never stops the others."""
+    """Back up tenants (None: all) into ``dest``; a failed tenant never stops the others.
+    ``progress`` hears of each tenant, out of the whole selection."""
     ids = resolve_tenants(manager, tenant_ids, exclude)
+    total = len(ids)
     unusable = {t: _why_not(manager, t) for t in ids} if tenant_ids else {}
     results = [BackupResult(t, None, None, 0, 0, 0.0, why, missing=why == _missing(manager, t))
                for t, why in unusable.items() if why is not None]
+
+    def tick(result: BackupResult) -> None:
+        if progress is not None:
+            progress(ProgressTick(done, total, result.tenant_id, result.ok))
+
+    done = 0
+    if progress is not None:
+        progress(ProgressTick(0, total))
+    for result in results:
+        done += 1
+        tick(result)
     ids = [t for t in ids if unusable.get(t) is None]
     if not ids:
         return results
@@ -90,13 +104,13 @@ def create_backups(manager: TenantDatabaseManager, tenant_ids: list[str] | None,
             for batch in archivers[name].batches(server_ids, size)]
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            # Results come back on the caller's thread, so on_done may use thread-bound
+            # Results come back on the caller's thread, so progress may use thread-bound
             # state (the CLI's click context).
-            for done in pool.map(lambda job: _backup_batch(job[0], job[1], dest, key), work):
-                results.extend(done)
-                for result in done:
-                    if on_done is not None:
-                        on_done(result)
+            for batch in pool.map(lambda job: _backup_batch(job[0], job[1], dest, key), work):
+                results.extend(batch)
+                for result in batch:
+                    done += 1
+                    tick(result)
     finally:
         for archiver in archivers.values():
             archiver.dispose()

@@ -19,6 +19,7 @@ from docex_ops.backup.manifest import (
     sha256_file,
 )
 from docex_ops.backup.signing import signature_problem
+from docex_ops.executor import ProgressFn, ProgressTick
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.ddl import revision_ddl
 
@@ -133,8 +134,10 @@ def restore_check(archiver: TenantArchiver, manifest: Manifest, spec: RestoreSpe
 
 def verify_path(path: Path, manager: TenantDatabaseManager | None = None,
                 pg_bin: str | None = None, key: bytes | None = None,
-                allow_extra: bool = False) -> list[VerifyResult]:
+                allow_extra: bool = False, progress: ProgressFn | None = None
+                ) -> list[VerifyResult]:
     """Verify every backup at ``path``; with a manager, also restore-check each one.
+    ``progress`` hears of each archive (by its tenant).
 
     With ``key``, a manifest whose signature is missing or wrong fails (and is never
     restore-checked); without, every result says it is not authenticated.
@@ -144,7 +147,9 @@ def verify_path(path: Path, manager: TenantDatabaseManager | None = None,
         raise BackupUsageError(f"no docex-ops backups under {path}")
     archiver = make_archiver(manager.backend, pg_bin) if manager is not None else None
     cache: dict[Path, str] = {}
-    results = []
+    results: list[VerifyResult] = []
+    if progress is not None:
+        progress(ProgressTick(0, len(manifests)))
     try:
         for manifest in manifests:
             assert manifest.path is not None
@@ -165,6 +170,9 @@ def verify_path(path: Path, manager: TenantDatabaseManager | None = None,
                 except RuntimeError as exc:
                     result.problems.append(f"restore failed: {exc}")
             results.append(result)
+            if progress is not None:
+                progress(ProgressTick(len(results), len(manifests), result.tenant_id,
+                                      result.ok))
     finally:
         if archiver is not None:
             archiver.dispose()

@@ -25,7 +25,9 @@ from docex_ops.cli.output import FORMATS
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Output format; json is stable for CI.")
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="No progress bar and no notes on stderr (errors, failure summaries and "
+                   "--audit-stderr lines still show).")
 @click.option("--actor", envvar="DOCEX_OPS_ACTOR", default=None, metavar="NAME",
               help="Operator named in the audit trail (default: $USER; env DOCEX_OPS_ACTOR).")
 @click.option("--lock-timeout", "lock_timeout", type=Duration(), default=None,
@@ -33,10 +35,14 @@ from docex_ops.cli.output import FORMATS
               help="How long to wait for a lock an application holds on a tenant before "
                    "reporting it locked and going on (500ms, 5s, 1min; default: "
                    "database.lock_timeout, else 5s).")
+@click.option("--audit-stderr", "audit_stderr", is_flag=True,
+              help="Also print each audit line on stderr (default: only into "
+                   "logging.audit_file; on stderr when no file is configured and stderr "
+                   "is not a terminal).")
 @click.version_option(package_name="docex-ops")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, fmt: str, verbose: int, quiet: bool,
-         actor: str | None, lock_timeout: float | None) -> None:
+         actor: str | None, lock_timeout: float | None, audit_stderr: bool) -> None:
     """Operate DocEX tenant databases: one PostgreSQL schema or SQLite file per tenant."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
                                          logging.INFO if verbose else logging.WARNING)
@@ -45,7 +51,10 @@ def main(ctx: click.Context, config_path: str | None, fmt: str, verbose: int, qu
     if actor is not None and not actor.strip():
         raise click.BadParameter("must not be empty", param_hint="--actor")
     audit_trail.set_actor(actor)
-    audit_trail.show_on_stderr(not quiet)  # one bare JSON line per tenant change
+    # One bare JSON line per tenant change; -q hides progress, never the audit trail.
+    audit_trail.show_on_stderr(audit_trail.STDERR_ALWAYS if audit_stderr else
+                               audit_trail.STDERR_NEVER if sys.stderr.isatty() else
+                               audit_trail.STDERR_WITHOUT_FILE)
     ctx.obj = CliState(config_path=config_path, fmt=fmt, quiet=quiet, verbose=verbose,
                        lock_timeout=lock_timeout)
     ctx.call_on_close(ctx.obj.close)

@@ -14,11 +14,11 @@ from docex_ops.cli.common import (
     emit,
     format_option,
     info,
-    progress,
     state,
 )
 from docex_ops.cli.options import jobs_option, selection_options
 from docex_ops.cli.output import human_bytes
+from docex_ops.cli.progress import TenantProgress
 
 if TYPE_CHECKING:
     from docex_ops.migrate.plan import Selection
@@ -63,15 +63,10 @@ def create_cmd(selection: Selection, all_tenants: bool, dest: Path, jobs: int,
         raise click.UsageError("name tenants with --tenant ID (repeatable) or --tenants-file, "
                                "or pass --all (not both)")
     manager = state().manager
-    done: list[int] = [0]
-
-    def tick(_result: ops.BackupResult) -> None:
-        done[0] += 1
-        progress(done[0], done[0], "backed up")
-
-    results = ops.create_backups(manager, list(tenant_ids) if tenant_ids else None, dest,
-                                 jobs=jobs, pg_bin=pg_bin, batch_size=batch_size, on_done=tick,
-                                 exclude=selection.exclude)
+    with TenantProgress() as bar:
+        results = ops.create_backups(manager, list(tenant_ids) if tenant_ids else None, dest,
+                                     jobs=jobs, pg_bin=pg_bin, batch_size=batch_size,
+                                     progress=bar, exclude=selection.exclude)
     rows = [{"tenant": r.tenant_id, "rows": r.rows, "size": human_bytes(r.size_bytes),
              "seconds": r.seconds, "status": "ok" if r.ok else "FAILED",
              "archive": r.archive.name if r.archive else None, "error": r.error}
@@ -110,7 +105,8 @@ def verify_cmd(path: Path, restore_check: bool, allow_extra: bool, pg_bin: str |
     manager = state().manager if restore_check else None
     key = ops.signing_key(state().settings)
     try:
-        results = ops.verify_path(path, manager, pg_bin, key, allow_extra)
+        with TenantProgress("archives") as bar:
+            results = ops.verify_path(path, manager, pg_bin, key, allow_extra, progress=bar)
     except ops.BackupUsageError as exc:
         raise UsageProblem(str(exc)) from exc
     rows = [{"tenant": r.tenant_id, "archive": r.archive.name, "sha256": r.sha256_ok,

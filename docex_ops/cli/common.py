@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import sys
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -130,8 +130,16 @@ class CliState:
         if config_path is not None:
             if self._manager is not None:
                 raise RuntimeError("a manager is already open for this command's config")
-            self._settings = load_settings(config_path)
+            self._settings = self._with_own_audit_file(load_settings(config_path))
         return self.manager
+
+    def _with_own_audit_file(self, target: Settings) -> Settings:
+        """The operator's trail is in their own config (--config, $DOCEX_CONFIG): a target
+        config written for DocEX rarely names one, and its lines must not be lost."""
+        if target.audit_file is not None or not (self.config_path
+                                                 or os.environ.get("DOCEX_CONFIG")):
+            return target
+        return replace(target, audit_file=load_settings(self.config_path).audit_file)
 
     def close(self) -> None:
         if self._manager is not None:
@@ -163,12 +171,3 @@ def info(message: str) -> None:
     if not state().quiet:
         click.echo(message, err=True)
 
-
-def progress(done: int, total: int, label: str) -> None:
-    """A one-line progress counter on a terminal; silent when stderr is not a tty."""
-    if state().quiet or not sys.stderr.isatty():
-        return
-    end = "\n" if done == total else ""
-    click.echo(f"\r{label}: {done}/{total}", err=True, nl=False)
-    if end:
-        click.echo("", err=True)

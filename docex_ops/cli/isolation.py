@@ -8,6 +8,7 @@ import click
 
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, state
 from docex_ops.cli.output import render_table
+from docex_ops.cli.progress import TenantProgress
 from docex_ops.isolation import CHECKS, CheckResult, Status, placement, verify_isolation
 
 COLUMNS = ("check", "tenant", "status", "object", "detail")
@@ -66,7 +67,8 @@ def verify_isolation_cmd(tenant_ids: tuple[str, ...], fail_on: str, allow: tuple
     server the directory does not name, or on two servers, is a FAIL of the
     'placement' check.
     """
-    report = verify_isolation(state().manager, tenant_ids, allow, only)
+    with TenantProgress("checks") as bar:
+        report = verify_isolation(state().manager, tenant_ids, allow, only, progress=bar)
     fmt = fmt or state().fmt
     rows = [r.row() for r in report.results]
     if failures_only is None:

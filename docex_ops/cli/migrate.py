@@ -13,10 +13,11 @@ import click
 from docex_ops import migrate as ops
 from docex_ops.backends.base import FOREIGN, UNREADABLE
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
-from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
+from docex_ops.cli.common import OperationFailed, emit, format_option, info, state
 from docex_ops.cli.migrate_lint import allow_option, lint_cmd, refuse_upgrade
 from docex_ops.cli.options import Duration, jobs_option, selection_options
 from docex_ops.cli.output import to_jsonable
+from docex_ops.cli.progress import TenantProgress
 from docex_ops.topology.fleet_view import PlacementProblem
 
 if TYPE_CHECKING:
@@ -169,8 +170,8 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
     if dry_run:
         _dry_run(manager, scripts, plan, action, target, options, fmt)
         return
-    report = ops.run_plan(manager, scripts, plan, options,
-                          progress=lambda d, t: progress(d, t, f"{action} {target}"))
+    with TenantProgress(summary=False) as bar:  # the run line below is the summary
+        report = ops.run_plan(manager, scripts, plan, options, progress=bar)
     _render_report(report, fmt, report_file)
     named = set(selection.named())
     refused = [t for t, _ in report.skipped if t in named]
@@ -367,8 +368,8 @@ def resume_cmd(run_id: str, options: ops.RunOptions, report_file: Path | None,
     """Retry only the tenants of RUN_ID that failed or never started.
 
     With several servers, --jobs applies per server, as in upgrade."""
-    report = ops.resume(state().manager, _scripts(), run_id, options,
-                        progress=lambda d, t: progress(d, t, "resume"))
+    with TenantProgress(summary=False) as bar:
+        report = ops.resume(state().manager, _scripts(), run_id, options, progress=bar)
     _render_report(report, fmt, report_file)
 
 

@@ -16,10 +16,10 @@ from docex_ops.cli.common import (
     emit,
     format_option,
     info,
-    progress,
     state,
 )
 from docex_ops.cli.options import jobs_option
+from docex_ops.cli.progress import TenantProgress
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.split.source import SplitSource
@@ -140,8 +140,8 @@ def run_cmd(source: str, source_schema: str, mapping_path: Path, target_config: 
                                              ignore_extra)
     settings = ops.RunSettings(jobs, dry_run, upgrade, continue_on_error, source_revision)
     try:
-        report = ops.run_split(src, mapping, options, manager, settings,
-                               progress=lambda d, t: progress(d, t, "tenants split"))
+        with TenantProgress() as bar:
+            report = ops.run_split(src, mapping, options, manager, settings, progress=bar)
     finally:
         src.dispose()
     if not report.plan.ok:

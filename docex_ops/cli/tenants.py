@@ -11,9 +11,10 @@ from docex_ops.backends import server_names
 from docex_ops.backends.base import FOREIGN, UNREADABLE, TenantLockedError
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cleanup.run import find_leftovers
-from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
+from docex_ops.cli.common import OperationFailed, emit, format_option, info, state
 from docex_ops.cli.options import jobs_option
 from docex_ops.cli.output import human_bytes
+from docex_ops.cli.progress import TenantProgress
 from docex_ops.move import rebalance
 from docex_ops.move import run as moves
 from docex_ops.tenancy import validate_all
@@ -140,8 +141,9 @@ def provision_cmd(tenant_ids: tuple[str, ...], verify: bool, jobs: int, with_rol
         for tenant_id in ids:
             manager.backend.location(tenant_id)
         placement.reserve_server(manager, ids, server)
-    results = ops.provision_tenants(manager, tenant_ids, verify=verify, jobs=jobs,
-                                    progress=lambda d, t: progress(d, t, "provisioning"))
+    with TenantProgress() as bar:
+        results = ops.provision_tenants(manager, tenant_ids, verify=verify, jobs=jobs,
+                                        progress=bar)
     rows = [{"tenant": r.tenant_id, "location": r.location,
              "action": "created" if r.created else ("failed" if r.error else "exists"),
              "verified": r.verified, "seconds": r.seconds, "error": r.error} for r in results]
@@ -287,8 +289,8 @@ def rebalance_cmd(dry_run: bool, execute: bool, offline: bool, size_tolerance: f
              "size": human_bytes(m.size_bytes), "moved": None} for m in plan.moves]
     if execute and plan.moves:
         options = moves.MoveOptions(pg_bin=pg_bin, offline=offline)
-        results = rebalance.execute_plan(manager, plan, options,
-                                         on_move=lambda d, t: progress(d, t, "moving"))
+        with TenantProgress() as bar:
+            results = rebalance.execute_plan(manager, plan, options, on_move=bar)
         for row, result in zip(rows, results, strict=True):
             row["moved"] = result.outcome
     emit(rows, fmt, payload={"before": plan.before, "after": plan.after,

@@ -24,6 +24,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 
 from docex_ops.backends.base import Backend
+from docex_ops.executor import ProgressFn, ProgressTick
 from docex_ops.isolation import placement
 from docex_ops.isolation.context import IsolationContext
 from docex_ops.isolation.registry import CATALOG_SNAPSHOTS, CHECKS, Check, checks_for
@@ -62,8 +63,11 @@ class IsolationReport:
 
 
 def verify_isolation(manager: TenantDatabaseManager, tenant_ids: Sequence[str] = (),
-                     allow: Iterable[str] = (), only: Iterable[str] = ()) -> IsolationReport:
+                     allow: Iterable[str] = (), only: Iterable[str] = (),
+                     progress: ProgressFn | None = None) -> IsolationReport:
     """Run the checks (all, or those named in ``only``) on every tenant, or on ``tenant_ids``.
+    ``progress`` hears of each check as it ends (one server; a fleet's servers run at
+    once, so it is not told there), named in its ``tenant`` field.
 
     Tenants named but not found raise LookupError; bad ids raise TenantIdError
     before anything is read.
@@ -82,15 +86,25 @@ def verify_isolation(manager: TenantDatabaseManager, tenant_ids: Sequence[str] =
     tenants = {t.tenant_id: t.location for t in backend.discover()}
     _refuse_unknown(wanted, tenants, manager.settings.describe())
     ctx = IsolationContext(manager, tenants, wanted or sorted(tenants), tuple(allow))
-    return IsolationReport(backend.kind, len(ctx.subjects), run_checks(ctx, checks),
+    return IsolationReport(backend.kind, len(ctx.subjects), run_checks(ctx, checks, progress),
                            time.perf_counter() - started)
 
 
-def run_checks(ctx: IsolationContext, checks: list[Check]) -> list[CheckResult]:
+def run_checks(ctx: IsolationContext, checks: list[Check],
+               progress: ProgressFn | None = None) -> list[CheckResult]:
     """The checks against one database (one server), in registry order: catalog checks in
     one snapshot, one after the other (they share its connection), while the checks that
     need no catalog (live routing, on tenant connections of its own) run alongside."""
     by_check: dict[str, list[CheckResult]] = {}
+
+    def done(name: str, results: list[CheckResult]) -> None:
+        by_check[name] = results
+        if progress is not None:
+            progress(ProgressTick(len(by_check), len(checks), name,
+                                  all(r.status != Status.FAIL for r in results)))
+
+    if progress is not None:
+        progress(ProgressTick(0, len(checks)))
     with ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as alongside:
         kind = ctx.backend.kind
         if kind in CATALOG_SNAPSHOTS.kinds and any(c.needs_catalog for c in checks):
@@ -99,9 +113,9 @@ def run_checks(ctx: IsolationContext, checks: list[Check]) -> list[CheckResult]:
                    if not c.needs_catalog and ctx.catalog is not None}
         for check in checks:
             if check.name not in running:
-                by_check[check.name] = check.run(ctx)
+                done(check.name, check.run(ctx))
         for name, future in running.items():
-            by_check[name] = future.result()
+            done(name, future.result())
     return [r for check in checks for r in by_check[check.name]]
 
 

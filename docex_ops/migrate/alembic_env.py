@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from docex_ops.backends.scratch_tenant import scratch_tenant
 from docex_ops.config.settings import load_settings
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.migrate.alembic_record import PlainAlembicRun
 from docex_ops.migrate.kinds import KINDS
 from docex_ops.migrate.scripts import ATTR_CONNECTION, ATTR_FORCE, ATTR_RENDER_DIALECT
 from docex_ops.migrate.servers import control_backend
@@ -71,6 +72,7 @@ def _each_tenant(context: EnvironmentContext, manager: TenantDatabaseManager,
                  tenants: list[str], force: bool) -> None:
     config = context.config
     rules = control_backend(manager)  # a tenant's schema or file name is the same everywhere
+    recorded = _run_record(context, manager, tenants)
     for tenant_id in tenants:
         location = rules.location(tenant_id)
         if context.is_offline_mode():
@@ -83,12 +85,21 @@ def _each_tenant(context: EnvironmentContext, manager: TenantDatabaseManager,
             continue
         config.print_stdout(f"tenant {tenant_id} ({location})")
         backend = manager.backend_of(tenant_id)
-        with backend.migration_connection(tenant_id) as conn:
-            configure_connection(context, conn, force)
+        with recorded.tenant(tenant_id, location) as watch, \
+                backend.migration_connection(tenant_id) as conn:
+            watch.before(backend.current_revision(conn))
+            configure_connection(context, conn, force, on_version_apply=watch.on_version_apply)
             context.run_migrations()
             revision = backend.current_revision(conn)
             if revision is not None:
                 backend.check_migrated(conn, tenant_id, revision, deep=True)
+    recorded.finish()
+
+
+def _run_record(context: EnvironmentContext, manager: TenantDatabaseManager,
+                tenants: list[str]) -> PlainAlembicRun:
+    """A run record and audit lines, as docex-ops' runner writes them (migrate runs)."""
+    return PlainAlembicRun(manager, context.config.cmd_opts, tenants)
 
 
 def _autogenerate(context: EnvironmentContext, manager: TenantDatabaseManager) -> None:

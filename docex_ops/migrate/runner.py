@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from docex_ops import audit_trail
 from docex_ops.backends.base import TenantInfo
-from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
+from docex_ops.executor import FailurePolicy, ProgressFn, make_executor, shifted
 from docex_ops.migrate.plan import Plan, Selection, make_plan, plan_steps, select_tenants
 from docex_ops.migrate.retry import migrate_with_retries
 from docex_ops.migrate.runner_lock import runner_lock
@@ -96,7 +96,7 @@ def run_plan(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Pl
     options = replace(options, jobs=spread_over_servers(manager, plan, options.jobs))
     control = control_backend(manager)
     with runner_lock(control, options.wait):
-        store = _run_store(manager)
+        store = run_store(manager)
         report.run_id = store.start(plan.action, plan.target, options.actor, plan.steps,
                                     _recorded_options(options), run_id)
         task = _recording_task(manager, scripts, options.step, store, report.run_id)
@@ -118,8 +118,9 @@ def _run_waves(manager: TenantDatabaseManager, task: Callable[[TenantStep], Tena
     for index, wave in enumerate(waves):
         canary = options.canary and index == 0
         policy = FailurePolicy(max_failures=1) if canary else options.policy
+        # One count over every wave (the canary included): the total is the plan's.
         ran = make_executor(task, options.jobs, policy,
-                            None if canary else progress).run(wave)
+                            shifted(progress, len(report.results), len(steps))).run(wave)
         report.results += ran
         failed = sum(not r.ok for r in ran)
         stop = (failed > 0 if canary or not options.waves
@@ -156,7 +157,7 @@ def upgrade_tenants(manager: TenantDatabaseManager, tenant_ids: list[str],
 
 def recorded_runs(manager: TenantDatabaseManager, limit: int = 20) -> list[RunSummary]:
     """The recorded migration runs, newest first."""
-    return _run_store(manager).list(limit)
+    return run_store(manager).list(limit)
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def plan_resumption(manager: TenantDatabaseManager, scripts: MigrationScripts,
                     run_id: str) -> Resumption:
     """The plan that retries a run's tenants that failed or never started, towards the
     run's target (empty when none is left)."""
-    store = _run_store(manager)
+    store = run_store(manager)
     run, tenants = store.get(run_id)
     todo = tuple(t["tenant_id"] for t in tenants if t["status"] in ("pending", "failed"))
     found = select_tenants(manager, Selection(include=todo)).tenants if todo else []
@@ -203,16 +204,24 @@ def _recording_task(manager: TenantDatabaseManager,
                     run_id: str) -> Callable[[TenantStep], TenantResult]:
     def task(step: TenantStep) -> TenantResult:
         result = _migrate_on_its_server(manager, scripts, step, step_options)
-        store.record(run_id, result)
-        if result.status != "skipped":
-            audit_trail.record("tenant.migrate", step.tenant_id, step.target or "base",
-                         audit_trail.OK if result.ok else audit_trail.FAILED,
-                         {"action": step.action, "from": result.from_rev, "run_id": run_id,
-                          "path": result.path, "error": result.error,
-                          "attempts": result.attempts,
-                          "safety_backup": result.safety_backup})
+        record_result(store, run_id, step, result)
         return result
     return task
+
+
+def record_result(store: RunStore, run_id: str, step: TenantStep, result: TenantResult,
+                  actor: str | None = None) -> None:
+    """One tenant's outcome in its run record and, unless nothing ran, the audit trail
+    (docex-ops' runner and plain ``alembic`` alike; ``actor``: the audit line's operator
+    when not the process')."""
+    store.record(run_id, result)
+    if result.status != "skipped":
+        audit_trail.record("tenant.migrate", step.tenant_id, step.target or "base",
+                           audit_trail.OK if result.ok else audit_trail.FAILED,
+                           {"action": step.action, "from": result.from_rev, "run_id": run_id,
+                            "path": result.path, "error": result.error,
+                            "attempts": result.attempts,
+                            "safety_backup": result.safety_backup}, actor=actor)
 
 
 def _migrate_on_its_server(manager: TenantDatabaseManager,
@@ -227,7 +236,7 @@ def _migrate_on_its_server(manager: TenantDatabaseManager,
         return migrate_with_retries(manager.servers[server], scripts, step, options)
 
 
-def _run_store(manager: TenantDatabaseManager) -> RunStore:
+def run_store(manager: TenantDatabaseManager) -> RunStore:
     from docex_ops.migrate.runs import RunStore  # SQLAlchemy: only once a run is recorded
 
     return RunStore(control_backend(manager).control_engine())

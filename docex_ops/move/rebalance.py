@@ -12,9 +12,10 @@ Nothing moves unless the caller executes the plan, move by move, with
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from docex_ops.executor import ProgressFn, ProgressTick
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.move.journal import SWITCHED
 from docex_ops.move.run import MoveOptions, MoveResult, move_tenant
@@ -152,7 +153,7 @@ def plan_rebalance(manager: TenantDatabaseManager, size_tolerance: float = 0.05
 
 
 def execute_plan(manager: TenantDatabaseManager, plan: RebalancePlan, options: MoveOptions,
-                 on_move: Callable[[int, int], None] | None = None) -> list[MoveResult]:
+                 on_move: ProgressFn | None = None) -> list[MoveResult]:
     """Run the planned moves one after another; stops at the first that fails (raises)."""
     if plan.problems or plan.unfinished_moves:
         raise RuntimeError(
@@ -161,8 +162,10 @@ def execute_plan(manager: TenantDatabaseManager, plan: RebalancePlan, options: M
             + ", ".join(plan.unfinished_moves) + "): run `docex-ops tenants list` and "
             "rerun or finish those moves first")
     results = []
+    if on_move is not None:
+        on_move(ProgressTick(0, len(plan.moves)))
     for done, move in enumerate(plan.moves):
         results.append(move_tenant(manager, move.tenant_id, move.target, options))
         if on_move is not None:
-            on_move(done + 1, len(plan.moves))
+            on_move(ProgressTick(done + 1, len(plan.moves), move.tenant_id))
     return results

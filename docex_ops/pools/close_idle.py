@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
 
+from docex_ops import audit_trail
 from docex_ops.backends import server_names
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
@@ -90,7 +91,19 @@ def terminate(manager: TenantDatabaseManager, candidates: list[IdleConnection],
             done = set(pg_activity.terminate_idle_on(backend, [c.pid for c in mine],
                                                      idle_for_s))
             terminated += [c for c in mine if c.pid in done]
+    for c in terminated:
+        _audit_termination(c)
     return CloseIdleResult(candidates, terminated, dry_run=False)
+
+
+def _audit_termination(connection: IdleConnection) -> None:
+    """One line per terminated backend: an idle transaction it held was rolled back."""
+    detail: dict[str, object] = {"pid": connection.pid, "idle_s": connection.idle_s,
+                                 "state": connection.state, "user": connection.user}
+    if connection.server is not None:
+        detail["server"] = connection.server
+    audit_trail.record("tenant.close_idle", connection.tenant_id, f"pid {connection.pid}",
+                       audit_trail.OK, detail)
 
 
 def _postgres_servers(manager: TenantDatabaseManager) -> dict[str | None, PostgresBackend]:

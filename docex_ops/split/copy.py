@@ -11,7 +11,6 @@ rerun after a crash); one that holds anything else is refused, untouched.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,7 +20,7 @@ from docex_ops.backends.contents import GuardRefusal
 from docex_ops.backends.digest import TableDigest
 from docex_ops.backends.guards import ActGuard
 from docex_ops.backends.sqlite_paths import TenantFileError
-from docex_ops.executor import FailurePolicy, make_executor
+from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.migrate import MigrationScripts, StepOptions, TenantStep, migrate_tenant
 from docex_ops.migrate.runner import upgrade_tenants
 from docex_ops.migrate.scripts import MIGRATIONS_DIR
@@ -92,7 +91,7 @@ class RunSettings:
 def run_split(source: SplitSource, mapping: BasketMapping, options: PlanOptions,
               manager: TenantDatabaseManager, run: RunSettings,
               scripts: MigrationScripts | None = None,
-              progress: Callable[[int, int], None] | None = None) -> SplitReport:
+              progress: ProgressFn | None = None) -> SplitReport:
     started = time.perf_counter()
     scripts = scripts or MigrationScripts()
     store = target_store(manager)
