@@ -34,7 +34,7 @@ import re
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,17 +168,18 @@ def redact_text(text: str) -> str:
     return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{_HIDDEN}@", text)
 
 
-def read_events(path: Path, tenant: str | None = None, limit: int | None = None
-                ) -> list[AuditEvent]:
-    """The last ``limit`` events of an audit file (all if None), oldest first,
-    optionally only one tenant's. Lines that are not audit events are reported."""
+def read_events(path: Path, tenants: Collection[str] = (), limit: int | None = None,
+                exclude: Collection[str] = ()) -> list[AuditEvent]:
+    """The last ``limit`` events of an audit file (all if None), oldest first, only of
+    ``tenants`` when given, never of ``exclude``. Lines that are not audit events are
+    reported."""
     if not path.exists():  # configured, nothing recorded yet
         return []
     kept: deque[AuditEvent] = deque(maxlen=limit)
     for number, event in _parse(path):
         if event is None:
             raise RuntimeError(f"{path}:{number}: not an audit line (JSON object expected)")
-        if tenant is None or event.tenant == tenant:
+        if (not tenants or event.tenant in tenants) and event.tenant not in exclude:
             kept.append(event)
     return list(kept)
 

@@ -30,7 +30,7 @@ run "$ops" migrate "${scripts[@]}" lint "${allow[@]}"
 if [ -n "${BACKUP_DIR:-}" ]; then
   plan=$("$ops" --format json -q migrate "${scripts[@]}" upgrade --dry-run)
   mapfile -t behind < <(printf '%s' "$plan" | python3 -c \
-    'import json, sys; [print(s["tenant_id"]) for s in json.load(sys.stdin)["steps"]]')
+    'import json, sys; [print(s["tenant"]) for s in json.load(sys.stdin)["data"]["steps"]]')
   if [ "${#behind[@]}" -gt 0 ]; then
     args=()
     for tenant in "${behind[@]}"; do args+=(--tenant "$tenant"); done

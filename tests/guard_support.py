@@ -19,6 +19,7 @@ from typing import Any
 from click.testing import CliRunner
 from conftest import pg_admin_connect
 from docs_support import write_config
+from json_support import json_data
 
 from docex_ops.cli import main
 from docex_ops.config.settings import Settings
@@ -47,13 +48,10 @@ class World:
         return result.exit_code, result.output
 
     def cli_json(self, *args: str) -> tuple[int, Any, str]:
-        """(exit code, parsed stdout, stderr)."""
+        """(exit code, the envelope's data checked against its schema, stderr)."""
         result = CliRunner().invoke(main, ["--config", str(self.config), "--format", "json",
                                            *args])
-        try:
-            return result.exit_code, json.loads(result.stdout), result.stderr
-        except ValueError:
-            raise AssertionError(f"no JSON on stdout: {result.output}") from None
+        return result.exit_code, json_data(result.stdout), result.stderr
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
         env = dict(os.environ, PYTHONUNBUFFERED="1")

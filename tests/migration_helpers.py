@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+from json_support import json_data
 
 from docex_ops.cli import main
 from docex_ops.migrate.scripts import MIGRATIONS_DIR
@@ -42,12 +42,10 @@ def cli(config_file: Path, *args: str) -> tuple[int, str]:
 
 
 def cli_json(config_file: Path, *args: str) -> Any:
-    """(exit code, parsed stdout); stderr (notes, errors) is kept out of the JSON."""
+    """(exit code, the envelope's data, checked against its schema); stderr (notes,
+    errors) is kept out of the JSON."""
     result = CliRunner().invoke(main, ["--config", str(config_file), "--format", "json", *args])
-    try:
-        return result.exit_code, json.loads(result.stdout)
-    except ValueError:
-        raise AssertionError(f"no JSON on stdout: {result.output}") from None
+    return result.exit_code, json_data(result.stdout)
 
 
 def spawn(config_file: Path, *args: str) -> subprocess.Popen[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from docs_support import with_files, write_config
+from json_support import json_data
 
 from docex_ops import UserContext, audit_trail
 from docex_ops.cli import main
@@ -80,9 +81,9 @@ def test_tail_filters_and_formats(audited: Path, tmp_path: Path) -> None:
     assert _cli(audited, "tenants", "provision", "a", "b", "c")[0] == 0
     code, out, _ = _cli(audited, "audit", "tail", "--format", "json", "-n", "2")
     assert code == 0
-    assert [x["tenant"] for x in json.loads(out)] == ["b", "c"]
+    assert [x["tenant"] for x in json_data(out, "audit tail")["events"]] == ["b", "c"]
     code, out, _ = _cli(audited, "--format", "json", "audit", "tail", "--tenant", "a")
-    assert [x["tenant"] for x in json.loads(out)] == ["a"]
+    assert [x["tenant"] for x in json_data(out, "audit tail")["events"]] == ["a"]
     code, out, _ = _cli(audited, "audit", "tail", "--tenant", "b")
     assert code == 0 and "tenant.provision" in out and " a " not in out
     assert '{"trigger":"explicit","revision":"0003_object_paths"}' in out

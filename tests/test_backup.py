@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from backup_data import fill_tenant, tenant_digest
 from click.testing import CliRunner
+from json_support import json_data
 from sqlalchemy import func, select
 
 from docex_ops.backends.contents import allow_rows
@@ -194,7 +195,7 @@ def test_archive_of_a_never_lands_on_b(manager: TenantDatabaseManager, config_fi
     manager.backend.drop("a", allow_rows)
     code, out = _run(config_file, "--format", "json", "backup", "restore", str(manifest_path))
     assert code == 0, out
-    assert json.loads(out)["tenant_id"] == "a"
+    assert json_data(out, "backup restore")["tenant"] == "a"
     code, out = _run(config_file, "backup", "restore", str(manifest_path), "--as", "b")
     assert code == 1 and "holds" in out
     assert _digest(manager, "b") == b_before
@@ -223,7 +224,7 @@ def test_list_and_prune_keep_good_copies(manager: TenantDatabaseManager, config_
     b_only = _backup(manager, "b", dest)
     oldest_archive = read_manifest(a[0]).archive_path
     code, out = _run(config_file, "--format", "json", "backup", "list", str(dest))
-    assert code == 0 and [e["tenant_id"] for e in json.loads(out)] == ["a"] * 3 + ["b"]
+    assert code == 0 and [e["tenant"] for e in json_data(out)["backups"]] == ["a"] * 3 + ["b"]
     for manifest_path in (a[2], b_only):  # newest of a and the only copy of b are damaged
         archive = read_manifest(manifest_path).archive_path
         archive.write_bytes(archive.read_bytes()[:-1] + b"!")
@@ -261,7 +262,7 @@ def test_create_reports_failures_and_goes_on(manager: TenantDatabaseManager, con
     code, out = _run(config_file, "--format", "json", "backup", "create", "--tenant", "a",
                      "--tenant", "ghost", "--dest", str(tmp_path / "bk"))
     assert code == 2  # a named tenant that does not exist is a usage problem (issue 16)
-    rows = {r["tenant"]: r for r in json.loads(out)}
+    rows = {r["tenant"]: r for r in json_data(out, "backup create")["backups"]}
     assert rows["a"]["status"] == "ok" and rows["ghost"]["status"] == "FAILED"
     assert [m.tenant_id for m in find_manifests(tmp_path / "bk")] == ["a"]
     code, out = _run(config_file, "backup", "create", "--tenant", "Bad!", "--dest",

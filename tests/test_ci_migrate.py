@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from json_support import envelope, json_data
 from migration_helpers import HEAD, scripts_with
 
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
@@ -35,13 +35,14 @@ def test_ci_step_backs_up_migrates_and_reports(manager: TenantDatabaseManager,
                                                    'sa.Column("note", sa.Text()))  # fast'})
     result = _ci(config_file, tmp_path, scripts, BACKUP_DIR=str(tmp_path / "bk"))
     assert result.returncode == 0, result.stderr
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert report["ok"] and sorted(r["tenant"] for r in report["tenants"]) == ["a", "b", "c"]
+    report = envelope((tmp_path / "report.json").read_text(), "migrate upgrade")
+    assert report["ok"] and report["data"]["ok"]
+    assert sorted(r["tenant"] for r in report["data"]["tenants"]) == ["a", "b", "c"]
     manifests = list((tmp_path / "bk").rglob("*.json"))
     assert len(manifests) == 3
     assert set(manager.backend.read_revisions(["a", "b", "c"]).values()) == {"0004_note"}
     again = _ci(config_file, tmp_path, scripts)
-    assert again.returncode == 0 and json.loads((tmp_path / "report.json").read_text())[
+    assert again.returncode == 0 and json_data((tmp_path / "report.json").read_text())[
         "tenants"] == []
 
 
@@ -54,7 +55,8 @@ def test_ci_step_fails_the_pipeline_on_a_failed_canary(manager: TenantDatabaseMa
     scripts = scripts_with(tmp_path, {"0004_boom": 'raise RuntimeError("boom")'})
     result = _ci(config_file, tmp_path, scripts)
     assert result.returncode == 1
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert {r["tenant"]: r["status"] for r in report["tenants"]} == \
+    report = envelope((tmp_path / "report.json").read_text(), "migrate upgrade")
+    assert report["ok"] is False and report["error"].startswith("migration incomplete")
+    assert {r["tenant"]: r["status"] for r in report["data"]["tenants"]} == \
         {"a": "failed", "b": "not started"}
     assert set(manager.backend.read_revisions(["a", "b"]).values()) == {HEAD}

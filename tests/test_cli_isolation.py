@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from json_support import json_data
 
 from docex_ops.cli import main
 
@@ -22,7 +22,7 @@ def test_exit_codes_and_json(config_file: Path, kind: str) -> None:
     assert _run(config_file, "tenants", "provision", "a", "b")[0] == 0
     code, out = _run(config_file, "verify-isolation", "--format", "json")
     assert code == 0, out
-    payload = json.loads(out)
+    payload = json_data(out, "verify-isolation")
     assert payload["tenants_checked"] == 2 and payload["counts"]["FAIL"] == 0
     assert {r["tenant"] for r in payload["results"]} >= {"a", "b"}
     assert _run(config_file, "verify-isolation", "--tenant", "A;x")[0] == 2
@@ -33,7 +33,7 @@ def test_exit_codes_and_json(config_file: Path, kind: str) -> None:
 def test_warn_threshold_and_fail(config_file: Path, pg_conn: Any) -> None:
     assert _run(config_file, "tenants", "provision", "a", "b")[0] == 0
     _, out = _run(config_file, "--format", "json", "tenants", "list")
-    a, b = (t["location"] for t in json.loads(out)["tenants"])
+    a, b = (t["location"] for t in json_data(out)["tenants"])
     with pg_conn.cursor() as cur:
         cur.execute(f"CREATE TABLE {a}.extra (x int)")
     assert _run(config_file, "verify-isolation")[0] == 0
@@ -46,7 +46,7 @@ def test_warn_threshold_and_fail(config_file: Path, pg_conn: Any) -> None:
         cur.execute(f"CREATE VIEW {a}.peek AS SELECT * FROM {b}.docbasket")
     code, out = _run(config_file, "verify-isolation", "--format", "json", "--check", "references")
     assert code == 1
-    rows = json.loads(out)["results"]
+    rows = json_data(out)["results"]
     assert [(r["tenant"], r["status"]) for r in rows if r["status"] != "PASS"] == [("a", "FAIL")]
 
 
@@ -62,10 +62,10 @@ def test_provision_with_role(config_file: Path, pg_conn: Any) -> None:
     try:
         code, out = _run(config_file, "--format", "json", "tenants", "provision", tenant,
                          "--with-role")
-        assert code == 0 and json.loads(out)[0]["role"] == role
+        assert code == 0 and json_data(out)["tenants"][0]["role"] == role
         code, out = _run(config_file, "--format", "json", "verify-isolation",
                          "--check", "privileges", "--check", "readers")
-        rows = json.loads(out)["results"]
+        rows = json_data(out)["results"]
         assert code == 0
         assert any(r["check"] == "readers" and f"owner {role}" in r["detail"] for r in rows)
     finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from json_support import json_data
 
 from docex_ops.cli import main
 from docex_ops.cli.options import MAX_JOBS, Duration
@@ -85,7 +86,6 @@ def test_durations_with_units_run(config_file: Path) -> None:
 
 
 def test_backup_create_selects_tenants_as_migrate_does(config_file: Path, tmp_path: Path) -> None:
-    import json
 
     runner = CliRunner()
     base = ["--config", str(config_file), "--format", "json"]
@@ -93,14 +93,14 @@ def test_backup_create_selects_tenants_as_migrate_does(config_file: Path, tmp_pa
     result = runner.invoke(main, [*base, "backup", "create", "--all", "--exclude", "b",
                                   "--dest", str(tmp_path / "all")])
     assert result.exit_code == 0, result.output
-    assert [r["tenant"] for r in json.loads(result.stdout)] == ["a", "c"]
+    assert [r["tenant"] for r in json_data(result.stdout)["backups"]] == ["a", "c"]
     listed = tmp_path / "ids.txt"
     listed.write_text("# nightly\nb\nc  # the big one\n")
     result = runner.invoke(main, [*base, "backup", "create", "--tenants-file", str(listed),
                                   "--tenant", "a", "--exclude", "c", "--dest",
                                   str(tmp_path / "some")])
     assert result.exit_code == 0, result.output
-    assert [r["tenant"] for r in json.loads(result.stdout)] == ["a", "b"]
+    assert [r["tenant"] for r in json_data(result.stdout)["backups"]] == ["a", "b"]
     result = runner.invoke(main, [*base, "backup", "create", "--all", "--tenant", "a",
                                   "--dest", str(tmp_path / "x")])
     assert result.exit_code == 2 and "not both" in result.output

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from json_support import json_data
 
 from docex_ops.cli import main
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
@@ -24,17 +24,17 @@ def test_provision_list_idempotent(config_file: Path) -> None:
     assert out.count("created") == 3
     code, out = _run(config_file, "tenants", "list", "--format", "json")
     assert code == 0
-    listed = json.loads(out)["tenants"]
+    listed = json_data(out)["tenants"]
     assert [(t["tenant"], t["state"], t["tables"]) for t in listed] == \
         [(x, "versioned", 11) for x in "abc"]
     assert {t["revision"] for t in listed} == {"0003_object_paths"}
     result = CliRunner().invoke(main, ["--config", str(config_file), "--format", "json",
                                        "tenants", "provision", "a", "b", "c"])
     assert result.exit_code == 0
-    assert [r["action"] for r in json.loads(result.stdout)] == ["exists"] * 3
+    assert [r["action"] for r in json_data(result.stdout)["tenants"]] == ["exists"] * 3
     assert result.stderr.startswith("tenants provision: 3 tenants, 3 ok, 0 failed in ")
     _, again = _run(config_file, "tenants", "list", "--format", "json")
-    assert json.loads(again)["tenants"] == listed
+    assert json_data(again)["tenants"] == listed
 
 
 def test_show_and_drop(config_file: Path, tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_show_and_drop(config_file: Path, tmp_path: Path) -> None:
                                                   updated_at=now))
     TenantDatabaseManager.reset()
     code, out = _run(config_file, "--format", "json", "tenants", "show", "full")
-    assert code == 0 and json.loads(out)["rows"]["docbasket"] == 1
+    assert code == 0 and json_data(out)["rows"]["docbasket"] == 1
 
     code, out = _run(config_file, "tenants", "drop", "keep")
     assert code == 2 and "--yes" in out
@@ -66,7 +66,7 @@ def test_show_and_drop(config_file: Path, tmp_path: Path) -> None:
                      "--safety-dir", str(tmp_path / "safety"))
     assert code == 0 and f"backed it up first to {tmp_path / 'safety'}" in out
     _, out = _run(config_file, "--format", "json", "tenants", "list")
-    assert json.loads(out)["tenants"] == []
+    assert json_data(out)["tenants"] == []
 
 
 def test_help_explains() -> None:

@@ -4,7 +4,6 @@ and `config check` (passwords masked, where each value came from)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from json_support import json_data
 
 from docex_ops.cli import main
 
@@ -76,7 +76,7 @@ def test_config_check_masks_passwords_and_names_sources(tmp_path: Path) -> None:
                                        "check"])
     assert result.exit_code == 0, result.output
     assert "hunter2" not in result.output
-    rows = {r["key"]: r for r in json.loads(result.stdout)["settings"]}
+    rows = {r["key"]: r for r in json_data(result.stdout)["settings"]}
     assert rows["database.pool_size"] == {"key": "database.pool_size", "value": 3,
                                           "source": f"{config}:3"}
     assert rows["database.postgres.password"]["value"] == "********"

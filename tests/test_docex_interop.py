@@ -222,10 +222,10 @@ def test_docex_ops_adopts_a_tenant_docex_made(interop: Interop) -> None:
 
     code, status = cli_json(interop.config, "migrate", "status")
     assert code == 0
-    assert [(t["tenant_id"], t["state"]) for t in status["tenants"]] == [("made", "unversioned")]
+    assert [(t["tenant"], t["state"]) for t in status["tenants"]] == [("made", "unversioned")]
     code, adopted = cli_json(interop.config, "migrate", "adopt")
     assert code == 0
-    assert [(r["tenant_id"], r["status"], r["matches"]) for r in adopted] == \
+    assert [(r["tenant"], r["status"], r["matches"]) for r in adopted["tenants"]] == \
         [("made", "adopted", [DOCEX_2_9_9])]
     assert interop.manager.backend.read_revisions(["made"]) == {"made": DOCEX_2_9_9}
     code, report = cli_json(interop.config, "migrate", "upgrade")

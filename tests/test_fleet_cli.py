@@ -3,12 +3,12 @@ place, migrate status/upgrade grouped by server, backup --all and restore."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
 from conftest import server_connect
+from json_support import envelope, json_data
 
 from docex_ops.cli import main
 from docex_ops.config.settings import load_settings
@@ -20,17 +20,22 @@ def _run(config: Path, *args: str) -> Any:
 
 def _json(result: Any) -> Any:
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return json_data(result.stdout)
+
+
+def _envelope(result: Any) -> Any:
+    assert result.exit_code == 0, result.output
+    return envelope(result.stdout)
 
 
 def test_provision_on_a_server_and_list_with_servers(fleet_config_file: Path) -> None:
     assert _run(fleet_config_file, "tenants", "provision", "alpha", "--server", "c"
                 ).exit_code == 0
     assert _run(fleet_config_file, "tenants", "provision", "beta", "gamma").exit_code == 0
-    listed = _json(_run(fleet_config_file, "tenants", "list"))
-    where = {t["tenant"]: t["server"] for t in listed["tenants"]}
+    listed = _envelope(_run(fleet_config_file, "tenants", "list"))
+    where = {t["tenant"]: t["server"] for t in listed["data"]["tenants"]}
     assert where["alpha"] == "c" and len(set(where.values())) == 3
-    assert listed["servers"] == ["main", "b", "c"] and listed["problems"] == []
+    assert listed["data"]["servers"] == ["main", "b", "c"] and listed["problems"] == []
     bad = _run(fleet_config_file, "tenants", "provision", "delta", "--server", "nowhere")
     assert bad.exit_code == 2 and "no server 'nowhere'" in bad.output
     shown = _json(_run(fleet_config_file, "tenants", "show", "alpha"))
@@ -46,8 +51,9 @@ def test_list_reports_problems_and_place_records_a_schema(fleet_config_file: Pat
     conn.close()
     listed = _run(fleet_config_file, "tenants", "list")
     assert listed.exit_code == 1
-    payload = json.loads(listed.stdout)
-    assert [p["tenant_id"] for p in payload["problems"]] == ["orphan"]
+    payload = envelope(listed.stdout, "tenants list")
+    assert [p["tenant"] for p in payload["problems"]] == ["orphan"]
+    assert payload["ok"] is False and "orphan" in payload["error"]
     assert "tenants place orphan --server NAME" in listed.stderr
     assert _run(fleet_config_file, "tenants", "place", "orphan", "--server", "c").exit_code == 1
     assert _run(fleet_config_file, "tenants", "place", "orphan", "--server", "b").exit_code == 0
@@ -89,8 +95,7 @@ def test_backup_all_and_restore_across_servers(fleet_config_file: Path, tmp_path
     dest = tmp_path / "backups"
     created = _json(_run(fleet_config_file, "backup", "create", "--all", "--dest", str(dest),
                          "--jobs", "2"))
-    by_tenant = {r["tenant"]: r for r in created["results"]} if isinstance(created, dict) \
-        else {r["tenant"]: r for r in created}
+    by_tenant = {r["tenant"]: r for r in created["backups"]}
     assert sorted(by_tenant) == ["keep_b", "keep_c", "keep_main"]
     manifests = sorted(dest.glob("keep_c.*.json"))
     assert len(manifests) == 1
@@ -137,7 +142,7 @@ def test_resume_on_a_fleet_runs_per_server_and_groups_by_server(
                              "  # lint: allow index-not-concurrent: fails on purpose"}))
     first = _run(fleet_config_file, "migrate", "--scripts", scripts, "upgrade", "--jobs", "1")
     assert first.exit_code == 1, first.output
-    report = json.loads(first.stdout)
+    report = json_data(first.stdout)
     status = {t["tenant"]: t["status"] for t in report["tenants"]}
     assert status["r0"] == "failed" and set(status) == set(ids)
     conn.cursor().execute(f"DELETE FROM \"{schema}\".document WHERE id = 'doc_2'")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from conftest import cluster_warning, server_connect
+from json_support import json_data
 
 from docex_ops.cli import main
 from docex_ops.config.settings import load_settings
@@ -123,7 +123,7 @@ def test_cli_rows_carry_the_server(fleet_config_file: Path) -> None:
     assert run("tenants", "provision", "beta", "--server", "c")[0] == 0
     code, out, err = run("--format", "json", "verify-isolation")
     assert code == 0, out + err
-    payload = json.loads(out)
+    payload = json_data(out)
     assert payload["servers"] == SERVERS and payload["counts"]["FAIL"] == 0
     assert {(r["tenant"], r["server"]) for r in payload["results"]
             if r["check"] == "routing"} == {("alpha", "b"), ("beta", "c")}
@@ -139,5 +139,5 @@ def test_cli_rows_carry_the_server(fleet_config_file: Path) -> None:
     code, out, err = run("--format", "json", "verify-isolation", "--check", "placement")
     assert code == 1
     assert [(r["check"], r["tenant"], r["server"], r["status"])
-            for r in json.loads(out)["results"]] == [("placement", "beta", "c", "FAIL")]
+            for r in json_data(out)["results"]] == [("placement", "beta", "c", "FAIL")]
     assert "isolation not proven: 1 FAIL" in err

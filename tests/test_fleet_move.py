@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from json_support import json_data
 from move_support import (
     Crash,
     Writer,
@@ -96,12 +97,14 @@ def test_cli_move_explains_wal_level_and_moves(fleet_config_file: Any) -> None:
     assert run("tenants", "provision", "roamer", "--server", "b").exit_code == 0
     moved = run("--format", "json", "tenants", "move", "roamer", "--to", "c")
     assert moved.exit_code == 0, moved.output
-    assert '"outcome": "moved"' in moved.stdout
+    assert json_data(moved.stdout, "tenants move")["outcome"] == "moved"
     again = run("tenants", "move", "roamer", "--to", "b")
     assert again.exit_code == 1 and "--finish roamer" in again.output
     assert run("tenants", "move", "roamer", "--finish").exit_code == 0
     listed = run("--format", "json", "tenants", "list")
-    assert listed.exit_code == 0 and '"server": "c"' in listed.stdout
+    assert listed.exit_code == 0
+    where = {t["tenant"]: t["server"] for t in json_data(listed.stdout, "tenants list")["tenants"]}
+    assert where["roamer"] == "c"
 
 
 @pytest.mark.parametrize(("at", "damage"), [

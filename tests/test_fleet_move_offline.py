@@ -9,6 +9,7 @@ from typing import Any
 import psycopg2
 import pytest
 from conftest import server_connect
+from json_support import json_data
 from move_support import (
     Crash,
     Writer,
@@ -128,7 +129,10 @@ def test_cli_offline_move_from_a_server_without_logical_replication(
     assert online.exit_code == 1 and "--offline" in online.output
     moved = run("--format", "json", "tenants", "move", "grounded", "--to", "c", "--offline")
     assert moved.exit_code == 0, moved.output
-    assert '"outcome": "moved"' in moved.stdout and '"to": "c"' in moved.stdout
+    done = json_data(moved.stdout, "tenants move")
+    assert done["outcome"] == "moved" and done["to"] == "c"
     assert run("tenants", "move", "grounded", "--finish").exit_code == 0
     listed = run("--format", "json", "tenants", "list")
-    assert listed.exit_code == 0 and '"server": "c"' in listed.stdout
+    assert listed.exit_code == 0
+    where = {t["tenant"]: t["server"] for t in json_data(listed.stdout, "tenants list")["tenants"]}
+    assert where["grounded"] == "c"

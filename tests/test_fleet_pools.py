@@ -11,6 +11,7 @@ from typing import Any
 import psycopg2
 from click.testing import CliRunner
 from conftest import server_connect
+from json_support import json_data
 from sqlalchemy import text
 
 from docex_ops.cli import main
@@ -92,7 +93,7 @@ def test_report_per_server_with_tenants_attributed(fleet_manager: TenantDatabase
     assert b_at < table.index("\nb0 ") < c_at < table.index("\nc1 ")
     assert "WARN server 'b': worst case" in table
     assert [s["name"] for s in payload["servers"]] == ["main", "b", "c"]
-    assert {(t["server"], t["tenant_id"]) for t in payload["tenants"]} >= {("b", "b0"),
+    assert {(t["server"], t["tenant"]) for t in payload["tenants"]} >= {("b", "b0"),
                                                                            ("c", "c1")}
 
 
@@ -116,8 +117,8 @@ def test_cli_report_and_close_idle_on_each_server(fleet_manager: TenantDatabaseM
         report = runner.invoke(main, ["--config", str(fleet_config_file), "--format", "json",
                                       "pools", "report"])
         assert report.exit_code == 0, report.output
-        listed = json.loads(report.stdout)
-        assert {(t["server"], t["tenant_id"]) for t in listed["tenants"]} >= {
+        listed = json_data(report.stdout)
+        assert {(t["server"], t["tenant"]) for t in listed["tenants"]} >= {
             ("b", "idle_b"), ("c", "idle_c"), ("c", "fresh_c")}
         hostile = runner.invoke(main, ["--config", str(fleet_config_file), "pools",
                                        "close-idle", "--idle-for", "1s", "--tenant", "x' OR 1=1"])
@@ -128,7 +129,7 @@ def test_cli_report_and_close_idle_on_each_server(fleet_manager: TenantDatabaseM
                                       "pools", "close-idle", "--idle-for", "1s", *mine])
         assert closed.exit_code == 0, closed.output
         assert f"terminating pid {pids['b']} on server b" in closed.stderr
-        done = json.loads(closed.stdout)
+        done = json_data(closed.stdout)
         assert sorted((t["server"], t["pid"]) for t in done["terminated"]) == \
             sorted(pids.items())
         assert {(r["server"], r["tenant"], r["action"]) for r in done["connections"]} == \

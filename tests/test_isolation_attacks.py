@@ -13,7 +13,6 @@ token and is dropped at the end.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import PG_HOST, PG_PORT, PG_USER, cluster_warning, pg_admin_connect
+from json_support import json_data
 
 from docex_ops.cli import main
 from docex_ops.isolation import pg_probe
@@ -109,7 +109,7 @@ def verify(dep: Deployment, *checks: str, allow: tuple[str, ...] = (),
     args += [a for c in checks for a in ("--check", c)] + [a for x in allow for a in ("--allow", x)]
     result = _cli(config or dep.config, *args)
     assert result.exit_code in (0, 1), result.output
-    return result.exit_code, json.loads(result.stdout)["results"]
+    return result.exit_code, json_data(result.stdout)["results"]
 
 
 def named(rows: list[dict[str, Any]], check: str, tenant: str, status: str, obj: str,
@@ -151,7 +151,7 @@ def both_ways(dep: Deployment, check: str, *objects: tuple[str, str, str]) -> li
 def test_clean_deployment_of_50_tenants_with_roles_passes_everything(dep: Deployment) -> None:
     result = _cli(dep.config, "--format", "json", "verify-isolation")
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
+    payload = json_data(result.stdout)
     assert {"backend", "tenants_checked", "seconds", "counts", "results"} <= payload.keys()
     assert payload["tenants_checked"] == TENANTS_COUNT
     rows = payload["results"]
@@ -516,8 +516,8 @@ def test_failures_only_output_and_remedy_script(dep: Deployment,
         assert fifty.stdout.count(" PASS ") == 49
         assert _cli(dep.config, "verify-isolation", "--check", "code",
                     "--all-rows").stdout.count(" PASS ") == 49
-        payload = json.loads(_cli(dep.config, "--format", "json", "verify-isolation",
-                                  "--failures-only", "--check", "code").stdout)
+        payload = json_data(_cli(dep.config, "--format", "json", "verify-isolation",
+                                 "--failures-only", "--check", "code").stdout)
         assert [r["status"] for r in payload["results"]] == ["FAIL"]
         assert payload["counts"] == {"PASS": 49, "WARN": 0, "FAIL": 1}
         assert payload["checks"] == [{"check": "code", "PASS": 49, "WARN": 0, "FAIL": 1}]

@@ -9,6 +9,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from json_support import json_data
 
 from docex_ops.config.settings import Settings
 from docex_ops.isolation import CheckResult, Status, verify_isolation
@@ -118,7 +119,6 @@ def test_views_and_triggers_in_a_tenant_file_on_50_tenants(sq_manager: TenantDat
                                                            tmp_path: Path) -> None:
     """Planted: exit 1 naming each; removed with the remedy each FAIL carries, run as the
     shell command it is: exit 0."""
-    import json
     import subprocess
 
     from click.testing import CliRunner
@@ -137,7 +137,7 @@ def test_views_and_triggers_in_a_tenant_file_on_50_tenants(sq_manager: TenantDat
     def verify() -> tuple[int, list[dict[str, str]]]:
         result = CliRunner().invoke(main, ["--config", str(config), "--format", "json",
                                            "verify-isolation", "--check", "code"])
-        return result.exit_code, json.loads(result.stdout)["results"]
+        return result.exit_code, json_data(result.stdout)["results"]
 
     code, rows = verify()
     failed = [r for r in rows if r["status"] == "FAIL"]

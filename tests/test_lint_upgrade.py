@@ -27,7 +27,7 @@ def tenants(manager: TenantDatabaseManager) -> list[str]:
 def _revisions(config_file: Path) -> dict[str, str]:
     code, status = cli_json(config_file, "migrate", "status")
     assert code == 0, status
-    return {t["tenant_id"]: t["revision"] for t in status["tenants"]}
+    return {t["tenant"]: t["revision"] for t in status["tenants"]}
 
 
 def test_upgrade_refused_by_a_finding_and_allowed_by_allow(

@@ -41,17 +41,17 @@ def test_adopt_stamps_by_structure_and_reports_drift(manager: TenantDatabaseMana
     assert manager.backend.read_revisions(["docex299"]) == {"docex299": None}
     code, adopted = cli_json(config_file, "migrate", "adopt")
     assert code == 1  # the drifted tenant
-    result = {r["tenant_id"]: (r["status"], r["matches"]) for r in adopted}
+    result = {r["tenant"]: (r["status"], r["matches"]) for r in adopted["tenants"]}
     assert result == {"docex299": ("adopted", ["0002_docex_2_9_9"]),
                       "docexnew": ("adopted", [HEAD]), "drifted": ("drift", [])}
-    drift = next(r for r in adopted if r["tenant_id"] == "drifted")["problems"]
+    drift = next(r for r in adopted["tenants"] if r["tenant"] == "drifted")["problems"]
     assert any("idx_documents_status" in p for p in drift)
     assert manager.backend.read_revisions(["docex299", "docexnew", "drifted"]) == {
         "docex299": "0002_docex_2_9_9", "docexnew": HEAD, "drifted": None}
     code, report = cli_json(config_file, "migrate", "upgrade", "--exclude", "drifted")
     assert code == 0
     code, checked = cli_json(config_file, "migrate", "check", "--exclude", "drifted")
-    assert code == 0 and {r["status"] for r in checked} == {"matches"}
+    assert code == 0 and {r["status"] for r in checked["tenants"]} == {"matches"}
 
 
 def _alembic(config_file: Path, *args: str, ini: Path | None = None

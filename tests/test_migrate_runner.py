@@ -229,7 +229,7 @@ def test_each_migrated_tenant_is_audited(manager: TenantDatabaseManager, tenants
     code, _ = cli_json(config, "migrate", "--scripts", scripts, "upgrade", "--exclude", "t4")
     assert code == 0
     code, events = cli_json(config, "audit", "tail", "-n", "10")
-    migrated = {e["tenant"]: e for e in events if e["action"] == "tenant.migrate"}
+    migrated = {e["tenant"]: e for e in events["events"] if e["action"] == "tenant.migrate"}
     assert sorted(migrated) == ["t1", "t2", "t3"]
     assert {e["outcome"] for e in migrated.values()} == {"ok"}
     assert migrated["t1"]["target"] == "0004_note" and migrated["t1"]["detail"]["from"] == HEAD

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import PG_HOST, PG_PORT, PG_USER
+from json_support import json_data
 from sqlalchemy import text
 
 from docex_ops.backends.base import ServerLimits
@@ -44,6 +45,12 @@ def _probe(database: str, name: str) -> Any:
 def _cli(config_file: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, ["--config", str(config_file), *args])
     return result.exit_code, result.output
+
+
+def _json(config_file: Path, *args: str) -> tuple[int, Any, str]:
+    """(exit code, the envelope's data, stderr)."""
+    result = CliRunner().invoke(main, ["--config", str(config_file), "--format", "json", *args])
+    return result.exit_code, json_data(result.stdout), result.stderr
 
 
 def test_parse_duration() -> None:
@@ -137,9 +144,9 @@ def test_sqlite_report_files_wal_and_holders(manager: TenantDatabaseManager) -> 
 
 def test_cli_report_json_and_watch(config_file: Path) -> None:
     assert _cli(config_file, "tenants", "provision", "one", "two")[0] == 0
-    code, out = _cli(config_file, "pools", "report", "--format", "json")
-    assert code == 0, out
-    assert json.loads(out)["capacity"]["tenants"] == 2
+    code, data, err = _json(config_file, "pools", "report")
+    assert code == 0, err
+    assert data["capacity"]["tenants"] == 2
     code, out = _cli(config_file, "pools", "report", "--watch", "0.5", "--count", "2")
     assert code == 0 and out.count("capacity: 2 tenants") == 2
 
@@ -177,22 +184,20 @@ def test_close_idle_terminates_exactly_the_idle_ones(
     survivors = [_pid(busy), _pid(fresh), not_docex.get_backend_pid(), other_db.get_backend_pid()]
     mine = [f"--tenant={tag}{s}" for s in ("old", "tx", "busy", "fresh")]
     try:
-        code, out = _cli(config_file, "--format", "json", "pools", "close-idle",
-                         "--idle-for", f"{threshold}s", "--dry-run", *mine)
-        assert code == 0, out
-        listed = json.loads(out[out.index("{"):])
+        code, listed, err = _json(config_file, "pools", "close-idle",
+                                  "--idle-for", f"{threshold}s", "--dry-run", *mine)
+        assert code == 0, err
         assert sorted(r["pid"] for r in listed["connections"]) == expected
         assert _alive(pg_conn, expected) == set(expected)      # dry run: untouched
-        code, out = _cli(config_file, "--format", "json", "pools", "close-idle",
-                         "--idle-for", f"{threshold}s", *mine)
-        assert code == 0, out
-        assert f"terminating pid {expected[0]}" in out
-        # The audit lines (one per termination, on stderr: no audit file) come first.
-        audited = [json.loads(x) for x in out.splitlines() if x.startswith('{"time"')]
+        code, done, err = _json(config_file, "pools", "close-idle",
+                                "--idle-for", f"{threshold}s", *mine)
+        assert code == 0, err
+        assert f"terminating pid {expected[0]}" in err
+        # One audit line per termination, on stderr (no audit file, not a terminal).
+        audited = [json.loads(x) for x in err.splitlines() if x.startswith('{"time"')]
         assert sorted(x["detail"]["pid"] for x in audited) == expected
-        # The report is the pretty-printed document after them.
-        report, _ = json.JSONDecoder().raw_decode(out[out.index("{\n"):])
-        assert sorted(report["terminated"]) == expected
+        assert sorted(t["pid"] for t in done["terminated"]) == expected
+        assert {t["server"] for t in done["terminated"]} == {None}  # one server
         deadline = time.monotonic() + 10
         while _alive(pg_conn, expected) and time.monotonic() < deadline:
             time.sleep(0.05)

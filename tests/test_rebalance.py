@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+from json_support import json_data
 
 from docex_ops.move.rebalance import PlannedMove, plan_moves
 
@@ -69,17 +70,17 @@ def test_cli_plans_without_moving_and_executes_on_request(fleet_config_file: Any
     assert provisioned.exit_code == 0, provisioned.output
     plan = run("--format", "json", "tenants", "rebalance", "--dry-run")
     assert plan.exit_code == 0, plan.output
-    payload = json.loads(plan.stdout)
+    payload = json_data(plan.stdout)
     assert payload["executed"] is False
     assert [m["from"] for m in payload["moves"]] == ["b", "b"]
     assert sorted(m["to"] for m in payload["moves"]) == ["c", "main"]
     assert {s["server"]: s["tenants"] for s in payload["after"]} == {"main": 1, "b": 1, "c": 1}
-    listed = json.loads(run("--format", "json", "tenants", "list").stdout)
+    listed = json_data(run("--format", "json", "tenants", "list").stdout)
     assert {t["server"] for t in listed["tenants"]} == {"b"}  # the plan moved nothing
     done = run("--format", "json", "tenants", "rebalance", "--execute", "--offline")
     assert done.exit_code == 0, done.output
-    assert [m["moved"] for m in json.loads(done.stdout)["moves"]] == ["moved", "moved"]
-    listed = json.loads(run("--format", "json", "tenants", "list").stdout)
+    assert [m["moved"] for m in json_data(done.stdout)["moves"]] == ["moved", "moved"]
+    listed = json_data(run("--format", "json", "tenants", "list").stdout)
     assert sorted(t["server"] for t in listed["tenants"]) == ["b", "c", "main"]
-    again = json.loads(run("--format", "json", "tenants", "rebalance").stdout)
+    again = json_data(run("--format", "json", "tenants", "rebalance").stdout)
     assert again["moves"] == [] and again["executed"] is False

@@ -209,7 +209,7 @@ def test_pg_split_source_extra_objects_stop_the_run_unless_ignored(
                                                        str(_mapping(tmp_path)), *FLAGS]
     code, plan = cli_json(config, "split", "plan", *args)
     assert code == 1
-    found = {p["message"].split(" is not")[0] for p in plan["problems"]
+    found = {p["message"].split(" is not")[0] for p in plan["findings"]
              if p["kind"] == "extra_objects" and p["resolved_by"] is None}
     assert found == {"function f", "trigger t on table document", "view v", "table app"}
     code, report = cli_json(config, "split", "run", *args)
@@ -232,7 +232,7 @@ def test_pg_split_source_with_row_security_is_never_split(
             *FLAGS, "--ignore-extra-objects"]
     code, report = cli_json(_split_config(settings, tmp_path), "split", "run", *args)
     assert code == 1
-    assert [p["kind"] for p in report["problems"] if p["resolved_by"] is None] == [
+    assert [p["kind"] for p in report["findings"] if p["resolved_by"] is None] == [
         "unreadable_docex_table"]
     assert make_backend(settings).discover() == []
 
@@ -277,7 +277,7 @@ def test_sqlite_split_source_trigger_and_table_stop_the_run_unless_ignored(
     args = ["--source", str(source), "--mapping", str(_mapping(tmp_path)), *FLAGS]
     code, plan = cli_json(config, "split", "plan", *args)
     assert code == 1
-    assert sorted(p["message"].split(" is not")[0] for p in plan["problems"]
+    assert sorted(p["message"].split(" is not")[0] for p in plan["findings"]
                   if p["kind"] == "extra_objects") == ["table 'app'",
                                                        "trigger 't' on table 'document'"]
     code, _ = cli_json(config, "split", "run", *args)

@@ -438,7 +438,7 @@ def test_a_foreign_schema_is_never_a_tenant(world: World, mgr: TenantDatabaseMan
     code, status, err = world.cli_json("migrate", "status", "--check")
     assert code == 0 and status["counts"] == {"current": 1, "foreign": 1}, (status, err)
     code, adopted, err = world.cli_json("migrate", "adopt")
-    assert code == 0 and [r["status"] for r in adopted] == ["skipped"], adopted
+    assert code == 0 and [r["status"] for r in adopted["tenants"]] == ["skipped"], adopted
 
     for args in (("tenants", "provision", "alien"),
                  ("tenants", "drop", "alien", "--yes", "--force",
@@ -496,7 +496,7 @@ def test_backup_and_drop_go_on_past_a_locked_tenant(locked_a: World, tmp_path: P
     code, rows, err = world.cli_json("--lock-timeout", "1s", "backup", "create", "--all",
                                      "--dest", str(dest))
     assert code == 1, err
-    by_tenant = {r["tenant"]: r for r in rows}
+    by_tenant = {r["tenant"]: r for r in rows["backups"]}
     assert by_tenant["b"]["status"] == "ok"
     assert by_tenant["a"]["status"] == "FAILED" and "locked" in by_tenant["a"]["error"]
     assert len(list(dest.glob("b.*.json"))) == 1 and not list(dest.glob("a.*.json"))

@@ -11,7 +11,6 @@ by polling for the scratch object (or the statement loading it), never by sleepi
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 from docs_support import write_config
+from json_support import json_data
 
 from docex_ops.backends import scratch
 from docex_ops.config.settings import Settings
@@ -54,7 +54,7 @@ class Deployment:
                                str(self.config), "--format", "json", *args],
                               capture_output=True, text=True, env=self.env(), timeout=300)
         try:
-            return done.returncode, json.loads(done.stdout), done.stderr
+            return done.returncode, json_data(done.stdout), done.stderr
         except ValueError:
             raise AssertionError(f"no JSON from {args}: {done.stdout}{done.stderr}") from None
 
@@ -214,7 +214,7 @@ def _exists(d: Deployment, name: str) -> bool:
 def _backup(d: Deployment, tenant: str, dest: Path) -> Path:
     code, out, err = d.run("backup", "create", "--tenant", tenant, "--dest", str(dest))
     assert code == 0, err
-    return Path(out[0]["manifest"])
+    return Path(out["backups"][0]["manifest"])
 
 
 # -- restore --------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from backup_data import fill_tenant
 from docs_support import write_config
+from json_support import json_data
 from restore_support import Env, edit_pg_archive, recompute, snapshot
 
 from docex_ops.backends.catalog import without_names
@@ -340,7 +341,7 @@ def test_signed_manifests_refuse_tampering(env: Env, tmp_path: Path, conn_if_pg:
     data = json.loads(manifest.read_text())
     assert data["signature"].startswith("hmac-sha256:") and data["format"] == 2
     code, out = env.run("--format", "json", "backup", "verify", str(manifest), config=signed)
-    assert code == 0 and json.loads(out)[0]["authenticated"] is True, out
+    assert code == 0 and json_data(out)["archives"][0]["authenticated"] is True, out
 
     unsigned = env.backup("a", "u")
     for name, change in (("wrong", lambda d: d.update(finished_at="2020-01-01")),
@@ -365,7 +366,7 @@ def test_unsigned_manifests_are_reported_unauthenticated(env: Env) -> None:
     _two_tenants(env)
     manifest = env.backup("a")
     code, out = env.run("--format", "json", "backup", "verify", str(manifest))
-    assert code == 0 and json.loads(out)[0]["authenticated"] is False, out
+    assert code == 0 and json_data(out)["archives"][0]["authenticated"] is False, out
     code, out = env.run("backup", "verify", str(manifest))
     assert code == 0 and "unauthenticated" in out, out
     code, out = env.run("backup", "restore", str(manifest), "--as", "z")

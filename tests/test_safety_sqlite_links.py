@@ -18,6 +18,7 @@ import pytest
 from backup_data import fill_tenant
 from click.testing import CliRunner
 from docs_support import write_config
+from json_support import json_data
 
 from docex_ops.backends.sqlite import SqliteBackend
 from docex_ops.backends.sqlite_paths import TenantFileError
@@ -37,7 +38,7 @@ def _run(config: Path, *args: str) -> tuple[int, str]:
 def _json(config: Path, *args: str) -> tuple[int, Any, str]:
     """(exit code, parsed stdout, stderr)."""
     result = CliRunner().invoke(main, ["--config", str(config), "--format", "json", *args])
-    return result.exit_code, json.loads(result.stdout), result.stderr
+    return result.exit_code, json_data(result.stdout), result.stderr
 
 
 def _files(root: Path) -> dict[str, str]:
@@ -95,7 +96,8 @@ def _a_unchanged(d: Deployment, before: dict[str, str]) -> None:
 
 def test_provision_refuses_and_never_says_exists(linked: Deployment) -> None:
     before = _files(linked.root / "tenant_a")
-    code, (row,), err = _json(linked.config, "tenants", "provision", "b")
+    code, provisioned, err = _json(linked.config, "tenants", "provision", "b")
+    (row,) = provisioned["tenants"]
     assert code == 1, err
     assert row["action"] == "failed" and "exists" not in row["action"]
     assert "tenant 'b'" in row["error"] and "tenant 'a'" in row["error"], row["error"]
@@ -161,7 +163,7 @@ def test_list_and_show_report_the_link_and_exit_1(linked: Deployment) -> None:
 def test_migrate_goes_on_with_the_others(linked: Deployment) -> None:
     code, out, _ = _json(linked.config, "migrate", "status")
     assert code == 1
-    states = {t["tenant_id"]: t["state"] for t in out["tenants"]}
+    states = {t["tenant"]: t["state"] for t in out["tenants"]}
     assert states["b"] == "linked" and states["c"] == "current"
     code, out = _run(linked.config, "migrate", "upgrade")
     assert code == 1 and "b" in out

@@ -5,7 +5,6 @@ other tenants and exits 1, and none waits past the lock timeout."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 from backup_data import fill_tenant
 from docs_support import write_config
+from json_support import json_data
 
 from docex_ops.config.settings import Settings
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
@@ -40,7 +40,7 @@ def _cli(config: Path, *args: str) -> tuple[int, Any, str]:
          "--format", "json", *args], capture_output=True, text=True, timeout=COMMAND_BOUND_S,
         env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
-        out = json.loads(done.stdout)
+        out = json_data(done.stdout)
     except ValueError:
         out = done.stdout
     return done.returncode, out, done.stderr
@@ -97,7 +97,7 @@ def test_backup_goes_on_with_the_others(troubled: tuple[Path, Settings],
     config, settings = troubled
     code, out, err = _cli(config, "backup", "create", "--all", "--dest", str(tmp_path / "bk"))
     assert code == 1, err
-    by_tenant = {r["tenant"]: r for r in out}
+    by_tenant = {r["tenant"]: r for r in out["backups"]}
     assert by_tenant["fine"]["status"] == "ok"
     assert by_tenant["held"]["status"] == "FAILED" and "locked" in by_tenant["held"]["error"]
     assert by_tenant["junk"]["status"] == "FAILED" and "corrupt" in by_tenant["junk"]["error"]
@@ -110,7 +110,7 @@ def test_migrate_status_and_upgrade(troubled: tuple[Path, Settings]) -> None:
     before = _sums(settings.sqlite.storage_root)
     code, out, err = _cli(config, "migrate", "status")
     assert code == 1, err
-    states = {t["tenant_id"]: t["state"] for t in out["tenants"]}
+    states = {t["tenant"]: t["state"] for t in out["tenants"]}
     assert states == {"fine": "current", "held": "locked", "junk": "corrupt"}
     code, out, err = _cli(config, "migrate", "upgrade")
     assert code == 1, err

@@ -103,9 +103,9 @@ def test_problems_stop_the_plan_without_flags(setup: tuple[Source, Settings, Pat
     source, _settings, config = setup
     code, plan = cli_json(config, "split", "plan", *source.args(mapping))
     assert code == 1
-    kinds = {p["kind"] for p in plan["problems"] if p["resolved_by"] is None}
+    kinds = {p["kind"] for p in plan["findings"] if p["resolved_by"] is None}
     assert kinds == {"unmapped_basket", "cross_tenant_dependency", "cross_tenant_event"}
-    assert any("bas_b4" in p["message"] for p in plan["problems"])
+    assert any("bas_b4" in p["message"] for p in plan["findings"])
     code, report = cli_json(config, "split", "run", *source.args(mapping))
     assert code == 1 and not report["ok"]
     assert make_backend(_settings).discover() == []  # nothing written

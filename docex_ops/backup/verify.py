@@ -3,6 +3,7 @@ restore check (the same restore as ``backup restore``, into a scratch place)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,10 +135,12 @@ def restore_check(archiver: TenantArchiver, manifest: Manifest, spec: RestoreSpe
 
 def verify_path(path: Path, manager: TenantDatabaseManager | None = None,
                 pg_bin: str | None = None, key: bytes | None = None,
-                allow_extra: bool = False, progress: ProgressFn | None = None
+                allow_extra: bool = False, tenants: Collection[str] = (),
+                exclude: Collection[str] = (), progress: ProgressFn | None = None
                 ) -> list[VerifyResult]:
-    """Verify every backup at ``path``; with a manager, also restore-check each one.
-    ``progress`` hears of each archive (by its tenant).
+    """Verify every backup at ``path`` (only of ``tenants`` when given, never of
+    ``exclude``); with a manager, also restore-check each one. ``progress`` hears of
+    each archive (by its tenant).
 
     With ``key``, a manifest whose signature is missing or wrong fails (and is never
     restore-checked); without, every result says it is not authenticated.
@@ -145,6 +148,12 @@ def verify_path(path: Path, manager: TenantDatabaseManager | None = None,
     manifests = find_manifests(path)
     if not manifests:
         raise BackupUsageError(f"no docex-ops backups under {path}")
+    missing = sorted(set(tenants) - {m.tenant_id for m in manifests})
+    if missing:
+        raise BackupUsageError(f"no backups of tenant(s) {', '.join(map(repr, missing))} "
+                               f"under {path}; `docex-ops backup list {path}` shows them")
+    manifests = [m for m in manifests if (not tenants or m.tenant_id in tenants)
+                 and m.tenant_id not in exclude]
     archiver = make_archiver(manager.backend, pg_bin) if manager is not None else None
     cache: dict[Path, str] = {}
     results: list[VerifyResult] = []

@@ -16,9 +16,10 @@ from docex_ops.cli.common import (
     info,
     state,
 )
-from docex_ops.cli.options import jobs_option, selection_options
-from docex_ops.cli.output import human_bytes
+from docex_ops.cli.options import example, jobs_option, selection_options
+from docex_ops.cli.output import human_bytes, problem_entry, to_jsonable, utc_time
 from docex_ops.cli.progress import TenantProgress
+from docex_ops.tenancy import validate_all
 
 if TYPE_CHECKING:
     from docex_ops.migrate.plan import Selection
@@ -67,20 +68,24 @@ def create_cmd(selection: Selection, all_tenants: bool, dest: Path, jobs: int,
         results = ops.create_backups(manager, list(tenant_ids) if tenant_ids else None, dest,
                                      jobs=jobs, pg_bin=pg_bin, batch_size=batch_size,
                                      progress=bar, exclude=selection.exclude)
+    missing = [r.tenant_id for r in results if r.missing]
+    if missing and len(missing) == len(results):  # nothing was attempted: no table of it
+        raise UsageProblem(f"tenant(s) {', '.join(map(repr, missing))} do not exist on "
+                           f"{manager.settings.describe()}; `docex-ops tenants list` shows "
+                           "the tenants")
     rows = [{"tenant": r.tenant_id, "rows": r.rows, "size": human_bytes(r.size_bytes),
              "seconds": r.seconds, "status": "ok" if r.ok else "FAILED",
              "archive": r.archive.name if r.archive else None, "error": r.error}
             for r in results]
-    emit(rows, fmt, payload=[dict(row, size_bytes=r.size_bytes,
-                                  archive=str(r.archive) if r.archive else None,
-                                  manifest=str(r.manifest) if r.manifest else None)
-                             for row, r in zip(rows, results, strict=True)])
-    missing = [r.tenant_id for r in results if r.missing]
+    emit(rows, fmt, payload={"backups": [
+        dict(row, size_bytes=r.size_bytes, archive=str(r.archive) if r.archive else None,
+             manifest=str(r.manifest) if r.manifest else None)
+        for row, r in zip(rows, results, strict=True)]},
+        problems=[problem_entry(r.error or "failed", r.tenant_id) for r in results if not r.ok])
     if missing:
         raise UsageProblem(f"tenant(s) {', '.join(map(repr, missing))} do not exist on "
-                           f"{manager.settings.describe()}"
-                           + ("; the others were backed up" if len(missing) < len(results)
-                              else "") + "; `docex-ops tenants list` shows the tenants")
+                           f"{manager.settings.describe()}; the others were backed up; "
+                           "`docex-ops tenants list` shows the tenants")
     failed = [r.tenant_id for r in results if not r.ok]
     if failed:
         raise OperationFailed(f"{len(failed)} of {len(results)} tenant(s) failed: "
@@ -89,7 +94,8 @@ def create_cmd(selection: Selection, all_tenants: bool, dest: Path, jobs: int,
         info("no tenants to back up")
 
 
-@backup.command("verify")
+@backup.command("verify", epilog=example(
+    "docex-ops backup verify /backups/nightly --restore-check"))
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--restore-check", is_flag=True,
               help="Also restore each backup into a scratch schema/file (as backup restore "
@@ -97,16 +103,19 @@ def create_cmd(selection: Selection, all_tenants: bool, dest: Path, jobs: int,
                    "checksum with the manifest, then drop the scratch copy.")
 @_ALLOW_EXTRA
 @_PG_BIN
+@selection_options
 @format_option
 def verify_cmd(path: Path, restore_check: bool, allow_extra: bool, pg_bin: str | None,
-               fmt: str | None) -> None:
+               selection: Selection, fmt: str | None) -> None:
     """Check archives against their manifests (PATH: an archive, a manifest or a folder):
     the signature (with backup.signing_key_file), size and sha256."""
     manager = state().manager if restore_check else None
     key = ops.signing_key(state().settings)
     try:
         with TenantProgress("archives") as bar:
-            results = ops.verify_path(path, manager, pg_bin, key, allow_extra, progress=bar)
+            results = ops.verify_path(path, manager, pg_bin, key, allow_extra,
+                                      selection.named(), validate_all(selection.exclude),
+                                      progress=bar)
     except ops.BackupUsageError as exc:
         raise UsageProblem(str(exc)) from exc
     rows = [{"tenant": r.tenant_id, "archive": r.archive.name, "sha256": r.sha256_ok,
@@ -114,7 +123,10 @@ def verify_cmd(path: Path, restore_check: bool, allow_extra: bool, pg_bin: str |
              "restore_check": r.restore_checked if restore_check else None,
              "status": "ok" if r.ok else "FAILED", "problems": "; ".join(r.problems)}
             for r in results]
-    emit(rows, fmt)
+    emit(rows, fmt, payload={"archives": [dict(row, manifest=str(r.manifest))
+                                          for row, r in zip(rows, results, strict=True)]},
+         problems=[problem_entry(f"{r.archive.name}: {p}", r.tenant_id)
+                   for r in results for p in r.problems])
     if key is None:
         info(f"note: no backup.signing_key_file is configured, so {len(results)} manifest(s) "
              "are unauthenticated: anyone who can write to the backup folder could have "
@@ -124,7 +136,8 @@ def verify_cmd(path: Path, restore_check: bool, allow_extra: bool, pg_bin: str |
         raise OperationFailed(f"{len(bad)} of {len(results)} backup(s) failed verification")
 
 
-@backup.command("restore")
+@backup.command("restore", epilog=example(
+    "docex-ops backup restore /backups/nightly/acme.<time>.manifest.json --as acme_copy"))
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--as", "as_tenant", metavar="NEW_ID",
               help="Restore under this tenant id (default: the id in the manifest).")
@@ -162,7 +175,8 @@ def restore_cmd(archive: Path, as_tenant: str | None, from_tenant: str | None, f
            "seconds": result.seconds}], fmt, payload=result)
 
 
-@backup.command("list")
+@backup.command("list", epilog=example(
+    "docex-ops backup list /backups/nightly"))
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @format_option
 def list_cmd(folder: Path, fmt: str | None) -> None:
@@ -174,10 +188,12 @@ def list_cmd(folder: Path, fmt: str | None) -> None:
     rows = [{"tenant": e.tenant_id, "finished": e.finished_at, "revision": e.revision,
              "rows": e.rows, "archive": e.archive.name,
              "present": e.archive_present} for e in entries]
-    emit(rows, fmt, payload=entries)
+    emit(rows, fmt, payload={"backups": [dict(to_jsonable(e), finished_at=utc_time(e.finished_at))
+                                         for e in entries]})
 
 
-@backup.command("prune")
+@backup.command("prune", epilog=example(
+    "docex-ops backup prune /backups/nightly --keep 7 --dry-run"))
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--keep", required=True, type=click.IntRange(1, None),
               help="Newest good copies to keep per tenant.")
@@ -192,6 +208,8 @@ def prune_cmd(folder: Path, keep: int, dry_run: bool, fmt: str | None) -> None:
         raise UsageProblem(str(exc)) from exc
     verb = "would remove" if dry_run else "removed"
     rows = [{"action": verb, "file": str(p)} for p in result.removed + result.removed_archives]
-    emit(rows, fmt, payload=result)
+    emit(rows, fmt, payload=result, problems=[
+        problem_entry("no copy matches its manifest; nothing pruned for it", t)
+        for t in result.no_good_copy])
     for tenant_id in result.no_good_copy:
         info(f"tenant {tenant_id}: no copy matches its manifest; nothing pruned for it")

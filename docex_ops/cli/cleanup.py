@@ -7,10 +7,13 @@ from pathlib import Path
 import click
 
 from docex_ops.cleanup import run as ops
-from docex_ops.cli.common import OperationFailed, emit, format_option, info, state
+from docex_ops.cli.common import OperationFailed, emit, format_option, info, is_json, state
+from docex_ops.cli.options import example
+from docex_ops.cli.output import problem_entry
 
 
-@click.command("cleanup")
+@click.command("cleanup", epilog=example(
+    "docex-ops cleanup --dry-run --backups /backups/nightly"))
 @click.option("--dry-run", is_flag=True,
               help="List what would be removed and what is held; remove nothing.")
 @click.option("--backups", "backup_dirs", multiple=True, metavar="DIR",
@@ -32,8 +35,10 @@ def cleanup_cmd(dry_run: bool, backup_dirs: tuple[Path, ...], fmt: str | None) -
     rows = [{"kind": i.leftover.kind, "object": i.leftover.name, "where": i.leftover.where,
              "purpose": i.leftover.purpose, "action": i.action, "error": i.error}
             for i in report.items]
-    emit(rows, fmt, payload={"dry_run": dry_run, "ok": report.ok, "objects": rows})
-    if (fmt or state().fmt) == "table":
+    emit(rows, fmt, payload={"dry_run": dry_run, "ok": report.ok, "objects": rows},
+         problems=[problem_entry(f"{r['object']}: {r['error']}") for r in rows
+                   if r["action"] == ops.FAILED])
+    if not is_json(fmt):
         verb = "would remove" if dry_run else "removed"
         done = report.count(ops.WOULD_REMOVE if dry_run else ops.REMOVED)
         info(f"{verb} {done}, kept {report.count(ops.KEPT)} held by a running operation, "

@@ -13,7 +13,7 @@ import click
 from docex_ops.cli import errors
 from docex_ops.cli.errors import OperationFailed as OperationFailed  # re-exported
 from docex_ops.cli.errors import UsageProblem as UsageProblem
-from docex_ops.cli.output import FORMATS, render
+from docex_ops.cli.output import FORMATS, CommandResult, render_json, render_table
 from docex_ops.config.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -62,25 +62,84 @@ class DocexGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
-        """The error boundary (see cli/errors.py): one line and an exit code."""
+        """The error boundary (see cli/errors.py): one line and an exit code; in JSON
+        mode also the envelope on stdout, with ok=false and that line."""
         try:
-            return super().invoke(ctx)
+            value = super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise  # click's own control flow (both subclass RuntimeError)
         except (errors.OperationFailed, errors.UsageProblem) as exc:
-            raise type(exc)(errors.one_line(exc.message)) from exc
-        except click.ClickException:
-            raise  # click's usage errors: its own message and exit 2
+            failure = type(exc)(errors.one_line(exc.message))
+            _finish(ctx, failure.message)
+            raise failure from exc
+        except click.ClickException as exc:  # click's usage errors: its message, exit 2
+            _finish(ctx, errors.one_line(exc.format_message()), exc)
+            raise
         except KeyboardInterrupt:
+            _finish(ctx, "interrupted (Ctrl-C)")
             errors.interrupted()
         except Exception as exc:
             cli_state = ctx.obj if isinstance(ctx.obj, CliState) else None
             problem = errors.translate(exc, cli_state.source if cli_state else "the config")
             if problem is None:
+                _finish(ctx, f"bug in docex-ops: {errors.one_line(exc)}")
                 errors.report_bug(exc)
             if cli_state is not None and cli_state.verbose:
                 errors.show_cause(exc)
+            _finish(ctx, problem.message)
             raise problem from exc
+        _finish(ctx, None)
+        return value
+
+
+def _finish(ctx: click.Context, error: str | None,
+            usage: click.ClickException | None = None) -> None:
+    """Write the command's envelope (JSON mode) and its --report files, once."""
+    cli_state = ctx.obj if isinstance(ctx.obj, CliState) else None
+    if cli_state is None or cli_state.result.written:
+        return
+    result = cli_state.result
+    if result.streamed:  # --watch wrote a line per report; a failure ends the stream
+        result.written = True
+        if error is not None:
+            click.echo(render_json(result.document(ok=False, error=error), compact=True))
+        return
+    if result.command is None:  # failed before the command ran: name it from its args
+        failed_ctx = getattr(usage, "ctx", None)
+        result.command = (_command_name(failed_ctx) if failed_ctx is not None
+                          else _named_command(ctx))
+    if error is None and result.command == "":
+        return  # no command ran (a bare group): nothing to report
+    result.written = True
+    document = result.document(ok=error is None, error=error)
+    for path in result.files:
+        path.write_text(render_json(document))
+    if cli_state.fmt == "json":
+        click.echo(render_json(document))
+
+
+def _command_name(ctx: click.Context) -> str:
+    """``tenants list``: the command path without the program's name (which is
+    ``python -m docex_ops.cli`` as often as ``docex-ops``)."""
+    names: list[str] = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
+
+
+def _named_command(ctx: click.Context) -> str:
+    """The command the arguments name, walking the groups (options are skipped)."""
+    command: click.Command = ctx.command
+    names: list[str] = []
+    for arg in [*ctx.protected_args, *ctx.args]:
+        if not isinstance(command, click.Group):
+            break
+        sub = command.get_command(ctx, arg)
+        if sub is not None:
+            names.append(arg)
+            command = sub
+    return " ".join(names)
 
 
 @dataclass
@@ -90,6 +149,7 @@ class CliState:
     quiet: bool = False
     verbose: int = 0
     lock_timeout: float | None = None  # the global --lock-timeout, over the config's
+    result: CommandResult = field(default_factory=CommandResult, repr=False)
     _settings: Settings | None = field(default=None, repr=False)
     _manager: TenantDatabaseManager | None = field(default=None, repr=False)
 
@@ -149,21 +209,55 @@ class CliState:
             self._manager = None
 
 
+def _command_format(ctx: click.Context, _param: click.Parameter, value: str | None
+                    ) -> str | None:
+    """A command's own --format wins over the global one, for its failures too."""
+    obj = ctx.find_root().obj
+    if isinstance(obj, CliState):
+        obj.result.command = _command_name(ctx)
+        if value is not None:
+            obj.fmt = value
+    return value
+
+
 def format_option(func: F) -> F:
     """``--format`` on a command; overrides the group-level option."""
     return click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+                        callback=_command_format, is_eager=True,
                         help="Output format (default: the global --format).")(func)
 
 
 def state() -> CliState:
-    obj = click.get_current_context().find_root().obj
+    ctx = click.get_current_context()
+    obj = ctx.find_root().obj
     assert isinstance(obj, CliState)
+    if obj.result.command is None and not isinstance(ctx.command, click.Group):
+        obj.result.command = _command_name(ctx)
     return obj
 
 
 def emit(rows: Sequence[Mapping[str, Any]], fmt: str | None, columns: Sequence[str] | None = None,
-         payload: Any = None) -> None:
-    click.echo(render(rows, fmt or state().fmt, columns, payload))
+         payload: Any = None, problems: Sequence[Mapping[str, Any]] = ()) -> None:
+    """The rows as a table now; or ``payload`` (an object) as the envelope's ``data``,
+    with ``problems``, written when the command ends (cli/output.py)."""
+    cli_state = state()
+    cli_state.result.data = payload  # kept in table mode too, for --report FILE
+    cli_state.result.add_problems(problems)
+    if (fmt or cli_state.fmt) != "json":
+        click.echo(render_table(rows, columns))
+    elif payload is None:
+        raise TypeError("a command's JSON output is an object: pass payload")
+
+
+def stream(payload: Any, problems: Sequence[Mapping[str, Any]] = ()) -> None:
+    """One compact envelope per line, now (newline-delimited JSON for --watch)."""
+    result = state().result
+    result.data, result.problems, result.streamed = payload, [*problems], True
+    click.echo(render_json(result.document(ok=True), compact=True))
+
+
+def is_json(fmt: str | None) -> bool:
+    return (fmt or state().fmt) == "json"
 
 
 def info(message: str) -> None:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, state
-from docex_ops.cli.output import render_table
+from docex_ops.cli.options import example, selection_options
+from docex_ops.cli.output import problem_entry, render_table
 from docex_ops.cli.progress import TenantProgress
 from docex_ops.isolation import CHECKS, CheckResult, Status, placement, verify_isolation
+from docex_ops.isolation.results import DEPLOYMENT
+
+if TYPE_CHECKING:
+    from docex_ops.migrate.plan import Selection
 
 COLUMNS = ("check", "tenant", "status", "object", "detail")
 FLEET_COLUMNS = ("server", *COLUMNS)
@@ -17,9 +23,9 @@ SUMMARY_COLUMNS = ("server", "check", "PASS", "WARN", "FAIL")
 FAILURES_ONLY_ABOVE = 50  # rows on a terminal before only failures are shown by default
 
 
-@click.command("verify-isolation")
-@click.option("--tenant", "tenant_ids", multiple=True, metavar="ID",
-              help="Judge only this tenant (repeatable); others still count as 'other tenants'.")
+@click.command("verify-isolation", epilog=example(
+    "docex-ops verify-isolation --exclude scratch --fail-on warn"))
+@selection_options
 @click.option("--fail-on", type=click.Choice(["warn", "fail"]), default="fail", show_default=True,
               help="Exit 1 on any FAIL, or on any WARN too.")
 @click.option("--allow", multiple=True, metavar="OBJECT",
@@ -35,7 +41,7 @@ FAILURES_ONLY_ABOVE = 50  # rows on a terminal before only failures are shown by
                    f"only those). Default: on for a table on a terminal with more than "
                    f"{FAILURES_ONLY_ABOVE} rows.")
 @format_option
-def verify_isolation_cmd(tenant_ids: tuple[str, ...], fail_on: str, allow: tuple[str, ...],
+def verify_isolation_cmd(selection: Selection, fail_on: str, allow: tuple[str, ...],
                          only: tuple[str, ...], failures_only: bool | None,
                          fmt: str | None) -> None:
     """Prove that no tenant can reach another tenant's data, or the world.
@@ -67,8 +73,10 @@ def verify_isolation_cmd(tenant_ids: tuple[str, ...], fail_on: str, allow: tuple
     server the directory does not name, or on two servers, is a FAIL of the
     'placement' check.
     """
+    # Tenants left out are still 'other tenants' that the judged ones must not reach.
     with TenantProgress("checks") as bar:
-        report = verify_isolation(state().manager, tenant_ids, allow, only, progress=bar)
+        report = verify_isolation(state().manager, selection.named(), allow, only,
+                                  selection.exclude, progress=bar)
     fmt = fmt or state().fmt
     rows = [r.row() for r in report.results]
     if failures_only is None:
@@ -86,7 +94,10 @@ def verify_isolation_cmd(tenant_ids: tuple[str, ...], fail_on: str, allow: tuple
         click.echo("")
         click.echo(render_table(shown, columns) if shown else "no FAIL or WARN")
     else:
-        emit(shown, fmt, columns, payload)
+        emit(shown, fmt, columns, payload, problems=[
+            problem_entry(f"{r.status} {r.check}: {r.object}: {r.detail}",
+                    None if r.tenant == DEPLOYMENT else r.tenant, r.server)
+            for r in report.results if r.status == Status.FAIL])
     if fmt == "table":
         script = remedies(report.results, report.backend)
         if script:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,10 +12,17 @@ import click
 from docex_ops import migrate as ops
 from docex_ops.backends.base import FOREIGN, UNREADABLE
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
-from docex_ops.cli.common import OperationFailed, emit, format_option, info, state
+from docex_ops.cli.common import (
+    OperationFailed,
+    emit,
+    format_option,
+    info,
+    is_json,
+    state,
+)
 from docex_ops.cli.migrate_lint import allow_option, lint_cmd, refuse_upgrade
-from docex_ops.cli.options import Duration, jobs_option, selection_options
-from docex_ops.cli.output import to_jsonable
+from docex_ops.cli.options import Duration, example, jobs_option, selection_options
+from docex_ops.cli.output import placement_problems, problem_entry
 from docex_ops.cli.progress import TenantProgress
 from docex_ops.topology.fleet_view import PlacementProblem
 
@@ -104,7 +110,8 @@ def _scripts() -> ops.MigrationScripts:
     return obj
 
 
-@migrate.command("status")
+@migrate.command("status", epilog=example(
+    "docex-ops migrate status --check --exclude scratch"))
 @selection_options
 @click.option("--check", "fail_behind", is_flag=True,
               help="Exit 1 when any tenant is not at head (for CI).")
@@ -121,15 +128,16 @@ def status_cmd(selection: ops.Selection, fail_behind: bool, fmt: str | None) -> 
     if grouped is not None:
         rows = [{"server": server, "revision": rev, "tenants": n}
                 for server, revisions in grouped.items() for rev, n in revisions.items()]
-        payload.update(by_server=grouped, problems=report.problems)
-    emit(rows, fmt, payload=payload)
+        payload.update(by_server=grouped)
     # A foreign schema is not a tenant that could be behind: reported, never a failure.
     behind = [t.tenant_id for t in report.tenants if t.state not in ("current", FOREIGN)]
     unreadable = [t for t in report.tenants if t.state in UNREADABLE]
+    emit(rows, fmt, payload=payload, problems=placement_problems(report.problems) + [
+        problem_entry(f"{t.state}: {t.detail}", t.tenant_id) for t in unreadable])
     for found in report.tenants:
         if found.state == FOREIGN:
             info(f"tenant {found.tenant_id}: foreign: {found.detail}; left alone")
-    if (fmt or state().fmt) == "table":
+    if not is_json(fmt):
         info(f"head {report.head}: " + ", ".join(f"{n} {s}" for s, n in report.counts.items())
              + (f"; not at head: {_first(behind)}" if behind else ""))
     for tenant in unreadable:
@@ -164,8 +172,11 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
         except ValueError as exc:  # an unknown --allow rule
             raise OperationFailed(str(exc)) from None
     if sql:
-        for text in ops.offline_scripts(manager, scripts, plan, force=options.step.force):
-            click.echo(text)
+        texts = ops.offline_scripts(manager, scripts, plan, force=options.step.force)
+        if is_json(fmt):
+            emit([], fmt, payload={"action": action, "target": target, "sql": texts})
+        else:
+            click.echo("\n".join(texts))
         return
     if dry_run:
         _dry_run(manager, scripts, plan, action, target, options, fmt)
@@ -193,10 +204,16 @@ def _dry_run(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Pl
               "action": f"blocked: {why}"} for i, why in plan.blocked]
     rows += [{"tenant": i.tenant_id, "from": None, "to": None,
               "action": f"skipped: {why}"} for i, why in plan.skipped]
-    emit(rows, fmt, payload={"action": action, "target": target, "steps": plan.steps,
+    emit(rows, fmt, payload={"action": action, "target": target, "dry_run": True,
+                             "steps": plan.steps,
                              "already": [i.tenant_id for i in plan.already],
-                             "blocked": [(i.tenant_id, w) for i, w in plan.blocked],
-                             "refused": refused})
+                             "blocked": [{"tenant": i.tenant_id, "reason": why}
+                                         for i, why in plan.blocked],
+                             "refused": [{"tenant": t, "reason": why}
+                                         for t, why in sorted(refused.items())],
+                             "tenants": rows},
+         problems=[problem_entry(f"refused: {why}", t) for t, why in sorted(refused.items())]
+         + [problem_entry(f"blocked: {why}", i.tenant_id) for i, why in plan.blocked])
     info(f"dry run: {len(plan.steps)} to {action}, {len(plan.already)} already there, "
          f"{len(plan.blocked)} blocked; nothing was changed")
     if refused:
@@ -230,9 +247,11 @@ def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | N
     payload = {"run_id": report.run_id, "action": report.action, "target": report.target,
                "ok": report.ok, "already_at_target": report.already,
                "seconds": round(report.seconds, 3), "tenants": rows}
-    if report_file is not None:
-        report_file.write_text(json.dumps(to_jsonable(payload), indent=2, default=str))
-    emit(rows, fmt, columns=columns, payload=payload)
+    if report_file is not None:  # the same envelope as --format json, when the run ends
+        state().result.files.append(report_file)
+    emit(rows, fmt, columns=columns, payload=payload, problems=[
+        problem_entry(f"{r.status}: {r.error}", r.tenant_id) for r in report.failed]
+        + [problem_entry(f"blocked: {why}", t) for t, why in report.blocked])
     for result in report.results:
         if result.safety_backup:
             info(f"tenant {result.tenant_id}: backed up first to {result.safety_backup}")
@@ -261,14 +280,16 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--sql", is_flag=True,
                      help="Print each tenant's SQL instead of running it (offline)."),
         click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Also write the result as JSON to this file."),
+                     help="Also write the result as JSON (the --format json envelope) to "
+                          "this file."),
         format_option,
     ]):
         func = decorator(func)
     return func
 
 
-@migrate.command("upgrade")
+@migrate.command("upgrade", epilog=example(
+    "docex-ops migrate upgrade --canary 1 -j 4 --lock-timeout 5s"))
 @click.argument("target", default="head")
 @allow_option
 @click.option("--force", is_flag=True,
@@ -282,7 +303,8 @@ def upgrade_cmd(target: str, **kwargs: Any) -> None:
     _run_command("upgrade", target, **kwargs)
 
 
-@migrate.command("downgrade", context_settings={"ignore_unknown_options": True})
+@migrate.command("downgrade", context_settings={"ignore_unknown_options": True}, epilog=example(
+    "docex-ops migrate downgrade -1 --tenant acme --dry-run"))
 @click.argument("target")
 @click.option("--force", is_flag=True,
               help="Allow steps that can lose data; each tenant holding rows is backed up "
@@ -299,7 +321,8 @@ def downgrade_cmd(target: str, **kwargs: Any) -> None:
     _run_command("downgrade", target, **kwargs)
 
 
-@migrate.command("stamp")
+@migrate.command("stamp", epilog=example(
+    "docex-ops migrate stamp head --tenant acme"))
 @click.argument("target")
 @_run_options
 def stamp_cmd(target: str, **kwargs: Any) -> None:
@@ -307,7 +330,8 @@ def stamp_cmd(target: str, **kwargs: Any) -> None:
     _run_command("stamp", target, **kwargs)
 
 
-@migrate.command("history")
+@migrate.command("history", epilog=example(
+    "docex-ops migrate history"))
 @format_option
 def history_cmd(fmt: str | None) -> None:
     """The revisions, oldest first."""
@@ -316,10 +340,11 @@ def history_cmd(fmt: str | None) -> None:
              "fast_path": scripts.path_is_fast(scripts.order[i - 1] if i else None, rev),
              "message": (scripts.script.get_revision(rev).doc or "").splitlines()[0]}
             for i, rev in enumerate(scripts.order)]
-    emit(rows, fmt)
+    emit(rows, fmt, payload={"head": scripts.head, "revisions": rows})
 
 
-@migrate.command("adopt")
+@migrate.command("adopt", epilog=example(
+    "docex-ops migrate adopt --dry-run"))
 @selection_options
 @click.option("--dry-run", is_flag=True, help="Say what would be stamped; stamp nothing.")
 @format_option
@@ -328,7 +353,8 @@ def adopt_cmd(selection: ops.Selection, dry_run: bool, fmt: str | None) -> None:
     _render_structure(ops.adopt(state().manager, _scripts(), selection, dry_run), fmt, "adopt")
 
 
-@migrate.command("check")
+@migrate.command("check", epilog=example(
+    "docex-ops migrate check --tenant acme"))
 @selection_options
 @format_option
 def check_cmd(selection: ops.Selection, fmt: str | None) -> None:
@@ -339,14 +365,18 @@ def check_cmd(selection: ops.Selection, fmt: str | None) -> None:
 def _render_structure(results: list[ops.StructureResult], fmt: str | None, verb: str) -> None:
     rows = [{"tenant": r.tenant_id, "recorded": r.recorded, "matches": r.matches,
              "status": r.status, "problems": "; ".join(r.problems)} for r in results]
-    emit(rows, fmt, payload=results)
     bad = [r.tenant_id for r in results if not r.ok]
+    emit(rows, fmt, payload={"tenants": results}, problems=[
+        problem_entry(f"{r.status}: {'; '.join(r.problems)}", r.tenant_id)
+        for r in results if not r.ok])
     if bad:
         raise OperationFailed(f"{verb}: {len(bad)} tenant(s) drifted or ambiguous: {_first(bad)}")
 
 
-@migrate.command("runs")
-@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@migrate.command("runs", epilog=example(
+    "docex-ops migrate runs --limit 5"))
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True,
+              help="How many of the newest runs to show.")
 @format_option
 def runs_cmd(limit: int, fmt: str | None) -> None:
     """Recorded migration runs, newest first."""
@@ -355,13 +385,15 @@ def runs_cmd(limit: int, fmt: str | None) -> None:
              "started": r.started_at, "status": r.status,
              "tenants": ", ".join(f"{n} {s}" for s, n in sorted(r.counts.items()))}
             for r in runs]
-    emit(rows, fmt, payload=runs)
+    emit(rows, fmt, payload={"runs": runs})
 
 
-@migrate.command("resume")
+@migrate.command("resume", epilog=example(
+    "docex-ops migrate resume 3f2c... --continue-on-error"))
 @click.argument("run_id")
 @execution_options
-@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the result as JSON (the --format json envelope) to this file.")
 @format_option
 def resume_cmd(run_id: str, options: ops.RunOptions, report_file: Path | None,
                fmt: str | None) -> None:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, state
+from docex_ops.cli.options import example
+from docex_ops.cli.output import problem_entry
 
 if TYPE_CHECKING:
     from docex_ops.lint.findings import Finding
@@ -19,7 +21,8 @@ def allow_option(func: Any) -> Any:
                              "`docex-ops migrate lint`.")(func)
 
 
-@click.command("lint")
+@click.command("lint", epilog=example(
+    "docex-ops migrate lint 0002_docex_2_9_9:head --dialect postgresql"))
 @click.argument("rev_range", required=False, metavar="[REV_RANGE]")
 @allow_option
 @click.option("--dialect", type=click.Choice(["postgresql", "sqlite"]), multiple=True,
@@ -61,7 +64,8 @@ def show_findings(report: LintReport, fmt: str | None) -> None:
     emit(rows, fmt, columns=["revision", "dialect", "rule", "severity", "table", "lock",
                              "rows", "worst_seconds", "waived", "statement"],
          payload={"revisions": report.revisions, "ok": report.ok,
-                  "findings": report.findings})
+                  "findings": report.findings},
+         problems=[problem_entry(f"{f.revision} [{f.rule}] {f.why}") for f in report.stopping])
     for finding in report.findings:
         if not finding.waived:
             info(f"{finding.revision} [{finding.rule}] {finding.why}; instead: "

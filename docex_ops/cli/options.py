@@ -56,3 +56,8 @@ def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
         return func(selection=Selection(include, exclude, tenants_file), **kwargs)
     return wrapper
+
+
+def example(command_line: str) -> str:
+    """A command's --help epilog: one example, kept on its own line (click's \\b)."""
+    return f"\b\nExample:\n  {command_line}"

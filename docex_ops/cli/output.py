@@ -1,34 +1,85 @@
-"""The one output layer: rows rendered as a table (tabulate) or as JSON."""
+"""The one output layer: rows rendered as a table (tabulate), or the JSON envelope.
+
+Every command's ``--format json`` output is one envelope (docs/json/ holds a schema per
+command)::
+
+    {"command": "tenants list", "ok": true, "data": {...}, "problems": [...], "error": null}
+
+``ok`` is true exactly when the command exits 0; ``error`` is then null, else the one
+line the error boundary printed. ``problems`` lists what the command found about
+particular tenants or servers, each ``{"tenant": ..., "server": ..., "message": ...}``
+(tenant or server null when the problem is not about one). ``data`` is an object whose
+shape is the command's own. Tenants are always ``tenant``, servers ``server``; times
+are ISO 8601 in UTC with a ``Z``.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 FORMATS = ("table", "json")
 
 
+def json_key(name: str) -> str:
+    """One name for a tenant in every output: ``tenant`` (``tenant_id`` is internal)."""
+    if name == "tenant_id":
+        return "tenant"
+    if name == "tenant_ids":
+        return "tenants"
+    if name.endswith("_tenant_id"):
+        return name[: -len("_id")]
+    return name
+
+
+def utc_time(value: datetime | str) -> str:
+    """ISO 8601 in UTC with ``Z``; a naive time is UTC (docex-ops stores UTC only)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def to_jsonable(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
         # Field by field, not asdict(): that deep-copies everything first (a tenth of a
         # second for a status of 1,000 tenants).
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in fields(value)}
+        return {json_key(f.name): to_jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {json_key(str(k)): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [to_jsonable(v) for v in value]
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime):
+        return utc_time(value)
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Path):
         return str(value)
     return value
 
 
-def render_json(payload: Any) -> str:
+def problem_entry(message: str, tenant: str | None = None, server: str | None = None
+            ) -> dict[str, str | None]:
+    """One entry of the envelope's ``problems``."""
+    return {"tenant": tenant, "server": server, "message": message}
+
+
+def envelope(command: str, ok: bool, data: Any, problems: Sequence[Mapping[str, Any]] = (),
+             error: str | None = None) -> dict[str, Any]:
+    """The one JSON document every command writes (see the module docstring)."""
+    return {"command": command, "ok": ok, "data": to_jsonable(data),
+            "problems": [problem_entry(str(p["message"]), p.get("tenant"), p.get("server"))
+                         for p in problems],
+            "error": None if ok else (error or "failed")}
+
+
+def render_json(payload: Any, compact: bool = False) -> str:
+    if compact:  # one line: newline-delimited JSON (--watch)
+        return json.dumps(to_jsonable(payload), separators=(",", ":"), default=str)
     return json.dumps(to_jsonable(payload), indent=2, sort_keys=False, default=str)
 
 
@@ -40,14 +91,6 @@ def render_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
     cols = list(columns) if columns else list(rows[0].keys())
     body = [[_cell(row.get(c)) for c in cols] for row in rows]
     return tabulate(body, headers=cols, tablefmt="simple", disable_numparse=True)
-
-
-def render(rows: Sequence[Mapping[str, Any]], fmt: str, columns: Sequence[str] | None = None,
-           payload: Any = None) -> str:
-    """Rows as a table, or ``payload`` (default: the rows) as JSON."""
-    if fmt == "json":
-        return render_json(rows if payload is None else payload)
-    return render_table(rows, columns)
 
 
 def human_bytes(size: int | None) -> str:
@@ -69,3 +112,27 @@ def _cell(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+class CommandResult:
+    """What a command hands to its envelope while it runs; written once, when the
+    command ends, so that ``ok`` and ``error`` say how it ended (its exit code)."""
+
+    def __init__(self) -> None:
+        self.command: str | None = None
+        self.data: Any = None
+        self.problems: list[Mapping[str, Any]] = []
+        self.files: list[Path] = []  # also written here (migrate --report FILE)
+        self.streamed = False  # --watch: each report was written as it came
+        self.written = False  # the envelope was written: never twice
+
+    def add_problems(self, problems: Sequence[Mapping[str, Any]]) -> None:
+        self.problems.extend(problems)
+
+    def document(self, ok: bool, error: str | None = None) -> dict[str, Any]:
+        return envelope(self.command or "", ok, self.data, self.problems, error)
+
+
+def placement_problems(problems: Sequence[Any]) -> list[dict[str, str | None]]:
+    """Tenants the directory and the servers disagree about, as envelope problems."""
+    return [problem_entry(p.message, p.tenant_id, ",".join(p.servers) or None) for p in problems]

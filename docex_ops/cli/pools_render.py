@@ -23,11 +23,16 @@ TENANT_COLUMNS = ("tenant", "total", "active", "idle", "idle_in_tx", "longest_id
 
 def render_report(report: PoolReport, fmt: str = "table") -> str:
     if fmt == "json":
-        data = asdict(report)
-        if data["pooler"] is None:  # the key only behind PgBouncer (pooler_admin)
-            del data["pooler"]
-        return render_json(data)
+        return render_json(report_data(report))
     return "\n".join(_table_sections(report))
+
+
+def report_data(report: PoolReport) -> dict[str, Any]:
+    """The report as the JSON ``data`` of `pools report` (docs/json/pools-report...)."""
+    data = asdict(report)
+    if data["pooler"] is None:  # the key only behind PgBouncer (pooler_admin)
+        del data["pooler"]
+    return data
 
 
 def _table_sections(report: PoolReport) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,9 +15,11 @@ from docex_ops.cli.common import (
     emit,
     format_option,
     info,
+    is_json,
     state,
 )
-from docex_ops.cli.options import jobs_option
+from docex_ops.cli.options import example, jobs_option
+from docex_ops.cli.output import problem_entry
 from docex_ops.cli.progress import TenantProgress
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.names import TABLE_NAMES
@@ -75,7 +76,8 @@ def split() -> None:
     operations; processors and transport_routes are copied to every tenant."""
 
 
-@split.command("plan")
+@split.command("plan", epilog=example(
+    "docex-ops split plan --source postgresql://docex@db/docex --mapping baskets.yaml"))
 @_common
 def plan_cmd(source: str, source_schema: str, mapping_path: Path, target_config: str | None,
              unmapped: str | None, cross_tenant_edges: str | None, ignore_extra: bool,
@@ -94,16 +96,18 @@ def plan_cmd(source: str, source_schema: str, mapping_path: Path, target_config:
         raise OperationFailed(f"{len(plan.blocking)} problem(s) stop the split; see above")
 
 
-def _show_plan(plan: ops.SplitPlan, fmt: str | None, extra: dict[str, Any] | None = None
-               ) -> None:
+def _show_plan(plan: ops.SplitPlan, fmt: str | None) -> None:
     rows = [{"tenant": t, **counts, "total": sum(counts.values())}
             for t, counts in plan.counts.items()]
     payload = {"source": plan.source, "revision": plan.revision, "tenants": plan.tenants,
                "counts": plan.counts, "source_counts": plan.source_counts,
-               "skipped": plan.skipped, "problems": [asdict(p) for p in plan.problems],
-               "choices": ops.CHOICES, "notes": plan.notes, "ok": plan.ok, **(extra or {})}
-    emit(rows, fmt, ["tenant", *TABLE_NAMES, "total"], payload=payload)
-    if (fmt or state().fmt) == "json":
+               "skipped": plan.skipped, "findings": plan.problems,
+               "choices": [{"option": flag, "meaning": meaning}
+                           for flag, meaning in ops.CHOICES.items()],
+               "notes": plan.notes, "ok": plan.ok}
+    emit(rows, fmt, ["tenant", *TABLE_NAMES, "total"], payload=payload,
+         problems=[problem_entry(f"{p.kind}: {p.message}") for p in plan.blocking])
+    if is_json(fmt):
         return
     info(f"source {plan.source} at revision {plan.revision or 'unversioned (recognised at run)'}")
     for problem in plan.problems:
@@ -117,7 +121,8 @@ def _show_plan(plan: ops.SplitPlan, fmt: str | None, extra: dict[str, Any] | Non
         info(f"{flag}: {meaning}")
 
 
-@split.command("run")
+@split.command("run", epilog=example(
+    "docex-ops split run --source docex.db --mapping baskets.yaml -j 4 --upgrade"))
 @_common
 @jobs_option(help_text="Tenants filled at the same time (each on the same source snapshot).")
 @click.option("--dry-run", is_flag=True, help="Plan and show what each tenant would get; "
@@ -154,7 +159,9 @@ def run_cmd(source: str, source_schema: str, mapping_path: Path, target_config: 
     emit(rows, fmt, payload={"mode": report.mode, "revision": report.plan.revision,
                              "dry_run": report.dry_run, "results": rows,
                              "not_started": report.not_started, "upgraded": report.upgraded,
-                             "ok": report.ok})
+                             "ok": report.ok},
+         problems=[problem_entry(f"{r.status}: {r.error}", r.tenant_id) for r in report.results
+                   if not r.ok])
     info(f"copy mode: {report.mode}; source revision {report.plan.revision}")
     if report.not_started:
         info("not started (a tenant failed first): " + ", ".join(report.not_started))
@@ -164,7 +171,8 @@ def run_cmd(source: str, source_schema: str, mapping_path: Path, target_config: 
                               "rerun after fixing: complete tenants are skipped")
 
 
-@split.command("verify")
+@split.command("verify", epilog=example(
+    "docex-ops split verify --source docex.db --mapping baskets.yaml"))
 @_common
 def verify_cmd(source: str, source_schema: str, mapping_path: Path, target_config: str | None,
                unmapped: str | None, cross_tenant_edges: str | None, ignore_extra: bool,
@@ -184,7 +192,10 @@ def verify_cmd(source: str, source_schema: str, mapping_path: Path, target_confi
         raise OperationFailed("the plan has problems; pass the flags the run used")
     rows = [{"tenant": t.tenant_id, "rows": t.rows, "status": "ok" if t.ok else "FAILED",
              "problems": "; ".join(t.problems)} for t in report.tenants]
-    emit(rows, fmt, payload={"tenants": rows, "coverage": report.coverage, "ok": report.ok})
+    emit(rows, fmt, payload={"tenants": rows, "coverage": report.coverage, "ok": report.ok},
+         problems=[problem_entry("; ".join(t.problems), t.tenant_id)
+                   for t in report.tenants if not t.ok]
+         + [problem_entry(f"coverage: {c}") for c in report.coverage])
     for problem in report.coverage:
         info(f"coverage: {problem}")
     if not report.ok:

@@ -11,9 +11,16 @@ from docex_ops.backends import server_names
 from docex_ops.backends.base import FOREIGN, UNREADABLE, TenantLockedError
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cleanup.run import find_leftovers
-from docex_ops.cli.common import OperationFailed, emit, format_option, info, state
-from docex_ops.cli.options import jobs_option
-from docex_ops.cli.output import human_bytes
+from docex_ops.cli.common import (
+    OperationFailed,
+    emit,
+    format_option,
+    info,
+    is_json,
+    state,
+)
+from docex_ops.cli.options import example, jobs_option
+from docex_ops.cli.output import human_bytes, placement_problems, problem_entry
 from docex_ops.cli.progress import TenantProgress
 from docex_ops.move import rebalance
 from docex_ops.move import run as moves
@@ -28,7 +35,8 @@ def tenants() -> None:
     """Provision, inspect and drop tenants."""
 
 
-@tenants.command("list")
+@tenants.command("list", epilog=example(
+    "docex-ops --format json tenants list"))
 @format_option
 def list_cmd(fmt: str | None) -> None:
     """Every tenant that exists (discovered from schemas or files), with its revision.
@@ -55,8 +63,10 @@ def list_cmd(fmt: str | None) -> None:
         "backend": settings.db_type, "servers": server_names(settings),
         "tenants": [dict(r, size_bytes=t.size_bytes, detail=t.detail)
                     for r, t in zip(rows, found, strict=True)],
-        "problems": listing.problems, "leftovers": left})
-    if left and (fmt or state().fmt) == "table":
+        "leftovers": left},
+        problems=placement_problems(listing.problems)
+        + [problem_entry(f"{t.state}: {t.detail}", t.tenant_id) for t in unreadable])
+    if left and not is_json(fmt):
         held = sum(x.held for x in leftovers)
         info(f"note: {len(left)} scratch object(s) are not tenants"
              + (f" ({held} in use by a running operation)" if held else "")
@@ -79,7 +89,8 @@ def list_cmd(fmt: str | None) -> None:
                               + ", ".join(f"{t.tenant_id} ({t.state})" for t in unreadable))
 
 
-@tenants.command("show")
+@tenants.command("show", epilog=example(
+    "docex-ops tenants show acme"))
 @click.argument("tenant_id")
 @format_option
 def show_cmd(tenant_id: str, fmt: str | None) -> None:
@@ -105,7 +116,7 @@ def show_cmd(tenant_id: str, fmt: str | None) -> None:
                "location": found.location,
                "state": found.state, "detail": found.detail,
                "revision": found.revision, "size_bytes": found.size_bytes, "rows": counts}
-    if (fmt or state().fmt) == "table":  # all of it on stdout: it is the answer
+    if not is_json(fmt):  # all of it on stdout: it is the answer
         click.echo(f"tenant {found.tenant_id} at {found.location}"
                    f"{f' on server {where}' if where else ''}"
                    f"{f' (node {found.node})' if found.node else ''}: {found.state}, "
@@ -115,7 +126,8 @@ def show_cmd(tenant_id: str, fmt: str | None) -> None:
     emit(rows, fmt, payload=payload)
 
 
-@tenants.command("provision")
+@tenants.command("provision", epilog=example(
+    "docex-ops tenants provision acme globex --verify -j 4"))
 @click.argument("tenant_ids", nargs=-1, required=True)
 @click.option("--verify", is_flag=True,
               help="After provisioning, write and delete a probe basket through the manager.")
@@ -151,13 +163,16 @@ def provision_cmd(tenant_ids: tuple[str, ...], verify: bool, jobs: int, with_rol
         for row in rows:
             row["role"] = None if row["error"] else ops.ensure_tenant_role(manager,
                                                                           str(row["tenant"]))
-    emit(rows, fmt)
+    emit(rows, fmt, payload={"tenants": rows},
+         problems=[problem_entry(r.error or "verification failed", r.tenant_id) for r in results
+                   if not r.ok or r.verified is False])
     failed = [r.tenant_id for r in results if not r.ok or r.verified is False]
     if failed:
         raise OperationFailed(f"{len(failed)} tenant(s) failed: {', '.join(failed)}")
 
 
-@tenants.command("drop")
+@tenants.command("drop", epilog=example(
+    "docex-ops tenants drop acme --dry-run --force"))
 @click.argument("tenant_id")
 @click.option("--yes", is_flag=True, help="Confirm: the schema or file is deleted.")
 @click.option("--force", is_flag=True,
@@ -167,8 +182,9 @@ def provision_cmd(tenant_ids: tuple[str, ...], verify: bool, jobs: int, with_rol
 @click.option("--pg-bin", type=click.Path(file_okay=False), default=None,
               help="Folder holding pg_dump (default: PATH).")
 @click.option("--dry-run", is_flag=True, help="Say what would be dropped, drop nothing.")
+@format_option
 def drop_cmd(tenant_id: str, yes: bool, force: bool, safety_dir: Path | None,
-             pg_bin: str | None, dry_run: bool) -> None:
+             pg_bin: str | None, dry_run: bool, fmt: str | None) -> None:
     """Drop one tenant's schema or file. Refuses without --yes, and refuses
     tenants that hold rows in any table unless --force (then it is backed up first,
     while held against writers, and the backup's path is printed). Objects outside the
@@ -183,8 +199,10 @@ def drop_cmd(tenant_id: str, yes: bool, force: bool, safety_dir: Path | None,
         planned = ops.check_drop(manager, tenant_id, allow_data=force)
         backup = (f"; it holds {planned.rows} rows, backed up first to "
                   f"{safety_dir or DEFAULT_SAFETY_DIR}" if planned.rows else "")
-        click.echo(f"would drop tenant {tenant_id} at {location}{backup}"
-                   + ("" if yes else "; the real run needs --yes"))
+        _said(fmt, f"would drop tenant {tenant_id} at {location}{backup}"
+              + ("" if yes else "; the real run needs --yes"),
+              {"tenant": tenant_id, "location": location, "action": "would drop",
+               "rows": planned.rows, "safety_backup": None, "needs_yes": not yes})
         return
     if not yes:
         raise click.UsageError(f"dropping tenant {tenant_id!r} ({location}) deletes it; "
@@ -194,21 +212,35 @@ def drop_cmd(tenant_id: str, yes: bool, force: bool, safety_dir: Path | None,
     if result.safety_backup is not None:
         info(f"tenant {tenant_id} held {result.rows} rows; backed it up first to "
              f"{result.safety_backup}")
-    click.echo(f"dropped tenant {tenant_id} ({location})")
+    _said(fmt, f"dropped tenant {tenant_id} ({location})",
+          {"tenant": tenant_id, "location": location, "action": "dropped",
+           "rows": result.rows, "safety_backup": result.safety_backup, "needs_yes": False})
 
 
-@tenants.command("place")
+def _said(fmt: str | None, line: str, payload: dict[str, Any]) -> None:
+    """A command whose answer is one sentence: the sentence, or its facts as JSON."""
+    if is_json(fmt):
+        emit([], fmt, payload=payload)
+    else:
+        click.echo(line)
+
+
+@tenants.command("place", epilog=example(
+    "docex-ops tenants place acme --server b"))
 @click.argument("tenant_id")
 @click.option("--server", metavar="NAME", required=True, help="The server holding its schema.")
-def place_cmd(tenant_id: str, server: str) -> None:
+@format_option
+def place_cmd(tenant_id: str, server: str, fmt: str | None) -> None:
     """Record an existing schema, found on SERVER but not in the tenant directory, as the
     tenant (after checking that it is the right copy). Refused if the tenant is recorded
     already or its schema is on any other server too."""
     placement.place_existing(state().manager, tenant_id, server)
-    click.echo(f"tenant {tenant_id} recorded on server {server}")
+    _said(fmt, f"tenant {tenant_id} recorded on server {server}",
+          {"tenant": tenant_id, "server": server, "action": "recorded"})
 
 
-@tenants.command("move")
+@tenants.command("move", epilog=example(
+    "docex-ops tenants move acme --to b"))
 @click.argument("tenant_id")
 @click.option("--to", "target", metavar="SERVER", default=None,
               help="The server to move the tenant to.")
@@ -244,20 +276,24 @@ def move_cmd(tenant_id: str, target: str | None, finish: bool, offline: bool, dr
     if finish:
         record = moves.finish_move(manager, tenant_id, dry_run)
         verb = "would drop" if dry_run else "dropped"
-        click.echo(f"{verb} {record.old_schema} on server {record.source}")
+        _said(fmt, f"{verb} {record.old_schema} on server {record.source}",
+              {"tenant": tenant_id, "server": record.source, "old_schema": record.old_schema,
+               "action": verb, "dry_run": dry_run})
         return
     if target is None:
         raise click.UsageError("give --to SERVER (or --finish)")
     options = moves.MoveOptions(pg_bin=pg_bin, offline=offline)
     result = moves.move_tenant(manager, tenant_id, target, options)
-    emit([{"tenant": result.tenant_id, "from": result.source, "to": result.target,
-           "outcome": result.outcome, "rows": result.rows,
-           "freeze_s": None if result.freeze_seconds is None else
-           round(result.freeze_seconds, 3), "seconds": round(result.seconds, 3),
-           "old_schema": result.old_schema}], fmt)
+    moved = {"tenant": result.tenant_id, "from": result.source, "to": result.target,
+             "outcome": result.outcome, "rows": result.rows,
+             "freeze_s": None if result.freeze_seconds is None else
+             round(result.freeze_seconds, 3), "seconds": round(result.seconds, 3),
+             "old_schema": result.old_schema}
+    emit([moved], fmt, payload=moved)
 
 
-@tenants.command("rebalance")
+@tenants.command("rebalance", epilog=example(
+    "docex-ops tenants rebalance --dry-run"))
 @click.option("--dry-run", is_flag=True, help="Only plan (the default without --execute).")
 @click.option("--execute", is_flag=True,
               help="Run the planned moves, one after another, with `tenants move`.")
@@ -296,8 +332,9 @@ def rebalance_cmd(dry_run: bool, execute: bool, offline: bool, size_tolerance: f
     emit(rows, fmt, payload={"before": plan.before, "after": plan.after,
                              "moves": [dict(r, size_bytes=m.size_bytes)
                                        for r, m in zip(rows, plan.moves, strict=True)],
-                             "executed": execute, "problems": plan.problems,
-                             "unfinished_moves": plan.unfinished_moves})
+                             "executed": execute,
+                             "unfinished_moves": plan.unfinished_moves},
+         problems=placement_problems(plan.problems))
     if plan.problems:
         raise OperationFailed(f"{len(plan.problems)} tenant(s) with placement problems were "
                               "left out of the plan: see `docex-ops tenants list`")

@@ -64,16 +64,24 @@ class IsolationReport:
 
 def verify_isolation(manager: TenantDatabaseManager, tenant_ids: Sequence[str] = (),
                      allow: Iterable[str] = (), only: Iterable[str] = (),
-                     progress: ProgressFn | None = None) -> IsolationReport:
-    """Run the checks (all, or those named in ``only``) on every tenant, or on ``tenant_ids``.
-    ``progress`` hears of each check as it ends (one server; a fleet's servers run at
-    once, so it is not told there), named in its ``tenant`` field.
+                     exclude: Iterable[str] = (), progress: ProgressFn | None = None
+                     ) -> IsolationReport:
+    """Run the checks (all, or those named in ``only``) on every tenant, or on ``tenant_ids``,
+    never judging ``exclude`` (those still count as other tenants). ``progress`` hears
+    of each check as it ends (one server; a fleet's servers run at once, so it is not
+    told there), named in its ``tenant`` field.
 
     Tenants named but not found raise LookupError; bad ids raise TenantIdError
     before anything is read.
     """
     started = time.perf_counter()
     wanted = validate_all(tenant_ids)
+    excluded = set(validate_all(exclude))
+    if excluded:
+        judged = wanted or sorted(t.tenant_id for t in manager.discover().tenants)
+        wanted = [t for t in judged if t not in excluded]
+        if not wanted:
+            raise LookupError("every tenant is excluded: nothing to judge")
     backend = manager.backend
     several = len(manager.servers) > 1  # a directory to check, and results naming servers
     checks = select_checks(backend.kind, only, fleet=several)

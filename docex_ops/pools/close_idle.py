@@ -61,17 +61,19 @@ def parse_duration(text: str) -> float:
 
 
 def find_idle(manager: TenantDatabaseManager, idle_for_s: float,
-              tenants: Iterable[str] = ()) -> list[IdleConnection]:
+              tenants: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[IdleConnection]:
     """Docex tenant connections of this database (of each server's database, in a fleet)
     idle (or idle in transaction) for at least ``idle_for_s``; only of ``tenants`` when
-    given."""
+    given, never of ``exclude``."""
     servers = _postgres_servers(manager)
     wanted = {validate_tenant_id(t) for t in tenants}
+    unwanted = {validate_tenant_id(t) for t in exclude}
     found = []
     for server, backend in servers.items():
         for conn in pg_activity.server_connections(backend):
             tenant_id = tenant_of_connection(conn)
-            if tenant_id is None or (wanted and tenant_id not in wanted):
+            if tenant_id is None or (wanted and tenant_id not in wanted) or (
+                    tenant_id in unwanted):
                 continue
             if conn.state in IDLE_STATES and (conn.state_age_s or 0.0) >= idle_for_s:
                 found.append(IdleConnection(conn.pid, tenant_id, conn.state or "", round(

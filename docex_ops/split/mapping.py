@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from docex_ops.tenancy import TenantIdError, validate_tenant_id
+
 
 class MappingError(ValueError):
     """The mapping file cannot be read; the message names the file and the entry."""
@@ -68,7 +70,7 @@ def _from_yaml(raw: Any, source: str) -> BasketMapping:
             pairs.append((item["basket"], item["tenant"]))
     else:
         raise MappingError(f"{source}: 'baskets' must be a mapping or a list")
-    return BasketMapping(_entries(pairs, source), default, source)
+    return _mapping(pairs, default, source)
 
 
 def _from_csv(text: str, source: str) -> BasketMapping:
@@ -83,7 +85,22 @@ def _from_csv(text: str, source: str) -> BasketMapping:
             default = tenant
         else:
             pairs.append((basket, tenant) if basket else (None, f"line {line}"))
+    return _mapping(pairs, default, source)
+
+
+def _mapping(pairs: list[tuple[Any, Any]], default: str | None, source: str) -> BasketMapping:
+    if default:
+        _check_tenant(default, source, "default_tenant")
     return BasketMapping(_entries(pairs, source), default, source)
+
+
+def _check_tenant(tenant: str, source: str, where: str) -> None:
+    """A hostile or malformed id is the mapping's error (exit 2), named with its entry,
+    before any source is opened or tenant made."""
+    try:
+        validate_tenant_id(tenant)
+    except TenantIdError as exc:
+        raise MappingError(f"{source}: {where}: {exc}; fix the mapping") from None
 
 
 def _entries(pairs: list[tuple[Any, Any]], source: str) -> dict[str, str]:
@@ -93,6 +110,7 @@ def _entries(pairs: list[tuple[Any, Any]], source: str) -> dict[str, str]:
             raise MappingError(f"{source}: a basket key is empty or not a string ({tenant!r})")
         if not isinstance(tenant, str):
             raise MappingError(f"{source}: basket {basket!r}: tenant must be a string")
+        _check_tenant(tenant, source, f"basket {basket!r}")
         if basket in entries and entries[basket] != tenant:
             raise MappingError(f"{source}: basket {basket!r} is mapped twice "
                                f"({entries[basket]!r} and {tenant!r})")
