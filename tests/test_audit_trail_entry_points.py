@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from docs_support import with_files, write_config
+from json_support import json_data
 from migration_helpers import HEAD
 from split_data import MAPPING, make_sqlite_source
 from sqlalchemy import text
@@ -116,7 +117,7 @@ def test_backup_restore_is_audited(audited: Path, tmp_path: Path, settings: Sett
     made = _cli(audited, "--format", "json", "backup", "create", "--tenant", "acme",
                 "--dest", str(dest))
     assert made.exit_code == 0, made.output
-    archive = json.loads(made.stdout)[0]["archive"]
+    archive = json_data(made.stdout)["backups"][0]["archive"]
     result = _cli(audited, "backup", "restore", archive, "--as", "copy")
     assert result.exit_code == 0, result.output
     line = _without_time(_lines(tmp_path)[-1])
@@ -204,7 +205,7 @@ def test_plain_alembic_upgrade_is_audited_and_recorded(audited: Path, tmp_path: 
 
     runs = _cli(audited, "--format", "json", "migrate", "runs")
     assert runs.exit_code == 0, runs.output
-    recorded = json.loads(runs.stdout)
+    recorded = json_data(runs.stdout)["runs"]
     by_id = {r["run_id"]: r for r in recorded}
     upgrade = by_id[up_line["detail"]["run_id"]]
     assert (upgrade["action"], upgrade["target"], upgrade["actor"], upgrade["status"]) == (
@@ -221,7 +222,7 @@ def test_plain_alembic_with_nothing_to_do_records_no_run(audited: Path, tmp_path
     assert up.returncode == 0, up.stderr
     assert [x["action"] for x in _lines(tmp_path)] == ["tenant.provision"]
     runs = _cli(audited, "--format", "json", "migrate", "runs")
-    assert runs.exit_code == 0 and json.loads(runs.stdout) == []
+    assert runs.exit_code == 0 and json_data(runs.stdout)["runs"] == []
 
 
 def test_plain_alembic_failure_is_audited_and_resumable(audited: Path, tmp_path: Path) -> None:
@@ -235,6 +236,6 @@ def test_plain_alembic_failure_is_audited_and_resumable(audited: Path, tmp_path:
     assert (line["tenant"], line["action"], line["target"], line["outcome"]) == (
         "acme", "tenant.migrate", "0002_docex_2_9_9", "failed")
     assert line["detail"]["action"] == "downgrade" and "force" in line["detail"]["error"]
-    runs = json.loads(_cli(audited, "--format", "json", "migrate", "runs").stdout)
+    runs = json_data(_cli(audited, "--format", "json", "migrate", "runs").stdout)["runs"]
     assert [(r["action"], r["status"], r["counts"]) for r in runs] == [
         ("downgrade", "failed", {"failed": 1, "pending": 1})]

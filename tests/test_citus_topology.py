@@ -11,7 +11,7 @@ import pytest
 import yaml
 from citus_support import CitusTestCluster, citus_connect, citus_mapping
 from click.testing import CliRunner
-from test_fleet_cli import _json, _run
+from test_fleet_cli import _envelope, _json, _run
 
 from docex_ops.cli import main
 from docex_ops.config.settings import ConfigError, Settings, settings_from_mapping
@@ -106,16 +106,17 @@ def test_undistributed_schema_is_reported_then_distributed(
 def test_tenants_and_migrate_status_through_the_coordinator(
         citus_config_file: Path, citus_manager: TenantDatabaseManager) -> None:
     assert _run(citus_config_file, "tenants", "provision", "ca", "cb", "cc").exit_code == 0
-    listed = _json(_run(citus_config_file, "tenants", "list"))
+    listed_run = _run(citus_config_file, "tenants", "list")
+    listed = _json(listed_run)
     nodes = {t["tenant"]: t["node"] for t in listed["tenants"]}
     assert set(nodes) == {"ca", "cb", "cc"}
     # Citus spreads new distributed schemas over the workers: status reads both.
     assert set(nodes.values()) == {"w1", "w2"}
-    assert listed["problems"] == []
+    assert _envelope(listed_run)["problems"] == []
     status = _json(_run(citus_config_file, "migrate", "status", "--check"))
     assert status["head"] == head_revision()
     assert status["by_revision"] == {head_revision(): 3}
-    assert {t["tenant_id"]: t["state"] for t in status["tenants"]} == {
+    assert {t["tenant"]: t["state"] for t in status["tenants"]} == {
         "ca": "current", "cb": "current", "cc": "current"}
     shown = CliRunner().invoke(main, ["--config", str(citus_config_file), "tenants", "show",
                                       "cb"])
@@ -129,13 +130,13 @@ def test_distribute_command(citus_config_file: Path,
     _undistributed(citus_manager, "loose")
     listed = _run(citus_config_file, "tenants", "list")
     assert listed.exit_code == 1 and "tenants distribute loose" in listed.output
-    dry = _json(_run(citus_config_file, "tenants", "distribute", "--all", "--dry-run"))
+    dry = _json(_run(citus_config_file, "tenants", "distribute", "--all", "--dry-run"))["tenants"]
     assert [(r["tenant"], r["outcome"]) for r in dry] == [("loose", "would distribute")]
     hostile = _run(citus_config_file, "tenants", "distribute", "x'; DROP SCHEMA public; --")
-    assert hostile.exit_code == 2 and len(hostile.output.strip().splitlines()) == 1
+    assert hostile.exit_code == 2 and len(hostile.stderr.strip().splitlines()) == 1
     unknown = _run(citus_config_file, "tenants", "distribute", "nosuch")
     assert unknown.exit_code == 2 and "nosuch" in unknown.output
-    done = _json(_run(citus_config_file, "tenants", "distribute", "loose"))
+    done = _json(_run(citus_config_file, "tenants", "distribute", "loose"))["tenants"]
     assert done[0]["outcome"] == "distributed" and done[0]["node"] in ("w1", "w2")
     assert _run(citus_config_file, "tenants", "list").exit_code == 0
 
@@ -146,7 +147,7 @@ def test_distribute_refused_without_citus(settings_factory: Any, tmp_path: Path)
     config = write_config(settings_factory("postgresql"), tmp_path / "plain.yaml")
     refused = _run(config, "tenants", "distribute", "--all")
     assert refused.exit_code == 2
-    assert refused.output.strip().splitlines() == [
+    assert refused.stderr.strip().splitlines() == [
         "Error: tenants distribute needs database.postgres.topology: citus (a Citus "
         "coordinator); this configuration has no distributed schemas"]
 

@@ -68,11 +68,11 @@ def create_cmd(selection: Selection, all_tenants: bool, dest: Path, jobs: int,
         results = ops.create_backups(manager, list(tenant_ids) if tenant_ids else None, dest,
                                      jobs=jobs, pg_bin=pg_bin, batch_size=batch_size,
                                      progress=bar, exclude=selection.exclude)
-    missing = [r.tenant_id for r in results if r.missing]
-    if missing and len(missing) == len(results):  # nothing was attempted: no table of it
-        raise UsageProblem(f"tenant(s) {', '.join(map(repr, missing))} do not exist on "
-                           f"{manager.settings.describe()}; `docex-ops tenants list` shows "
-                           "the tenants")
+        missing = [r.tenant_id for r in results if r.missing]
+        if missing and len(missing) == len(results):  # nothing was attempted: one line
+            raise UsageProblem(f"tenant(s) {', '.join(map(repr, missing))} do not exist on "
+                               f"{manager.settings.describe()}; `docex-ops tenants list` "
+                               "shows the tenants")
     rows = [{"tenant": r.tenant_id, "rows": r.rows, "size": human_bytes(r.size_bytes),
              "seconds": r.seconds, "status": "ok" if r.ok else "FAILED",
              "archive": r.archive.name if r.archive else None, "error": r.error}

@@ -340,7 +340,7 @@ def rebalance_cmd(dry_run: bool, execute: bool, offline: bool, size_tolerance: f
                               "left out of the plan: see `docex-ops tenants list`")
 
 
-@tenants.command("distribute")
+@tenants.command("distribute", epilog=example("docex-ops tenants distribute --all --dry-run"))
 @click.argument("tenant_ids", nargs=-1)
 @click.option("--all", "every", is_flag=True,
               help="Every tenant schema that is not distributed yet.")
@@ -354,9 +354,10 @@ def distribute_cmd(tenant_ids: tuple[str, ...], every: bool, dry_run: bool,
     if not tenant_ids and not every:
         raise click.UsageError("give tenant ids or --all")
     results = distributing.distribute_tenants(state().manager, tenant_ids, every, dry_run)
-    emit([{"tenant": r.tenant_id, "location": r.location, "outcome": r.outcome,
-           "node": r.node, "seconds": round(r.seconds, 3), "error": r.error}
-          for r in results], fmt)
+    rows = [{"tenant": r.tenant_id, "location": r.location, "outcome": r.outcome,
+             "node": r.node, "seconds": round(r.seconds, 3), "error": r.error}
+            for r in results]
+    emit(rows, fmt, payload={"tenants": rows})
     failed = [r.tenant_id for r in results if not r.ok]
     if failed:
         raise OperationFailed(f"{len(failed)} tenant(s) were not distributed: "
