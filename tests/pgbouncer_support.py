@@ -77,7 +77,11 @@ def start_bouncer(pool_mode: str = "transaction", server: tuple[str, int] = (PG_
     for path in root.iterdir():
         path.chmod(0o666)
     args = [BINARY] + (["-u", "postgres"] if os.geteuid() == 0 else []) + [str(ini)]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # PgBouncer writes its log to stderr as well as to logfile: a pipe nobody reads fills
+    # after about 400 lines (64 kB), and then PgBouncer blocks in write() and stops
+    # serving every client at once. A file never fills.
+    with open(root / "stderr.log", "wb") as stderr:
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
     bouncer = Bouncer("127.0.0.1", port, root, process)
     _wait_ready(bouncer)
     return bouncer
@@ -87,10 +91,9 @@ def _wait_ready(bouncer: Bouncer) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if bouncer.process.poll() is not None:
-            log = (bouncer.root / "pgbouncer.log")
-            raise RuntimeError("pgbouncer exited: " + (log.read_text() if log.exists() else "")
-                               + (bouncer.process.stderr.read().decode()
-                                  if bouncer.process.stderr else ""))
+            logs = [bouncer.root / "pgbouncer.log", bouncer.root / "stderr.log"]
+            raise RuntimeError("pgbouncer exited: " + "".join(
+                log.read_text() for log in logs if log.exists()))
         try:
             bouncer.admin().close()
             return
