@@ -6,10 +6,10 @@ pooler that ignores startup parameters fails closed instead of serving ``public`
 
 Behind PgBouncer (``pgbouncer_transaction`` / ``pgbouncer_session``) one server connection
 serves many tenants, so the route belongs to the transaction: the first statement of every
-transaction is sent behind ``SELECT set_config('search_path', <schema>, true)`` (SET
-LOCAL) and a check that ``current_schema()`` is the tenant's, all in the statement's own
-round trip. A mismatch (the schema is gone, renamed or not usable) aborts the statement
-before it runs, rolls back and raises MisroutedError naming the tenant.
+transaction is sent behind one statement that does ``set_config('search_path', <schema>,
+true)`` (SET LOCAL) and checks that ``current_schema()`` is the tenant's, all in the
+statement's own round trip. A mismatch (the schema is gone, renamed or not usable) aborts
+the statement before it runs, rolls back and raises MisroutedError naming the tenant.
 
 Why no tenant SQL can run outside a routed transaction, by construction: the route lives
 in the psycopg2 cursor class of every tenant connection (``cursor_factory``), below
@@ -49,13 +49,15 @@ MARKER = "docex-ops misrouted"
 
 
 def route_prefix(schema: str) -> str:
-    """The route and its check as SQL that runs ahead of a transaction's first statement,
-    in the same round trip. Two statements, so the check surely sees the route; a check
-    that fails raises (a cast of the marker to int), aborting the statement that follows."""
+    """The route and its check as one statement that runs ahead of a transaction's first
+    statement, in the same round trip. CASE evaluates its branches in order, and
+    current_schema() (stable, never folded at plan time) sees the set_config before it; a
+    check that fails raises (a cast of the marker to int), aborting the statement that
+    follows. One statement, not two: each costs the server a parse, plan and execute."""
     literal = "'" + schema.replace("'", "''") + "'"
     path = "'" + quote_ident(schema).replace("'", "''") + "'"
-    return (f"SELECT pg_catalog.set_config('search_path', {path}, true); "
-            f"SELECT CASE WHEN pg_catalog.current_schema() = {literal} THEN 0 ELSE "
+    return (f"SELECT CASE WHEN pg_catalog.set_config('search_path', {path}, true) IS NULL "
+            f"THEN NULL WHEN pg_catalog.current_schema() = {literal} THEN 0 ELSE "
             f"('{MARKER}: ' || coalesce(pg_catalog.current_schema(), 'none'))::int END;\n")
 
 
