@@ -54,13 +54,14 @@ def free_port() -> int:
 
 
 def start_bouncer(pool_mode: str = "transaction", server: tuple[str, int] = (PG_HOST, PG_PORT),
-                  **extra: Any) -> Bouncer:
-    """PgBouncer in front of ``server`` (the test PostgreSQL); ``extra``: ini settings."""
+                  port: int | None = None, **extra: Any) -> Bouncer:
+    """PgBouncer in front of ``server`` (the test PostgreSQL) on ``port`` (default: a free
+    one); ``extra``: ini settings."""
     if not os.access(BINARY, os.X_OK):
         raise RuntimeError(f"{BINARY} not found: run scripts/ensure-pgbouncer.sh")
     root = Path(tempfile.mkdtemp(prefix="docex-pgbouncer-"))
     root.chmod(0o777)
-    port = free_port()
+    port = port or free_port()
     settings = {
         "listen_addr": "127.0.0.1", "listen_port": port, "unix_socket_dir": "",
         "auth_type": "trust", "auth_file": root / "userlist.txt",

@@ -34,7 +34,10 @@ from docex_ops.backends.pg_sql import quote_ident
 ROUTE_SQL = ("SELECT pg_catalog.set_config('search_path', %s, true), "
              "pg_catalog.current_schema()")
 CHECK_SQL = "SELECT pg_catalog.current_schema()"
-_IDLE = extensions.TRANSACTION_STATUS_IDLE
+# Inside a transaction (routed when it began) the route holds; any other status, idle or
+# unknown (a broken connection), routes first: fail closed.
+_IN_TRANSACTION = (extensions.TRANSACTION_STATUS_INTRANS, extensions.TRANSACTION_STATUS_INERROR,
+                   extensions.TRANSACTION_STATUS_ACTIVE)
 USE_POOLER = ("set database.postgres.pooler: pgbouncer_transaction (and "
               "database.postgres.direct to PostgreSQL itself)")
 
@@ -72,7 +75,7 @@ class RoutedCursor(extensions.cursor):  # type: ignore[misc]
 
     def _must_route(self) -> bool:
         conn = self.connection
-        if conn.get_transaction_status() != _IDLE:
+        if conn.get_transaction_status() in _IN_TRANSACTION:
             return False  # inside a transaction this cursor class began (or a failed one)
         if conn.autocommit:
             raise RuntimeError(f"tenant {self.tenant_id!r}: autocommit is refused on tenant "
