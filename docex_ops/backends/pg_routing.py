@@ -193,3 +193,31 @@ def probe_startup(dsn: dict[str, Any]) -> None:
                            f"(search_path is {row[0] if row else None!r}): a pooler with "
                            f"ignore_startup_parameters = options would send every tenant "
                            f"to the same schema; {USE_POOLER}")
+
+
+def probe_transactions(dsn: dict[str, Any]) -> bool:
+    """Once per server before the first per-transaction routed engine: does the pooler let
+    a transaction of several statements through? PgBouncer in statement mode closes the
+    connection at the transaction's second statement (psycopg2 only reports that the
+    server closed it), so every tenant would fail alike: raise RuntimeError saying so.
+    False when the endpoint cannot be reached at all (the engine's own connect reports
+    that, and the probe runs again next time)."""
+    where = f"{dsn.get('host')}:{dsn.get('port')}"
+    try:
+        conn = psycopg2.connect(**dsn)
+    except psycopg2.OperationalError:
+        return False
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.execute("SELECT 1")
+        conn.rollback()
+    except psycopg2.OperationalError as exc:
+        cause = str(exc).strip().splitlines()[0]
+        raise RuntimeError(f"{where} closed the connection inside a transaction ({cause}): "
+                           "PgBouncer with pool_mode = statement? Tenant transactions cannot "
+                           "be routed there (statement mode is not supported); set pool_mode "
+                           "= transaction (or session) in pgbouncer.ini") from exc
+    finally:
+        conn.close()
+    return True
