@@ -17,7 +17,7 @@ and drops it at the end.
 starts itself (see benchmarks/routing_pooler.py): routed against unrouted transactions
 through it, and TENANTS tenants x THREADS threads over --server-connections.
 
-    .venv/bin/python benchmarks/routing.py --pooler [--server-connections 20]
+    .venv/bin/python benchmarks/routing.py --pooler [--server-connections 20] [--warm-only]
 """
 
 from __future__ import annotations
@@ -209,6 +209,8 @@ def main() -> None:
                         help="through a PgBouncer in transaction mode (started here)")
     parser.add_argument("--server-connections", type=int, default=20,
                         help="--pooler: PgBouncer's default_pool_size")
+    parser.add_argument("--warm-only", action="store_true",
+                        help="--pooler: only the warm ratio (no load run)")
     args = parser.parse_args()
     database = f"docex_ops_bench_{uuid.uuid4().hex[:8]}"
     with admin().cursor() as cur:

@@ -124,7 +124,8 @@ def run(database: str, server: tuple[str, int], user: str, args: Any, timed: Any
         TenantDatabaseManager.reset()
         manager = TenantDatabaseManager(pooled_settings(database, bouncer, server, user))
         warm(manager, bouncer, args.iterations, args.rounds, timed)
-        load(manager, bouncer, args.tenants, args.threads, args.ops, provision_all)
+        if not args.warm_only:
+            load(manager, bouncer, args.tenants, args.threads, args.ops, provision_all)
     finally:
         TenantDatabaseManager.reset()
         stop_bouncer(bouncer)

@@ -54,13 +54,14 @@ def free_port() -> int:
 
 
 def start_bouncer(pool_mode: str = "transaction", server: tuple[str, int] = (PG_HOST, PG_PORT),
-                  **extra: Any) -> Bouncer:
-    """PgBouncer in front of ``server`` (the test PostgreSQL); ``extra``: ini settings."""
+                  port: int | None = None, **extra: Any) -> Bouncer:
+    """PgBouncer in front of ``server`` (the test PostgreSQL) on ``port`` (default: a free
+    one); ``extra``: ini settings."""
     if not os.access(BINARY, os.X_OK):
         raise RuntimeError(f"{BINARY} not found: run scripts/ensure-pgbouncer.sh")
     root = Path(tempfile.mkdtemp(prefix="docex-pgbouncer-"))
     root.chmod(0o777)
-    port = free_port()
+    port = port or free_port()
     settings = {
         "listen_addr": "127.0.0.1", "listen_port": port, "unix_socket_dir": "",
         "auth_type": "trust", "auth_file": root / "userlist.txt",
@@ -77,7 +78,11 @@ def start_bouncer(pool_mode: str = "transaction", server: tuple[str, int] = (PG_
     for path in root.iterdir():
         path.chmod(0o666)
     args = [BINARY] + (["-u", "postgres"] if os.geteuid() == 0 else []) + [str(ini)]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # PgBouncer writes its log to stderr as well as to logfile: a pipe nobody reads fills
+    # after about 400 lines (64 kB), and then PgBouncer blocks in write() and stops
+    # serving every client at once. A file never fills.
+    with open(root / "stderr.log", "wb") as stderr:
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
     bouncer = Bouncer("127.0.0.1", port, root, process)
     _wait_ready(bouncer)
     return bouncer
@@ -87,10 +92,9 @@ def _wait_ready(bouncer: Bouncer) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if bouncer.process.poll() is not None:
-            log = (bouncer.root / "pgbouncer.log")
-            raise RuntimeError("pgbouncer exited: " + (log.read_text() if log.exists() else "")
-                               + (bouncer.process.stderr.read().decode()
-                                  if bouncer.process.stderr else ""))
+            logs = [bouncer.root / "pgbouncer.log", bouncer.root / "stderr.log"]
+            raise RuntimeError("pgbouncer exited: " + "".join(
+                log.read_text() for log in logs if log.exists()))
         try:
             bouncer.admin().close()
             return

@@ -75,6 +75,24 @@ def test_statement_mode_is_refused(pg_database: str, bouncer: Bouncer) -> None:
         settings_from_mapping(raw)
 
 
+def test_a_pgbouncer_in_statement_mode_is_refused_at_start_up(
+        pg_database: str, schema_prefix: str) -> None:
+    other = start_bouncer(pool_mode="statement")
+    try:
+        TenantDatabaseManager.reset()
+        manager = TenantDatabaseManager(settings_from_mapping(
+            pooled_mapping(pg_database, other, schema_prefix)))
+        with pytest.raises(RuntimeError) as refused:
+            manager.get_tenant_engine("stmt")
+        message = str(refused.value)
+        assert "\n" not in message
+        assert f"{other.host}:{other.port}" in message and "pool_mode = statement" in message
+        assert "pool_mode = transaction" in message  # what to do instead
+    finally:
+        TenantDatabaseManager.reset()
+        stop_bouncer(other)
+
+
 def test_a_pooler_with_several_servers_is_refused(pg_database: str, bouncer: Bouncer) -> None:
     raw = pooled_mapping(pg_database, bouncer, "t_")
     raw["database"]["postgres"]["servers"] = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,13 @@ from docex_ops.config.settings import settings_from_mapping
 from docex_ops.isolation import Status, verify_isolation
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.pools import build_report, render_pool_report
+from docex_ops.pools.pgbouncer import BouncerStats, read_bouncer
 
 
 @pytest.fixture(scope="module")
 def bouncer() -> Iterator[Bouncer]:
-    started = start_bouncer()
+    # stats_period 1: SHOW STATS folds new figures in every second, not every minute.
+    started = start_bouncer(stats_period=1)
     yield started
     stop_bouncer(started)
 
@@ -124,6 +127,38 @@ def test_pools_report_shows_pgbouncer(manager: TenantDatabaseManager,
     assert f"pgbouncer {report.pooler.target}: pool_mode transaction" in shown
     data = json.loads(render_pool_report(manager, "json"))
     assert data["pooler"]["default_pool_size"] == 2
+
+
+def test_pools_report_shows_pgbouncer_stats(manager: TenantDatabaseManager,
+                                            pg_database: str) -> None:
+    before = bouncer_stats(manager, pg_database)
+    for n in range(30):
+        with manager.tenant_transaction(f"s{n % 3}") as session:
+            session.execute(text("SELECT pg_sleep(0.002)"))
+    time.sleep(2.5)  # two stats periods: the transactions are in SHOW STATS
+    report = build_report(manager)
+    assert report.pooler is not None
+    stats = report.pooler.stats_of(pg_database)
+    assert stats is not None
+    assert stats.transactions >= before.transactions + 30
+    # The time of the new transactions alone: each slept 2 ms inside.
+    spent = (stats.mean_transaction_us * stats.transactions
+             - before.mean_transaction_us * before.transactions)
+    assert spent / (stats.transactions - before.transactions) >= 1900
+    shown = render_pool_report(manager)
+    head, row = next((line, shown.splitlines()[i + 2]) for i, line in
+                     enumerate(shown.splitlines()) if line.startswith("database ")
+                     and "transactions" in line)
+    assert row.split()[0] == pg_database
+    assert int(row.split()[head.split().index("transactions")]) == stats.transactions
+    data = json.loads(render_pool_report(manager, "json"))
+    assert data["pooler"]["stats"][pg_database]["total_xact_count"] == stats.transactions
+
+
+def bouncer_stats(manager: TenantDatabaseManager, database: str) -> BouncerStats:
+    assert manager.settings.pooler.admin is not None
+    found = read_bouncer(manager.settings.pooler.admin).stats_of(database)
+    return found or BouncerStats(database, 0, 0, 0, 0, 0, 0, 0)
 
 
 def test_close_idle_explains_that_pgbouncer_owns_server_connections(

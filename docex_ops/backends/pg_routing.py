@@ -6,10 +6,10 @@ pooler that ignores startup parameters fails closed instead of serving ``public`
 
 Behind PgBouncer (``pgbouncer_transaction`` / ``pgbouncer_session``) one server connection
 serves many tenants, so the route belongs to the transaction: the first statement of every
-transaction is sent behind ``SELECT set_config('search_path', <schema>, true)`` (SET
-LOCAL) and a check that ``current_schema()`` is the tenant's, all in the statement's own
-round trip. A mismatch (the schema is gone, renamed or not usable) aborts the statement
-before it runs, rolls back and raises MisroutedError naming the tenant.
+transaction is sent behind one statement that does ``set_config('search_path', <schema>,
+true)`` (SET LOCAL) and checks that ``current_schema()`` is the tenant's, all in the
+statement's own round trip. A mismatch (the schema is gone, renamed or not usable) aborts
+the statement before it runs, rolls back and raises MisroutedError naming the tenant.
 
 Why no tenant SQL can run outside a routed transaction, by construction: the route lives
 in the psycopg2 cursor class of every tenant connection (``cursor_factory``), below
@@ -34,7 +34,10 @@ from docex_ops.backends.pg_sql import quote_ident
 ROUTE_SQL = ("SELECT pg_catalog.set_config('search_path', %s, true), "
              "pg_catalog.current_schema()")
 CHECK_SQL = "SELECT pg_catalog.current_schema()"
-_IDLE = extensions.TRANSACTION_STATUS_IDLE
+# Inside a transaction (routed when it began) the route holds; any other status, idle or
+# unknown (a broken connection), routes first: fail closed.
+_IN_TRANSACTION = (extensions.TRANSACTION_STATUS_INTRANS, extensions.TRANSACTION_STATUS_INERROR,
+                   extensions.TRANSACTION_STATUS_ACTIVE)
 USE_POOLER = ("set database.postgres.pooler: pgbouncer_transaction (and "
               "database.postgres.direct to PostgreSQL itself)")
 
@@ -49,13 +52,15 @@ MARKER = "docex-ops misrouted"
 
 
 def route_prefix(schema: str) -> str:
-    """The route and its check as SQL that runs ahead of a transaction's first statement,
-    in the same round trip. Two statements, so the check surely sees the route; a check
-    that fails raises (a cast of the marker to int), aborting the statement that follows."""
+    """The route and its check as one statement that runs ahead of a transaction's first
+    statement, in the same round trip. CASE evaluates its branches in order, and
+    current_schema() (stable, never folded at plan time) sees the set_config before it; a
+    check that fails raises (a cast of the marker to int), aborting the statement that
+    follows. One statement, not two: each costs the server a parse, plan and execute."""
     literal = "'" + schema.replace("'", "''") + "'"
     path = "'" + quote_ident(schema).replace("'", "''") + "'"
-    return (f"SELECT pg_catalog.set_config('search_path', {path}, true); "
-            f"SELECT CASE WHEN pg_catalog.current_schema() = {literal} THEN 0 ELSE "
+    return (f"SELECT CASE WHEN pg_catalog.set_config('search_path', {path}, true) IS NULL "
+            f"THEN NULL WHEN pg_catalog.current_schema() = {literal} THEN 0 ELSE "
             f"('{MARKER}: ' || coalesce(pg_catalog.current_schema(), 'none'))::int END;\n")
 
 
@@ -70,7 +75,7 @@ class RoutedCursor(extensions.cursor):  # type: ignore[misc]
 
     def _must_route(self) -> bool:
         conn = self.connection
-        if conn.get_transaction_status() != _IDLE:
+        if conn.get_transaction_status() in _IN_TRANSACTION:
             return False  # inside a transaction this cursor class began (or a failed one)
         if conn.autocommit:
             raise RuntimeError(f"tenant {self.tenant_id!r}: autocommit is refused on tenant "
@@ -188,3 +193,31 @@ def probe_startup(dsn: dict[str, Any]) -> None:
                            f"(search_path is {row[0] if row else None!r}): a pooler with "
                            f"ignore_startup_parameters = options would send every tenant "
                            f"to the same schema; {USE_POOLER}")
+
+
+def probe_transactions(dsn: dict[str, Any]) -> bool:
+    """Once per server before the first per-transaction routed engine: does the pooler let
+    a transaction of several statements through? PgBouncer in statement mode closes the
+    connection at the transaction's second statement (psycopg2 only reports that the
+    server closed it), so every tenant would fail alike: raise RuntimeError saying so.
+    False when the endpoint cannot be reached at all (the engine's own connect reports
+    that, and the probe runs again next time)."""
+    where = f"{dsn.get('host')}:{dsn.get('port')}"
+    try:
+        conn = psycopg2.connect(**dsn)
+    except psycopg2.OperationalError:
+        return False
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.execute("SELECT 1")
+        conn.rollback()
+    except psycopg2.OperationalError as exc:
+        cause = str(exc).strip().splitlines()[0]
+        raise RuntimeError(f"{where} closed the connection inside a transaction ({cause}): "
+                           "PgBouncer with pool_mode = statement? Tenant transactions cannot "
+                           "be routed there (statement mode is not supported); set pool_mode "
+                           "= transaction (or session) in pgbouncer.ini") from exc
+    finally:
+        conn.close()
+    return True

@@ -298,8 +298,7 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         schema = self.location(tenant_id)
         pooler = self.settings.pooler
         pg = self.application_settings()
-        if not pooler.per_transaction:
-            self._probe_routing_once(pg)
+        self._probe_routing_once(pg, pooler.per_transaction)
         engine = create_engine(
             pg.url(application_name=f"docex:{validate_tenant_id(tenant_id)}"),
             pool_size=pool.pool_size,
@@ -319,16 +318,20 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         pg = self.settings.postgres
         return pg if app is None else replace(pg, host=app.host, port=app.port)
 
-    def _probe_routing_once(self, pg: PostgresSettings) -> None:
-        """Connect-time routing needs an endpoint that honours ``options``: find out once,
-        before the first tenant engine, instead of failing per tenant."""
+    def _probe_routing_once(self, pg: PostgresSettings, per_transaction: bool) -> None:
+        """Find out once, before the first tenant engine, instead of failing per tenant:
+        connect-time routing needs an endpoint that honours ``options``; per-transaction
+        routing a pooler that lets transactions through (not statement mode)."""
         with self._admin_lock:
             if self._routing_probed:
                 return
-            pg_routing.probe_startup({"host": pg.host, "port": pg.port, "user": pg.user,
-                                      "password": pg.password, "dbname": pg.database,
-                                      "sslmode": pg.sslmode,
-                                      "application_name": "docex-ops-probe"})
+            dsn = {"host": pg.host, "port": pg.port, "user": pg.user,
+                   "password": pg.password, "dbname": pg.database, "sslmode": pg.sslmode,
+                   "application_name": "docex-ops-probe"}
+            if per_transaction:
+                self._routing_probed = pg_routing.probe_transactions(dsn)
+                return
+            pg_routing.probe_startup(dsn)
             self._routing_probed = True
 
 __all__ = ["PostgresBackend", "execute_script", "quote_ident"]

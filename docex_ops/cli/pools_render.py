@@ -116,7 +116,15 @@ def pooler_lines(view: BouncerView) -> list[str]:
     head = (f"pgbouncer {view.target}: pool_mode {view.pool_mode}, default_pool_size "
             f"{view.default_pool_size}, max_db_connections {view.max_db_connections or 'unlimited'}"
             f", max_client_conn {view.max_client_conn}")
-    return ["", head, render_table(rows)]
+    stats = [{"database": s.database, "transactions": s.transactions, "queries": s.queries,
+              "mean_xact_ms": f"{s.mean_transaction_us / 1000:.3f}",
+              "mean_query_ms": f"{s.mean_query_us / 1000:.3f}",
+              "total_wait_s": f"{s.total_wait_us / 1e6:.3f}",
+              "recent_xact_per_s": s.recent_transactions_per_s,
+              "recent_wait_ms": f"{s.recent_wait_us / 1000:.3f}"} for s in view.all_stats()]
+    return ["", head, render_table(rows), "",
+            "pgbouncer stats (since start; recent_*: its last stats_period):",
+            render_table(stats)]
 
 
 def render_pool_report(manager: TenantDatabaseManager | None = None, fmt: str = "table") -> str:

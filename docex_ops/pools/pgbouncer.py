@@ -39,6 +39,22 @@ class BouncerPool:
 
 
 @dataclass(frozen=True)
+class BouncerStats:
+    """One ``SHOW STATS`` row. Totals and means since PgBouncer started (its ``avg_*``
+    cover only the last ``stats_period`` and read 0 on an idle pool: kept as recent_*);
+    times in microseconds as PgBouncer counts them."""
+
+    database: str
+    transactions: int            # total_xact_count
+    queries: int                 # total_query_count
+    mean_transaction_us: int     # total_xact_time / total_xact_count
+    mean_query_us: int           # total_query_time / total_query_count
+    total_wait_us: int           # total_wait_time: clients waiting for a server connection
+    recent_transactions_per_s: int  # avg_xact_count
+    recent_wait_us: int          # avg_wait_time
+
+
+@dataclass(frozen=True)
 class BouncerView:
     target: str
     pool_mode: str
@@ -58,6 +74,20 @@ class BouncerView:
 
     def pools_of(self, database: str) -> list[BouncerPool]:
         return [p for p in self.pools if p.database == database]
+
+    def stats_of(self, database: str) -> BouncerStats | None:
+        row = self.stats.get(database)
+        if row is None:
+            return None
+        xacts, queries = row.get("total_xact_count", 0), row.get("total_query_count", 0)
+        return BouncerStats(database, xacts, queries,
+                            row.get("total_xact_time", 0) // max(xacts, 1),
+                            row.get("total_query_time", 0) // max(queries, 1),
+                            row.get("total_wait_time", 0), row.get("avg_xact_count", 0),
+                            row.get("avg_wait_time", 0))
+
+    def all_stats(self) -> list[BouncerStats]:
+        return [s for s in map(self.stats_of, self.stats) if s is not None]
 
 
 def read_bouncer(admin: PoolerAdmin) -> BouncerView:
