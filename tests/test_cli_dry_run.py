@@ -68,3 +68,21 @@ def test_downgrade_dry_run_refuses_as_the_downgrade_does(config_file: Path) -> N
     assert real_code == dry_code, real_out
     code, out = _run(config_file, "--format", "json", "migrate", "status")
     assert '"0003_object_paths"' in out  # the refused run changed nothing for "full"
+
+
+def test_a_refused_downgrade_resumes_with_force(config_file: Path, tmp_path: Path) -> None:
+    """The refusal says "rerun with --force": `migrate resume RUN --force` is that rerun."""
+    assert _run(config_file, "tenants", "provision", "kept")[0] == 0
+    _add_row(config_file, "kept")
+    code, out = _run(config_file, "migrate", "downgrade", "0002_docex_2_9_9", "--tenant", "kept")
+    assert code == 1 and "rerun with --force" in out and "Traceback" not in out, out
+    run_id = out.split("docex-ops migrate resume ")[1].split("`")[0]
+    code, out = _run(config_file, "migrate", "resume", run_id)
+    assert code == 1 and "rerun with --force" in out, out  # still refused without it
+    safety = tmp_path / "safety"
+    code, out = _run(config_file, "migrate", "resume", run_id, "--force",
+                     "--safety-dir", str(safety))
+    assert code == 0 and "Traceback" not in out, out
+    assert "backed up first to" in out and any(safety.rglob("*")), out
+    code, out = _run(config_file, "--format", "json", "migrate", "status")
+    assert '"0002_docex_2_9_9"' in out and '"0003_object_paths"' not in out.split('"tenants"')[1]

@@ -281,15 +281,26 @@ def upgrade_cmd(target: str, **kwargs: Any) -> None:
     _run_command("upgrade", target, **kwargs)
 
 
+def _force_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--force and where it backs up: downgrade's, and resume's (a refused downgrade
+    says "rerun with --force", and resume is how a refused run is rerun)."""
+    for decorator in reversed([
+        click.option("--force", is_flag=True,
+                     help="Allow steps that can lose data; each tenant holding rows is backed "
+                          "up first, in its migration's transaction."),
+        click.option("--safety-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=None,
+                     help=f"Where --force backs tenants up (default: ./{DEFAULT_SAFETY_DIR})."),
+        click.option("--pg-bin", type=click.Path(file_okay=False), default=None,
+                     help="Folder holding pg_dump (default: PATH)."),
+    ]):
+        func = decorator(func)
+    return func
+
+
 @migrate.command("downgrade", context_settings={"ignore_unknown_options": True})
 @click.argument("target")
-@click.option("--force", is_flag=True,
-              help="Allow steps that can lose data; each tenant holding rows is backed up "
-                   "first, in its migration's transaction.")
-@click.option("--safety-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help=f"Where --force backs tenants up (default: ./{DEFAULT_SAFETY_DIR}).")
-@click.option("--pg-bin", type=click.Path(file_okay=False), default=None,
-              help="Folder holding pg_dump (default: PATH).")
+@_force_options
 @_run_options
 def downgrade_cmd(target: str, **kwargs: Any) -> None:
     """Downgrade tenants to TARGET (-N, a revision id or base). Steps that lose data are
@@ -359,6 +370,7 @@ def runs_cmd(limit: int, fmt: str | None) -> None:
 
 @migrate.command("resume")
 @click.argument("run_id")
+@_force_options
 @execution_options
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path))
 @format_option
