@@ -14,7 +14,7 @@ from docex_ops import migrate as ops
 from docex_ops.backends.base import FOREIGN, UNREADABLE
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, progress, state
-from docex_ops.cli.migrate_lint import allow_option, lint_cmd, refuse_upgrade
+from docex_ops.cli.migrate_lint import allow_option, lint_cmd, refuse_upgrade, stop_on_lint
 from docex_ops.cli.options import Duration, jobs_option, selection_options
 from docex_ops.cli.output import to_jsonable
 from docex_ops.topology.fleet_view import PlacementProblem
@@ -155,19 +155,22 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
     manager, scripts = state().manager, _scripts()
     plan = ops.make_plan(manager, scripts, selection, action, target)
     _show_problems(plan.problems)
+    lint = None
     if not sql:
         from docex_ops.migrate.lint_gate import lint_plan
 
         try:
-            refuse_upgrade(lint_plan(manager, scripts, plan, options, allow), dry_run, fmt)
+            lint = lint_plan(manager, scripts, plan, options, allow)
         except ValueError as exc:  # an unknown --allow rule
             raise OperationFailed(str(exc)) from None
+        refuse_upgrade(lint, dry_run, fmt)
     if sql:
         for text in ops.offline_scripts(manager, scripts, plan, force=options.step.force):
             click.echo(text)
         return
     if dry_run:
-        _dry_run(manager, scripts, plan, action, target, options, fmt)
+        _dry_run(manager, scripts, plan, action, target, options, fmt, selection)
+        stop_on_lint(lint)  # the run would stop here, before any tenant: so does its plan
         return
     report = ops.run_plan(manager, scripts, plan, options,
                           progress=lambda d, t: progress(d, t, f"{action} {target}"))
@@ -179,12 +182,13 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
 
 
 def _dry_run(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Plan,
-             action: str, target: str,
-             options: ops.RunOptions, fmt: str | None) -> None:
+             action: str, target: str, options: ops.RunOptions, fmt: str | None,
+             selection: ops.Selection) -> None:
     """The plan, with the refusals the real run would meet; exits as the run would."""
-    from docex_ops.migrate.dry_run import refusals
+    from docex_ops.migrate.dry_run import verdict
 
-    refused = refusals(manager, scripts, plan, options.step.force)
+    judged = verdict(manager, scripts, plan, options.step.force, selection.named())
+    refused = judged.refused
     rows = [{"tenant": s.tenant_id, "from": s.current, "to": s.target,
              "action": f"refused: {refused[s.tenant_id]}" if s.tenant_id in refused
              else action} for s in plan.steps]
@@ -198,10 +202,8 @@ def _dry_run(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Pl
                              "refused": refused})
     info(f"dry run: {len(plan.steps)} to {action}, {len(plan.already)} already there, "
          f"{len(plan.blocked)} blocked; nothing was changed")
-    if refused:
-        raise OperationFailed(f"{len(refused)} tenant(s) would be refused: "
-                              f"{_first(sorted(refused))}; rerun with --force (each such "
-                              "tenant is backed up first)")
+    if judged.failure:
+        raise OperationFailed(judged.failure)
 
 
 def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | None) -> None:
