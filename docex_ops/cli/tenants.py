@@ -190,6 +190,9 @@ def drop_cmd(tenant_id: str, yes: bool, force: bool, safety_dir: Path | None,
         info(f"tenant {tenant_id} held {result.rows} rows; backed it up first to "
              f"{result.safety_backup}")
     click.echo(f"dropped tenant {tenant_id} ({location})")
+    if result.role is not None:
+        click.echo(f"role {result.role.role} {'dropped' if result.role.dropped else 'left'}: "
+                   f"{result.role.why}")
 
 
 @tenants.command("place")
