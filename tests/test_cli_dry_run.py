@@ -189,3 +189,21 @@ def test_split_dry_run_refuses_the_targets_the_run_refuses(
     assert dry[0] == real[0] == 1, (dry, real)
     for out in (dry[1], real[1]):
         assert "orders" in out and "revision 0002_docex_2_9_9" in out, out
+
+
+def test_prune_dry_run_refuses_and_removes_as_prune_does(config_file: Path,
+                                                          tmp_path: Path) -> None:
+    folder = tmp_path / "backups"
+    for _ in range(2):
+        assert _run(config_file, "tenants", "provision", "pr")[0] == 0
+        code, out = _run(config_file, "backup", "create", "--tenant", "pr", "--dest",
+                         str(folder))
+        assert code == 0, out
+    dry, real = _dry_and_real(config_file, "backup", "prune", str(folder), "--keep", "1")
+    assert dry[0] == real[0] == 0, (dry, real)
+    removed = [line.split()[1] for line in real[1].splitlines() if line.startswith("removed")]
+    assert removed and all(path in dry[1] for path in removed), (dry, real)
+    (folder / "broken.manifest.json").write_text("{not json")
+    dry, real = _dry_and_real(config_file, "backup", "prune", str(folder), "--keep", "1")
+    assert dry[0] == real[0] == 2, (dry, real)  # an unreadable manifest: a usage problem
+    assert "broken.manifest.json" in dry[1] and "broken.manifest.json" in real[1]

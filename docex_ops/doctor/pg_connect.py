@@ -39,16 +39,19 @@ def check_connectivity(ctx: DoctorContext) -> list[DoctorRow]:
 
     rows = []
     pooler = ctx.manager.settings.pooler
+    # Two paths whenever tenants connect elsewhere than operators (a pooler mode, or a
+    # direct endpoint of its own).
+    two_paths = pooler.per_transaction or pooler.application is not None
     for name, backend in ctx.manager.servers.items():
         direct = backend.settings.postgres
-        path = "direct path " if pooler.per_transaction else ""
+        path = "direct path " if two_paths else ""
         row = _probe_row(f"{name} {path}{direct.host}:{direct.port}", direct)
         rows.append(row)
         if row.status == PASS:
             ctx.reachable[name] = backend
         else:
             ctx.unreachable.append(name)
-        if not pooler.per_transaction:
+        if not two_paths:
             continue
         if pooler.application is None:
             rows.append(DoctorRow("connectivity", f"{name} pooler path", WARN,
@@ -58,7 +61,7 @@ def check_connectivity(ctx: DoctorContext) -> list[DoctorRow]:
             continue
         app = replace(direct, host=pooler.application.host, port=pooler.application.port)
         rows.append(_probe_row(f"{name} pooler path {app.host}:{app.port}", app,
-                               f"{pooler.mode} to "))
+                               f"{pooler.mode} to " if pooler.per_transaction else ""))
     return rows
 
 
