@@ -54,3 +54,15 @@ def spawn(config_file: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "docex_ops.cli", "--config", str(config_file), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def alembic(config_file: Path, *args: str, ini: Path | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    """Plain ``alembic`` in its own process, on the repository's alembic.ini."""
+    command = [sys.executable, "-m", "alembic", "-c", str(ini or REPO / "alembic.ini"),
+               "-x", f"config={config_file}", *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ))

@@ -179,8 +179,8 @@ def test_restore_over_existing_needs_force(manager: TenantDatabaseManager, confi
     code, out = _run(config_file, "backup", "restore", str(manifest_path), "--force")
     assert code == 0, out
     assert _digest(manager, "a") == _manifest_digest(manifest_path)
-    safety = find_manifests(tmp_path / "bk" / "pre-restore")
-    assert len(safety) == 1 and "pre-restore" in out
+    safety = find_manifests(tmp_path / "bk.safety")  # beside the backups, not inside
+    assert len(safety) == 1 and "bk.safety" in out and safety[0].kind == "safety"
     assert {t: (d.rows, d.checksum) for t, d in safety[0].tables.items()} == changed
 
 
@@ -212,7 +212,7 @@ def test_hostile_as_ids_refused(manager: TenantDatabaseManager, config_file: Pat
     assert code == 2, out
     assert _tenant_ids(manager) == ["a"]
     assert _leftover_staging(manager, pg_conn_if_pg) == []
-    assert not (tmp_path / "bk" / "pre-restore").exists()
+    assert not (tmp_path / "bk.safety").exists()
 
 
 def test_list_and_prune_keep_good_copies(manager: TenantDatabaseManager, config_file: Path,

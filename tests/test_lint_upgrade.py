@@ -1,6 +1,6 @@
 """Upgrade runs the lint first: refused before any tenant is touched, allowed by a waiver
-(``--allow`` or the revision's own ``lint_waivers``); ``--dry-run`` shows the findings;
-``migrate lint`` reports the fleet's sizes."""
+(``--allow`` or the revision's own ``lint_waivers``); ``--dry-run`` shows the findings
+and refuses as the run does; ``migrate lint`` reports the fleet's sizes."""
 
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ def test_upgrade_refused_by_a_finding_and_allowed_by_allow(
     assert "[rename]" in out and "--allow rename" in out and "nothing was changed" in out
     assert set(_revisions(config_file).values()) == {HEAD}  # no tenant touched
     code, out = cli(config_file, "migrate", "--scripts", scripts, "upgrade", "--dry-run")
-    assert code == 0, out
-    assert "[rename] error" in out
+    assert code == 1, out  # the plan, then the run's own refusal and exit
+    assert "[rename] error" in out and "--allow rename" in out and "dry run:" in out
     code, out = cli(config_file, "migrate", "--scripts", scripts, "upgrade",
                     "--allow", "rename")
     assert code == 0, out

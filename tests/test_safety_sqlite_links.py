@@ -137,8 +137,8 @@ def test_restore_as_b_refuses_and_a_keeps_its_rows(linked: Deployment, tmp_path:
     assert code == 1, out
     assert "tenant 'b'" in out and "tenant 'a'" in out
     _a_unchanged(linked, before)
-    assert not list((dest / "pre-restore").glob("b.*")) if (dest / "pre-restore").exists() \
-        else True
+    safety = dest.with_name("backups.safety")
+    assert not list(safety.glob("b.*")) if safety.exists() else True
 
 
 def test_drop_b_refuses_and_a_file_stays(linked: Deployment) -> None:

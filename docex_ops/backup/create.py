@@ -17,7 +17,14 @@ from docex_ops.backends.contents import GuardRefusal
 from docex_ops.backends.scratch import PARTIAL_SUFFIX, hold_new_file
 from docex_ops.backup.archive import DumpResult, TenantArchiver
 from docex_ops.backup.archivers import backup_kind, make_archiver
-from docex_ops.backup.manifest import MANIFEST_SUFFIX, Manifest, sha256_file, write_manifest
+from docex_ops.backup.manifest import (
+    ARCHIVE,
+    MANIFEST_SUFFIX,
+    SAFETY,
+    Manifest,
+    sha256_file,
+    write_manifest,
+)
 from docex_ops.backup.signing import sign, signing_key
 from docex_ops.executor import ProgressFn, ProgressTick
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
@@ -132,9 +139,9 @@ def _missing(manager: TenantDatabaseManager, tenant_id: str) -> str:
 
 
 def _backup_batch(archiver: TenantArchiver, batch: list[str], dest: Path,
-                  key: bytes | None) -> list[BackupResult]:
+                  key: bytes | None, kind: str = ARCHIVE) -> list[BackupResult]:
     try:
-        return _dump(archiver, batch, dest, key)
+        return _dump(archiver, batch, dest, key, kind)
     except Exception as exc:  # noqa: BLE001 - reported per tenant, the run goes on
         if len(batch) > 1:
             # One bad tenant must not cost the others their backup, and a batch that
@@ -142,7 +149,7 @@ def _backup_batch(archiver: TenantArchiver, batch: list[str], dest: Path,
             # (seconds each on a large catalog): retry in halves.
             half = (len(batch) + 1) // 2
             return [r for part in (batch[:half], batch[half:])
-                    for r in _backup_batch(archiver, part, dest, key)]
+                    for r in _backup_batch(archiver, part, dest, key, kind)]
         who = f"tenant {batch[0]!r}: "
         error = str(exc) if str(exc).startswith(who) else who + str(exc)
         return [BackupResult(batch[0], None, None, 0, 0, 0.0, error)]
@@ -158,7 +165,8 @@ def safety_backup(backend: Backend, tenant_id: str, dest: Path, pg_bin: str | No
     dest.mkdir(parents=True, exist_ok=True)
     archiver = make_archiver(backend, pg_bin)
     try:
-        (result,) = _backup_batch(archiver, [tenant_id], dest, signing_key(backend.settings))
+        (result,) = _backup_batch(archiver, [tenant_id], dest, signing_key(backend.settings),
+                                  SAFETY)
     finally:
         archiver.dispose()
     if result.manifest is None:
@@ -170,8 +178,8 @@ def safety_backup(backend: Backend, tenant_id: str, dest: Path, pg_bin: str | No
     return result.manifest
 
 
-def _dump(archiver: TenantArchiver, batch: list[str], dest: Path, key: bytes | None
-          ) -> list[BackupResult]:
+def _dump(archiver: TenantArchiver, batch: list[str], dest: Path, key: bytes | None,
+          kind: str = ARCHIVE) -> list[BackupResult]:
     started_at, started = _now(), time.perf_counter()
     stamp = _stamp()
     name = (f"{batch[0]}.{stamp}{archiver.extension}" if len(batch) == 1 else
@@ -182,12 +190,12 @@ def _dump(archiver: TenantArchiver, batch: list[str], dest: Path, key: bytes | N
     with hold_new_file(dest, "partial", PARTIAL_SUFFIX) as partial:
         dumped = archiver.dump(batch, partial)
         os.replace(partial, archive)
-    return _write_manifests(archiver, dumped, archive, started_at, started, stamp, key)
+    return _write_manifests(archiver, dumped, archive, started_at, started, stamp, key, kind)
 
 
 def _write_manifests(archiver: TenantArchiver, dumped: DumpResult, archive: Path,
                      started_at: str, started: float, stamp: str,
-                     key: bytes | None) -> list[BackupResult]:
+                     key: bytes | None, kind: str = ARCHIVE) -> list[BackupResult]:
     sha, size = sha256_file(archive), archive.stat().st_size
     finished_at = _now()
     seconds = (time.perf_counter() - started) / len(dumped.tenants)
@@ -199,7 +207,7 @@ def _write_manifests(archiver: TenantArchiver, dumped: DumpResult, archive: Path
             archive_sha256=sha, archive_size=size, tenants_in_archive=len(dumped.tenants),
             server_version=dumped.server_version, tool_version=dumped.tool_version,
             docex_ops_version=_docex_ops_version(), started_at=started_at,
-            finished_at=finished_at), key)
+            finished_at=finished_at, kind=kind), key)
         path = write_manifest(manifest, archive.parent /
                               f"{snap.tenant_id}.{stamp}{MANIFEST_SUFFIX}")
         results.append(BackupResult(snap.tenant_id, archive, path, manifest.rows,

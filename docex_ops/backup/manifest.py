@@ -18,6 +18,11 @@ MANIFEST_SUFFIX = ".manifest.json"
 FORMAT_VERSION = 1
 SIGNED_FORMAT = 2
 FORMATS = (FORMAT_VERSION, SIGNED_FORMAT)
+# What a copy is: a backup an operator took, or the safety copy a destructive act took
+# first. Written (and signed) only for safety copies, so archives read as before.
+ARCHIVE, SAFETY = "archive", "safety"
+KINDS = (ARCHIVE, SAFETY)
+LEGACY_SAFETY_DIR = "pre-restore"  # where older releases put restore's safety copies
 
 
 class BackupUsageError(ValueError):
@@ -42,6 +47,7 @@ class Manifest:
     finished_at: str
     format: int = FORMAT_VERSION
     signature: str | None = None  # "hmac-sha256:<hex>" over ``signed_content``
+    kind: str = ARCHIVE           # archive | safety (see KINDS)
     path: Path | None = field(default=None, compare=False)
     # The canonical JSON the signature covers: every field but the signature, as read.
     signed_content: bytes = field(default=b"", compare=False, repr=False)
@@ -49,6 +55,12 @@ class Manifest:
     @property
     def rows(self) -> int:
         return sum(t.rows for t in self.tables.values())
+
+    @property
+    def is_safety(self) -> bool:
+        """A safety copy: so marked, or in the folder older releases kept them in."""
+        return self.kind == SAFETY or (self.path is not None
+                                       and self.path.parent.name == LEGACY_SAFETY_DIR)
 
     @property
     def archive_path(self) -> Path:
@@ -64,6 +76,8 @@ class Manifest:
                           for name, t in self.tables.items()}
         if self.signature is not None:
             data["signature"] = self.signature
+        if self.kind == ARCHIVE:
+            del data["kind"]
         return data
 
     def to_json(self) -> str:
@@ -104,6 +118,8 @@ def read_manifest(path: Path) -> Manifest:
             raise
         raise BackupUsageError(f"{path} is not a readable docex-ops manifest: {exc}") from exc
     validate_tenant_id(manifest.tenant_id)
+    if manifest.kind not in KINDS:
+        raise BackupUsageError(f"{path}: kind {manifest.kind!r} is not one of {KINDS}")
     if Path(manifest.archive).name != manifest.archive:  # never points outside its folder
         raise BackupUsageError(f"{path}: archive name {manifest.archive!r} is not a plain "
                                "file name")
@@ -135,6 +151,13 @@ def find_manifests(path: Path) -> list[Manifest]:
     else:
         raise BackupUsageError(f"{path} does not exist")
     return sorted(found, key=lambda m: (m.tenant_id, m.finished_at))
+
+
+def safety_folder(folder: Path) -> Path:
+    """Where safety copies of the backups in ``folder`` go by default: beside it, never
+    inside it (``<folder>.safety``), so pruning the backups never weighs them."""
+    folder = folder.resolve()
+    return folder.with_name(folder.name + ".safety")
 
 
 def select_manifest(path: Path, source_tenant: str | None) -> Manifest:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from docex_ops import audit_trail
 from docex_ops.backends.base import TenantLockedError
-from docex_ops.backends.contents import GuardRefusal
+from docex_ops.backends.contents import GuardRefusal, TenantContents
 from docex_ops.backends.guards import ActGuard, act_with_retries
 from docex_ops.backup.archive import (
     ArchiveContents,
@@ -35,7 +35,12 @@ from docex_ops.backup.archive import (
 )
 from docex_ops.backup.archivers import make_archiver
 from docex_ops.backup.create import safety_backup
-from docex_ops.backup.manifest import BackupUsageError, Manifest, select_manifest
+from docex_ops.backup.manifest import (
+    BackupUsageError,
+    Manifest,
+    safety_folder,
+    select_manifest,
+)
 from docex_ops.backup.signing import signature_problem, signing_key
 from docex_ops.backup.verify import check_archive, compare_digests, restore_spec
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
@@ -45,6 +50,19 @@ from docex_ops.tenancy import validate_tenant_id
 
 class RestoreRefused(GuardRefusal):
     """The restore would overwrite data the operator did not agree to lose."""
+
+
+class ReplaceGuard(ActGuard):
+    """The restore's guard: replacing ANY existing tenant needs --force, an empty one
+    included (pg_restore refuses an existing schema too); one holding rows is backed up
+    first, as every destructive act's guard does."""
+
+    def check(self, contents: TenantContents) -> bool:
+        needs_backup = super().check(contents)  # foreign, dependents, rows: refused first
+        if not self.force:
+            raise RestoreRefused(f"tenant {self.tenant_id!r} exists ({contents.location}, "
+                                 f"empty); the restore would replace it: {self.hint}")
+        return needs_backup
 
 
 @dataclass(frozen=True)
@@ -100,8 +118,8 @@ def restore_backup(manager: TenantDatabaseManager, path: Path, as_tenant: str | 
         raise RuntimeError(f"tenant {target!r}: not restoring: {'; '.join(problems)}")
     topology = manager.topology
     archiver: TenantArchiver | None = None
-    dest = safety_dir or manifest.archive_path.parent / "pre-restore"
-    guard = ActGuard(target, "the restore", force,
+    dest = safety_dir or safety_folder(manifest.archive_path.parent)
+    guard = ReplaceGuard(target, "the restore", force,
                      backup=lambda raw: safety_backup(topology.holder_of(target), target, dest,
                                                       pg_bin, raw),
                      hint="rerun with --force (docex-ops backs the tenant up first), or "

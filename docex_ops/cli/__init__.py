@@ -87,6 +87,8 @@ _LAZY = {
     "cleanup": ("docex_ops.cli.cleanup:cleanup_cmd",
                 "Remove scratch objects no running operation holds."),
     "config": ("docex_ops.cli.config:config", "Check the configuration docex-ops would use."),
+    "doctor": ("docex_ops.cli.doctor:doctor_cmd",
+               "Preflight before a deploy: PASS/WARN/FAIL per check; exit 1 on any FAIL."),
 }
 main.lazy_commands.update({name: path for name, (path, _) in _LAZY.items()})
 main.lazy_summaries.update({name: summary for name, (_, summary) in _LAZY.items()})

@@ -144,11 +144,12 @@ def verify_cmd(path: Path, restore_check: bool, allow_extra: bool, pg_bin: str |
 @click.option("--from-tenant", metavar="ID",
               help="Which tenant to take from a batch archive holding several.")
 @click.option("--force", is_flag=True,
-              help="Replace a tenant that holds rows (it is backed up first).")
+              help="Replace an existing tenant, an empty one included (one holding rows "
+                   "is backed up first).")
 @click.option("--upgrade", is_flag=True, help="Migrate the restored tenant to head.")
 @click.option("--safety-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where --force backs up the tenant being replaced "
-                   "(default: pre-restore/ beside the archive).")
+                   "(default: <archive folder>.safety/ beside the archive's folder).")
 @_ALLOW_EXTRA
 @_PG_BIN
 @format_option
@@ -187,7 +188,7 @@ def list_cmd(folder: Path, fmt: str | None) -> None:
         raise UsageProblem(str(exc)) from exc
     rows = [{"tenant": e.tenant_id, "finished": e.finished_at, "revision": e.revision,
              "rows": e.rows, "archive": e.archive.name,
-             "present": e.archive_present} for e in entries]
+             "present": e.archive_present, "kind": e.kind} for e in entries]
     emit(rows, fmt, payload={"backups": [dict(to_jsonable(e), finished_at=utc_time(e.finished_at))
                                          for e in entries]})
 
@@ -207,7 +208,10 @@ def prune_cmd(folder: Path, keep: int, dry_run: bool, fmt: str | None) -> None:
     except ops.BackupUsageError as exc:
         raise UsageProblem(str(exc)) from exc
     verb = "would remove" if dry_run else "removed"
-    rows = [{"action": verb, "file": str(p)} for p in result.removed + result.removed_archives]
+    rows = [{"action": "keep", "file": str(p), "why": result.why_kept.get(p, "")}
+            for p in result.kept]
+    rows += [{"action": verb, "file": str(p), "why": f"beyond --keep {keep}"}
+             for p in result.removed + result.removed_archives]
     emit(rows, fmt, payload=result, problems=[
         problem_entry("no copy matches its manifest; nothing pruned for it", t)
         for t in result.no_good_copy])

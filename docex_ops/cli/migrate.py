@@ -20,7 +20,7 @@ from docex_ops.cli.common import (
     is_json,
     state,
 )
-from docex_ops.cli.migrate_lint import allow_option, lint_cmd, refuse_upgrade
+from docex_ops.cli.migrate_lint import allow_option, lint_cmd, refuse_upgrade, stop_on_lint
 from docex_ops.cli.options import Duration, example, jobs_option, selection_options
 from docex_ops.cli.output import placement_problems, problem_entry
 from docex_ops.cli.progress import TenantProgress
@@ -164,13 +164,15 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
     manager, scripts = state().manager, _scripts()
     plan = ops.make_plan(manager, scripts, selection, action, target)
     _show_problems(plan.problems)
+    lint = None
     if not sql:
         from docex_ops.migrate.lint_gate import lint_plan
 
         try:
-            refuse_upgrade(lint_plan(manager, scripts, plan, options, allow), dry_run, fmt)
+            lint = lint_plan(manager, scripts, plan, options, allow)
         except ValueError as exc:  # an unknown --allow rule
             raise OperationFailed(str(exc)) from None
+        refuse_upgrade(lint, dry_run, fmt)
     if sql:
         texts = ops.offline_scripts(manager, scripts, plan, force=options.step.force)
         if is_json(fmt):
@@ -179,7 +181,8 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
             click.echo("\n".join(texts))
         return
     if dry_run:
-        _dry_run(manager, scripts, plan, action, target, options, fmt)
+        _dry_run(manager, scripts, plan, action, target, options, fmt, selection)
+        stop_on_lint(lint)  # the run would stop here, before any tenant: so does its plan
         return
     with TenantProgress(summary=False) as bar:  # the run line below is the summary
         report = ops.run_plan(manager, scripts, plan, options, progress=bar)
@@ -191,12 +194,13 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
 
 
 def _dry_run(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Plan,
-             action: str, target: str,
-             options: ops.RunOptions, fmt: str | None) -> None:
+             action: str, target: str, options: ops.RunOptions, fmt: str | None,
+             selection: ops.Selection) -> None:
     """The plan, with the refusals the real run would meet; exits as the run would."""
-    from docex_ops.migrate.dry_run import refusals
+    from docex_ops.migrate.dry_run import verdict
 
-    refused = refusals(manager, scripts, plan, options.step.force)
+    judged = verdict(manager, scripts, plan, options.step.force, selection.named())
+    refused = judged.refused
     rows = [{"tenant": s.tenant_id, "from": s.current, "to": s.target,
              "action": f"refused: {refused[s.tenant_id]}" if s.tenant_id in refused
              else action} for s in plan.steps]
@@ -216,10 +220,8 @@ def _dry_run(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Pl
          + [problem_entry(f"blocked: {why}", i.tenant_id) for i, why in plan.blocked])
     info(f"dry run: {len(plan.steps)} to {action}, {len(plan.already)} already there, "
          f"{len(plan.blocked)} blocked; nothing was changed")
-    if refused:
-        raise OperationFailed(f"{len(refused)} tenant(s) would be refused: "
-                              f"{_first(sorted(refused))}; rerun with --force (each such "
-                              "tenant is backed up first)")
+    if judged.failure:
+        raise OperationFailed(judged.failure)
 
 
 def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | None) -> None:
@@ -303,16 +305,27 @@ def upgrade_cmd(target: str, **kwargs: Any) -> None:
     _run_command("upgrade", target, **kwargs)
 
 
+def _force_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--force and where it backs up: downgrade's, and resume's (a refused downgrade
+    says "rerun with --force", and resume is how a refused run is rerun)."""
+    for decorator in reversed([
+        click.option("--force", is_flag=True,
+                     help="Allow steps that can lose data; each tenant holding rows is backed "
+                          "up first, in its migration's transaction."),
+        click.option("--safety-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=None,
+                     help=f"Where --force backs tenants up (default: ./{DEFAULT_SAFETY_DIR})."),
+        click.option("--pg-bin", type=click.Path(file_okay=False), default=None,
+                     help="Folder holding pg_dump (default: PATH)."),
+    ]):
+        func = decorator(func)
+    return func
+
+
 @migrate.command("downgrade", context_settings={"ignore_unknown_options": True}, epilog=example(
     "docex-ops migrate downgrade -1 --tenant acme --dry-run"))
 @click.argument("target")
-@click.option("--force", is_flag=True,
-              help="Allow steps that can lose data; each tenant holding rows is backed up "
-                   "first, in its migration's transaction.")
-@click.option("--safety-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help=f"Where --force backs tenants up (default: ./{DEFAULT_SAFETY_DIR}).")
-@click.option("--pg-bin", type=click.Path(file_okay=False), default=None,
-              help="Folder holding pg_dump (default: PATH).")
+@_force_options
 @_run_options
 def downgrade_cmd(target: str, **kwargs: Any) -> None:
     """Downgrade tenants to TARGET (-N, a revision id or base). Steps that lose data are
@@ -391,6 +404,7 @@ def runs_cmd(limit: int, fmt: str | None) -> None:
 @migrate.command("resume", epilog=example(
     "docex-ops migrate resume 3f2c... --continue-on-error"))
 @click.argument("run_id")
+@_force_options
 @execution_options
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the result as JSON (the --format json envelope) to this file.")

@@ -73,14 +73,21 @@ def show_findings(report: LintReport, fmt: str | None) -> None:
 
 
 def refuse_upgrade(report: LintReport | None, dry_run: bool, fmt: str | None) -> None:
-    """Before any tenant is touched: show the findings on a dry run, stop on an error."""
+    """Before any tenant is touched: show the findings, stop on an error (a dry run
+    stops after showing its plan: ``stop_on_lint``)."""
     if report is None or not report.findings:
         return
     for finding in report.findings:
         waived = f" (waived: {finding.waived})" if finding.waived else ""
         info(f"lint {finding.revision} [{finding.rule}] {finding.severity}{waived}: "
              f"{finding.why}; instead: {finding.instead}")
-    if report.stopping and not dry_run:
+    if not dry_run:
+        stop_on_lint(report)
+
+
+def stop_on_lint(report: LintReport | None) -> None:
+    """The lint's refusal: an error-level finding not waived stops the run."""
+    if report is not None and report.stopping:
         rules = sorted({f.rule for f in report.stopping})
         raise OperationFailed(f"lint: {len(report.stopping)} error-level finding(s) "
                               f"({', '.join(rules)}); nothing was changed. Fix the revision, "

@@ -212,9 +212,14 @@ def drop_cmd(tenant_id: str, yes: bool, force: bool, safety_dir: Path | None,
     if result.safety_backup is not None:
         info(f"tenant {tenant_id} held {result.rows} rows; backed it up first to "
              f"{result.safety_backup}")
-    _said(fmt, f"dropped tenant {tenant_id} ({location})",
+    role = result.role
+    role_line = (f"\nrole {role.role} {'dropped' if role.dropped else 'left'}: {role.why}"
+                 if role is not None else "")
+    _said(fmt, f"dropped tenant {tenant_id} ({location}){role_line}",
           {"tenant": tenant_id, "location": location, "action": "dropped",
-           "rows": result.rows, "safety_backup": result.safety_backup, "needs_yes": False})
+           "rows": result.rows, "safety_backup": result.safety_backup, "needs_yes": False,
+           "role": None if role is None else {"role": role.role, "dropped": role.dropped,
+                                              "why": role.why}})
 
 
 def _said(fmt: str | None, line: str, payload: dict[str, Any]) -> None:

@@ -2,11 +2,15 @@
 
 Each planned downgrade step is judged by the real step's guard (tenant.downgrade_guard)
 on the tenant's contents read without a lock: a step that loses data is refused for a
-tenant holding rows unless --force, exactly as the run refuses it.
+tenant holding rows unless --force, exactly as the run refuses it. ``verdict`` says
+how the real run would end (blocked tenants, named tenants it would leave alone), so
+the dry run exits as the run would.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,3 +45,35 @@ def refusals(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Pl
         except GuardRefusal as exc:
             refused[step.tenant_id] = str(exc)
     return refused
+
+
+@dataclass(frozen=True)
+class DryRunVerdict:
+    """What the real run would meet; ``failure`` is the line it would end with."""
+
+    refused: dict[str, str] = field(default_factory=dict)   # tenant -> the guard's refusal
+    blocked: list[str] = field(default_factory=list)        # the run reports them, exit 1
+    left_alone: list[str] = field(default_factory=list)     # named, but not DocEX tenants
+
+    @property
+    def failure(self) -> str | None:
+        if self.refused:
+            return (f"{len(self.refused)} tenant(s) would be refused: "
+                    f"{', '.join(sorted(self.refused))}; rerun with --force (each such "
+                    "tenant is backed up first)")
+        if self.blocked:
+            return f"the run would be incomplete; blocked: {', '.join(self.blocked)}"
+        if self.left_alone:
+            return f"not DocEX tenants, the run would leave them alone: " \
+                   f"{', '.join(self.left_alone)}"
+        return None
+
+
+def verdict(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Plan,
+            force: bool, named: Collection[str]) -> DryRunVerdict:
+    """The real run's refusals and its exit, for ``plan`` (``named``: the tenants the
+    operator selected by id; a skipped one of them fails the run, as it does here)."""
+    return DryRunVerdict(refusals(manager, scripts, plan, force),
+                         [info.tenant_id for info, _ in plan.blocked],
+                         [info.tenant_id for info, _ in plan.skipped
+                          if info.tenant_id in named])

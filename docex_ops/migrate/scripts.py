@@ -77,6 +77,10 @@ ATTR_TENANT = "docex_tenant"
 # holds this lock; the fast path replays already-rendered SQL without it.
 ALEMBIC_LOCK = threading.Lock()
 
+# Prefixed to every script rendered from base (see MigrationScripts._render).
+BASE_VERSION_TABLE_SQL = ("-- a downgrade to base leaves the version table, empty\n"
+                          "DROP TABLE IF EXISTS alembic_version;\n\n")
+
 
 class RevisionError(ValueError):
     """A target revision that does not exist or cannot be reached."""
@@ -238,4 +242,10 @@ class MigrationScripts:
                 command.downgrade(config, f"{start}:{target or 'base'}", sql=True)
             else:
                 command.upgrade(config, f"{start}:{target}" if start else str(target), sql=True)
+        if start is None and not downgrade:
+            # From base Alembic's script creates the version table, but a downgrade to
+            # base leaves it behind, empty: a tenant "at base" may hold one, so the
+            # script first drops the empty one (the revision read under the tenant's
+            # lock said base, so it holds no row), in the step's own transaction.
+            return BASE_VERSION_TABLE_SQL + buffer.getvalue()
         return buffer.getvalue()

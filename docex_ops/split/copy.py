@@ -104,7 +104,7 @@ def run_split(source: SplitSource, mapping: BasketMapping, options: PlanOptions,
             return report
         tenants = list(plan.tenants)
         if run.dry_run:
-            report.results = [_would(target_of(manager, t), t) for t in tenants]
+            report.results = [_would(target_of(manager, t), t, plan) for t in tenants]
             return report
 
         def task(tenant_id: str) -> TenantSplit:
@@ -121,10 +121,41 @@ def run_split(source: SplitSource, mapping: BasketMapping, options: PlanOptions,
     return report
 
 
-def _would(backend: Backend, tenant_id: str) -> TenantSplit:
-    exists = backend.exists(tenant_id)
-    return TenantSplit(tenant_id, backend.location(tenant_id),
-                       "would-check" if exists else "would-copy")
+def _would(backend: Backend, tenant_id: str, plan: SplitPlan) -> TenantSplit:
+    """The run's checks of an existing target, read without its lock: a tenant holding
+    rows DocEX's tables do not have, or tables at another revision than the source's, is
+    refused as the run refuses it. One holding DocEX rows is compared with its subset
+    by the run (complete when equal, refused otherwise): ``would-check``."""
+    location = backend.location(tenant_id)
+    try:
+        contents = backend.read_contents(tenant_id)
+        if contents is None:
+            return TenantSplit(tenant_id, location, "would-copy")
+        _foreign_rows_guard(tenant_id)(contents)
+        if any(contents.rows.get(t, 0) for t in TABLE_NAMES):
+            return TenantSplit(tenant_id, location, "would-check")
+        if contents.rows:  # tables, no rows: filled only at the source's revision
+            _refuse_other_revision(tenant_id, backend.read_revisions([tenant_id])[tenant_id],
+                                   plan.revision)
+    except (GuardRefusal, TenantFileError) as exc:
+        return TenantSplit(tenant_id, location, REFUSED, 0, 0.0, str(exc))
+    return TenantSplit(tenant_id, location, "would-copy")
+
+
+def _foreign_rows_guard(tenant_id: str) -> ActGuard:
+    """Rows in a table DocEX does not have (or a schema that is not DocEX's at all) mean
+    the tenant is someone's already."""
+    return ActGuard(tenant_id, "the split writing into it",
+                    matters=lambda t: t not in TABLE_NAMES,
+                    harm="would mix the source's rows with them",
+                    hint="a split fills only tenants of its own: drop it or map its baskets "
+                         "to another tenant")
+
+
+def _refuse_other_revision(tenant_id: str, current: str | None, wanted: str | None) -> None:
+    if current != wanted:
+        raise SplitRefused(f"tenant {tenant_id!r} exists at revision {current or 'none'}, the "
+                           f"source is at {wanted}; drop the empty tenant and rerun")
 
 
 def split_tenant(source: SplitSource, backend: Backend, scripts: MigrationScripts,
@@ -172,13 +203,9 @@ def prepare_target(backend: Backend, scripts: MigrationScripts, tenant_id: str,
 
 def _fill(fill: TenantFill, plan: SplitPlan, tenant_id: str, current: str | None
           ) -> tuple[str, int]:
-    # Under the tenant's lock, in the filling transaction: rows in a table DocEX does not
-    # have (or a schema that is not DocEX's at all) mean the tenant is someone's already.
+    # Under the tenant's lock, in the filling transaction.
     contents = fill.lock_contents()
-    ActGuard(tenant_id, "the split writing into it", matters=lambda t: t not in TABLE_NAMES,
-             harm="would mix the source's rows with them",
-             hint="a split fills only tenants of its own: drop it or map its baskets to "
-                  "another tenant")(contents)
+    _foreign_rows_guard(tenant_id)(contents)
     existing = {t: contents.rows.get(t, 0) for t in TABLE_NAMES}
     if any(existing.values()):
         if not mismatches(fill, plan, tenant_id):
@@ -186,9 +213,7 @@ def _fill(fill: TenantFill, plan: SplitPlan, tenant_id: str, current: str | None
         raise SplitRefused(f"tenant {tenant_id!r} already holds other data "
                            f"({sum(existing.values())} rows); drop it or map its baskets "
                            "to another tenant")
-    if current != plan.revision:
-        raise SplitRefused(f"tenant {tenant_id!r} exists at revision {current or 'none'}, the "
-                           f"source is at {plan.revision}; drop the empty tenant and rerun")
+    _refuse_other_revision(tenant_id, current, plan.revision)
     baskets = plan.tenants[tenant_id]
     rows = 0
     copied: dict[str, TableDigest] = {}

@@ -28,7 +28,7 @@ from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.head import docbasket
 from docex_ops.schema.names import TABLE_NAMES
-from docex_ops.tenancy import validate_all, validate_tenant_id
+from docex_ops.tenancy import role_name_for, validate_all, validate_tenant_id
 from docex_ops.topology.placement import interrupted_drop
 
 
@@ -119,10 +119,20 @@ class TenantUnreadableError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class RoleRelease:
+    """What happened to a dropped tenant's own role (``tenants provision --with-role``)."""
+
+    role: str
+    dropped: bool
+    why: str      # "it owned nothing else", or what still holds it
+
+
+@dataclass(frozen=True)
 class DropResult:
     info: TenantInfo
     safety_backup: Path | None  # the backup taken first (--force): a manifest, or a byte copy
     rows: int                   # what the tenant held when it was dropped
+    role: RoleRelease | None = None  # None: the tenant had no role of its own
 
 
 def drop_tenant(manager: TenantDatabaseManager, tenant_id: str, allow_data: bool = False,
@@ -150,10 +160,27 @@ def drop_tenant(manager: TenantDatabaseManager, tenant_id: str, allow_data: bool
         raise RuntimeError(f"tenant {tenant_id!r}: dropping {info.location} failed: "
                            f"{str(exc).splitlines()[0]}") from exc
     rows = guard.seen.total_rows if guard.seen is not None else 0
+    role = _release_role(manager, tenant_id)
     audit_trail.record("tenant.drop", tenant_id, info.location, audit_trail.OK,
                  {**detail, "revision": info.revision, "rows": rows,
-                  "safety_backup": str(guard.safety_backup) if guard.safety_backup else None})
-    return DropResult(info, guard.safety_backup, rows)
+                  "safety_backup": str(guard.safety_backup) if guard.safety_backup else None,
+                  **({"role": role.role, "role_dropped": role.dropped, "role_why": role.why}
+                     if role else {})})
+    return DropResult(info, guard.safety_backup, rows, role)
+
+
+def _release_role(manager: TenantDatabaseManager, tenant_id: str) -> RoleRelease | None:
+    """The dropped tenant's role: dropped when it owns nothing else, else left and named
+    (kinds without roles: None)."""
+    if not has_roles(manager):
+        return None
+    try:
+        backend = manager.topology.holder_of(tenant_id)
+        released = TENANT_ROLE_RELEASE.for_kind(backend.kind)(backend, tenant_id)
+    except (SQLAlchemyError, RuntimeError, LookupError) as exc:  # the drop itself is done
+        return RoleRelease(role_name_for(tenant_id), False,
+                           f"not checked: {str(exc).splitlines()[0]}")
+    return None if released is None else RoleRelease(*released)
 
 
 def check_drop(manager: TenantDatabaseManager, tenant_id: str,
@@ -208,6 +235,9 @@ def _where_it_is(manager: TenantDatabaseManager, tenant_id: str) -> Backend:
 TENANT_ROLES = KindRegistry[Callable[[Backend, str], tuple[str, bool]]]("tenant roles", {
     "postgresql": "docex_ops.tenants.roles:ensure_tenant_role",
 })
+# release_role(backend, tenant id) -> (role, dropped, why), None: it had no role
+TENANT_ROLE_RELEASE = KindRegistry[Callable[[Backend, str], tuple[str, bool, str] | None]](
+    "tenant role release", {"postgresql": "docex_ops.tenants.roles:release_tenant_role"})
 NO_ROLES = "tenant roles need PostgreSQL: SQLite has no roles"
 
 

@@ -57,3 +57,45 @@ def ensure_tenant_role(backend: PostgresBackend, tenant_id: str) -> tuple[str, b
 
 def first_line(exc: ProgrammingError) -> str:
     return str(exc.orig).strip().splitlines()[0]
+
+
+# What still depends on a role, in every database of the cluster (roles are cluster-wide):
+# pg_shdepend holds ownership ('o'), privileges ('a'), policies ('r') and initial
+# privileges ('i'). This database's relations are named; elsewhere only counted.
+_DEPENDENTS_SQL = """
+SELECT CASE WHEN s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+            THEN '' ELSE coalesce(d.datname, '(shared)') END,
+       CASE s.deptype WHEN 'o' THEN 'owns' WHEN 'a' THEN 'has privileges on'
+                      WHEN 'r' THEN 'is named by a policy on' ELSE 'is referenced by' END,
+       CASE WHEN s.classid = 'pg_class'::regclass AND s.dbid =
+                 (SELECT oid FROM pg_database WHERE datname = current_database())
+            THEN s.objid::regclass::text ELSE s.classid::regclass::text END
+  FROM pg_shdepend s LEFT JOIN pg_database d ON d.oid = s.dbid
+ WHERE s.refclassid = 'pg_authid'::regclass
+   AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = %(r)s)
+ ORDER BY 1, 2, 3"""
+
+
+def release_tenant_role(backend: PostgresBackend, tenant_id: str) -> tuple[str, bool, str] | None:
+    """After the tenant's schema is dropped: drop its role ``docex_t_<id>`` when nothing
+    else in the cluster depends on it, else leave it and say what holds it. None when
+    the tenant had no role. Returns (role, dropped, why)."""
+    role = role_name_for(tenant_id)
+    with backend.admin_engine.begin() as conn:
+        if conn.exec_driver_sql("SELECT 1 FROM pg_roles WHERE rolname = %(r)s",
+                                {"r": role}).first() is None:
+            return None
+        held = conn.exec_driver_sql(_DEPENDENTS_SQL, {"r": role}).all()
+        if held:
+            what = [f"{verb} {name}" + (f" in database {db}" if db else "")
+                    for db, verb, name in held]
+            return role, False, (f"it still {', '.join(what[:5])}"
+                                 + (f" and {len(what) - 5} more" if len(what) > 5 else "")
+                                 + f"; drop or reassign those (REASSIGN OWNED BY {role}), "
+                                 f"then DROP ROLE {role}")
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql(f"DROP ROLE {quote_ident(role)}")
+        except ProgrammingError as exc:
+            return role, False, f"DROP ROLE failed: {first_line(exc)}"
+    return role, True, "it owned nothing else"
