@@ -70,7 +70,8 @@ def test_verify_size_and_drop_through_the_coordinator(
     from test_fleet_cli import _json, _run
 
     provisioned = _json(_run(citus_config_file, "tenants", "provision", "sz", "--verify"))
-    assert provisioned["tenants"][0]["verified"] is True  # a probe basket written and read on the worker
+    # a probe basket written and read on the worker
+    assert provisioned["tenants"][0]["verified"] is True
     schema = citus_manager.topology.location("sz")
     conn = citus_connect(citus_cluster)
     with conn.cursor() as cur:
