@@ -231,7 +231,7 @@ def test_plain_alembic_failure_is_audited_and_resumable(audited: Path, tmp_path:
     for tenant in ("acme", "globex"):
         assert _cli(audited, "tenants", "provision", tenant).exit_code == 0
     down = _alembic(audited, "-x", "tenant=acme,globex", "downgrade", "0002_docex_2_9_9")
-    assert down.returncode != 0 and "--force" in down.stderr
+    assert down.returncode != 0 and "--force" in down.stdout + down.stderr  # FAILED: line
     line = _without_time(_lines(tmp_path)[-1])
     assert (line["tenant"], line["action"], line["target"], line["outcome"]) == (
         "acme", "tenant.migrate", "0002_docex_2_9_9", "failed")

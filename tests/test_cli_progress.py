@@ -154,7 +154,7 @@ def test_verify_isolation_shows_progress_per_check(config: Path) -> None:
     assert _piped(config, "tenants", "provision", *TENANTS[:2]).returncode == 0
     code, out, shown = _on_a_terminal(config, "--format", "json", "verify-isolation")
     assert code == 0, shown
-    checks = json.loads(out)["checks"]
+    checks = json.loads(out)["data"]["checks"]
     total = len({c["check"] for c in checks})
     assert BAR in shown and f"{total}/{total}" in shown and "checks/s" in shown
     piped = _piped(config, "verify-isolation")
