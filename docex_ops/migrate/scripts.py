@@ -77,9 +77,16 @@ ATTR_TENANT = "docex_tenant"
 # holds this lock; the fast path replays already-rendered SQL without it.
 ALEMBIC_LOCK = threading.Lock()
 
-# Prefixed to every script rendered from base (see MigrationScripts._render).
-BASE_VERSION_TABLE_SQL = ("-- a downgrade to base leaves the version table, empty\n"
-                          "DROP TABLE IF EXISTS alembic_version;\n\n")
+# Prefixed to every script rendered from base (see MigrationScripts._render). On SQLite
+# the name is qualified with ``main``: a restore or a split runs the script with the
+# archive or the source ATTACHed, and an unqualified name would reach into it.
+BASE_VERSION_TABLE_SQL = {
+    "sqlite": ("-- a downgrade to base leaves the version table, empty\n"
+               "DROP TABLE IF EXISTS main.alembic_version;\n\n"),
+    # The tenant's own schema is the whole search_path of a migration connection.
+    "postgresql": ("-- a downgrade to base leaves the version table, empty\n"
+                   "DROP TABLE IF EXISTS alembic_version;\n\n"),
+}
 
 
 class RevisionError(ValueError):
@@ -247,5 +254,5 @@ class MigrationScripts:
             # base leaves it behind, empty: a tenant "at base" may hold one, so the
             # script first drops the empty one (the revision read under the tenant's
             # lock said base, so it holds no row), in the step's own transaction.
-            return BASE_VERSION_TABLE_SQL + buffer.getvalue()
+            return BASE_VERSION_TABLE_SQL[dialect] + buffer.getvalue()
         return buffer.getvalue()
