@@ -54,3 +54,17 @@ def test_every_command_and_option_in_the_readme_exists() -> None:
             assert option in allowed, f"README names {option} on `{line.strip()}`"
             checked += 1
     assert checked > 30
+
+
+def test_every_relative_link_resolves_inside_the_repository() -> None:
+    """A fresh clone holds only the repository: a link out of it (../) is a dead link."""
+    root = Path(__file__).resolve().parents[1]
+    dead = []
+    for doc in [root / "README.md", *sorted((root / "docs").rglob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            resolved = (doc.parent / target).resolve()
+            if not resolved.is_relative_to(root) or not resolved.exists():
+                dead.append(f"{doc.relative_to(root)}: {target}")
+    assert not dead, dead
