@@ -102,7 +102,9 @@ def move_tenant(manager: TenantDatabaseManager, tenant_id: str, target: str,
             rows, freeze = (_move_offline if options.offline else _move_online)(
                 cluster, journal, record, node, options, step)
         except Exception:
-            if cluster.node_of(tenant_id) != node.name:  # Citus did not switch: nothing moved
+            if cluster.node_of(tenant_id) == node.name:  # switched, the proof failed: say so
+                journal.step(tenant_id, SWITCHED)
+            else:  # Citus did not switch (or rolled back with the transaction): nothing moved
                 with journal.directory.transaction() as conn:
                     journal.delete(conn, tenant_id)
             audit_trail.record("tenant.move", tenant_id, schema, audit_trail.FAILED,

@@ -8,13 +8,16 @@ cleanup drops them later) and no write reaches them after it; a lock taken on th
 before the move keeps them until they are compared (``RetainedSource``).
 
 The comparison streams both sides in primary-key order and merges them (constant
-memory): every row of the source copy must be on the target with the same content,
-and every target row that is not (new or changed) must have been written after the
-switch. Citus's copy and its change stream commit on the target before the switch and
-writes after it get newer transaction ids, so such a row's xmin is newer than that of
-every row copied unchanged. The target is read in one snapshot taken as soon as Citus
-returns: a row deleted in the milliseconds between the switch and that snapshot is
-reported as missing (a false alarm is possible there, a silent loss is not).
+memory): every row of the source copy must be on the target, with the same content
+unless a write after the switch changed it. A changed row's version on the target must
+be newer (xmin) than every row Citus copied unchanged: its copy and change stream
+commit on the target before the switch, later writes get newer transaction ids. A row
+only on the target is a write after the switch (nothing of the source is missing for
+it): Citus's last applied changes may commit just after the first writes routed to the
+target, so its age proves nothing either way. The target is read in one snapshot taken
+as soon as Citus returns: a row deleted, or changed back and forth, in the moments
+between the switch and that snapshot is reported (a false alarm is possible there, a
+silent loss is not).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class RowComparison:
     missing: int           # rows of the source copy not on the target unchanged, not explained
     written_after: int     # target rows new or changed since the switch (explained)
     tables: list[str]      # tables with unexplained differences
+    examples: tuple[str, ...] = ()  # a few unexplained rows, "table.key (how)"
 
     @property
     def equal(self) -> bool:
@@ -78,15 +82,17 @@ class RetainedSource:
         with target.connect() as there:
             there.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             rows, written, missing, tables = 0, 0, 0, []
+            examples: list[str] = []
             for table, shard in self.shards.items():
                 counted = _compare_table(self.conn, there, table, shard)
                 rows += counted[0] if table != "alembic_version" else 0  # as digests count
                 written += counted[1]
                 if counted[2]:
-                    missing += counted[2]
+                    missing += len(counted[2])
                     tables.append(table)
+                    examples += [f"{table}.{key}" for key in counted[2][:3]]
             there.rollback()
-        return RowComparison(rows, missing, written, tables)
+        return RowComparison(rows, missing, written, tables, tuple(examples[:5]))
 
 
 @contextmanager
@@ -115,22 +121,23 @@ def _rows_sql(table: str, shard: str) -> str:
 
 
 def _compare_table(source: Connection, target: Connection, table: str, shard: str
-                   ) -> tuple[int, int, int]:
-    """(rows on the target, rows written since the switch, rows unexplained)."""
+                   ) -> tuple[int, int, list[str]]:
+    """(rows on the target, rows written since the switch, unexplained rows "key (how)")."""
     theirs = _stream(target, _rows_sql(table, shard))
     ours = _stream(source, _rows_sql(table, shard))
     newest_copied: int | None = None    # smallest age among rows copied unchanged
-    lost = 0
-    written_ages: list[int] = []
+    lost: list[str] = []
+    written: list[tuple[int, str]] = []  # (age, "key (how)") of target rows new or changed
     rows = 0
     mine, other = next(ours, None), next(theirs, None)
     while mine is not None or other is not None:
         if other is not None and (mine is None or other[0] < mine[0]):
-            written_ages.append(other[2])          # only on the target: written since
+            written.append((other[2], f"{other[0]} (only on the target)"))
             rows += 1
             other = next(theirs, None)
         elif other is None or (mine is not None and mine[0] < other[0]):
-            lost += 1                               # only on the source
+            assert mine is not None
+            lost.append(f"{mine[0]} (not on the target)")
             mine = next(ours, None)
         else:
             assert mine is not None
@@ -139,12 +146,14 @@ def _compare_table(source: Connection, target: Connection, table: str, shard: st
                 newest_copied = other[2] if newest_copied is None else min(newest_copied,
                                                                            other[2])
             else:
-                written_ages.append(other[2])      # changed: must be a later write
+                written.append((other[2], f"{other[0]} (changed)"))
             mine, other = next(ours, None), next(theirs, None)
-    explained = [age for age in written_ages if newest_copied is None or age < newest_copied]
-    return rows, len(explained), lost + len(written_ages) - len(explained)
+    older = [how for age, how in written if newest_copied is not None
+             and age >= newest_copied and how.endswith("(changed)")]
+    return rows, len(written) - len(older), lost + older
 
 
 def describe(comparison: RowComparison) -> str:
-    return (f"{comparison.missing} row(s) of the copy Citus switched from are not on the "
-            f"target unchanged (tables {', '.join(comparison.tables)})")
+    return (f"{comparison.missing} row(s) differ between the copy Citus switched from and "
+            f"the target, not explained by later writes (tables "
+            f"{', '.join(comparison.tables)}; e.g. {', '.join(comparison.examples)})")
