@@ -267,3 +267,37 @@ def _settings_cluster(citus: CitusTestCluster, prefix: str) -> CitusCluster:
 
     settings = settings_from_mapping(citus_mapping(citus, prefix), "<test>")
     return TenantDatabaseManager(settings).topology.citus_cluster("a Citus topology")
+
+
+def test_a_rerun_after_a_crash_records_how_the_move_ended(
+        citus_manager: TenantDatabaseManager, citus_cluster: CitusTestCluster) -> None:
+    from move_support import Crash
+
+    from docex_ops.move import citus as citus_move
+    from docex_ops.move.journal import COPYING
+    from docex_ops.move.run import MoveOptions
+
+    def crash_at(step: str) -> Any:
+        def hook(reached: str) -> None:
+            if reached == step:
+                raise Crash(step)
+        return hook
+
+    _seed(citus_manager, "mv6", 40)
+    _place(citus_cluster, citus_manager, "mv6", "w1")
+    journal = journal_of(_cluster(citus_manager))
+    # Offline: the crash is inside the transaction that moves, so nothing moved.
+    with pytest.raises(Crash):
+        citus_move.move_tenant(citus_manager, "mv6", "w2", MoveOptions(offline=True),
+                               on_step=crash_at(COPYING))
+    assert journal.get("mv6").step == COPYING  # type: ignore[union-attr]
+    undone = citus_move.move_tenant(citus_manager, "mv6", "w2")
+    assert (undone.outcome, undone.rows) == ("rolled back", 40)
+    assert journal.get("mv6") is None and _cluster(citus_manager).node_of("mv6") == "w1"
+    # Online, crashed before recording the end while Citus did switch: completed.
+    with pytest.raises(Crash):
+        citus_move.move_tenant(citus_manager, "mv6", "w2", on_step=crash_at(COPYING))
+    _place(citus_cluster, citus_manager, "mv6", "w2")  # what Citus finished meanwhile
+    done = citus_move.move_tenant(citus_manager, "mv6", "w2")
+    assert (done.outcome, done.rows) == ("completed", 40)
+    assert journal.get("mv6").step == SWITCHED  # type: ignore[union-attr]
