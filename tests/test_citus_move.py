@@ -301,3 +301,39 @@ def test_a_rerun_after_a_crash_records_how_the_move_ended(
     done = citus_move.move_tenant(citus_manager, "mv6", "w2")
     assert (done.outcome, done.rows) == ("completed", 40)
     assert journal.get("mv6").step == SWITCHED  # type: ignore[union-attr]
+
+
+def test_a_rebalance_job_that_ends_badly_exits_1_with_citus_state(
+        citus_manager: TenantDatabaseManager, citus_cluster: CitusTestCluster,
+        citus_config_file: Path) -> None:
+    import threading
+
+    import psycopg2
+
+    ids = [f"rc{n}" for n in range(6)]
+    for tenant_id in ids:
+        _seed(citus_manager, tenant_id, 5)
+        _place(citus_cluster, citus_manager, tenant_id, "w1")
+    stopped = threading.Event()
+
+    def stop_the_job() -> None:  # cancels the job as soon as Citus has one running
+        conn = citus_connect(citus_cluster)
+        with conn.cursor() as cur:
+            while not stopped.is_set():
+                try:
+                    cur.execute("SELECT citus_rebalance_stop()")
+                    stopped.set()
+                except psycopg2.Error:  # no rebalance running yet
+                    stopped.wait(0.02)
+        conn.close()
+
+    stopper = threading.Thread(target=stop_the_job, daemon=True)
+    stopper.start()
+    try:
+        result = _run(citus_config_file, "tenants", "rebalance", "--execute", "--offline")
+    finally:
+        stopped.set()
+        stopper.join(10)
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert "Citus rebalance job" in lines[-1] and "cancel" in lines[-1], result.stderr
