@@ -4,19 +4,29 @@ distributed schema, docex-ops proves the rows, journals the move and writes the 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pg_clusters as pgc
 import pytest
 import yaml
-from citus_support import CitusTestCluster, citus_connect, citus_mapping, connect
+from citus_support import (
+    CitusTestCluster,
+    citus_connect,
+    citus_mapping,
+    citus_missing,
+    connect,
+    start_citus,
+)
 from move_support import Writer, basket
 from pg_clusters import free_port
 from sqlalchemy import insert, select
 from test_fleet_cli import _json, _run
 
 from docex_ops import audit_trail
+from docex_ops.config.settings import settings_from_mapping
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.move.citus import journal_of
 from docex_ops.move.journal import SWITCHED
@@ -184,9 +194,43 @@ def test_hostile_ids_and_unknown_nodes_are_refused_before_any_sql(
         assert len(lines) == 1 and words in lines[0], result.stderr
 
 
+@pytest.fixture(scope="module")
+def own_citus() -> Iterator[CitusTestCluster]:
+    """A cluster of the rebalance tests' own: a rebalance moves any schema of the cluster,
+    and the session's cluster holds other tests' tenants in any layout."""
+    missing = citus_missing()
+    if missing:
+        pytest.skip(missing)
+    root = pgc.make_root()
+    started: list[pgc.Cluster] = []
+    try:
+        yield start_citus(root, started)
+    finally:
+        for cluster in started:
+            pgc.stop_cluster(cluster)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def own_manager(own_citus: CitusTestCluster, schema_prefix: str
+                ) -> Iterator[TenantDatabaseManager]:
+    TenantDatabaseManager.reset()
+    yield TenantDatabaseManager(settings_from_mapping(citus_mapping(own_citus, schema_prefix),
+                                                      "<test own citus>"))
+    TenantDatabaseManager.reset()
+
+
+@pytest.fixture
+def own_config(own_citus: CitusTestCluster, schema_prefix: str, tmp_path: Path) -> Path:
+    path = tmp_path / "own-citus.yaml"
+    path.write_text(yaml.safe_dump(citus_mapping(own_citus, schema_prefix), sort_keys=False))
+    return path
+
+
 def test_rebalance_plans_with_citus_then_executes_and_checks(
-        citus_manager: TenantDatabaseManager, citus_cluster: CitusTestCluster,
-        citus_config_file: Path) -> None:
+        own_manager: TenantDatabaseManager, own_citus: CitusTestCluster,
+        own_config: Path) -> None:
+    citus_manager, citus_cluster, citus_config_file = own_manager, own_citus, own_config
     ids = [f"rb{n}" for n in range(6)]
     for n, tenant_id in enumerate(ids):
         _seed(citus_manager, tenant_id, 10 + n)
@@ -263,8 +307,6 @@ def _host_port(citus: CitusTestCluster, node: str) -> tuple[str, int]:
 
 
 def _settings_cluster(citus: CitusTestCluster, prefix: str) -> CitusCluster:
-    from docex_ops.config.settings import settings_from_mapping
-
     settings = settings_from_mapping(citus_mapping(citus, prefix), "<test>")
     return TenantDatabaseManager(settings).topology.citus_cluster("a Citus topology")
 
@@ -304,8 +346,9 @@ def test_a_rerun_after_a_crash_records_how_the_move_ended(
 
 
 def test_a_rebalance_job_that_ends_badly_exits_1_with_citus_state(
-        citus_manager: TenantDatabaseManager, citus_cluster: CitusTestCluster,
-        citus_config_file: Path) -> None:
+        own_manager: TenantDatabaseManager, own_citus: CitusTestCluster,
+        own_config: Path) -> None:
+    citus_manager, citus_cluster, citus_config_file = own_manager, own_citus, own_config
     import threading
 
     import psycopg2

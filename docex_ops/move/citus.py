@@ -81,14 +81,13 @@ def move_tenant(manager: TenantDatabaseManager, tenant_id: str, target: str,
     options = options or MoveOptions()
     tenant_id = validate_tenant_id(tenant_id)
     cluster = citus_of(manager)
-    check_node_name(cluster, target)
+    node = resolve_node(cluster, target)  # a name refused before any SQL, a worker read
     journal = journal_of(cluster)
     with pgm.move_lock(cluster.coordinator, tenant_id):
         started = time.perf_counter()
         pending = journal.get(tenant_id)
         if pending is not None and pending.step != SWITCHED:
             return recover(cluster, journal, pending, started)
-        node = resolve_node(cluster, target)
         source = _placed_node(cluster, tenant_id)
         schema = cluster.location(tenant_id)
         if source == node.name:
