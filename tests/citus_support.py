@@ -79,6 +79,26 @@ def _with_extension(cluster: pgc.Cluster) -> None:
     conn.close()
 
 
+def start_citus(root: Path, started: list[pgc.Cluster]) -> CitusTestCluster:
+    """Coordinator + workers ``w1``, ``w2`` under ``root``; every cluster started is put in
+    ``started`` as it starts (the caller stops them, also when this fails)."""
+    names = ["coordinator", *WORKERS]
+    extra = {"shared_preload_libraries": "'citus'"}
+    with ThreadPoolExecutor(len(names)) as pool:
+        started.extend(pool.map(lambda n: pgc.start_cluster(n, root, extra), names))
+    with ThreadPoolExecutor(len(names)) as pool:
+        list(pool.map(_with_extension, started))
+    coordinator, *workers = started
+    conn = connect(coordinator)
+    with conn.cursor() as cur:
+        cur.execute("SELECT citus_set_coordinator_host(%s, %s)",
+                    (coordinator.host, coordinator.port))
+        for worker in workers:
+            cur.execute("SELECT citus_add_node(%s, %s)", (worker.host, worker.port))
+    conn.close()
+    return CitusTestCluster(coordinator, dict(zip(WORKERS, workers, strict=True)))
+
+
 @pytest.fixture(scope="session")
 def citus_cluster() -> Iterator[CitusTestCluster]:
     """Coordinator + workers ``w1``, ``w2`` on free ports; stopped and removed at the end."""
@@ -87,23 +107,9 @@ def citus_cluster() -> Iterator[CitusTestCluster]:
         pytest.skip(missing)
     pgc.require_binaries()
     root = pgc.make_root()
-    names = ["coordinator", *WORKERS]
     started: list[pgc.Cluster] = []
-    extra = {"shared_preload_libraries": "'citus'"}
     try:
-        with ThreadPoolExecutor(len(names)) as pool:
-            started.extend(pool.map(lambda n: pgc.start_cluster(n, root, extra), names))
-        with ThreadPoolExecutor(len(names)) as pool:
-            list(pool.map(_with_extension, started))
-        coordinator, *workers = started
-        conn = connect(coordinator)
-        with conn.cursor() as cur:
-            cur.execute("SELECT citus_set_coordinator_host(%s, %s)",
-                        (coordinator.host, coordinator.port))
-            for worker in workers:
-                cur.execute("SELECT citus_add_node(%s, %s)", (worker.host, worker.port))
-        conn.close()
-        yield CitusTestCluster(coordinator, dict(zip(WORKERS, workers, strict=True)))
+        yield start_citus(root, started)
     finally:
         for cluster in started:
             pgc.stop_cluster(cluster)

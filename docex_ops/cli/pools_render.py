@@ -8,6 +8,7 @@ from typing import Any
 from docex_ops.cli.output import human_bytes, render_json, render_table
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.pools.capacity import Capacity
+from docex_ops.pools.citus_workers import CitusPools
 from docex_ops.pools.pgbouncer import BouncerView
 from docex_ops.pools.report import (
     OtherConnection,
@@ -47,6 +48,8 @@ def _table_sections(report: PoolReport) -> list[str]:
     if report.pooler is not None:
         lines += pooler_lines(report.pooler)
     lines += _connection_tables(report.tenants, report.other_connections, report.server)
+    if report.citus is not None:
+        lines += citus_lines(report.citus)
     if report.backend == "sqlite":
         files = [{"tenant": f.tenant_id, "size": human_bytes(f.size_bytes),
                   "wal": human_bytes(f.wal_bytes), "held_open_by": f.holders or None,
@@ -125,6 +128,18 @@ def pooler_lines(view: BouncerView) -> list[str]:
     return ["", head, render_table(rows), "",
             "pgbouncer stats (since start; recent_*: its last stats_period):",
             render_table(stats)]
+
+
+def citus_lines(pools: CitusPools) -> list[str]:
+    """The coordinator's connections to each Citus worker, after the tenant pools."""
+    limit = "no limit" if pools.pool_limit is None else f"{pools.pool_limit} per worker"
+    head = (f"citus workers: citus.max_shared_pool_size {pools.max_shared_pool_size} "
+            f"({limit}), citus.max_adaptive_executor_pool_size "
+            f"{pools.max_adaptive_executor_pool_size}")
+    rows = [{"node": w.node, "tenants": w.tenants, "coordinator_connections": w.pool_connections,
+             "limit": pools.pool_limit, "worker_backends": w.worker_backends,
+             "worker_active": w.worker_active} for w in pools.workers]
+    return ["", head, render_table(rows)]
 
 
 def render_pool_report(manager: TenantDatabaseManager | None = None, fmt: str = "table") -> str:

@@ -22,7 +22,7 @@ from docex_ops.cli.common import (
 from docex_ops.cli.options import example, jobs_option
 from docex_ops.cli.output import human_bytes, placement_problems, problem_entry
 from docex_ops.cli.progress import TenantProgress
-from docex_ops.move import rebalance
+from docex_ops.move import movers
 from docex_ops.move import run as moves
 from docex_ops.tenancy import validate_all
 from docex_ops.tenants import distribute as distributing
@@ -248,7 +248,8 @@ def place_cmd(tenant_id: str, server: str, fmt: str | None) -> None:
     "docex-ops tenants move acme --to b"))
 @click.argument("tenant_id")
 @click.option("--to", "target", metavar="SERVER", default=None,
-              help="The server to move the tenant to.")
+              help="The server to move the tenant to (Citus: the worker node, by its name "
+                   "in database.postgres.nodes or as host:port).")
 @click.option("--finish", is_flag=True,
               help="Drop the renamed source copy a completed move kept, and forget the move.")
 @click.option("--offline", is_flag=True,
@@ -276,6 +277,11 @@ def move_cmd(tenant_id: str, target: str | None, finish: bool, offline: bool, dr
     Owners and grants come along (the tenant's role docex_t_<id> is created on
     the target if missing); a grant to another role the target lacks refuses
     the move before anything is made there.
+
+    On Citus, Citus moves the distributed schema (citus_schema_move: logical
+    replication, or --offline block_writes); offline, the counts and checksums
+    before and after are compared in the transaction that moves; online, the
+    source copy Citus switched from is compared with the target row by row.
     """
     manager = state().manager
     if finish:
@@ -288,7 +294,9 @@ def move_cmd(tenant_id: str, target: str | None, finish: bool, offline: bool, dr
     if target is None:
         raise click.UsageError("give --to SERVER (or --finish)")
     options = moves.MoveOptions(pg_bin=pg_bin, offline=offline)
-    result = moves.move_tenant(manager, tenant_id, target, options)
+    result = movers.move_tenant(manager, tenant_id, target, options)
+    if result.outcome == "unchanged":
+        info(f"tenant {result.tenant_id} is already on {result.target}; nothing was moved")
     moved = {"tenant": result.tenant_id, "from": result.source, "to": result.target,
              "outcome": result.outcome, "rows": result.rows,
              "freeze_s": None if result.freeze_seconds is None else
@@ -302,26 +310,33 @@ def move_cmd(tenant_id: str, target: str | None, finish: bool, offline: bool, dr
 @click.option("--dry-run", is_flag=True, help="Only plan (the default without --execute).")
 @click.option("--execute", is_flag=True,
               help="Run the planned moves, one after another, with `tenants move`.")
-@click.option("--offline", is_flag=True, help="With --execute: move with pg_dump | pg_restore.")
+@click.option("--offline", is_flag=True, help="With --execute: move with pg_dump | pg_restore "
+              "(Citus: shard_transfer_mode block_writes).")
+@click.option("--by-size", is_flag=True,
+              help="Citus: plan with the by_disk_size strategy instead of by_shard_count.")
 @click.option("--size-tolerance", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Even out sizes only while servers differ by more than this share of the "
                    "mean server size.")
 @click.option("--pg-bin", type=click.Path(file_okay=False), default=None,
               help="Directory of pg_dump/pg_restore/psql (default: PATH).")
 @format_option
-def rebalance_cmd(dry_run: bool, execute: bool, offline: bool, size_tolerance: float,
-                  pg_bin: str | None, fmt: str | None) -> None:
+def rebalance_cmd(dry_run: bool, execute: bool, offline: bool, by_size: bool,
+                  size_tolerance: float, pg_bin: str | None, fmt: str | None) -> None:
     """Plan moves that even out tenant counts, then sizes, across servers.
 
     Counts first (to within one tenant per server), then sizes (a move or a swap
     between the largest and the smallest server, while it narrows the gap by more
     than --size-tolerance). Nothing moves unless --execute is given; tenants with
     a move not yet finished (--finish) are counted but never planned.
+
+    On Citus the plan is Citus's (get_rebalance_table_shards_plan, one row per
+    tenant schema) and --execute runs citus_rebalance_start, follows the job
+    until it ends, then checks each moved tenant's node and row counts.
     """
     if dry_run and execute:
         raise click.UsageError("give --dry-run or --execute, not both")
     manager = state().manager
-    plan = rebalance.plan_rebalance(manager, size_tolerance)
+    plan = movers.plan_rebalance(manager, size_tolerance, by_size)
     for before, after in zip(plan.before, plan.after, strict=True):
         info(f"server {before.server}: {before.tenants} tenants, "
              f"{human_bytes(before.size_bytes)} -> {after.tenants} tenants, "
@@ -331,7 +346,7 @@ def rebalance_cmd(dry_run: bool, execute: bool, offline: bool, size_tolerance: f
     if execute and plan.moves:
         options = moves.MoveOptions(pg_bin=pg_bin, offline=offline)
         with TenantProgress() as bar:
-            results = rebalance.execute_plan(manager, plan, options, on_move=bar)
+            results = movers.execute_plan(manager, plan, options, on_move=bar)
         for row, result in zip(rows, results, strict=True):
             row["moved"] = result.outcome
     emit(rows, fmt, payload={"before": plan.before, "after": plan.after,

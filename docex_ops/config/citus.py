@@ -33,6 +33,12 @@ class CitusSettings:
         endpoint = f"{host}:{port}"
         return next((name for name, where in self.nodes if where == endpoint), endpoint)
 
+    def names_a_node(self, text: str) -> bool:
+        """Whether ``text`` can name a worker at all (a configured name, or host:port),
+        checked before anything asks the cluster which workers it has."""
+        return (any(text == name for name, _ in self.nodes)
+                or _ENDPOINT_RE.fullmatch(text) is not None)
+
 
 def parse_citus(pg_raw: Mapping[str, Any], several_servers: bool) -> CitusSettings | None:
     """The Citus settings (None: a plain PostgreSQL topology)."""

@@ -16,6 +16,8 @@ from docex_ops.backends.base import Backend
 from docex_ops.backends.registry import KindRegistry
 from docex_ops.isolation import (
     leftovers,
+    pg_citus_schemas,
+    pg_citus_shared,
     pg_code,
     pg_contents,
     pg_default_privileges,
@@ -47,6 +49,7 @@ class Check:
     summary: str
     needs_catalog: bool = True
     live: bool = False  # acts on the server (connections, rolled-back writes), not catalog only
+    topology: str | None = None  # only on this topology shape (Topology.shape); None: any
 
 
 CHECKS: tuple[Check, ...] = (
@@ -84,6 +87,14 @@ CHECKS: tuple[Check, ...] = (
           "denied (rolled back)", live=True),
     Check("leftovers", POSTGRESQL, leftovers.check_leftovers,
           "no scratch schema or role (docex$...) is left behind", needs_catalog=False),
+    Check(pg_citus_schemas.DISTRIBUTED, POSTGRESQL, pg_citus_schemas.check_distributed,
+          "(Citus) each tenant schema is a distributed schema, its tables colocated on one "
+          "worker", topology="citus"),
+    Check(pg_citus_schemas.COORDINATOR, POSTGRESQL, pg_citus_schemas.check_coordinator,
+          "(Citus) no table of a tenant keeps rows on the coordinator", topology="citus"),
+    Check(pg_citus_shared.NAME, POSTGRESQL, pg_citus_shared.check_shared_tables,
+          "(Citus) no reference or distributed table outside the tenant schemas names a "
+          "tenant", topology="citus"),
     Check("file_location", SQLITE, sqlite_files.check_location,
           "the file is a regular file inside its own tenant directory and the storage root"),
     Check("file_sharing", SQLITE, sqlite_files.check_sharing,
@@ -107,5 +118,6 @@ CATALOG_SNAPSHOTS = KindRegistry[Callable[[Backend], AbstractContextManager[Conn
     "isolation catalog snapshot", {"postgresql": "docex_ops.isolation.pg_facts:backend_snapshot"})
 
 
-def checks_for(kind: str) -> list[Check]:
-    return [c for c in CHECKS if c.kind == kind]
+def checks_for(kind: str, shape: str | None = None) -> list[Check]:
+    """The checks of ``kind``; those of one topology only when ``shape`` is it."""
+    return [c for c in CHECKS if c.kind == kind and c.topology in (None, shape)]

@@ -84,7 +84,7 @@ def verify_isolation(manager: TenantDatabaseManager, tenant_ids: Sequence[str] =
             raise LookupError("every tenant is excluded: nothing to judge")
     backend = manager.backend
     several = len(manager.servers) > 1  # a directory to check, and results naming servers
-    checks = select_checks(backend.kind, only, fleet=several)
+    checks = select_checks(backend.kind, only, fleet=several, shape=manager.topology.shape)
     if several:
         results, checked = _verify_fleet(manager, wanted, tuple(allow), checks)
         return IsolationReport(backend.kind, checked, results, time.perf_counter() - started,
@@ -166,10 +166,11 @@ def _refuse_unknown(wanted: Sequence[str], known: Iterable[str], where: str) -> 
                           f"{where}; see `docex-ops tenants list`")
 
 
-def select_checks(kind: str, only: Iterable[str] = (), fleet: bool = False) -> list[Check]:
+def select_checks(kind: str, only: Iterable[str] = (), fleet: bool = False,
+                  shape: str | None = None) -> list[Check]:
     """The checks to run, all or those named; on a fleet ``placement`` may be named too
-    (it always runs there)."""
-    available = checks_for(kind)
+    (it always runs there); checks of one topology (Citus's) only on it (``shape``)."""
+    available = checks_for(kind, shape)
     names = list(only)
     valid = [c.name for c in available] + ([placement.NAME] if fleet else [])
     unknown = sorted(set(names) - set(valid))

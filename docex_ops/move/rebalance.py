@@ -47,6 +47,7 @@ class RebalancePlan:
     moves: list[PlannedMove]
     problems: list[PlacementProblem] = field(default_factory=list)
     unfinished_moves: list[str] = field(default_factory=list)
+    strategy: str | None = None   # Citus: the rebalance strategy the plan was made with
 
 
 def loads(layout: Mapping[str, Mapping[str, int]]) -> list[ServerLoad]:
@@ -133,9 +134,16 @@ def _without_round_trips(planned: list[PlannedMove]) -> list[PlannedMove]:
             for t, m in first.items() if m.source != last[t].target]
 
 
-def plan_rebalance(manager: TenantDatabaseManager, size_tolerance: float = 0.05
-                   ) -> RebalancePlan:
-    """The fleet's layout now (sizes from the catalogs) and the moves that even it out."""
+def plan_rebalance(manager: TenantDatabaseManager, size_tolerance: float = 0.05,
+                   by_size: bool = False) -> RebalancePlan:
+    """The fleet's layout now (sizes from the catalogs) and the moves that even it out.
+
+    ``by_size`` is Citus's choice of strategy; here sizes are always evened out after
+    the counts, so asking for it is refused rather than ignored."""
+    if by_size:
+        raise LookupError("--by-size chooses a Citus rebalance strategy; with several "
+                          "servers sizes are always evened out after counts "
+                          "(see --size-tolerance)")
     fleet = manager.topology.several_servers(
         "tenants rebalance needs database.postgres.servers with two or more servers")
     view = fleet.reconcile(with_size=True)
@@ -155,12 +163,7 @@ def plan_rebalance(manager: TenantDatabaseManager, size_tolerance: float = 0.05
 def execute_plan(manager: TenantDatabaseManager, plan: RebalancePlan, options: MoveOptions,
                  on_move: ProgressFn | None = None) -> list[MoveResult]:
     """Run the planned moves one after another; stops at the first that fails (raises)."""
-    if plan.problems or plan.unfinished_moves:
-        raise RuntimeError(
-            "refusing to rebalance while the fleet has placement problems ("
-            + ", ".join(p.tenant_id for p in plan.problems) + ") or unfinished moves ("
-            + ", ".join(plan.unfinished_moves) + "): run `docex-ops tenants list` and "
-            "rerun or finish those moves first")
+    refuse_unsettled(plan)
     results = []
     if on_move is not None:
         on_move(ProgressTick(0, len(plan.moves)))
@@ -169,3 +172,13 @@ def execute_plan(manager: TenantDatabaseManager, plan: RebalancePlan, options: M
         if on_move is not None:
             on_move(ProgressTick(done + 1, len(plan.moves), move.tenant_id))
     return results
+
+
+def refuse_unsettled(plan: RebalancePlan) -> None:
+    """RuntimeError while placement problems or unfinished moves would make moves unsafe."""
+    if plan.problems or plan.unfinished_moves:
+        raise RuntimeError(
+            "refusing to rebalance while the fleet has placement problems ("
+            + ", ".join(p.tenant_id for p in plan.problems) + ") or unfinished moves ("
+            + ", ".join(plan.unfinished_moves) + "): run `docex-ops tenants list` and "
+            "rerun or finish those moves first")

@@ -57,8 +57,8 @@ class MoveResult:
     tenant_id: str
     source: str
     target: str
-    old_schema: str
-    outcome: str                  # moved | completed (a rerun) | rolled back
+    old_schema: str | None        # the renamed source copy (None: the engine dropped it)
+    outcome: str                  # moved | completed (a rerun) | rolled back | unchanged
     rows: int
     freeze_seconds: float | None
     seconds: float

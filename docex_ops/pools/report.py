@@ -22,6 +22,7 @@ from docex_ops.manager.budget import derive_budget
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.pools import pg_activity
 from docex_ops.pools.capacity import Capacity, assess_capacity
+from docex_ops.pools.citus_workers import CitusPools, citus_pools
 from docex_ops.pools.pg_activity import IDLE_STATES, ServerConnection
 from docex_ops.pools.pgbouncer import BouncerView, pooled_capacity, read_bouncer
 from docex_ops.pools.sqlite_usage import scan_open_files, wal_size
@@ -117,6 +118,8 @@ class PoolReport:
     servers: list[ServerSection] = field(default_factory=list)  # a fleet's servers, in order
     # PgBouncer's admin console, when database.postgres.pooler_admin is configured.
     pooler: BouncerView | None = None
+    # Citus: the coordinator's connections to each worker node.
+    citus: CitusPools | None = None
 
 
 @dataclass
@@ -160,11 +163,13 @@ def postgres_report(manager: TenantDatabaseManager, found: Discovery,
         return _fleet_report(manager, parts, found)
     part = next(iter(parts.values()))
     view, capacity, warnings = _behind_pooler(manager, part)
+    workers = citus_pools(manager, found)
     return PoolReport(
         backend="postgresql", target=manager.settings.describe(),
         generated_at=datetime.now(UTC), capacity=capacity, process=manager.budget_stats(),
         tenants=part.tenants, server=part.usage, other_connections=part.others,
-        warnings=warnings, pooler=view)
+        warnings=warnings + (workers.warnings if workers else []), pooler=view,
+        citus=workers)
 
 
 def _behind_pooler(manager: TenantDatabaseManager, part: _ServerPart

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -52,6 +52,9 @@ class Topology(ABC):
     """Servers by name, each with the backend that speaks to it alone."""
 
     servers: Mapping[str, Backend]
+    # What kind of topology this is, for features that register one implementation per
+    # kind of topology (move/movers.py): single, several, citus.
+    shape: ClassVar[str] = "single"
     # The server holding docex-ops' control data (run records, runner lock, directory).
     control_server: str
 

@@ -87,6 +87,7 @@ class CitusCluster(Topology):
     """The coordinator is the one server (connections, control data, discovery)."""
 
     servers: dict[str, PostgresBackend]
+    shape = "citus"
 
     def __init__(self, settings: Settings, citus: CitusSettings) -> None:
         super().__init__()

@@ -41,6 +41,7 @@ class PlacementError(RuntimeError):
 
 class SeveralServers(Topology):
     servers: dict[str, PostgresBackend]
+    shape = "several"
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()
