@@ -50,8 +50,16 @@ ScriptRunner = Callable[["Connection", str], None]
 class PostgresBackend(PostgresMigrationMixin, Backend):
     kind = "postgresql"
 
-    def __init__(self, settings: Settings, worker_pool_size: int = 4) -> None:
+    def __init__(self, settings: Settings, worker_pool_size: int = 4,
+                 script_runner: ScriptRunner = execute_script,
+                 schema_settings: tuple[str, ...] = ()) -> None:
         super().__init__(settings)
+        # How pre-rendered DDL (provisioning, fast-path migrations) is sent: as written,
+        # or statement by statement where the server needs it (a Citus coordinator).
+        self.script_runner = script_runner
+        # SET LOCAL statements run before a tenant's schema is created (a Citus
+        # coordinator: schema-based sharding on, so the schema is a distributed one).
+        self.schema_settings = schema_settings
         self._template = settings.postgres.schema_template
         self._pattern = tenant_id_pattern(self._template)
         self._worker_pool_size = worker_pool_size
@@ -205,11 +213,9 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         with self.admin_engine.begin() as conn:
             return self.create_in(conn, tenant_id, ddl)
 
-    def create_in(self, conn: Connection, tenant_id: str, ddl: str,
-                  run_script: ScriptRunner = execute_script) -> bool:
+    def create_in(self, conn: Connection, tenant_id: str, ddl: str) -> bool:
         """``create`` inside the caller's transaction on this server (the fleet's tenant
-        directory is written in the same transaction when it lives on this server);
-        ``run_script`` sends the DDL (a Citus coordinator needs it statement by statement)."""
+        directory is written in the same transaction when it lives on this server)."""
         from sqlalchemy.exc import ProgrammingError
 
         schema = self.location(tenant_id)
@@ -231,13 +237,20 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
                     self._refuse_foreign(conn, tenant_id, schema)
                 return False
             if found is None:
-                conn.exec_driver_sql(f"CREATE SCHEMA {quote_ident(schema)}")
+                self.create_schema(conn, schema)
             conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
             if ddl.strip():
-                run_script(conn, ddl)
+                self.script_runner(conn, ddl)
         except ProgrammingError as exc:
             raise RuntimeError(self._explain_create_failure(tenant_id, schema, exc)) from exc
         return True
+
+    def create_schema(self, conn: Connection, schema: str) -> None:
+        """CREATE SCHEMA of a tenant (or of a restore's copy of one) in the caller's
+        transaction, with this server's settings for tenant schemas."""
+        for statement in self.schema_settings:
+            conn.exec_driver_sql(statement)
+        conn.exec_driver_sql(f"CREATE SCHEMA {quote_ident(schema)}")
 
     def _refuse_foreign(self, conn: Connection, tenant_id: str, schema: str) -> None:
         tables = conn.exec_driver_sql(

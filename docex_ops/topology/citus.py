@@ -91,7 +91,13 @@ class CitusCluster(Topology):
     def __init__(self, settings: Settings, citus: CitusSettings) -> None:
         super().__init__()
         self.citus = citus
-        self.coordinator = PostgresBackend(settings)
+        # Every tenant schema the coordinator creates (provisioning, split, a restore's
+        # copy) is a distributed schema, its tables colocated on one worker. Citus forwards
+        # its DDL to the worker as one command, and a worker refuses several commands in
+        # one (a prepared statement): every script goes statement by statement.
+        self.coordinator = PostgresBackend(
+            settings, script_runner=execute_each_statement,
+            schema_settings=("SET LOCAL citus.enable_schema_based_sharding TO on",))
         self.control_server = settings.directory_server
         self.servers = {self.control_server: self.coordinator}
 
@@ -138,6 +144,11 @@ class CitusCluster(Topology):
         """``node_of`` for many tenants, in one query."""
         return {tenant: placed.node if placed is not None else None
                 for tenant, placed in self.placements(tenant_ids).items()}
+
+    def job_place(self, tenant_id: str, server: str) -> str:
+        """The worker node holding the tenant: ``--jobs`` is a limit per node, where the
+        work runs (the coordinator's slots for a tenant on no node yet)."""
+        return self.node_of(tenant_id) or server
 
     def by_node(self, tenant_ids: Iterable[str]) -> dict[str | None, list[str]]:
         """``tenant_ids`` grouped by worker node (for a job limit per node), nodes in the
@@ -190,13 +201,6 @@ class CitusCluster(Topology):
         return sorted(p.tenant_id for p in self.discover().problems)
 
     # -- what changes where a tenant is ---------------------------------------------------
-
-    def create(self, tenant_id: str, ddl: str) -> bool:
-        """CREATE SCHEMA and DocEX's DDL in one transaction with schema-based sharding on,
-        so the schema is distributed and its tables colocated on one worker."""
-        with self.coordinator.admin_engine.begin() as conn:
-            conn.exec_driver_sql("SET LOCAL citus.enable_schema_based_sharding TO on")
-            return self.coordinator.create_in(conn, tenant_id, ddl, execute_each_statement)
 
     def distribute(self, tenant_id: str) -> str | None:
         """``citus_schema_distribute`` on the tenant's schema in its own transaction,
