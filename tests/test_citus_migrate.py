@@ -284,3 +284,35 @@ def test_a_restore_or_split_slot_is_its_worker_nodes(citus_manager: TenantDataba
                 assert set(slots) == {first, second}
     finally:
         citus_manager.set_server_jobs(None)
+
+
+def test_revisions_are_read_on_the_workers_as_the_coordinator_reads_them(
+        citus_manager: TenantDatabaseManager, citus_cluster: CitusTestCluster,
+        tmp_path: Path) -> None:
+    from docex_ops.backends import pg_discover
+    from docex_ops.topology import citus_revisions
+
+    topology = citus_manager.topology
+    for tenant in ("r1", "r2", "r3"):
+        citus_manager.provision(tenant)
+    _step(citus_manager.backend, "r2", "0002_docex_2_9_9", "downgrade", tmp_path, force=True)
+    topology.create("r4", "")  # distributed, no table yet: not versioned
+    found = {t.tenant_id: (t.revision, t.node) for t in topology.discover().tenants}
+    assert {t: rev for t, (rev, _) in found.items()} == {
+        "r1": HEAD, "r2": "0002_docex_2_9_9", "r3": HEAD, "r4": None}
+    schemas = [topology.location(t) for t in ("r1", "r2", "r3")]
+    raw = citus_connect(citus_cluster)
+    raw.autocommit = False
+    conn = DbapiConnection(raw)
+    # One command per worker, each answering for the tenants it holds...
+    answers = conn.exec_driver_sql(citus_revisions._BY_WORKER_SQL, {
+        "schemas": schemas, "lock_timeout": "1000ms"}).all()
+    conn.rollback()
+    nodes = {node for t, (_, node) in found.items() if t != "r4"}
+    assert len(answers) == len(nodes) and all(ok for ok, _ in answers), answers
+    # ...the same revisions as the coordinator's read, one routed query per tenant.
+    through_coordinator, locked = pg_discover.read_revisions(conn, schemas, 5.0)  # type: ignore[arg-type]
+    on_workers, _ = citus_revisions.read_revisions(conn, schemas, 5.0)  # type: ignore[arg-type]
+    raw.close()
+    assert on_workers == through_coordinator and locked == set()
+    assert on_workers == {topology.location(t): found[t][0] for t in ("r1", "r2", "r3")}

@@ -19,6 +19,7 @@ from docex_ops.backends.pg_sql import execute_each_statement
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.config.citus import CitusSettings
 from docex_ops.config.settings import Settings
+from docex_ops.topology import citus_revisions
 from docex_ops.topology.base import Discovery, Topology
 from docex_ops.topology.fleet_view import PlacementProblem
 
@@ -95,9 +96,11 @@ class CitusCluster(Topology):
         # copy) is a distributed schema, its tables colocated on one worker. Citus forwards
         # its DDL to the worker as one command, and a worker refuses several commands in
         # one (a prepared statement): every script goes statement by statement.
+        # Revisions are read on the workers, one round trip each (citus_revisions.py).
         self.coordinator = PostgresBackend(
             settings, script_runner=execute_each_statement,
-            schema_settings=("SET LOCAL citus.enable_schema_based_sharding TO on",))
+            schema_settings=("SET LOCAL citus.enable_schema_based_sharding TO on",),
+            revision_reader=citus_revisions.read_revisions)
         self.control_server = settings.directory_server
         self.servers = {self.control_server: self.coordinator}
 
@@ -171,7 +174,11 @@ class CitusCluster(Topology):
         """The coordinator's tenants with their nodes; a schema that is not distributed
         is a placement problem (its data is on the coordinator), left out."""
         found = self.coordinator.discover(with_size)
-        placed = self.placements(t.tenant_id for t in found)
+        # On the connection discovery uses (``migrate status`` never loads SQLAlchemy).
+        with self.coordinator.discovery_connection(with_size) as conn:
+            by_schema = self.placements_in(conn, [t.location for t in found]) if found else {}
+            conn.rollback()
+        placed = {t.tenant_id: by_schema.get(t.location) for t in found}
         sizes = self.sizes([t.location for t in found]) if with_size else {}
         tenants, problems = [], []
         for info in found:
