@@ -17,6 +17,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,13 @@ def citus_cluster() -> Iterator[CitusTestCluster]:
     missing = citus_missing()
     if missing:
         pytest.skip(missing)
+    with started_citus() as cluster:
+        yield cluster
+
+
+@contextmanager
+def started_citus() -> Iterator[CitusTestCluster]:
+    """A throw-away coordinator + workers ``w1``, ``w2`` (the fixture's, and benchmarks')."""
     pgc.require_binaries()
     root = pgc.make_root()
     started: list[pgc.Cluster] = []

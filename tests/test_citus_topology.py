@@ -13,6 +13,7 @@ from citus_support import CitusTestCluster, citus_connect, citus_mapping
 from click.testing import CliRunner
 from test_fleet_cli import _envelope, _json, _run
 
+from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.cli import main
 from docex_ops.config.settings import ConfigError, Settings, settings_from_mapping
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
@@ -27,9 +28,12 @@ def _cluster(manager: TenantDatabaseManager) -> CitusCluster:
 
 
 def _undistributed(manager: TenantDatabaseManager, tenant_id: str) -> None:
-    """A tenant schema made the plain way on the coordinator (sharding off)."""
+    """A tenant schema made the plain way on the coordinator (sharding off): by a plain
+    PostgreSQL backend, as the Citus topology's own would make it distributed."""
     ddl = head_ddl("postgresql") + version_table_ddl(head_revision())
-    assert manager.backend.create(tenant_id, ddl) is True
+    plain = PostgresBackend(manager.settings)
+    assert plain.create(tenant_id, ddl) is True
+    plain.dispose()
 
 
 def _pg(**postgres: Any) -> dict[str, Any]:

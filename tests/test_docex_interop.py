@@ -16,6 +16,10 @@ On PostgreSQL, DocEX 2.9.9 cannot connect as shipped: it builds a bare
 own ``postgres`` extra installs psycopg2). test_docex_2_9_9_alone_cannot_reach_postgresql
 shows that; the other PostgreSQL runs name psycopg2 as the default driver inside the
 DocEX process (see docex_step.use_psycopg2_for_bare_postgresql_urls), DocEX untouched.
+
+Each test runs on SQLite, plain PostgreSQL and a Citus coordinator (``citus``: the same
+DocEX configuration pointed at the coordinator, ``topology: citus`` for docex-ops; DocEX
+talks to the coordinator as to any PostgreSQL server).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from citus_support import CitusTestCluster
 from conftest import PG_HOST, PG_PORT, PG_USER
 from migration_helpers import HEAD, cli_json
 from sqlalchemy import select, text
@@ -55,11 +60,12 @@ DOCEX_2_9_9 = "0002_docex_2_9_9"
 class Interop:
     """One shared DocEX configuration and working directory; DocEX runs out of process."""
 
-    kind: str
+    kind: str  # the database type DocEX is configured with: postgresql | sqlite
     work: Path
     home: Path
     config: Path
     manager: TenantDatabaseManager
+    citus: bool = False
 
     def docex(self, tenant: str | None, *steps: dict[str, Any],
               psycopg2: bool | None = None) -> list[Any]:
@@ -86,7 +92,8 @@ class DocEXFailed(AssertionError):
         self.last_line = last_line
 
 
-def _docex_config(kind: str, pg_database: str | None, schema_prefix: str) -> dict[str, Any]:
+def _docex_config(kind: str, pg_database: str | None, schema_prefix: str,
+                  citus: CitusTestCluster | None = None) -> dict[str, Any]:
     """What a DocEX user passes to DocEX.setup for database-level tenancy."""
     if kind == "postgresql":
         database: dict[str, Any] = {"type": "postgresql", "postgres": {
@@ -94,6 +101,10 @@ def _docex_config(kind: str, pg_database: str | None, schema_prefix: str) -> dic
             "database": pg_database, "schema_template": schema_prefix + "{tenant_id}",
             # docex-ops' own key (DocEX ignores it): keeps this test's control data apart.
             "control_schema": "ctl_" + schema_prefix.rstrip("_")}}
+        if citus is not None:  # the coordinator; docex-ops' own key for the topology
+            database["postgres"].update(host=citus.coordinator.host,
+                                        port=citus.coordinator.port, database="docex",
+                                        topology="citus")
     else:
         database = {"type": "sqlite", "sqlite": {
             "path": "docex.db", "path_template": "storage/tenant_{tenant_id}/docex.db"}}
@@ -102,17 +113,27 @@ def _docex_config(kind: str, pg_database: str | None, schema_prefix: str) -> dic
                          "tenant_database_routing": True}}
 
 
+@pytest.fixture(params=["postgresql", "sqlite", "citus"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
 def interop(kind: str, tmp_path: Path, schema_prefix: str, monkeypatch: pytest.MonkeyPatch,
             request: pytest.FixtureRequest) -> Iterator[Interop]:
-    pg_database = request.getfixturevalue("pg_database") if kind == "postgresql" else None
+    citus = request.getfixturevalue("citus_cluster") if kind == "citus" else None
+    kind = "postgresql" if citus is not None else kind
+    pg_database = (request.getfixturevalue("pg_database")
+                   if kind == "postgresql" and citus is None else None)
     work, home = tmp_path / "work", tmp_path / "home"
     work.mkdir()
     home.mkdir()
     monkeypatch.chdir(work)  # docex-ops resolves the file's relative paths here, as DocEX does
     config = home / ".docex" / "config.yaml"
-    setup = Interop(kind, work, home, config, manager=None)  # type: ignore[arg-type]
-    setup.docex(None, {"op": "setup", "config": _docex_config(kind, pg_database, schema_prefix)})
+    setup = Interop(kind, work, home, config, manager=None,  # type: ignore[arg-type]
+                    citus=citus is not None)
+    setup.docex(None, {"op": "setup",
+                       "config": _docex_config(kind, pg_database, schema_prefix, citus)})
     assert config.is_file()
     # docex-ops finds DocEX's file by $DOCEX_CONFIG, also after a CLI call has reset
     # the process' manager.
@@ -203,6 +224,10 @@ def test_docex_uses_a_tenant_docex_ops_filled(interop: Interop) -> None:
         _footprint(interop.manager, "acme", added[0].id)
     # ... and docex-ops, too, knows DocEX's document when the same file comes again.
     assert again.add(from_docex).id == new["id"]
+    if interop.citus:  # all of it in the tenant's distributed schema, on one worker
+        placed = interop.manager.topology.citus_cluster("test").placements(["acme"])["acme"]
+        assert placed is not None and placed.distributed and placed.node
+        assert interop.manager.topology.problems() == []
 
 
 def _rows(manager: TenantDatabaseManager, tenant: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -219,6 +244,14 @@ def test_docex_ops_adopts_a_tenant_docex_made(interop: Interop) -> None:
         {"op": "dump"})
     rows = _rows(interop.manager, "made")
     assert len(rows["document"]) == 1 and len(rows["docbasket"]) == 1
+    if interop.citus:
+        # DocEX made a plain schema on the coordinator: reported, then distributed.
+        assert [p.tenant_id for p in interop.manager.topology.problems()] == ["made"]
+        code, distributed = cli_json(interop.config, "tenants", "distribute", "made")
+        assert code == 0, distributed
+        placed = interop.manager.topology.citus_cluster("test").placements(["made"])["made"]
+        assert placed is not None and placed.distributed and placed.node
+        assert _rows(interop.manager, "made") == rows
 
     code, status = cli_json(interop.config, "migrate", "status")
     assert code == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -37,10 +38,16 @@ def execute_each_statement(conn: Connection, sql: str) -> None:
     For a Citus coordinator: it forwards the DDL of a distributed schema to the worker
     as one command, and a worker refuses several commands in one (a prepared statement).
     """
+    for statement in _statements(sql):
+        execute_script(conn, statement)
+
+
+@lru_cache(maxsize=16)
+def _statements(sql: str) -> tuple[str, ...]:
+    # The same script is sent to every tenant of a run: parsed once, not per tenant.
     import pglast  # the parser only where a script must be split
 
-    for statement in pglast.split(sql, with_parser=True):
-        execute_script(conn, statement)
+    return tuple(pglast.split(sql, with_parser=True))
 
 
 def quote_ident(name: str) -> str:

@@ -43,13 +43,28 @@ from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.tenancy import schema_name_for, tenant_id_pattern, validate_tenant_id
 
 ScriptRunner = Callable[["Connection", str], None]
+# (discovery connection, versioned schemas, lock timeout) -> (revisions, locked schemas)
+RevisionReader = Callable[["Connection", list[str], float],
+                          tuple[dict[str, "str | None"], set[str]]]
 
 
 class PostgresBackend(PostgresMigrationMixin, Backend):
     kind = "postgresql"
 
-    def __init__(self, settings: Settings, worker_pool_size: int = 4) -> None:
+    def __init__(self, settings: Settings, worker_pool_size: int = 4,
+                 script_runner: ScriptRunner = execute_script,
+                 schema_settings: tuple[str, ...] = (),
+                 revision_reader: RevisionReader = pg_discover.read_revisions) -> None:
         super().__init__(settings)
+        # How pre-rendered DDL (provisioning, fast-path migrations) is sent: as written,
+        # or statement by statement where the server needs it (a Citus coordinator).
+        self.script_runner = script_runner
+        # SET LOCAL statements run before a tenant's schema is created (a Citus
+        # coordinator: schema-based sharding on, so the schema is a distributed one).
+        self.schema_settings = schema_settings
+        # How discovery reads the versioned schemas' revisions (set-based; on a Citus
+        # coordinator on the workers, one round trip per worker).
+        self.revision_reader = revision_reader
         self._template = settings.postgres.schema_template
         self._pattern = tenant_id_pattern(self._template)
         self._worker_pool_size = worker_pool_size
@@ -105,7 +120,7 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
     def discover(self, with_size: bool = False) -> list[TenantInfo]:
         head = self._template.split("{tenant_id}", 1)[0]
         like = head.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        with self._discovery_connection(with_size) as conn:
+        with self.discovery_connection(with_size) as conn:
             rows = conn.exec_driver_sql(
                 pg_discover.DISCOVER_SQL, {"tables": list(TABLE_NAMES), "like": like}).all()
             tenants = {}  # schema -> (tenant id, DocEX tables, versioned, foreign tables)
@@ -115,7 +130,7 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
                     tenants[schema] = (match["tenant_id"], int(tables), bool(versioned),
                                        foreign_tables(others or ()))
             timeout = self.settings.lock_timeout
-            revisions, locked = pg_discover.read_revisions(
+            revisions, locked = self.revision_reader(
                 conn, [s for s, t in tenants.items() if t[2]], timeout)
             sizes, locked_sizes = (pg_discover.read_sizes(conn, list(tenants), timeout)
                                    if with_size else ({}, set()))
@@ -132,7 +147,7 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         return found
 
     @contextmanager
-    def _discovery_connection(self, with_size: bool) -> Iterator[Any]:
+    def discovery_connection(self, with_size: bool = False) -> Iterator[Any]:
         """A plain psycopg2 connection while this backend has opened no engine yet (a
         command's first read: ``migrate status`` then never loads SQLAlchemy), else a
         connection of the worker pool. Sizes need the pool's error translation (a lock
@@ -166,8 +181,8 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
     def read_revisions(self, tenant_ids: Iterable[str]) -> dict[str, str | None]:
         by_schema = {self.location(t): t for t in tenant_ids}
         with self.admin_engine.connect() as conn:
-            revisions, locked = pg_discover.read_revisions(conn, list(by_schema),
-                                                           self.settings.lock_timeout)
+            revisions, locked = self.revision_reader(conn, list(by_schema),
+                                                     self.settings.lock_timeout)
             conn.rollback()
         if locked:
             first = sorted(locked)[0]
@@ -186,11 +201,9 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         with self.admin_engine.begin() as conn:
             return self.create_in(conn, tenant_id, ddl)
 
-    def create_in(self, conn: Connection, tenant_id: str, ddl: str,
-                  run_script: ScriptRunner = execute_script) -> bool:
+    def create_in(self, conn: Connection, tenant_id: str, ddl: str) -> bool:
         """``create`` inside the caller's transaction on this server (the fleet's tenant
-        directory is written in the same transaction when it lives on this server);
-        ``run_script`` sends the DDL (a Citus coordinator needs it statement by statement)."""
+        directory is written in the same transaction when it lives on this server)."""
         from sqlalchemy.exc import ProgrammingError
 
         schema = self.location(tenant_id)
@@ -212,13 +225,20 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
                     self._refuse_foreign(conn, tenant_id, schema)
                 return False
             if found is None:
-                conn.exec_driver_sql(f"CREATE SCHEMA {quote_ident(schema)}")
+                self.create_schema(conn, schema)
             conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_ident(schema)}")
             if ddl.strip():
-                run_script(conn, ddl)
+                self.script_runner(conn, ddl)
         except ProgrammingError as exc:
             raise RuntimeError(self._explain_create_failure(tenant_id, schema, exc)) from exc
         return True
+
+    def create_schema(self, conn: Connection, schema: str) -> None:
+        """CREATE SCHEMA of a tenant (or of a restore's copy of one) in the caller's
+        transaction, with this server's settings for tenant schemas."""
+        for statement in self.schema_settings:
+            conn.exec_driver_sql(statement)
+        conn.exec_driver_sql(f"CREATE SCHEMA {quote_ident(schema)}")
 
     def _refuse_foreign(self, conn: Connection, tenant_id: str, schema: str) -> None:
         tables = conn.exec_driver_sql(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -14,7 +14,6 @@ from docex_ops.backends.base import TenantLockedError
 from docex_ops.backends.catalog import Catalog, pg_catalog
 from docex_ops.backends.pg_sql import (
     ADVISORY_NAMESPACE,
-    execute_script,
     quote_ident,
 )
 from docex_ops.config.settings import Settings
@@ -38,6 +37,7 @@ class PostgresMigrationMixin:
     """Migration support: per-tenant transactions, locks, control tables."""
 
     settings: Settings
+    script_runner: Callable[[Connection, str], None]  # set by PostgresBackend
 
     # Provided by PostgresBackend.
     @property
@@ -71,7 +71,7 @@ class PostgresMigrationMixin:
             yield conn
 
     def execute_script(self, conn: Connection, sql: str) -> None:
-        execute_script(conn, sql)
+        self.script_runner(conn, sql)
 
     def current_revision(self, conn: Connection) -> str | None:
         revision = conn.exec_driver_sql(f"SELECT {_VERSION_SQL}").scalar()

@@ -211,7 +211,8 @@ class PostgresArchiver(TenantArchiver):
         with scratch.hold_new_schema(self.engine, purpose) as name:
             staging = Staging(name)
             try:
-                pg_staging.build(self.engine, restore, env, spec, contents, name)
+                pg_staging.build(self.engine, self.backend, restore, env, spec, contents,
+                                 name)
                 if contents.extra_tables:
                     pg_staging.restore_extra(self.engine, self.pg, restore, env, spec,
                                              contents, name)

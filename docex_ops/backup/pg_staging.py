@@ -15,8 +15,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import Connection, Engine
 
-from docex_ops.backends.pg_sql import execute_script, quote_ident, transaction
+from docex_ops.backends.pg_sql import quote_ident, transaction
 from docex_ops.backends.pg_tools import run_tool
+from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.backup.archive import ArchiveContents, ArchiveRefused, RestoreSpec
 from docex_ops.backup.pg_load import load_rows, pg_restore_output
 from docex_ops.backup.pg_restricted import (
@@ -59,14 +60,16 @@ SELECT 2, t.relname, ic.relname, pg_get_indexdef(i.indexrelid), false
 """
 
 
-def build(engine: Engine, pg_restore: str, env: dict[str, str], spec: RestoreSpec,
-          contents: ArchiveContents, schema: str) -> None:
-    """Create ``schema`` from ``spec.ddl`` and load the archive's DocEX rows into it."""
+def build(engine: Engine, backend: PostgresBackend, pg_restore: str, env: dict[str, str],
+          spec: RestoreSpec, contents: ArchiveContents, schema: str) -> None:
+    """Create ``schema`` from ``spec.ddl`` and load the archive's DocEX rows into it. The
+    schema is made as ``backend`` makes a tenant's (a Citus coordinator: distributed, so
+    the copy is on a worker and stays there once renamed to the tenant's name)."""
     q = quote_ident(schema)
     with engine.connect() as conn, transaction(conn):
-        conn.exec_driver_sql(f"CREATE SCHEMA {q}")
+        backend.create_schema(conn, schema)
         conn.exec_driver_sql(f"SET LOCAL search_path TO {q}")
-        execute_script(conn, spec.ddl)
+        backend.execute_script(conn, spec.ddl)
         rebuild = _set_aside_keys(conn, schema)
         ours = {table: list(cols) for table, cols in
                 conn.exec_driver_sql(_COLUMNS_SQL, {"s": schema})}

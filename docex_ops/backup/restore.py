@@ -131,7 +131,8 @@ def restore_backup(manager: TenantDatabaseManager, path: Path, as_tenant: str | 
         # The table of contents before the guard: a hostile archive costs no safety backup.
         contents = archiver.inspect(spec)
         _guard_existing(manager, guard, target)
-        with topology.slot_on(server):  # the per-server job limit (set_server_jobs)
+        # The per-server job limit (set_server_jobs); on Citus the tenant's worker node's.
+        with topology.slot_on(topology.job_place(target, server)):
             _restore_verified(archiver, manifest, spec, contents, target, guard,
                               lambda: topology.placing(target, server))
         manager.close_tenant_connection(target)  # pools must not keep the replaced tenant

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING
 
 from docex_ops.backends.base import FOREIGN, TenantInfo
 from docex_ops.migrate.scripts import MigrationScripts, RevisionError
-from docex_ops.migrate.servers import control_backend, count_by_server, servers_of
+from docex_ops.migrate.servers import (
+    control_backend,
+    count_by_server,
+    places_of,
+    servers_of,
+)
 from docex_ops.migrate.tenant import TenantStep
 from docex_ops.tenancy import validate_all
 from docex_ops.topology.base import Discovery
@@ -138,6 +143,8 @@ class Plan:
     # Tenants the topology left out (directory and servers disagree): reported.
     problems: list[PlacementProblem] = field(default_factory=list)
     servers: dict[str, str] | None = None  # tenant -> server; None with one server
+    # tenant -> whose job slots it takes: its server, or its Citus worker node
+    places: dict[str, str] = field(default_factory=dict)
 
 
 def make_plan(manager: TenantDatabaseManager, scripts: MigrationScripts,
@@ -153,6 +160,7 @@ def make_plan(manager: TenantDatabaseManager, scripts: MigrationScripts,
     plan = plan_steps(scripts, found.tenants, action, target)
     plan.problems = list(found.problems)
     plan.servers = servers_of(manager, found.tenants)
+    plan.places = places_of(manager, found.tenants)
     return plan
 
 

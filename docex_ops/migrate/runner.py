@@ -16,7 +16,13 @@ from docex_ops.migrate.plan import Plan, Selection, make_plan, plan_steps, selec
 from docex_ops.migrate.retry import migrate_with_retries
 from docex_ops.migrate.runner_lock import runner_lock
 from docex_ops.migrate.scripts import MigrationScripts
-from docex_ops.migrate.servers import control_backend, servers_of, spread_over_servers
+from docex_ops.migrate.servers import (
+    control_backend,
+    place_of,
+    places_of,
+    servers_of,
+    spread_over_servers,
+)
 from docex_ops.migrate.tenant import (
     StepOptions,
     TenantResult,
@@ -99,7 +105,7 @@ def run_plan(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Pl
         store = run_store(manager)
         report.run_id = store.start(plan.action, plan.target, options.actor, plan.steps,
                                     _recorded_options(options), run_id)
-        task = _recording_task(manager, scripts, options.step, store, report.run_id)
+        task = _recording_task(manager, scripts, options.step, store, report.run_id, plan)
         _run_waves(manager, task, plan, options, report, progress)
         store.finish(report.run_id, "done" if report.ok else "failed")
     report.seconds = time.perf_counter() - started
@@ -180,6 +186,7 @@ def plan_resumption(manager: TenantDatabaseManager, scripts: MigrationScripts,
     found = select_tenants(manager, Selection(include=todo)).tenants if todo else []
     plan = plan_steps(scripts, found, run["action"], run["target"])
     plan.servers = servers_of(manager, found)
+    plan.places = places_of(manager, found)
     return Resumption(run["run_id"], todo, plan, found)
 
 
@@ -201,9 +208,10 @@ def run_resumption(manager: TenantDatabaseManager, scripts: MigrationScripts,
 
 def _recording_task(manager: TenantDatabaseManager,
                     scripts: MigrationScripts, step_options: StepOptions, store: RunStore,
-                    run_id: str) -> Callable[[TenantStep], TenantResult]:
+                    run_id: str, plan: Plan) -> Callable[[TenantStep], TenantResult]:
     def task(step: TenantStep) -> TenantResult:
-        result = _migrate_on_its_server(manager, scripts, step, step_options)
+        result = _migrate_on_its_server(manager, scripts, step, step_options,
+                                        place_of(plan, step.tenant_id))
         record_result(store, run_id, step, result)
         return result
     return task
@@ -226,13 +234,13 @@ def record_result(store: RunStore, run_id: str, step: TenantStep, result: Tenant
 
 def _migrate_on_its_server(manager: TenantDatabaseManager,
                            scripts: MigrationScripts, step: TenantStep,
-                           options: StepOptions) -> TenantResult:
+                           options: StepOptions, place: str | None) -> TenantResult:
     try:
         server = manager.server_of(step.tenant_id)
     except Exception as exc:  # noqa: BLE001 - no usable place (e.g. frozen): this tenant fails
         return TenantResult(step.tenant_id, step.current, step.current, "failed", 0.0,
                             error=describe_error(exc))
-    with manager.topology.slot_on(server):
+    with manager.topology.slot_on(place or server):
         return migrate_with_retries(manager.servers[server], scripts, step, options)
 
 

@@ -3,7 +3,8 @@
 ``--jobs N`` means N tenants at once on EACH server: the run gets N x servers
 workers, each tenant's migration takes a slot of its own server, and the plan
 is interleaved round-robin by server so no server idles while another has a
-queue. One server is the same rule with one server.
+queue. One server is the same rule with one server. On a Citus cluster the place
+is the worker node holding the tenant (the coordinator only routes): N per node.
 """
 
 from __future__ import annotations
@@ -37,17 +38,30 @@ def servers_of(manager: TenantDatabaseManager, tenants: Sequence[TenantInfo]
     return {t.tenant_id: t.server or manager.settings.directory_server for t in tenants}
 
 
-def spread_over_servers(manager: TenantDatabaseManager, plan: Plan, jobs: int) -> int:
-    """Interleave the plan's steps by server and limit each server to ``jobs`` at once;
-    returns how many workers the run needs."""
-    if plan.servers is not None:
-        from docex_ops.topology.placement import interleave_by_server  # several servers only
+def places_of(manager: TenantDatabaseManager, tenants: Sequence[TenantInfo]
+              ) -> dict[str, str]:
+    """Tenant id -> whose job slots its migration takes: the Citus worker node holding it,
+    else its server, as discovery found them (no query of its own)."""
+    control = manager.settings.directory_server
+    return {t.tenant_id: t.node or t.server or control for t in tenants}
 
-        servers = plan.servers
+
+def spread_over_servers(manager: TenantDatabaseManager, plan: Plan, jobs: int) -> int:
+    """Interleave the plan's steps by place (server or Citus node) and limit each place
+    to ``jobs`` at once; returns how many workers the run needs."""
+    places = plan.places
+    if len(set(places.values())) > 1:
+        from docex_ops.topology.placement import interleave_by_server  # several places only
+
         plan.steps = interleave_by_server(
-            plan.steps, {i: servers[s.tenant_id] for i, s in enumerate(plan.steps)})
+            plan.steps, {i: places.get(s.tenant_id, "") for i, s in enumerate(plan.steps)})
     manager.set_server_jobs(jobs)  # the manager's limit: restore and split honour it too
-    return jobs * len(manager.servers)
+    return jobs * max(len(manager.servers), len(set(places.values())))
+
+
+def place_of(plan: Plan, tenant_id: str) -> str | None:
+    """The place a step's tenant takes a job slot of (None: its server, looked up)."""
+    return plan.places.get(tenant_id)
 
 
 def count_by_server(revisions: Iterable[tuple[str, str]], servers: dict[str, str]

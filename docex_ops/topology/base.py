@@ -61,6 +61,7 @@ class Topology(ABC):
     def __init__(self) -> None:
         self._server_jobs: dict[str, threading.BoundedSemaphore] = {}
         self._jobs_limit: int | None = None
+        self._slots_lock = threading.Lock()
 
     @property
     def control(self) -> Backend:
@@ -196,13 +197,18 @@ class Topology(ABC):
 
     def set_server_jobs(self, jobs: int | None) -> None:
         """At most ``jobs`` tenant migrations, restores or split copies at once on each
-        server, in this process (None: no limit). Setting the limit in force again keeps
-        its slots: a run inside a command that set it must share them, not start afresh."""
-        if jobs == self._jobs_limit and (jobs is None or self._server_jobs):
+        server (a Citus cluster: each worker node), in this process (None: no limit).
+        Setting the limit in force again keeps its slots: a run inside a command that set
+        it must share them, not start afresh."""
+        if jobs == self._jobs_limit:
             return
         self._jobs_limit = jobs
-        self._server_jobs = ({} if jobs is None else
-                             {name: threading.BoundedSemaphore(jobs) for name in self.servers})
+        self._server_jobs = {}
+
+    def job_place(self, tenant_id: str, server: str) -> str:
+        """Whose job slots the tenant's work on ``server`` takes: the server's (a Citus
+        cluster: the worker node holding the tenant)."""
+        return server
 
     @contextmanager
     def server_slot(self, tenant_id: str) -> Iterator[str]:
@@ -210,16 +216,19 @@ class Topology(ABC):
         of the tenant's server when a limit is set. Yields the server's name. Not
         reentrant: work that holds a slot must not migrate the tenant inside it."""
         server = self.server_of(tenant_id)
-        with self.slot_on(server):
+        with self.slot_on(self.job_place(tenant_id, server)):
             yield server
 
     @contextmanager
-    def slot_on(self, server: str) -> Iterator[None]:
-        """A job slot of ``server`` (for a tenant that has no place yet)."""
-        slot = self._server_jobs.get(server)
-        if slot is None:
+    def slot_on(self, place: str) -> Iterator[None]:
+        """A job slot of ``place``: a server, or a Citus worker node (``job_place``);
+        also for a tenant that has no place yet."""
+        limit = self._jobs_limit
+        if limit is None:
             yield
             return
+        with self._slots_lock:  # made on first use: a node added since is limited too
+            slot = self._server_jobs.setdefault(place, threading.BoundedSemaphore(limit))
         with slot:
             yield
 

@@ -19,6 +19,7 @@ from docex_ops.backends.pg_sql import execute_each_statement
 from docex_ops.backends.postgres import PostgresBackend
 from docex_ops.config.citus import CitusSettings
 from docex_ops.config.settings import Settings
+from docex_ops.topology import citus_revisions
 from docex_ops.topology.base import Discovery, Topology
 from docex_ops.topology.fleet_view import PlacementProblem
 
@@ -92,7 +93,15 @@ class CitusCluster(Topology):
     def __init__(self, settings: Settings, citus: CitusSettings) -> None:
         super().__init__()
         self.citus = citus
-        self.coordinator = PostgresBackend(settings)
+        # Every tenant schema the coordinator creates (provisioning, split, a restore's
+        # copy) is a distributed schema, its tables colocated on one worker. Citus forwards
+        # its DDL to the worker as one command, and a worker refuses several commands in
+        # one (a prepared statement): every script goes statement by statement.
+        # Revisions are read on the workers, one round trip each (citus_revisions.py).
+        self.coordinator = PostgresBackend(
+            settings, script_runner=execute_each_statement,
+            schema_settings=("SET LOCAL citus.enable_schema_based_sharding TO on",),
+            revision_reader=citus_revisions.read_revisions)
         self.control_server = settings.directory_server
         self.servers = {self.control_server: self.coordinator}
 
@@ -140,6 +149,11 @@ class CitusCluster(Topology):
         return {tenant: placed.node if placed is not None else None
                 for tenant, placed in self.placements(tenant_ids).items()}
 
+    def job_place(self, tenant_id: str, server: str) -> str:
+        """The worker node holding the tenant: ``--jobs`` is a limit per node, where the
+        work runs (the coordinator's slots for a tenant on no node yet)."""
+        return self.node_of(tenant_id) or server
+
     def by_node(self, tenant_ids: Iterable[str]) -> dict[str | None, list[str]]:
         """``tenant_ids`` grouped by worker node (for a job limit per node), nodes in the
         order they were added; tenants without a node under None, last."""
@@ -161,7 +175,11 @@ class CitusCluster(Topology):
         """The coordinator's tenants with their nodes; a schema that is not distributed
         is a placement problem (its data is on the coordinator), left out."""
         found = self.coordinator.discover(with_size)
-        placed = self.placements(t.tenant_id for t in found)
+        # On the connection discovery uses (``migrate status`` never loads SQLAlchemy).
+        with self.coordinator.discovery_connection(with_size) as conn:
+            by_schema = self.placements_in(conn, [t.location for t in found]) if found else {}
+            conn.rollback()
+        placed = {t.tenant_id: by_schema.get(t.location) for t in found}
         sizes = self.sizes([t.location for t in found]) if with_size else {}
         tenants, problems = [], []
         for info in found:
@@ -191,13 +209,6 @@ class CitusCluster(Topology):
         return sorted(p.tenant_id for p in self.discover().problems)
 
     # -- what changes where a tenant is ---------------------------------------------------
-
-    def create(self, tenant_id: str, ddl: str) -> bool:
-        """CREATE SCHEMA and DocEX's DDL in one transaction with schema-based sharding on,
-        so the schema is distributed and its tables colocated on one worker."""
-        with self.coordinator.admin_engine.begin() as conn:
-            conn.exec_driver_sql("SET LOCAL citus.enable_schema_based_sharding TO on")
-            return self.coordinator.create_in(conn, tenant_id, ddl, execute_each_statement)
 
     def distribute(self, tenant_id: str) -> str | None:
         """``citus_schema_distribute`` on the tenant's schema in its own transaction,
