@@ -81,7 +81,7 @@ def test_restore_force_over_an_existing_tenant(citus_manager: TenantDatabaseMana
     assert code == 0, out
     _on_worker(citus_manager, citus_cluster, "a")
     assert tenant_digest(citus_manager, "a") == _manifest_digest(manifest_path)
-    [safety] = find_manifests(tmp_path / "bk" / "pre-restore")  # taken before the swap
+    [safety] = find_manifests(tmp_path / "bk.safety")  # beside the backups, before the swap
     assert {t: (d.rows, d.checksum) for t, d in safety.tables.items()} == changed
 
 

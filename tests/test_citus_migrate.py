@@ -157,7 +157,7 @@ def test_migrate_upgrade_through_the_coordinator_reaches_each_worker_with_run_re
     assert {t["tenant_id"]: t["status"] for t in store.get(run.run_id)[1]} == {
         t: "done" for t in tenants}
     code, status = cli_json(citus_config_file, "migrate", "--scripts", scripts, "status")
-    assert code == 0 and {t["tenant_id"]: t["state"] for t in status["tenants"]} == {
+    assert code == 0 and {t["tenant"]: t["state"] for t in status["tenants"]} == {
         t: "current" for t in tenants}
 
 
