@@ -4,12 +4,11 @@ PASSes on a clean cluster."""
 from __future__ import annotations
 
 from citus_support import CitusTestCluster, citus_connect
+from test_citus_topology import _undistributed
 
 from docex_ops.isolation import verify_isolation
 from docex_ops.isolation.results import DEPLOYMENT, Status
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
-from docex_ops.migrate.scripts import head_revision
-from docex_ops.schema.ddl import head_ddl, version_table_ddl
 
 CITUS_CHECKS = ("citus_distributed", "citus_coordinator", "citus_shared_tables")
 
@@ -32,8 +31,7 @@ def test_clean_cluster_passes_every_citus_check(citus_manager: TenantDatabaseMan
 def test_a_schema_left_on_the_coordinator_fails_distributed_and_coordinator(
         citus_manager: TenantDatabaseManager) -> None:
     citus_manager.provision("iso3")
-    ddl = head_ddl("postgresql") + version_table_ddl(head_revision())
-    assert citus_manager.backend.create("plain3", ddl) is True  # sharding off: local tables
+    _undistributed(citus_manager, "plain3")  # sharding off: local tables
     distributed = verify_isolation(citus_manager, only=["citus_distributed"])
     failed = [r for r in distributed.results if r.status == Status.FAIL]
     assert [r.tenant for r in failed] == ["plain3"]
