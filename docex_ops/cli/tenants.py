@@ -59,7 +59,12 @@ def list_cmd(fmt: str | None) -> None:
     problems: list[dict[str, Any]] = [{"tenant": p.tenant_id, "server": ",".join(p.servers) or None,
                  "node": None, "location": None, "revision": None, "state": "problem",
                  "tables": None, "size": None, "problem": p.message} for p in listing.problems]
-    emit(rows + problems, fmt, payload={
+    # The table leaves out server and node where no tenant has one (one plain server,
+    # SQLite); JSON always carries both keys.
+    shown = [c for c in ("tenant", "server", "node", "location", "revision", "state",
+                         "tables", "size")
+             if c not in ("server", "node") or any(r[c] for r in rows + problems)]
+    emit(rows + problems, fmt, columns=shown + (["problem"] if problems else []), payload={
         "backend": settings.db_type, "servers": server_names(settings),
         "tenants": [dict(r, size_bytes=t.size_bytes, detail=t.detail)
                     for r, t in zip(rows, found, strict=True)],
