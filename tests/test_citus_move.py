@@ -4,12 +4,10 @@ distributed schema, docex-ops proves the rows, journals the move and writes the 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pg_clusters as pgc
 import pytest
 import yaml
 from citus_support import (
@@ -18,7 +16,7 @@ from citus_support import (
     citus_mapping,
     citus_missing,
     connect,
-    start_citus,
+    started_citus,
 )
 from json_support import json_data
 from move_support import Writer, basket
@@ -202,14 +200,8 @@ def own_citus() -> Iterator[CitusTestCluster]:
     missing = citus_missing()
     if missing:
         pytest.skip(missing)
-    root = pgc.make_root()
-    started: list[pgc.Cluster] = []
-    try:
-        yield start_citus(root, started)
-    finally:
-        for cluster in started:
-            pgc.stop_cluster(cluster)
-        shutil.rmtree(root, ignore_errors=True)
+    with started_citus() as cluster:
+        yield cluster
 
 
 @pytest.fixture
