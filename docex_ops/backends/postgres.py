@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -121,8 +122,7 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         head = self._template.split("{tenant_id}", 1)[0]
         like = head.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         with self.discovery_connection(with_size) as conn:
-            rows = conn.exec_driver_sql(
-                pg_discover.DISCOVER_SQL, {"tables": list(TABLE_NAMES), "like": like}).all()
+            rows = pg_discover.discover_schemas(conn, like, TABLE_NAMES)
             tenants = {}  # schema -> (tenant id, DocEX tables, versioned, foreign tables)
             for schema, tables, versioned, others in rows:
                 match = self._pattern.fullmatch(schema)
@@ -130,8 +130,8 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
                     tenants[schema] = (match["tenant_id"], int(tables), bool(versioned),
                                        foreign_tables(others or ()))
             timeout = self.settings.lock_timeout
-            revisions, locked = self.revision_reader(
-                conn, [s for s, t in tenants.items() if t[2]], timeout)
+            revisions, locked = self._read_revisions_split(
+                conn, [s for s, t in tenants.items() if t[2]], timeout, with_size)
             sizes, locked_sizes = (pg_discover.read_sizes(conn, list(tenants), timeout)
                                    if with_size else ({}, set()))
             conn.rollback()
@@ -145,6 +145,26 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
             found.append(TenantInfo(tenant_id, schema, tables, revisions.get(schema),
                                     sizes.get(schema), condition=condition, detail=detail))
         return found
+
+    def _read_revisions_split(self, conn: Any, schemas: list[str], timeout: float,
+                              with_size: bool) -> tuple[dict[str, str | None], set[str]]:
+        """The revisions, half of them read on a second connection where there are many:
+        a read is mostly the server opening each version table, one core per backend."""
+        if len(schemas) < pg_discover.SPLIT_REVISIONS_FROM:
+            return self.revision_reader(conn, schemas, timeout)
+        from concurrent.futures import ThreadPoolExecutor
+
+        half = len(schemas) // 2
+        with contextlib.ExitStack() as stack:
+            try:
+                second = stack.enter_context(self.discovery_connection(with_size))
+            except Exception:  # noqa: BLE001 - e.g. no connection slot left: read on one
+                return self.revision_reader(conn, schemas, timeout)
+            with ThreadPoolExecutor(1) as pool:
+                later = pool.submit(self.revision_reader, second, schemas[half:], timeout)
+                revisions, locked = self.revision_reader(conn, schemas[:half], timeout)
+                more, more_locked = later.result()
+        return revisions | more, locked | more_locked
 
     @contextmanager
     def discovery_connection(self, with_size: bool = False) -> Iterator[Any]:
