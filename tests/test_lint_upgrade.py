@@ -108,3 +108,48 @@ def test_batch_drop_column_stops_the_upgrade_on_either_backend(
     code, out = cli(config_file, "migrate", "--scripts", scripts, "upgrade", "--force")
     assert code == 0, out
     assert set(_revisions(config_file).values()) == {"0004_drop"}
+
+
+def test_the_gate_is_the_operations_not_the_clis(
+        manager: TenantDatabaseManager, tenants: list[str], config_file: Path,
+        tmp_path: Path) -> None:
+    """A runbook calling the operation meets the same lint as the CLI: nothing runs."""
+    from docex_ops.migrate import MigrationScripts, RunOptions, Selection, make_plan, run_plan
+    from docex_ops.migrate.lint_gate import LintRefusal
+    from docex_ops.migrate.runner import upgrade_tenants
+
+    scripts = MigrationScripts(scripts_with(tmp_path, RENAME))
+    shown: list[object] = []
+    plan = make_plan(manager, scripts, Selection(), "upgrade", "head")
+    with pytest.raises(LintRefusal, match=r"\(rename\); nothing was changed"):
+        run_plan(manager, scripts, plan, RunOptions(), on_lint=shown.append)
+    assert len(shown) == 1  # the findings were shown before the refusal
+    with pytest.raises(LintRefusal):
+        upgrade_tenants(manager, ["t1"], scripts=scripts)
+    assert set(_revisions(config_file).values()) == {HEAD}
+    code, runs = cli_json(config_file, "migrate", "runs")
+    assert code == 0 and runs["runs"] == [], runs  # refused before any run was recorded
+    report = run_plan(manager, scripts, plan, RunOptions(allow=("rename",)))
+    assert report.ok and set(_revisions(config_file).values()) == {"0004_rename"}
+
+
+def test_resume_keeps_the_runs_waivers(
+        manager: TenantDatabaseManager, tenants: list[str], config_file: Path,
+        tmp_path: Path) -> None:
+    """A run started with --allow that failed on one tenant resumes under the same waiver
+    (the gate now also guards resume)."""
+    scripts = str(scripts_with(tmp_path, RENAME))
+    with manager.tenant_transaction("t2") as session:  # t2 cannot take the rename
+        session.execute(text("CREATE TABLE file_log (id integer)"))
+    manager.close_all_connections()
+    code, payload = cli_json(config_file, "migrate", "--scripts", scripts, "upgrade",
+                             "--allow", "rename", "--continue-on-error")
+    assert code == 1, payload
+    assert _revisions(config_file) == {"t1": "0004_rename", "t2": HEAD}
+    with manager.tenant_transaction("t2") as session:
+        session.execute(text("DROP TABLE file_log"))
+    manager.close_all_connections()
+    code, out = cli(config_file, "migrate", "--scripts", scripts, "resume", payload["run_id"])
+    assert code == 0, out
+    assert "[rename] error (waived: --allow)" in out
+    assert _revisions(config_file) == {"t1": "0004_rename", "t2": "0004_rename"}

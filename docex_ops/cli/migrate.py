@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from docex_ops.cli.common import (
     is_json,
     state,
 )
-from docex_ops.cli.migrate_lint import allow_option, lint_cmd, refuse_upgrade, stop_on_lint
+from docex_ops.cli.migrate_lint import allow_option, lint_cmd, show_lint
 from docex_ops.cli.options import Duration, example, jobs_option, selection_options
 from docex_ops.cli.output import placement_problems, problem_entry
 from docex_ops.cli.progress import TenantProgress
@@ -164,15 +165,7 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
     manager, scripts = state().manager, _scripts()
     plan = ops.make_plan(manager, scripts, selection, action, target)
     _show_problems(plan.problems)
-    lint = None
-    if not sql:
-        from docex_ops.migrate.lint_gate import lint_plan
-
-        try:
-            lint = lint_plan(manager, scripts, plan, options, allow)
-        except ValueError as exc:  # an unknown --allow rule
-            raise OperationFailed(str(exc)) from None
-        refuse_upgrade(lint, dry_run, fmt)
+    options = replace(options, allow=allow)
     if sql:
         texts = ops.offline_scripts(manager, scripts, plan, force=options.step.force)
         if is_json(fmt):
@@ -182,10 +175,10 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
         return
     if dry_run:
         _dry_run(manager, scripts, plan, action, target, options, fmt, selection)
-        stop_on_lint(lint)  # the run would stop here, before any tenant: so does its plan
         return
     with TenantProgress(summary=False) as bar:  # the run line below is the summary
-        report = ops.run_plan(manager, scripts, plan, options, progress=bar)
+        report = ops.run_plan(manager, scripts, plan, options, progress=bar,
+                              on_lint=show_lint)
     _render_report(report, fmt, report_file)
     named = set(selection.named())
     refused = [t for t, _ in report.skipped if t in named]
@@ -199,7 +192,7 @@ def _dry_run(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Pl
     """The plan, with the refusals the real run would meet; exits as the run would."""
     from docex_ops.migrate.dry_run import verdict
 
-    judged = verdict(manager, scripts, plan, options.step.force, selection.named())
+    judged = verdict(manager, scripts, plan, options, selection.named(), on_lint=show_lint)
     refused = judged.refused
     rows = [{"tenant": s.tenant_id, "from": s.current, "to": s.target,
              "action": f"refused: {refused[s.tenant_id]}" if s.tenant_id in refused
@@ -415,7 +408,8 @@ def resume_cmd(run_id: str, options: ops.RunOptions, report_file: Path | None,
 
     With several servers, --jobs applies per server, as in upgrade."""
     with TenantProgress(summary=False) as bar:
-        report = ops.resume(state().manager, _scripts(), run_id, options, progress=bar)
+        report = ops.resume(state().manager, _scripts(), run_id, options, progress=bar,
+                            on_lint=show_lint)
     _render_report(report, fmt, report_file)
 
 

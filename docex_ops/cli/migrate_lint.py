@@ -72,27 +72,13 @@ def show_findings(report: LintReport, fmt: str | None) -> None:
                  f"{finding.instead}")
 
 
-def refuse_upgrade(report: LintReport | None, dry_run: bool, fmt: str | None) -> None:
-    """Before any tenant is touched: show the findings, stop on an error (a dry run
-    stops after showing its plan: ``stop_on_lint``)."""
-    if report is None or not report.findings:
-        return
+def show_lint(report: LintReport) -> None:
+    """An upgrade's findings, before any tenant is touched (migrate/lint_gate.py decides
+    whether they stop it)."""
     for finding in report.findings:
         waived = f" (waived: {finding.waived})" if finding.waived else ""
         info(f"lint {finding.revision} [{finding.rule}] {finding.severity}{waived}: "
              f"{finding.why}; instead: {finding.instead}")
-    if not dry_run:
-        stop_on_lint(report)
-
-
-def stop_on_lint(report: LintReport | None) -> None:
-    """The lint's refusal: an error-level finding not waived stops the run."""
-    if report is not None and report.stopping:
-        rules = sorted({f.rule for f in report.stopping})
-        raise OperationFailed(f"lint: {len(report.stopping)} error-level finding(s) "
-                              f"({', '.join(rules)}); nothing was changed. Fix the revision, "
-                              "waive it in the revision (lint_waivers) or rerun with "
-                              + " ".join(f"--allow {r}" for r in rules))
 
 
 def _row(finding: Finding) -> dict[str, Any]:

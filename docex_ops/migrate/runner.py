@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from docex_ops import audit_trail
 from docex_ops.backends.base import TenantInfo
 from docex_ops.executor import FailurePolicy, ProgressFn, make_executor, shifted
+from docex_ops.migrate.lint_gate import FindingsFn, gate
 from docex_ops.migrate.plan import Plan, Selection, make_plan, plan_steps, select_tenants
 from docex_ops.migrate.retry import migrate_with_retries
 from docex_ops.migrate.runner_lock import runner_lock
@@ -56,6 +57,7 @@ class RunOptions:
     max_failure_rate: float = 0.0     # of the last wave, above which the next is not started
     wave_pause: float = 0.0           # seconds between waves, for an operator to look
     order: str | None = None          # size | name | a tenants file
+    allow: tuple[str, ...] = ()       # lint rules waived for this run (migrate/lint_gate.py)
 
     @property
     def policy(self) -> FailurePolicy:
@@ -87,11 +89,14 @@ class RunReport:
 
 def run_plan(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Plan,
              options: RunOptions, progress: ProgressFn | None = None,
-             run_id: str | None = None) -> RunReport:
+             run_id: str | None = None, on_lint: FindingsFn | None = None) -> RunReport:
     """Execute a plan. Nothing to do means no lock, no record: a no-op is one catalog read.
 
+    An upgrade is linted first (``on_lint`` is shown the findings); an error-level finding
+    not waived (``options.allow``) raises LintRefusal before any tenant is touched.
     ``options.jobs`` tenants at once on each server (see migrate/servers.py)."""
     started = time.perf_counter()
+    gate(manager, scripts, plan, options.step, options.allow, on_lint)
     report = RunReport(plan.action, plan.target, run_id, already=len(plan.already),
                        blocked=[(info.tenant_id, why) for info, why in plan.blocked],
                        skipped=[(info.tenant_id, why) for info, why in plan.skipped])
@@ -174,6 +179,7 @@ class Resumption:
     pending: tuple[str, ...]    # the run's tenants that failed or never started
     plan: Plan
     tenants: list[TenantInfo]
+    allow: tuple[str, ...] = ()  # the lint rules the run was started with waived
 
 
 def plan_resumption(manager: TenantDatabaseManager, scripts: MigrationScripts,
@@ -187,23 +193,29 @@ def plan_resumption(manager: TenantDatabaseManager, scripts: MigrationScripts,
     plan = plan_steps(scripts, found, run["action"], run["target"])
     plan.servers = servers_of(manager, found)
     plan.places = places_of(manager, found)
-    return Resumption(run["run_id"], todo, plan, found)
+    allow = tuple((run.get("options") or {}).get("allow") or ())
+    return Resumption(run["run_id"], todo, plan, found, allow)
 
 
 def resume(manager: TenantDatabaseManager, scripts: MigrationScripts, run_id: str,
-           options: RunOptions, progress: ProgressFn | None = None) -> RunReport:
+           options: RunOptions, progress: ProgressFn | None = None,
+           on_lint: FindingsFn | None = None) -> RunReport:
     """Retry the tenants of a run that failed or never started, towards the run's target."""
     return run_resumption(manager, scripts, plan_resumption(manager, scripts, run_id),
-                          options, progress)
+                          options, progress, on_lint)
 
 
 def run_resumption(manager: TenantDatabaseManager, scripts: MigrationScripts,
                    left: Resumption, options: RunOptions,
-                   progress: ProgressFn | None = None) -> RunReport:
-    """Run what ``plan_resumption`` found, recorded under the original run."""
+                   progress: ProgressFn | None = None,
+                   on_lint: FindingsFn | None = None) -> RunReport:
+    """Run what ``plan_resumption`` found, recorded under the original run, linted as
+    the run was (its waivers still hold)."""
     if not left.pending:
         return RunReport(left.plan.action, left.plan.target, left.run_id)
-    return run_plan(manager, scripts, left.plan, options, progress, run_id=left.run_id)
+    options = replace(options, allow=tuple(dict.fromkeys((*left.allow, *options.allow))))
+    return run_plan(manager, scripts, left.plan, options, progress, run_id=left.run_id,
+                    on_lint=on_lint)
 
 
 def _recording_task(manager: TenantDatabaseManager,
