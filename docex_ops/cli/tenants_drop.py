@@ -50,8 +50,10 @@ def drop_cmd(tenant_ids: tuple[str, ...], tenants_file: Path | None, exclude: tu
 
     named = Selection(tenant_ids, (), tenants_file).named()  # hostile ids: exit 2 here
     validate_all(exclude)
+    if not named:
+        raise click.UsageError("nothing to drop: name the tenants (ID... or --tenants-file)")
     if not yes and not dry_run:
-        raise click.UsageError(f"dropping {', '.join(named) or 'tenants'} deletes "
+        raise click.UsageError(f"dropping {', '.join(named)} deletes "
                                f"{'it' if len(named) == 1 else 'them'}; add --yes to confirm")
     manager = state().manager
     with TenantProgress() as bar:
