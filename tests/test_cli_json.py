@@ -99,8 +99,9 @@ def test_tenants_and_migrate_on_sqlite(sqlite: Deployment) -> None:
     assert listed["command"] == "tenants list"
     assert [t["tenant"] for t in listed["data"]["tenants"]] == ["a", "b", "c"]
     assert run("tenants", "show", "a")["data"]["rows"]["docbasket"] == 0
-    assert run("tenants", "drop", "c", "--dry-run")["data"]["action"] == "would drop"
-    assert run("tenants", "drop", "c", "--yes")["data"]["action"] == "dropped"
+    assert run("tenants", "drop", "c", "--dry-run")["data"]["tenants"][0]["action"] == \
+        "would drop"
+    assert run("tenants", "drop", "c", "--yes")["data"]["tenants"][0]["action"] == "dropped"
     assert run("migrate", "status")["data"]["counts"] == {"current": 2}
     assert run("migrate", "history")["data"]["revisions"][-1]["revision"] == \
         run("migrate", "status")["data"]["head"]
@@ -218,11 +219,12 @@ def test_report_file_is_the_envelope(sqlite: Deployment, tmp_path: Path) -> None
 
 def test_schema_rejects_drift() -> None:
     """The schemas are strict: an extra key or a tenant_id in data is refused."""
+    dropped = {"tenant": "a", "location": "x", "action": "dropped", "rows": 0,
+               "safety_backup": None, "backup_into": None, "role": None, "error": None}
     good = {"command": "tenants drop", "ok": True, "problems": [], "error": None,
-            "data": {"tenant": "a", "location": "x", "action": "dropped", "rows": 0,
-                     "safety_backup": None, "needs_yes": False}}
+            "data": {"dry_run": False, "needs_yes": False, "tenants": [dropped]}}
     envelope(json.dumps(good))
-    for bad in ({**good, "data": {**good["data"], "tenant_id": "a"}},
+    for bad in ({**good, "data": {**good["data"], "tenants": [{**dropped, "tenant_id": "a"}]}},
                 {**good, "ok": True, "error": "boom"},
                 {**good, "extra": 1},
                 {**good, "problems": [{"message": "x"}]}):

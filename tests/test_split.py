@@ -269,3 +269,30 @@ def test_targets_are_provisioned_at_the_source_revision(settings: Settings) -> N
         assert prepare_target(backend, scripts, "older", scripts.head) == older
     finally:
         backend.dispose()
+
+
+def test_selection_limits_which_mapped_tenants_are_filled(
+        setup: tuple[Source, Settings, Path], mapping: Path, tmp_path: Path) -> None:
+    from migration_helpers import cli
+
+    source, settings, config = setup
+    args = ["split", "run", *source.args(mapping), *FLAGS]
+    for bad, named in ((("--tenant", "nosuch"), "nosuch"), (("--exclude", "ghost"), "ghost"),
+                       (("--tenant", "../../etc"), "../../etc")):
+        code, out = cli(config, *args, *bad)
+        assert code == 2 and named in out and "Traceback" not in out, out
+        assert len(out.strip().splitlines()) == 1, out
+    assert make_backend(settings).discover() == []  # refused: nothing was written
+    code, planned = cli_json(config, *args, "--tenant", "globex", "--dry-run")
+    assert code == 0 and [r["tenant"] for r in planned["results"]] == ["globex"], planned
+    code, report = cli_json(config, *args, "--tenant", "acme")
+    assert code == 0, report
+    assert [(r["tenant"], r["status"]) for r in report["results"]] == [("acme", "copied")]
+    assert [t.tenant_id for t in make_backend(settings).discover()] == ["acme"]
+    assert _tenant_ids(settings, "acme") == expected()["acme"]
+    listing = tmp_path / "split-tenants.txt"
+    listing.write_text("acme\nglobex  # the rest\n")
+    code, report = cli_json(config, *args, "--tenants-file", str(listing), "--exclude", "acme")
+    assert code == 0, report
+    assert [(r["tenant"], r["status"]) for r in report["results"]] == [("globex", "copied")]
+    assert _tenant_ids(settings, "globex") == expected()["globex"]

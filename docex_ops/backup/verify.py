@@ -20,7 +20,7 @@ from docex_ops.backup.manifest import (
     sha256_file,
 )
 from docex_ops.backup.signing import signature_problem
-from docex_ops.executor import ProgressFn, ProgressTick
+from docex_ops.executor import FailurePolicy, ProgressFn, make_executor
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.ddl import revision_ddl
 
@@ -136,11 +136,12 @@ def restore_check(archiver: TenantArchiver, manifest: Manifest, spec: RestoreSpe
 def verify_path(path: Path, manager: TenantDatabaseManager | None = None,
                 pg_bin: str | None = None, key: bytes | None = None,
                 allow_extra: bool = False, tenants: Collection[str] = (),
-                exclude: Collection[str] = (), progress: ProgressFn | None = None
-                ) -> list[VerifyResult]:
+                exclude: Collection[str] = (), progress: ProgressFn | None = None,
+                jobs: int = 1) -> list[VerifyResult]:
     """Verify every backup at ``path`` (only of ``tenants`` when given, never of
     ``exclude``); with a manager, also restore-check each one. ``progress`` hears of
-    each archive (by its tenant).
+    each archive (by its tenant). ``jobs`` archives at once, each on its own (its own
+    scratch place for the restore check); the results in the order found.
 
     With ``key``, a manifest whose signature is missing or wrong fails (and is never
     restore-checked); without, every result says it is not authenticated.
@@ -155,34 +156,33 @@ def verify_path(path: Path, manager: TenantDatabaseManager | None = None,
     manifests = [m for m in manifests if (not tenants or m.tenant_id in tenants)
                  and m.tenant_id not in exclude]
     archiver = make_archiver(manager.backend, pg_bin) if manager is not None else None
-    cache: dict[Path, str] = {}
-    results: list[VerifyResult] = []
-    if progress is not None:
-        progress(ProgressTick(0, len(manifests)))
+    if archiver is not None:  # refused before any archive is read
+        foreign = next((m for m in manifests if m.backend != archiver.kind), None)
+        if foreign is not None:
+            archiver.dispose()
+            raise BackupUsageError(f"{foreign.path} is a {foreign.backend} backup; the "
+                                   f"configured database is {archiver.kind}")
+    cache: dict[Path, str] = {}  # a batch archive's sha256, once (a race only repeats it)
+
+    def one(manifest: Manifest) -> VerifyResult:
+        assert manifest.path is not None
+        unsigned = signature_problem(manifest, key) if key is not None else None
+        problems = check_archive(manifest, cache)
+        result = VerifyResult(manifest.tenant_id, manifest.path, manifest.archive_path,
+                              not problems, authenticated=key is not None and not unsigned,
+                              problems=([unsigned] if unsigned else []) + problems)
+        if archiver is not None and manager is not None and not result.problems:
+            result.restore_checked = True
+            try:
+                spec = restore_spec(manifest, manager.backend, key, allow_extra)
+                result.problems.extend(restore_check(archiver, manifest, spec))
+            except RuntimeError as exc:
+                result.problems.append(f"restore failed: {exc}")
+        return result
+
     try:
-        for manifest in manifests:
-            assert manifest.path is not None
-            unsigned = signature_problem(manifest, key) if key is not None else None
-            problems = check_archive(manifest, cache)
-            result = VerifyResult(manifest.tenant_id, manifest.path, manifest.archive_path,
-                                  not problems, authenticated=key is not None and not unsigned,
-                                  problems=([unsigned] if unsigned else []) + problems)
-            if archiver is not None and manager is not None and not result.problems:
-                if manifest.backend != archiver.kind:
-                    raise BackupUsageError(
-                        f"{manifest.path} is a {manifest.backend} backup; the configured "
-                        f"database is {archiver.kind}")
-                result.restore_checked = True
-                try:
-                    spec = restore_spec(manifest, manager.backend, key, allow_extra)
-                    result.problems.extend(restore_check(archiver, manifest, spec))
-                except RuntimeError as exc:
-                    result.problems.append(f"restore failed: {exc}")
-            results.append(result)
-            if progress is not None:
-                progress(ProgressTick(len(results), len(manifests), result.tenant_id,
-                                      result.ok))
+        policy = FailurePolicy(continue_on_error=True)
+        return make_executor(one, jobs, policy, progress).run(manifests)
     finally:
         if archiver is not None:
             archiver.dispose()
-    return results

@@ -104,9 +104,11 @@ def create_cmd(selection: Selection, all_tenants: bool, dest: Path, jobs: int,
 @_ALLOW_EXTRA
 @_PG_BIN
 @selection_options
+@jobs_option(help_text="Archives verified at once (with --restore-check, each restored "
+                       "into a scratch place of its own).")
 @format_option
 def verify_cmd(path: Path, restore_check: bool, allow_extra: bool, pg_bin: str | None,
-               selection: Selection, fmt: str | None) -> None:
+               selection: Selection, jobs: int, fmt: str | None) -> None:
     """Check archives against their manifests (PATH: an archive, a manifest or a folder):
     the signature (with backup.signing_key_file), size and sha256."""
     manager = state().manager if restore_check else None
@@ -115,7 +117,7 @@ def verify_cmd(path: Path, restore_check: bool, allow_extra: bool, pg_bin: str |
         with TenantProgress("archives") as bar:
             results = ops.verify_path(path, manager, pg_bin, key, allow_extra,
                                       selection.named(), validate_all(selection.exclude),
-                                      progress=bar)
+                                      progress=bar, jobs=jobs)
     except ops.BackupUsageError as exc:
         raise UsageProblem(str(exc)) from exc
     rows = [{"tenant": r.tenant_id, "archive": r.archive.name, "sha256": r.sha256_ok,

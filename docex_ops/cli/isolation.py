@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 import click
 
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, state
-from docex_ops.cli.options import example, selection_options
+from docex_ops.cli.options import example, jobs_option, selection_options
 from docex_ops.cli.output import problem_entry, render_table
 from docex_ops.cli.progress import TenantProgress
 from docex_ops.isolation import CHECKS, CheckResult, Status, placement, verify_isolation
+from docex_ops.isolation.context import DEFAULT_JOBS
 from docex_ops.isolation.results import DEPLOYMENT
 
 if TYPE_CHECKING:
@@ -36,13 +37,15 @@ FAILURES_ONLY_ABOVE = 50  # rows on a terminal before only failures are shown by
               help="Run only this check (repeatable). Checks: "
                    + ", ".join(sorted({c.name for c in CHECKS})) + f"; with several servers "
                    f"{placement.NAME} (always run there).")
+@jobs_option(help_text="Tenants the per-tenant checks (live routing, SQLite file reads) "
+                      "judge at once, on each server.", default=DEFAULT_JOBS)
 @click.option("--failures-only/--all-rows", default=None,
               help="A summary line per check plus the FAIL and WARN rows (JSON: results keep "
                    f"only those). Default: on for a table on a terminal with more than "
                    f"{FAILURES_ONLY_ABOVE} rows.")
 @format_option
 def verify_isolation_cmd(selection: Selection, fail_on: str, allow: tuple[str, ...],
-                         only: tuple[str, ...], failures_only: bool | None,
+                         only: tuple[str, ...], jobs: int, failures_only: bool | None,
                          fmt: str | None) -> None:
     """Prove that no tenant can reach another tenant's data, or the world.
 
@@ -76,7 +79,7 @@ def verify_isolation_cmd(selection: Selection, fail_on: str, allow: tuple[str, .
     # Tenants left out are still 'other tenants' that the judged ones must not reach.
     with TenantProgress("checks") as bar:
         report = verify_isolation(state().manager, selection.named(), allow, only,
-                                  selection.exclude, progress=bar)
+                                  selection.exclude, progress=bar, jobs=jobs)
     fmt = fmt or state().fmt
     rows = [r.row() for r in report.results]
     if failures_only is None:

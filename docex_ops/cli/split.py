@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -18,12 +18,16 @@ from docex_ops.cli.common import (
     is_json,
     state,
 )
-from docex_ops.cli.options import example, jobs_option
+from docex_ops.cli.options import example, jobs_option, selection_options
 from docex_ops.cli.output import problem_entry
 from docex_ops.cli.progress import TenantProgress
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.schema.names import TABLE_NAMES
 from docex_ops.split.source import SplitSource
+from docex_ops.tenancy import validate_all
+
+if TYPE_CHECKING:
+    from docex_ops.migrate.plan import Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -133,17 +137,23 @@ def _show_plan(plan: ops.SplitPlan, fmt: str | None) -> None:
 @click.option("--source-revision", default=None, metavar="REV",
               help="The source's revision when it has no alembic_version (default: "
                    "recognised from its structure).")
+@selection_options
 def run_cmd(source: str, source_schema: str, mapping_path: Path, target_config: str | None,
             unmapped: str | None, cross_tenant_edges: str | None, ignore_extra: bool,
             fmt: str | None, jobs: int, dry_run: bool, upgrade: bool, continue_on_error: bool,
-            source_revision: str | None) -> None:
+            source_revision: str | None, selection: Selection) -> None:
     """Copy each tenant's rows (ids kept) in its own transaction, verify counts and
     checksums against the source subset, commit or roll that tenant back. A rerun skips
-    tenants already complete; tenants holding other data are refused."""
+    tenants already complete; tenants holding other data are refused.
+
+    --tenant/--tenants-file/--exclude fill only some of the mapped tenants (the
+    others can follow in a later run); a name the mapping does not fill is refused."""
+    only, exclude = tuple(selection.named()), tuple(validate_all(selection.exclude))
     src, mapping, options, manager = _inputs(source, source_schema, mapping_path,
                                              target_config, unmapped, cross_tenant_edges,
                                              ignore_extra)
-    settings = ops.RunSettings(jobs, dry_run, upgrade, continue_on_error, source_revision)
+    settings = ops.RunSettings(jobs, dry_run, upgrade, continue_on_error, source_revision,
+                               only, exclude)
     try:
         with TenantProgress() as bar:
             report = ops.run_split(src, mapping, options, manager, settings, progress=bar)

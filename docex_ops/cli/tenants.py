@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
 from docex_ops.backends import server_names
 from docex_ops.backends.base import FOREIGN, UNREADABLE, TenantLockedError
-from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cleanup.run import find_leftovers
 from docex_ops.cli.common import (
     OperationFailed,
@@ -176,57 +174,6 @@ def provision_cmd(tenant_ids: tuple[str, ...], verify: bool, jobs: int, with_rol
         raise OperationFailed(f"{len(failed)} tenant(s) failed: {', '.join(failed)}")
 
 
-@tenants.command("drop", epilog=example(
-    "docex-ops tenants drop acme --dry-run --force"))
-@click.argument("tenant_id")
-@click.option("--yes", is_flag=True, help="Confirm: the schema or file is deleted.")
-@click.option("--force", is_flag=True,
-              help="Drop even if the tenant holds rows (it is backed up first).")
-@click.option("--safety-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help=f"Where --force backs the tenant up first (default: ./{DEFAULT_SAFETY_DIR}).")
-@click.option("--pg-bin", type=click.Path(file_okay=False), default=None,
-              help="Folder holding pg_dump (default: PATH).")
-@click.option("--dry-run", is_flag=True, help="Say what would be dropped, drop nothing.")
-@format_option
-def drop_cmd(tenant_id: str, yes: bool, force: bool, safety_dir: Path | None,
-             pg_bin: str | None, dry_run: bool, fmt: str | None) -> None:
-    """Drop one tenant's schema or file. Refuses without --yes, and refuses
-    tenants that hold rows in any table unless --force (then it is backed up first,
-    while held against writers, and the backup's path is printed). Objects outside the
-    tenant that depend on it, and schemas or files that are not DocEX tenants, are
-    refused even with --force."""
-    manager = state().manager
-    found = ops.find_tenant(manager, tenant_id)
-    if found is None and not placement.interrupted_drop(manager, tenant_id):
-        raise LookupError(f"tenant {tenant_id!r} does not exist on {manager.settings.describe()}")
-    location = found.location if found else manager.backend.location(tenant_id)
-    if dry_run:  # the real run's checks: it refuses (and exits) as the drop would
-        planned = ops.check_drop(manager, tenant_id, allow_data=force)
-        backup = (f"; it holds {planned.rows} rows, backed up first to "
-                  f"{safety_dir or DEFAULT_SAFETY_DIR}" if planned.rows else "")
-        _said(fmt, f"would drop tenant {tenant_id} at {location}{backup}"
-              + ("" if yes else "; the real run needs --yes"),
-              {"tenant": tenant_id, "location": location, "action": "would drop",
-               "rows": planned.rows, "safety_backup": None, "needs_yes": not yes})
-        return
-    if not yes:
-        raise click.UsageError(f"dropping tenant {tenant_id!r} ({location}) deletes it; "
-                               "add --yes to confirm")
-    result = ops.drop_tenant(manager, tenant_id, allow_data=force, safety_dir=safety_dir,
-                             pg_bin=pg_bin)
-    if result.safety_backup is not None:
-        info(f"tenant {tenant_id} held {result.rows} rows; backed it up first to "
-             f"{result.safety_backup}")
-    role = result.role
-    role_line = (f"\nrole {role.role} {'dropped' if role.dropped else 'left'}: {role.why}"
-                 if role is not None else "")
-    _said(fmt, f"dropped tenant {tenant_id} ({location}){role_line}",
-          {"tenant": tenant_id, "location": location, "action": "dropped",
-           "rows": result.rows, "safety_backup": result.safety_backup, "needs_yes": False,
-           "role": None if role is None else {"role": role.role, "dropped": role.dropped,
-                                              "why": role.why}})
-
-
 def _said(fmt: str | None, line: str, payload: dict[str, Any]) -> None:
     """A command whose answer is one sentence: the sentence, or its facts as JSON."""
     if is_json(fmt):
@@ -387,3 +334,9 @@ def distribute_cmd(tenant_ids: tuple[str, ...], every: bool, dry_run: bool,
     if failed:
         raise OperationFailed(f"{len(failed)} tenant(s) were not distributed: "
                               + ", ".join(failed))
+
+
+# drop has a module of its own (several tenants, one row each).
+from docex_ops.cli.tenants_drop import drop_cmd  # noqa: E402
+
+tenants.add_command(drop_cmd)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from docex_ops.doctor.results import FAIL, PASS, DoctorRow
+from docex_ops.tenancy import RESERVED_TENANT_IDS, tenant_id_pattern
 
 if TYPE_CHECKING:
     from docex_ops.doctor.context import DoctorContext
@@ -22,29 +23,41 @@ SELECT n.nspname FROM pg_namespace n
  ORDER BY 1"""
 
 
+# The tenant schemas by name, from the catalog alone: a user who cannot read them (what
+# this check is for) can still list them, where reading their revisions fails.
+_NAMED = "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %(head)s) ORDER BY 1"
+
+
 def check_privileges(ctx: DoctorContext) -> list[DoctorRow]:
     if ctx.unreachable:
         return []  # the tenants' schemas are read from every server
     rows = []
-    tenants = ctx.status.tenants
     for name, backend in ctx.reachable_postgres.items():
-        schemas = [t.location for t in tenants
-                   if (ctx.status.servers or {}).get(t.tenant_id, name) == name]
+        template = backend.settings.postgres.schema_template
+        pattern = tenant_id_pattern(template)
         with backend.admin_engine.connect() as conn:
+            named = conn.exec_driver_sql(
+                _NAMED, {"head": template.split("{tenant_id}", 1)[0]}).scalars().all()
+            schemas = [s for s in named if (m := pattern.fullmatch(s)) is not None
+                       and m["tenant_id"] not in RESERVED_TENANT_IDS]
             can_create, user = conn.exec_driver_sql(_CAN_CREATE).one()
             unreadable = [r[0] for r in conn.exec_driver_sql(
                 _UNREADABLE, {"schemas": schemas}).all()]
             conn.rollback()
-        where = ctx.where(name)
+        where, database = ctx.where(name), backend.settings.postgres.database
         rows.append(DoctorRow("privileges", where, PASS if can_create else FAIL,
-                              f"{user} can create schemas in {backend.settings.postgres.database}"
-                              if can_create else
-                              f"{user} lacks CREATE on database "
-                              f"{backend.settings.postgres.database}: provisioning, restores "
-                              "and splits fail; GRANT CREATE ON DATABASE to it"))
+                              f"{user} can create schemas in {database}" if can_create else
+                              f"{user} lacks CREATE on database {database}: provisioning, "
+                              "restores and splits fail; as the database's owner: "
+                              f"GRANT CREATE ON DATABASE {database} TO {user};"))
+        first = unreadable[0] if unreadable else ""
         rows.append(DoctorRow(
             "pg_dump_readable", where, FAIL if unreadable else PASS,
             f"{user} cannot read {len(unreadable)} tenant schema(s) whole, so pg_dump "
-            f"would fail: {', '.join(unreadable[:10])}" if unreadable else
+            f"would fail: {', '.join(unreadable[:10])}"
+            + (f" and {len(unreadable) - 10} more" if len(unreadable) > 10 else "")
+            + f"; run docex-ops as their owner, or per schema: GRANT USAGE ON SCHEMA {first} "
+            f"TO {user}; GRANT SELECT ON ALL TABLES IN SCHEMA {first} TO {user}; GRANT "
+            f"SELECT ON ALL SEQUENCES IN SCHEMA {first} TO {user};" if unreadable else
             f"{user} can read all {len(schemas)} tenant schema(s)"))
     return rows

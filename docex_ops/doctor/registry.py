@@ -46,7 +46,8 @@ CHECKS: tuple[DoctorCheck, ...] = (
     DoctorCheck("tools", (POSTGRESQL,), pg_tools.check_tools,
                 "pg_dump and pg_restore at least each server's major version"),
     DoctorCheck("replication", (POSTGRESQL,), pg_replication.check_replication,
-                "with several servers: wal_level logical, replication slots and senders"),
+                "with several servers: wal_level logical, replication slots and senders, no "
+                "inactive slot holding WAL"),
     DoctorCheck("connections", (POSTGRESQL,), pg_budget.check_budget,
                 "tenants x pool within the budget and max_connections"),
     DoctorCheck("leftovers", EVERY_KIND, leftovers.check_leftovers,

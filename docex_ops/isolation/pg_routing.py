@@ -14,7 +14,6 @@ tenants never hold 1,000 pools.
 from __future__ import annotations
 
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,15 +25,12 @@ from docex_ops.isolation.results import CheckResult, Status, fail, warn
 from docex_ops.schema.names import TABLE_NAMES
 
 NAME = "routing"
-# Tenant connections opened at once; each is opened, probed and closed.
-ROUTING_WORKERS = 8
 
 
 def check_routing(ctx: IsolationContext) -> list[CheckResult]:
+    """Tenant connections opened ``ctx.jobs`` at once (-j); each opened, probed, closed."""
     already_open = set(ctx.manager.list_tenant_databases())
-    with ThreadPoolExecutor(max_workers=ROUTING_WORKERS) as pool:
-        per_tenant = list(pool.map(lambda t: _check_tenant(ctx, t, already_open), ctx.subjects))
-    return [r for results in per_tenant for r in results]
+    return ctx.each_subject(lambda t: _check_tenant(ctx, t, already_open))
 
 
 def _check_tenant(ctx: IsolationContext, tenant: str, already_open: set[str]) -> list[CheckResult]:

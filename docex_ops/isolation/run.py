@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from docex_ops.backends.base import Backend
 from docex_ops.executor import ProgressFn, ProgressTick
 from docex_ops.isolation import placement
-from docex_ops.isolation.context import IsolationContext
+from docex_ops.isolation.context import DEFAULT_JOBS, IsolationContext
 from docex_ops.isolation.registry import CATALOG_SNAPSHOTS, CHECKS, Check, checks_for
 from docex_ops.isolation.results import DEPLOYMENT, SEVERITY, CheckResult, Status
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
@@ -64,13 +64,14 @@ class IsolationReport:
 
 def verify_isolation(manager: TenantDatabaseManager, tenant_ids: Sequence[str] = (),
                      allow: Iterable[str] = (), only: Iterable[str] = (),
-                     exclude: Iterable[str] = (), progress: ProgressFn | None = None
-                     ) -> IsolationReport:
+                     exclude: Iterable[str] = (), progress: ProgressFn | None = None,
+                     jobs: int = DEFAULT_JOBS) -> IsolationReport:
     """Run the checks (all, or those named in ``only``) on every tenant, or on ``tenant_ids``,
     never judging ``exclude`` (those still count as other tenants). ``progress`` hears
     of each check as it ends (one server; a fleet's servers run at once, so it is not
     told there), named in its ``tenant`` field.
 
+    ``jobs``: tenants the per-tenant checks judge at once, on each server.
     Tenants named but not found raise LookupError; bad ids raise TenantIdError
     before anything is read.
     """
@@ -86,14 +87,14 @@ def verify_isolation(manager: TenantDatabaseManager, tenant_ids: Sequence[str] =
     several = len(manager.servers) > 1  # a directory to check, and results naming servers
     checks = select_checks(backend.kind, only, fleet=several, shape=manager.topology.shape)
     if several:
-        results, checked = _verify_fleet(manager, wanted, tuple(allow), checks)
+        results, checked = _verify_fleet(manager, wanted, tuple(allow), checks, jobs)
         return IsolationReport(backend.kind, checked, results, time.perf_counter() - started,
                                list(manager.servers))
     # Locations come from discovery, not from backend.location(): a tenant file
     # that a link moved outside the storage root is a finding, not a usage error.
     tenants = {t.tenant_id: t.location for t in backend.discover()}
     _refuse_unknown(wanted, tenants, manager.settings.describe())
-    ctx = IsolationContext(manager, tenants, wanted or sorted(tenants), tuple(allow))
+    ctx = IsolationContext(manager, tenants, wanted or sorted(tenants), tuple(allow), jobs=jobs)
     return IsolationReport(backend.kind, len(ctx.subjects), run_checks(ctx, checks, progress),
                            time.perf_counter() - started)
 
@@ -128,7 +129,8 @@ def run_checks(ctx: IsolationContext, checks: list[Check],
 
 
 def _verify_fleet(manager: TenantDatabaseManager, wanted: list[str], allow: tuple[str, ...],
-                  checks: list[Check]) -> tuple[list[CheckResult], int]:
+                  checks: list[Check], jobs: int = DEFAULT_JOBS
+                  ) -> tuple[list[CheckResult], int]:
     """Per server (all at once, reported in configured order): its placement findings,
     then the checks of its tenants against it. A server none of ``wanted`` is on is
     skipped."""
@@ -149,7 +151,8 @@ def _verify_fleet(manager: TenantDatabaseManager, wanted: list[str], allow: tupl
             return []
         # Other tenants include stray copies on this server: a reference into one counts.
         strays = {t: location[t] for t, p in troubled.items() if name in p.servers}
-        ctx = IsolationContext(manager, strays | here, subjects, allow, server_backend=server)
+        ctx = IsolationContext(manager, strays | here, subjects, allow, server_backend=server,
+                               jobs=jobs)  # per server: -j at once on each
         checked = run_checks(ctx, checks) if checks and (subjects or not wanted) else []
         return [replace(r, server=name) for r in mine + checked]
 

@@ -23,18 +23,22 @@ CODE_TYPES = ("view", "trigger")
 
 
 def check_code(ctx: IsolationContext) -> list[CheckResult]:
+    return with_passes(NAME, ctx.subjects, ctx.each_subject(lambda t: _judge(ctx, t)), "-",
+                       "no view or trigger in the file")
+
+
+def _judge(ctx: IsolationContext, tenant: str) -> list[CheckResult]:
     findings = []
-    for tenant in ctx.subjects:
-        location = ctx.tenants[tenant]
-        contents = read_contents(Path(location))
-        for obj in (o for o in contents.objects if o.type in CODE_TYPES):
-            quoted = '"' + obj.name.replace('"', '""') + '"'
-            drop = f"DROP {obj.type.upper()} {quoted};"
-            result = fail(NAME, tenant, f"{obj.type} {obj.name}",
-                          f"a {obj.type} in the tenant file, which DocEX never has: it runs "
-                          f"for whoever reads or writes the file; drop it, or accept it with "
-                          f"--allow {obj.name}",
-                          remedy=f"sqlite3 {shlex.quote(location)} {shlex.quote(drop)}")
-            findings.append(ctx.judged(result, obj.name, f"{Path(location).parent.name}."
-                                                         f"{obj.name}"))
-    return with_passes(NAME, ctx.subjects, findings, "-", "no view or trigger in the file")
+    location = ctx.tenants[tenant]
+    contents = read_contents(Path(location))
+    for obj in (o for o in contents.objects if o.type in CODE_TYPES):
+        quoted = '"' + obj.name.replace('"', '""') + '"'
+        drop = f"DROP {obj.type.upper()} {quoted};"
+        result = fail(NAME, tenant, f"{obj.type} {obj.name}",
+                      f"a {obj.type} in the tenant file, which DocEX never has: it runs "
+                      f"for whoever reads or writes the file; drop it, or accept it with "
+                      f"--allow {obj.name}",
+                      remedy=f"sqlite3 {shlex.quote(location)} {shlex.quote(drop)}")
+        findings.append(ctx.judged(result, obj.name, f"{Path(location).parent.name}."
+                                                     f"{obj.name}"))
+    return findings

@@ -21,20 +21,20 @@ CONTENTS = "contents"
 
 
 def check_integrity(ctx: IsolationContext) -> list[CheckResult]:
-    findings = []
-    for tenant in ctx.subjects:
+    def judge(tenant: str) -> list[CheckResult]:
         contents = read_contents(Path(ctx.tenants[tenant]))
         if contents.error or contents.quick_check != ("ok",):
             problem = contents.error or "; ".join(contents.quick_check[:3])
-            findings.append(fail(INTEGRITY, tenant, ctx.tenants[tenant],
-                                 f"PRAGMA quick_check: {problem}; restore from a backup"))
+            return [fail(INTEGRITY, tenant, ctx.tenants[tenant],
+                         f"PRAGMA quick_check: {problem}; restore from a backup")]
+        return []
+    findings = ctx.each_subject(judge)  # -j files at once
     return with_passes(INTEGRITY, ctx.subjects, findings, "-", "PRAGMA quick_check ok")
 
 
 def check_contents(ctx: IsolationContext) -> list[CheckResult]:
-    findings: list[CheckResult] = []
-    for tenant in ctx.subjects:
-        findings.extend(judge_contents(ctx, tenant, read_contents(Path(ctx.tenants[tenant]))))
+    findings = ctx.each_subject(
+        lambda tenant: judge_contents(ctx, tenant, read_contents(Path(ctx.tenants[tenant]))))
     return with_passes(CONTENTS, ctx.subjects, findings, "-",
                        "DocEX tables present, nothing unexpected")
 

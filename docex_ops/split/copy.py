@@ -86,6 +86,8 @@ class RunSettings:
     upgrade: bool = False
     continue_on_error: bool = False
     revision: str | None = None   # --source-revision
+    tenants: tuple[str, ...] = ()  # --tenant/--tenants-file: only these mapped tenants
+    exclude: tuple[str, ...] = ()  # --exclude: never these
 
 
 def run_split(source: SplitSource, mapping: BasketMapping, options: PlanOptions,
@@ -102,7 +104,7 @@ def run_split(source: SplitSource, mapping: BasketMapping, options: PlanOptions,
         report = SplitReport(plan, copy_mode(source, store), run.dry_run)
         if not plan.ok:
             return report
-        tenants = list(plan.tenants)
+        tenants = selected_tenants(list(plan.tenants), run)
         if run.dry_run:
             report.results = [_would(target_of(manager, t), t, plan) for t in tenants]
             return report
@@ -119,6 +121,18 @@ def run_split(source: SplitSource, mapping: BasketMapping, options: PlanOptions,
         report.upgraded = tenants
     report.seconds = time.perf_counter() - started
     return report
+
+
+def selected_tenants(mapped: list[str], run: RunSettings) -> list[str]:
+    """The mapped tenants the run fills: all, or those named, less the excluded (ids
+    checked by the CLI). A name the mapping does not give a tenant is refused (LookupError),
+    before anything is written."""
+    unknown = [t for t in dict.fromkeys(run.tenants + run.exclude) if t not in mapped]
+    if unknown:
+        raise LookupError(f"tenant(s) {', '.join(unknown)} not in the split's mapping "
+                          f"(it fills: {', '.join(mapped) or 'none'}); nothing was written")
+    wanted = set(run.tenants or mapped) - set(run.exclude)
+    return [t for t in mapped if t in wanted]
 
 
 def _would(backend: Backend, tenant_id: str, plan: SplitPlan) -> TenantSplit:

@@ -118,6 +118,10 @@ class TenantUnreadableError(RuntimeError):
     """The tenant is linked, locked or corrupt: its rows cannot be known (exit 1)."""
 
 
+class DropFailedError(RuntimeError):
+    """The drop was tried and the database or a file refused it (not a check's refusal)."""
+
+
 @dataclass(frozen=True)
 class RoleRelease:
     """What happened to a dropped tenant's own role (``tenants provision --with-role``)."""
@@ -157,7 +161,7 @@ def drop_tenant(manager: TenantDatabaseManager, tenant_id: str, allow_data: bool
     except (SQLAlchemyError, OSError, TenantChangedError) as exc:
         audit_trail.record("tenant.drop", tenant_id, info.location, audit_trail.FAILED,
                      {**detail, "error": str(exc).splitlines()[0]})
-        raise RuntimeError(f"tenant {tenant_id!r}: dropping {info.location} failed: "
+        raise DropFailedError(f"tenant {tenant_id!r}: dropping {info.location} failed: "
                            f"{str(exc).splitlines()[0]}") from exc
     rows = guard.seen.total_rows if guard.seen is not None else 0
     role = _release_role(manager, tenant_id)
