@@ -147,3 +147,18 @@ def test_tenants_file_exclude_and_unknown(config: Path, tmp_path: Path) -> None:
     assert _listed(config) == ["c", "d"]
     all_out = _run(config, "tenants", "drop", "c", "--exclude", "c", "--yes")
     assert all_out.exit_code == 2 and "nothing to drop" in all_out.output
+
+
+def test_jobs_drop_at_once_and_report_in_list_order(config: Path, tmp_path: Path) -> None:
+    ids = ["d1", "d2", "full", "d3"]
+    assert _run(config, "tenants", "provision", *ids, "keep").exit_code == 0
+    _add_row(config, "full")
+    result = _run(config, "--format", "json", "tenants", "drop", *ids, "--yes", "--force",
+                  "--safety-dir", str(tmp_path / "safety"), "-j", "3")
+    assert result.exit_code == 0, result.output
+    rows = json_data(result.stdout)["tenants"]
+    assert [r["tenant"] for r in rows] == ids and {r["action"] for r in rows} == {"dropped"}
+    assert [r["tenant"] for r in rows if r["safety_backup"]] == ["full"]
+    assert _listed(config) == ["keep"]
+    assert sorted(_audit(tmp_path)) == sorted((t, "ok") for t in ids)
+    assert _run(config, "tenants", "drop", "keep", "--yes", "-j", "0").exit_code == 2

@@ -9,7 +9,7 @@ import click
 
 from docex_ops.backends.guards import DEFAULT_SAFETY_DIR
 from docex_ops.cli.common import OperationFailed, emit, format_option, info, state
-from docex_ops.cli.options import example
+from docex_ops.cli.options import example, jobs_option
 from docex_ops.cli.output import problem_entry
 from docex_ops.cli.progress import TenantProgress
 from docex_ops.tenancy import validate_all
@@ -32,10 +32,11 @@ from docex_ops.tenants import drops
 @click.option("--dry-run", is_flag=True,
               help="Run the drop's checks per tenant and say what would be dropped; drop "
                    "nothing (exits as the real run would).")
+@jobs_option(help_text="Tenants dropped at once, each in its own transaction.")
 @format_option
 def drop_cmd(tenant_ids: tuple[str, ...], tenants_file: Path | None, exclude: tuple[str, ...],
              yes: bool, force: bool, safety_dir: Path | None, pg_bin: str | None,
-             dry_run: bool, fmt: str | None) -> None:
+             dry_run: bool, jobs: int, fmt: str | None) -> None:
     """Drop tenants' schemas or files, each in its own transaction.
 
     Refuses without --yes. Every id is checked and every tenant looked up before
@@ -59,7 +60,7 @@ def drop_cmd(tenant_ids: tuple[str, ...], tenants_file: Path | None, exclude: tu
     with TenantProgress() as bar:
         results = drops.drop_tenants(manager, named, exclude, allow_data=force,
                                      safety_dir=safety_dir, pg_bin=pg_bin, dry_run=dry_run,
-                                     progress=bar)
+                                     progress=bar, jobs=jobs)
     for r in results:
         if r.safety_backup is not None:
             info(f"tenant {r.tenant_id} held {r.rows} rows; backed it up first to "
