@@ -22,15 +22,14 @@ from docex_ops.cli.common import (
     state,
 )
 from docex_ops.cli.migrate_lint import allow_option, lint_cmd, show_lint
+from docex_ops.cli.migrate_render import first, render_dry_run, render_report
 from docex_ops.cli.options import Duration, example, jobs_option, selection_options
 from docex_ops.cli.output import placement_problems, problem_entry
 from docex_ops.cli.progress import TenantProgress
 from docex_ops.topology.fleet_view import PlacementProblem
 
 if TYPE_CHECKING:
-    from docex_ops.manager.tenant_manager import TenantDatabaseManager
-    from docex_ops.migrate.plan import Plan
-    from docex_ops.migrate.scripts import MigrationScripts
+    pass
 
 
 def execution_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -140,17 +139,17 @@ def status_cmd(selection: ops.Selection, fail_behind: bool, fmt: str | None) -> 
             info(f"tenant {found.tenant_id}: foreign: {found.detail}; left alone")
     if not is_json(fmt):
         info(f"head {report.head}: " + ", ".join(f"{n} {s}" for s, n in report.counts.items())
-             + (f"; not at head: {_first(behind)}" if behind else ""))
+             + (f"; not at head: {first(behind)}" if behind else ""))
     for tenant in unreadable:
         info(str(tenant.detail))
     if unreadable:
         raise OperationFailed(f"{len(unreadable)} tenant(s) could not be read: "
-                              + _first([f"{t.tenant_id} ({t.state})" for t in unreadable]))
+                              + first([f"{t.tenant_id} ({t.state})" for t in unreadable]))
     problems = report.problems
     if fail_behind and (behind or problems):
-        raise OperationFailed(f"{len(behind)} tenant(s) not at head: {_first(behind)}"
+        raise OperationFailed(f"{len(behind)} tenant(s) not at head: {first(behind)}"
                               if behind else f"{len(problems)} tenant(s) with placement "
-                              f"problems: {_first([p.tenant_id for p in problems])}")
+                              f"problems: {first([p.tenant_id for p in problems])}")
 
 
 def _show_problems(problems: list[PlacementProblem]) -> None:
@@ -174,98 +173,16 @@ def _run_command(action: str, target: str, selection: ops.Selection, options: op
             click.echo("\n".join(texts))
         return
     if dry_run:
-        _dry_run(manager, scripts, plan, action, target, options, fmt, selection)
+        render_dry_run(manager, scripts, plan, action, target, options, fmt, selection)
         return
     with TenantProgress(summary=False) as bar:  # the run line below is the summary
         report = ops.run_plan(manager, scripts, plan, options, progress=bar,
                               on_lint=show_lint)
-    _render_report(report, fmt, report_file)
+    render_report(report, fmt, report_file)
     named = set(selection.named())
     refused = [t for t, _ in report.skipped if t in named]
     if refused:  # named explicitly: say so with the exit code too
-        raise OperationFailed(f"not DocEX tenants, left alone: {_first(refused)}")
-
-
-def _dry_run(manager: TenantDatabaseManager, scripts: MigrationScripts, plan: Plan,
-             action: str, target: str, options: ops.RunOptions, fmt: str | None,
-             selection: ops.Selection) -> None:
-    """The plan, with the refusals the real run would meet; exits as the run would."""
-    from docex_ops.migrate.dry_run import verdict
-
-    judged = verdict(manager, scripts, plan, options, selection.named(), on_lint=show_lint)
-    refused = judged.refused
-    rows = [{"tenant": s.tenant_id, "from": s.current, "to": s.target,
-             "action": f"refused: {refused[s.tenant_id]}" if s.tenant_id in refused
-             else action} for s in plan.steps]
-    rows += [{"tenant": i.tenant_id, "from": i.revision, "to": None,
-              "action": f"blocked: {why}"} for i, why in plan.blocked]
-    rows += [{"tenant": i.tenant_id, "from": None, "to": None,
-              "action": f"skipped: {why}"} for i, why in plan.skipped]
-    emit(rows, fmt, payload={"action": action, "target": target, "dry_run": True,
-                             "steps": plan.steps,
-                             "already": [i.tenant_id for i in plan.already],
-                             "blocked": [{"tenant": i.tenant_id, "reason": why}
-                                         for i, why in plan.blocked],
-                             "refused": [{"tenant": t, "reason": why}
-                                         for t, why in sorted(refused.items())],
-                             "tenants": rows},
-         problems=[problem_entry(f"refused: {why}", t) for t, why in sorted(refused.items())]
-         + [problem_entry(f"blocked: {why}", i.tenant_id) for i, why in plan.blocked])
-    info(f"dry run: {len(plan.steps)} to {action}, {len(plan.already)} already there, "
-         f"{len(plan.blocked)} blocked; nothing was changed")
-    if judged.failure:
-        raise OperationFailed(judged.failure)
-
-
-def _render_report(report: ops.RunReport, fmt: str | None, report_file: Path | None) -> None:
-    rows: list[dict[str, Any]] = [
-        {"tenant": r.tenant_id, "from": r.from_rev, "to": r.to_rev, "status": r.status,
-         "seconds": r.seconds, "error": r.error} for r in report.results]
-    rows += [{"tenant": t, "status": "not started"} for t in report.not_started]
-    rows += [{"tenant": t, "status": "blocked", "error": why} for t, why in report.blocked]
-    rows += [{"tenant": t, "status": "skipped", "error": why} for t, why in report.skipped]
-    columns = ["tenant", "from", "to", "status", "seconds", "error"]
-    if any(r.attempts > 1 for r in report.results):  # lock retries happened: show them
-        attempts = {r.tenant_id: r.attempts for r in report.results}
-        rows = [{**r, "attempts": attempts.get(r["tenant"])} for r in rows]
-        columns.insert(4, "attempts")
-    waves = report.waves
-    if waves is not None:  # grouped by wave, in the order they ran
-        rows = sorted(({"wave": waves.get(r["tenant"]), **r} for r in rows),
-                      key=lambda r: r["wave"] or len(waves) + 1)
-        columns.insert(0, "wave")
-    servers = report.servers
-    if servers is not None:  # several servers: grouped by server
-        rows = sorted(({"server": servers.get(r["tenant"]), **r} for r in rows),
-                      key=lambda r: (str(r["server"]), r["tenant"]))
-        columns.insert(0, "server")
-    payload = {"run_id": report.run_id, "action": report.action, "target": report.target,
-               "ok": report.ok, "already_at_target": report.already,
-               "seconds": round(report.seconds, 3), "tenants": rows}
-    if report_file is not None:  # the same envelope as --format json, when the run ends
-        state().result.files.append(report_file)
-    emit(rows, fmt, columns=columns, payload=payload, problems=[
-        problem_entry(f"{r.status}: {r.error}", r.tenant_id) for r in report.failed]
-        + [problem_entry(f"blocked: {why}", t) for t, why in report.blocked])
-    for result in report.results:
-        if result.safety_backup:
-            info(f"tenant {result.tenant_id}: backed up first to {result.safety_backup}")
-    for tenant_id, why in report.skipped:
-        info(f"tenant {tenant_id}: skipped: {why}")
-    done = sum(r.status == "done" for r in report.results)
-    info(f"run {report.run_id or '-'}: {done} migrated, {report.already} already at target, "
-         f"{len(report.failed)} failed, {len(report.not_started)} not started, "
-         f"{len(report.blocked)} blocked in {report.seconds:.2f}s")
-    if not report.ok:
-        names = [r.tenant_id for r in report.failed] + [t for t, _ in report.blocked]
-        raise OperationFailed(f"migration incomplete; failed or blocked: {_first(names)}; "
-                              f"retry with `docex-ops migrate resume {report.run_id}`"
-                              if report.run_id else "migration incomplete")
-
-
-def _first(names: list[str], limit: int = 10) -> str:
-    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more"
-                                       if len(names) > limit else "")
+        raise OperationFailed(f"not DocEX tenants, left alone: {first(refused)}")
 
 
 def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -376,7 +293,7 @@ def _render_structure(results: list[ops.StructureResult], fmt: str | None, verb:
         problem_entry(f"{r.status}: {'; '.join(r.problems)}", r.tenant_id)
         for r in results if not r.ok])
     if bad:
-        raise OperationFailed(f"{verb}: {len(bad)} tenant(s) drifted or ambiguous: {_first(bad)}")
+        raise OperationFailed(f"{verb}: {len(bad)} tenant(s) drifted or ambiguous: {first(bad)}")
 
 
 @migrate.command("runs", epilog=example(
@@ -410,7 +327,7 @@ def resume_cmd(run_id: str, options: ops.RunOptions, report_file: Path | None,
     with TenantProgress(summary=False) as bar:
         report = ops.resume(state().manager, _scripts(), run_id, options, progress=bar,
                             on_lint=show_lint)
-    _render_report(report, fmt, report_file)
+    render_report(report, fmt, report_file)
 
 
 migrate.add_command(lint_cmd)

@@ -36,6 +36,7 @@ from docex_ops.backends.base import MisroutedError
 from docex_ops.config.settings import Settings, load_settings
 from docex_ops.manager.budget import ConnectionBudget, EngineTracker, derive_budget
 from docex_ops.manager.placement import TopologyAnswers
+from docex_ops.manager.stats import engine_stats, summed
 from docex_ops.tenancy import TenantIdError, UserContext, validate_tenant_id
 from docex_ops.topology import make_topology
 
@@ -304,36 +305,17 @@ class TenantDatabaseManager(TopologyAnswers):
     def pool_stats(self) -> dict[str, dict[str, Any]]:
         """Per tenant: pool size, checked out, overflow, open and idle connections,
         last used (epoch seconds), engine age (seconds), and the server it connects to."""
-        from sqlalchemy.pool import QueuePool
-
-        now, wall = time.monotonic(), time.time()
         with self._lock:
             entries = list(self._engines.items())
-        stats: dict[str, dict[str, Any]] = {}
-        for tenant_id, entry in entries:
-            pool = entry.engine.pool
-            queue = pool if isinstance(pool, QueuePool) else None
-            checked_out = queue.checkedout() if queue else 0
-            stats[tenant_id] = {
-                "pool_size": queue.size() if queue else 0,
-                "checked_out": checked_out,
-                "overflow": max(queue.overflow(), 0) if queue else 0,
-                "open": entry.tracker.open,
-                # Open connections waiting in the pool (a checked-in slot whose
-                # connection was closed to free the budget is not counted).
-                "idle": max(entry.tracker.open - checked_out, 0),
-                "last_used": wall - (now - entry.last_used),
-                "engine_age_s": round(now - entry.created_at, 3),
-                "server": entry.server,
-            }
-        return stats
+        return {tenant_id: engine_stats(entry.engine, entry.tracker, entry.server,
+                                        entry.created_at, entry.last_used)
+                for tenant_id, entry in entries}
 
     def budget_stats(self, server: str | None = None) -> dict[str, Any]:
         """The connection budget: limit (None: unbounded), open, peak, waiting, timeouts.
 
         One server: its budget. Several: ``server``'s budget, or without one the sums
-        over the servers (limit None until every server's is known; peak is the sum of
-        the servers' peaks) and ``servers``, each server's own numbers.
+        over the servers (``manager.stats.summed``) and ``servers``, each server's own.
         """
         if server is not None:
             budget = self._budgets.get(server)
@@ -341,14 +323,7 @@ class TenantDatabaseManager(TopologyAnswers):
                 raise LookupError(f"no server {server!r} is configured; configured: "
                                   + ", ".join(self._budgets))
             return budget.stats()
-        per_server = {name: budget.stats() for name, budget in self._budgets.items()}
-        if len(per_server) == 1:
-            return next(iter(per_server.values()))
-        limits = [stats["limit"] for stats in per_server.values()]
-        total: dict[str, Any] = {"limit": None if None in limits else sum(limits)}
-        for key in ("open", "peak", "waiting", "timeouts"):
-            total[key] = sum(stats[key] for stats in per_server.values())
-        return total | {"servers": per_server}
+        return summed({name: budget.stats() for name, budget in self._budgets.items()})
 
     # -- internals (call with self._lock held) -------------------------------------------
 
