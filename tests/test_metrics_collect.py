@@ -1,0 +1,65 @@
+"""observe.collect: the fleet snapshot, read against real PostgreSQL and SQLite files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from migration_helpers import HEAD, cli, cli_json, scripts_with
+
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.observe.collect import collect
+
+UNIQUE_NAMES = {"0004_unique_names": 'op.create_index("uq_document_name", "document", '
+                                     '["name"], unique=True)  # fast'
+                                     '  # lint: allow index-not-concurrent: fails on purpose'}
+
+
+@pytest.fixture
+def tenants(manager: TenantDatabaseManager) -> Iterator[list[str]]:
+    ids = ["t1", "t2", "t3"]
+    for tenant in ids:
+        manager.provision(tenant)
+    manager.close_all_connections()
+    yield ids
+
+
+def test_snapshot_counts_a_tenant_downgraded_behind_head(
+        manager: TenantDatabaseManager, tenants: list[str], config_file: Path) -> None:
+    code, output = cli(config_file, "migrate", "downgrade", "-1", "--tenant", "t2", "--force")
+    assert code == 0, output
+    snapshot = collect(manager)
+    assert snapshot.status.head == HEAD
+    assert snapshot.status.counts == {"current": 2, "behind": 1}
+    assert snapshot.behind_by == {"t2": 1}
+    assert set(snapshot.sizes) == set(tenants) and all(n > 0 for n in snapshot.sizes.values())
+    assert snapshot.runs[0].action == "downgrade" and snapshot.runs[0].tenants == {"done": 1}
+    assert snapshot.pools is not None
+    assert snapshot.isolation is None and snapshot.backups is None
+    assert snapshot.problems == [] and snapshot.seconds is not None
+
+
+def test_snapshot_names_the_failed_tenant_of_the_last_run(
+        manager: TenantDatabaseManager, tenants: list[str], config_file: Path,
+        tmp_path: Path) -> None:
+    from test_migrate_runner import add_document
+
+    add_document(manager, "t2", "same")
+    add_document(manager, "t2", "same")
+    scripts = str(scripts_with(tmp_path, UNIQUE_NAMES))
+    code, report = cli_json(config_file, "migrate", "--scripts", scripts, "upgrade",
+                            "--continue-on-error")
+    assert code == 1
+    last = collect(manager).runs[0]
+    assert last.run_id == report["run_id"] and last.status == "failed"
+    assert last.tenants == {"done": 2, "failed": 1}
+    assert [f.tenant_id for f in last.failed] == ["t2"]
+    assert last.seconds is not None and last.seconds >= 0
+
+
+def test_a_missing_backup_folder_is_a_problem_not_an_error(
+        manager: TenantDatabaseManager, tenants: list[str], tmp_path: Path) -> None:
+    snapshot = collect(manager, backups=tmp_path / "nowhere")
+    assert snapshot.backups is not None and snapshot.backups == {}
+    assert any("nowhere" in p for p in snapshot.problems)
