@@ -27,11 +27,23 @@ def findings(snap: FleetSnapshot) -> list[tuple[str, str]]:
         states = sorted({t.state for t in odd})
         found.append(("WARN", f"neither at head nor behind it ({', '.join(states)}): "
                               f"{counted(len(odd), 'tenants')}"))
-    found += [("WARN", f"could not read: {p}") for p in snap.problems]
-    found += [("WARN", f"placement: {p.message}") for p in snap.status.problems]
+    # collect's problems: what could not be read, placement disagreements, odd tenants
+    found += [("WARN", p) for p in snap.problems]
     if not found:
         found.append(("OK", "nothing to report: every tenant is at head and nothing failed"))
     return sorted(found, key=lambda f: _ORDER.get(f[0], 3))
+
+
+def counts(snap: FleetSnapshot) -> dict[str, int | None]:
+    """The page's headline numbers (report --format json); None: not read."""
+    stale, missing = ops.backup_counts(snap)
+    isolation = snap.isolation
+    return {
+        "tenants": len(snap.status.tenants), "behind": len(snap.behind_by),
+        "failed_in_last_run": snap.runs[0].tenants.get("failed", 0) if snap.runs else 0,
+        "stale_backups": stale, "without_verified_backup": missing,
+        "isolation_fail": None if isolation is None else sum(
+            n for (_, status), n in isolation.counts.items() if status.lower() == "fail")}
 
 
 def render_html(snap: FleetSnapshot) -> str:

@@ -152,6 +152,14 @@ def isolation(snap: FleetSnapshot) -> str:
     return html + more(max(total, len(ordered)), len(shown), "findings")
 
 
+def backup_counts(snap: FleetSnapshot) -> tuple[int | None, int | None]:
+    """(stale, without a verified backup); None, None without a backup folder."""
+    if snap.backups is None:
+        return None, None
+    ages, missing = _backup_ages(snap)
+    return sum(s >= snap.stale_after_s for s in ages.values()), len(missing)
+
+
 def ops_findings(snap: FleetSnapshot) -> list[tuple[str, str]]:
     found = []
     if snap.runs and _level(snap.runs[0].status) != "OK":
@@ -164,12 +172,10 @@ def ops_findings(snap: FleetSnapshot) -> list[tuple[str, str]]:
             n = sum(c for (_, s), c in snap.isolation.counts.items() if _level(s) == level)
             if n:
                 found.append((level, f"isolation, last record: {counted(n, level + ' results')}"))
-    if snap.backups is not None:
-        ages, missing = _backup_ages(snap)
-        if missing:
-            found.append(("FAIL", f"no verified backup: {counted(len(missing), 'tenants')}"))
-        stale = sum(s >= snap.stale_after_s for s in ages.values())
-        if stale:
-            found.append(("WARN", f"newest verified backup older than "
-                                  f"{age(snap.stale_after_s)}: {counted(stale, 'tenants')}"))
+    stale, missing = backup_counts(snap)
+    if missing:
+        found.append(("FAIL", f"no verified backup: {counted(missing, 'tenants')}"))
+    if stale:
+        found.append(("WARN", f"newest verified backup older than "
+                              f"{age(snap.stale_after_s)}: {counted(stale, 'tenants')}"))
     return found
