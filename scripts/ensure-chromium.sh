@@ -8,8 +8,10 @@ if [ -x /usr/bin/chromium ]; then
 fi
 echo "ensure-chromium: installing chromium from Debian's packages" >&2
 export DEBIAN_FRONTEND=noninteractive
-# A fresh image may have no package lists yet; an update that fails is retried by install.
-apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || {
+# Without recommends (no desktop extras), but with one font: a screenshot needs glyphs.
+# A fresh image may have no package lists yet: update once and try again.
+PACKAGES="chromium fonts-dejavu-core"
+apt-get install -y -q --no-install-recommends $PACKAGES >/dev/null 2>&1 || {
   apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends chromium >/dev/null
+  apt-get install -y -q --no-install-recommends $PACKAGES >/dev/null
 }
