@@ -20,6 +20,7 @@ from docex_ops.cli.common import UsageProblem, emit, format_option, info, is_jso
 from docex_ops.cli.options import Duration
 
 if TYPE_CHECKING:
+    from docex_ops.manager.tenant_manager import TenantDatabaseManager
     from docex_ops.observe.snapshot import FleetSnapshot
 
 TEXTFILE_NAME = "docex_ops.prom"
@@ -50,10 +51,11 @@ def snapshot_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def read_snapshot(backups: Path | None, stale_after: float) -> FleetSnapshot:
+def read_snapshot(manager: TenantDatabaseManager, backups: Path | None,
+                  stale_after: float) -> FleetSnapshot:
     from docex_ops.observe.collect import collect
 
-    return collect(state().manager, backups, stale_after)
+    return collect(manager, backups, stale_after)
 
 
 @click.group("metrics", invoke_without_command=True, epilog="\b\nExamples:\n"
@@ -85,7 +87,7 @@ def metrics(ctx: click.Context, backups: Path | None, stale_after: float,
         return
     from docex_ops.cli.metrics_families import exposition
 
-    snapshot = read_snapshot(backups, stale_after)
+    snapshot = read_snapshot(state().manager, backups, stale_after)
     body = exposition(snapshot)
     written = write_textfile(textfile, body) if textfile is not None else None
     for problem in snapshot.problems:
@@ -223,7 +225,7 @@ def serve_cmd(backups: Path | None, stale_after: float, listen: tuple[str, int],
 
     def read() -> bytes:
         try:
-            return exposition(read_snapshot(backups, stale_after))
+            return exposition(read_snapshot(manager, backups, stale_after))
         finally:
             manager.close_all_connections()  # nothing held open between readings
 
