@@ -195,3 +195,19 @@ def test_help_shows_examples() -> None:
     assert result.exit_code == 0
     assert "docex-ops metrics --textfile" in result.output
     assert "docex-ops metrics serve --listen" in result.output
+
+
+def test_several_servers_label_each_tenant_with_its_own(fleet_config_file: Path) -> None:
+    assert cli(fleet_config_file, "tenants", "provision", "alpha", "--server", "c")[0] == 0
+    assert cli(fleet_config_file, "tenants", "provision", "beta", "--server", "b")[0] == 0
+    code, output = cli(fleet_config_file, "migrate", "downgrade", "-1", "--tenant", "beta",
+                       "--force")
+    assert code == 0, output
+    found = scrape(fleet_config_file)
+    assert one(found, "docex_ops_tenants", server="c", state="current") == 1
+    assert one(found, "docex_ops_tenants", server="b", state="behind") == 1
+    assert one(found, "docex_ops_tenant_revisions_behind", server="b", tenant="beta") == 1
+    assert one(found, "docex_ops_tenant_size_bytes", server="c", tenant="alpha") > 0
+    servers = {dict(labels)["server"] for labels in found["docex_ops_server_max_connections"]}
+    assert servers == {"main", "b", "c"}
+    assert one(found, "docex_ops_snapshot_problems") == 0
