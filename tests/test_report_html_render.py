@@ -4,6 +4,7 @@ and a page that could not fetch anything if it tried."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 
 from report_html_support import network_references, snapshot
@@ -95,6 +96,15 @@ def test_planted_facts_show_worst_first() -> None:
     assert "t2" in text.split("Stale backups")[1].split("Tenants without")[0]
     assert "2.0 d" in text  # t2's age
     assert "12 of 97 (12 %)" in text  # client connections against what roles may open
+
+
+def test_an_earlier_failed_run_is_a_warning_under_a_newer_good_one() -> None:
+    snap = snapshot()
+    good = replace(snap.runs[0], run_id="run_good", status="done", tenants={"done": 3},
+                   failed=[])
+    texts = findings(replace(snap, runs=[good, *snap.runs]))
+    assert ("WARN", "earlier run run_bad (upgrade head) failed: 1 tenant failed") in texts
+    assert not any(text.startswith("last run") for _, text in texts)
 
 
 def test_empty_fleet_renders_every_section_with_a_sentence() -> None:

@@ -162,10 +162,14 @@ def backup_counts(snap: FleetSnapshot) -> tuple[int | None, int | None]:
 
 def ops_findings(snap: FleetSnapshot) -> list[tuple[str, str]]:
     found = []
-    if snap.runs and _level(snap.runs[0].status) != "OK":
-        run = snap.runs[0]
-        found.append((_level(run.status),
-                      f"last run {run.run_id} ({run.action} {run.target}) {run.status}: "
+    for i, run in enumerate(snap.runs[:RUNS_SHOWN]):
+        # The newest run's failure is the fleet's state now; an earlier one may have
+        # been resumed since, but its tenants are worth a look.
+        if _level(run.status) == "OK" or (i and _level(run.status) != "FAIL"):
+            continue
+        found.append(("WARN" if i else _level(run.status),
+                      f"{'earlier' if i else 'last'} run {run.run_id} ({run.action} "
+                      f"{run.target}) {run.status}: "
                       f"{counted(run.tenants.get('failed', 0), 'tenants')} failed"))
     if snap.isolation is not None:
         for level in ("FAIL", "WARN"):
