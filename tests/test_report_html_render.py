@@ -139,3 +139,24 @@ def test_no_verified_backup_and_long_errors_are_cut() -> None:
     assert "x" * 600 + " \u2026 (cut)" in html and "x" * 601 not in html
     assert ("FAIL", "no verified backup: 3 tenants") in findings(snap)
     assert re.search(r">no verified backup</text>.*?>3 tenants \u00b7 none</text>", html)
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_every_colour_reads_on_white_and_states_are_words_too() -> None:
+    """WCAG AA (4.5:1) for each colour of the page against its white background and
+    the panel grey; a state is never told by colour alone (a badge writes it)."""
+    from docex_ops.cli.report_html.page import CSS, badge
+
+    colours = dict(re.findall(r"--(\w+):(#[0-9a-f]{6})", CSS))
+    for name in ("fg", "muted", "bar", "head", "bad", "warn"):
+        for background in ("#ffffff", colours["panel"]):
+            lighter, darker = sorted((_luminance(colours[name]), _luminance(background)),
+                                     reverse=True)
+            assert (lighter + 0.05) / (darker + 0.05) >= 4.5, (name, background)
+    assert all(level in badge(level) for level in ("OK", "WARN", "FAIL"))
+    assert "border-style:double" in CSS and "border-style:dashed" in CSS  # FAIL, WARN
