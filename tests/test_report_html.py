@@ -154,3 +154,24 @@ def test_report_help_has_an_example() -> None:
     assert out.exit_code == 0
     assert "docex-ops report --html fleet.html --backups" in out.output
     assert "--stale-after" in out.output and "stdout" in out.output
+
+
+def test_report_on_several_servers_shows_each_server(fleet_manager: TenantDatabaseManager,
+                                                     fleet_config_file: Path,
+                                                     tmp_path: Path) -> None:
+    """Three servers: each has its own revision chart and its own connection meter, and
+    the tenant behind head is named with its server."""
+    ids = [f"f{n}" for n in range(6)]
+    assert cli(fleet_config_file, "tenants", "provision", *ids)[0] == 0
+    code, out = cli(fleet_config_file, "migrate", "downgrade", "0002_docex_2_9_9", "--force",
+                    "--tenant", "f0", "--safety-dir", str(tmp_path / "safety"))
+    assert code == 0, out
+    page = tmp_path / "fleet.html"
+    data = _report(fleet_config_file, "--html", str(page))["data"]
+    assert isinstance(data, dict) and data["counts"]["behind"] == 1
+    text = section_texts(page.read_text())
+    for server in ("main", "b", "c"):
+        assert f"Tenants per revision on {server}" in page.read_text()
+        assert f"Client connections on {server}" in page.read_text()
+    server_of_f0 = fleet_manager.server_of("f0")
+    assert f"f0 {server_of_f0} 0002_docex_2_9_9 1" in text["behind"]
