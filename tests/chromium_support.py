@@ -152,6 +152,27 @@ def load_without_scripts(page: Path, tmp: Path) -> tuple[str, list[str]]:
         browser.close()
 
 
+def page_width(page: Path, tmp: Path, width: int) -> int:
+    """The page's laid-out width (document scrollWidth) in a phone-sized viewport: more
+    than ``width`` means the reader scrolls sideways."""
+    browser = Devtools(tmp)
+    try:
+        target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.call("Target.attachToTarget",
+                               {"targetId": target, "flatten": True})["sessionId"]
+        browser.call("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": 800, "deviceScaleFactor": 1, "mobile": True}, session)
+        browser.call("Page.enable", {}, session)
+        browser.call("Page.navigate", {"url": page.resolve().as_uri()}, session)
+        browser.wait_for("Page.loadEventFired")
+        found = browser.call("Runtime.evaluate", {
+            "expression": "document.documentElement.scrollWidth", "returnByValue": True},
+            session)
+        return int(found["result"]["value"])
+    finally:
+        browser.close()
+
+
 def png_facts(path: Path) -> tuple[int, int, int]:
     """(width, height, distinct byte values of the pixel data): a blank page's
     screenshot is one colour, a few distinct values once filtered; a page has many."""

@@ -14,6 +14,7 @@ from chromium_support import (
     dump_dom,
     load_without_scripts,
     page_requests,
+    page_width,
     png_facts,
     screenshot,
     section_texts,
@@ -98,6 +99,7 @@ def test_report_in_headless_chromium(manager: TenantDatabaseManager, config_file
     assert section_texts(no_script) == text  # the same page with JavaScript off
     assert requested == [page.resolve().as_uri()]  # the page itself, nothing else
 
+    assert page_width(page, tmp_path, 390) <= 390  # tables scroll in their box, not the page
     for width in (1280, 390):
         shot = screenshot(page, tmp_path, width, 2000)
         got_width, got_height, distinct = png_facts(shot)
@@ -108,13 +110,15 @@ def test_report_in_headless_chromium(manager: TenantDatabaseManager, config_file
     assert requests == [] and logged > 0  # the log was written; the page asked nothing
 
 
-def test_the_network_check_sees_a_page_that_fetches(tmp_path: Path) -> None:
-    """The checks above would catch a page that fetches: the same probes on one that
-    does (an image and a stylesheet on the network, nothing listening)."""
+def test_the_browser_probes_see_what_they_look_for(tmp_path: Path) -> None:
+    """The checks above would catch a bad page: the same probes on one that fetches (an
+    image and a stylesheet on the network, nothing listening) and is too wide for a phone."""
     page = tmp_path / "fetches.html"
     page.write_text('<!DOCTYPE html><html lang="en"><title>x</title><img alt="" '
                     'src="http://127.0.0.1:9/x.png"><link rel="stylesheet" '
-                    'href="https://example.invalid/a.css"></html>')
+                    'href="https://example.invalid/a.css"><div style="width:900px">wide</div>'
+                    '</html>')
+    assert page_width(page, tmp_path, 390) > 390
     assert len(network_references(page.read_text())) == 2
     requests, _ = page_requests(page, tmp_path)
     assert sorted(requests) == ["http://127.0.0.1:9/x.png", "https://example.invalid/a.css"]
