@@ -148,8 +148,10 @@ def test_report_refuses_symlinks_and_folders_and_writes_stdout(
     # replaced whole, never appended to, and no temp file left beside it
     page = tmp_path / "page.html"
     page.write_text("old")
+    page.chmod(0o600)  # a page that holds tenant ids, kept private by its owner
     assert _report(config_file, "--html", str(page))["ok"] is True
     assert page.read_text().startswith("<!DOCTYPE html>")
+    assert page.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in tmp_path.glob(".page.html.*")) == []
 
 
