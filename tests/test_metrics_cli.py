@@ -148,7 +148,7 @@ def test_textfile_is_replaced_atomically(config_file: Path, tmp_path: Path) -> N
     folder.mkdir()
     target = folder / "docex_ops.prom"
     target.write_text("# old\n")
-    old_inode = target.stat().st_ino
+    old = target.open()  # held open: its inode cannot be reused for the new file
     seen: list[str] = []
     stop = threading.Event()
 
@@ -165,7 +165,9 @@ def test_textfile_is_replaced_atomically(config_file: Path, tmp_path: Path) -> N
     finally:
         stop.set()
         reader.join()
-    assert target.stat().st_ino != old_inode  # renamed over, never rewritten in place
+    with old:  # renamed over, never rewritten in place
+        assert os.fstat(old.fileno()).st_ino != target.stat().st_ino
+        assert old.read() == "# old\n"
     assert os.listdir(folder) == ["docex_ops.prom"]  # no temp file left behind
     assert oct(target.stat().st_mode & 0o777) == "0o644"
     parsed = parse(target.read_text())

@@ -63,3 +63,41 @@ def test_a_missing_backup_folder_is_a_problem_not_an_error(
     snapshot = collect(manager, backups=tmp_path / "nowhere")
     assert snapshot.backups is not None and snapshot.backups == {}
     assert any("nowhere" in p for p in snapshot.problems)
+
+
+def test_the_control_reads_name_the_tables_the_writers_define() -> None:
+    from docex_ops.isolation import records
+    from docex_ops.migrate import runs
+    from docex_ops.observe import control_reads as reads
+
+    written = {runs.migration_runs.name: "run_id action target status started_at "
+                                         "finished_at",
+               runs.migration_run_tenants.name: "run_id tenant_id status error",
+               records.isolation_runs.name: "record_id recorded_at",
+               records.isolation_run_counts.name: "record_id check_name status results",
+               records.isolation_run_findings.name: "record_id seq check_name status "
+                                                     "tenant_id object detail"}
+    read = (reads.RUNS, reads.RUN_TENANTS, reads.ISOLATION_RUNS, reads.ISOLATION_COUNTS,
+            reads.ISOLATION_FINDINGS)
+    assert sorted(written) == sorted(read)
+    tables = {**runs.control_metadata.tables, **records.isolation_metadata.tables}
+    for name, columns in written.items():
+        assert set(columns.split()) <= set(tables[name].c.keys()), name
+
+
+@pytest.mark.parametrize("kind", ["postgresql"])  # SQLite's own discovery loads it
+def test_a_snapshot_never_loads_sqlalchemy(config_file: Path, tenants: list[str]) -> None:
+    """The scrape path reads on plain DBAPI connections, as `migrate status` does: a
+    quarter of a second of every scrape."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from docex_ops.cli import main; "
+            f"main.main(['--config', {str(config_file)!r}, '-q', 'metrics'], "
+            "standalone_mode=False); "
+            "print('SQLALCHEMY' if 'sqlalchemy' in sys.modules else 'PLAIN', file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "docex_ops_tenants{" in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "PLAIN"

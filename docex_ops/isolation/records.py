@@ -3,7 +3,8 @@
 
 Kept small whatever the fleet: the results counted per check and status, and at most
 FAILED_LIMIT FAIL/WARN findings (FAILs first). Tables of their own (created on the first
-record, as migrate/runs.py does), so the run records are never altered.
+record, as migrate/runs.py does), so the run records are never altered; a snapshot reads
+the last record without SQLAlchemy (observe/control_reads.py).
 """
 
 from __future__ import annotations
@@ -23,17 +24,13 @@ from sqlalchemy import (
     Table,
     Text,
     insert,
-    inspect,
-    select,
 )
 
 from docex_ops.isolation.results import SEVERITY, Status
 from docex_ops.migrate.servers import control_backend
-from docex_ops.observe.snapshot import FAILED_LIMIT, IsolationFinding, IsolationRecord
+from docex_ops.observe.snapshot import FAILED_LIMIT
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from docex_ops.isolation.run import IsolationReport
     from docex_ops.manager.tenant_manager import TenantDatabaseManager
 
@@ -92,27 +89,3 @@ def record_report(manager: TenantDatabaseManager, report: IsolationReport,
                  "status": str(r.status).lower(), "tenant_id": r.tenant, "object": r.object,
                  "detail": r.detail} for i, r in enumerate(worst_first[:limit])])
     return record_id
-
-
-def last_record(engine: Engine) -> IsolationRecord | None:
-    """The newest record, or None when none was ever made (nothing is created here)."""
-    with engine.connect() as conn:
-        schema = conn.get_execution_options().get("schema_translate_map", {}).get(None)
-        if not inspect(conn).has_table(isolation_runs.name, schema=schema):
-            return None
-        run = conn.execute(select(isolation_runs).order_by(
-            isolation_runs.c.recorded_at.desc()).limit(1)).mappings().first()
-        if run is None:
-            return None
-        record_id = run["record_id"]
-        counts = {(c, s): int(n) for c, s, n in conn.execute(
-            select(isolation_run_counts.c.check_name, isolation_run_counts.c.status,
-                   isolation_run_counts.c.results)
-            .where(isolation_run_counts.c.record_id == record_id))}
-        t = isolation_run_findings.c
-        findings = [IsolationFinding(c, s, tenant, obj, detail) for c, s, tenant, obj, detail
-                    in conn.execute(select(t.check_name, t.status, t.tenant_id, t.object,
-                                           t.detail).where(t.record_id == record_id)
-                                    .order_by(t.seq))]
-    recorded_at = run["recorded_at"].replace(tzinfo=UTC)
-    return IsolationRecord(recorded_at, counts, findings)

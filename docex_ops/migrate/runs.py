@@ -25,9 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
-    func,
     insert,
-    inspect,
     select,
     update,
 )
@@ -85,46 +83,6 @@ class RunSummary:
     finished_at: datetime | None
     status: str
     counts: dict[str, int]
-
-
-@dataclass(frozen=True)
-class RunDigest:
-    """A run with its tenants counted per status and its first failed tenants."""
-
-    summary: RunSummary
-    failed: list[tuple[str, str | None]]  # (tenant, error), at most the limit asked for
-
-
-def newest_runs(engine: Engine, limit: int, failed_limit: int) -> list[RunDigest]:
-    """The ``limit`` newest runs, newest first, in three queries whatever their size: the
-    runs, their tenants counted per status (grouped), and at most ``failed_limit`` failed
-    tenants of each (a window per run). Read-only: no control tables yet, no runs."""
-    tenants = migration_run_tenants
-    with engine.connect() as conn:
-        schema = conn.get_execution_options().get("schema_translate_map", {}).get(None)
-        if limit < 1 or not inspect(conn).has_table(migration_runs.name, schema=schema):
-            return []
-        runs = conn.execute(select(migration_runs).order_by(
-            migration_runs.c.started_at.desc()).limit(limit)).mappings().all()
-        ids = [r["run_id"] for r in runs]
-        counts: dict[str, dict[str, int]] = {i: {} for i in ids}
-        for run_id, status, n in conn.execute(
-                select(tenants.c.run_id, tenants.c.status, func.count())
-                .where(tenants.c.run_id.in_(ids)).group_by(tenants.c.run_id, tenants.c.status)):
-            counts[run_id][status] = int(n)
-        rank = func.row_number().over(partition_by=tenants.c.run_id,
-                                      order_by=tenants.c.tenant_id).label("rank")
-        ranked = (select(tenants.c.run_id, tenants.c.tenant_id, tenants.c.error, rank)
-                  .where(tenants.c.run_id.in_(ids), tenants.c.status == "failed").subquery())
-        failed: dict[str, list[tuple[str, str | None]]] = {i: [] for i in ids}
-        for run_id, tenant_id, error in conn.execute(
-                select(ranked.c.run_id, ranked.c.tenant_id, ranked.c.error)
-                .where(ranked.c.rank <= failed_limit)
-                .order_by(ranked.c.run_id, ranked.c.tenant_id)):
-            failed[run_id].append((tenant_id, error))
-    return [RunDigest(RunSummary(r["run_id"], r["action"], r["target"], r["actor"],
-                                 r["started_at"], r["finished_at"], r["status"],
-                                 counts[r["run_id"]]), failed[r["run_id"]]) for r in runs]
 
 
 class RunStore:

@@ -1,9 +1,11 @@
 """``collect``: the fleet snapshot, read set-based (never a query per tenant).
 
-One discovery per server gives every tenant's revision, state, place and size; the pool
+One discovery per server gives every tenant's revision, state and place, and one more
+catalog query per server its size (observe/sizes.py: per kind); the pool
 report is built from that same discovery (each server's limits and connections, once);
 the control schema/file gives the newest runs (three grouped queries) and the last
-isolation record; a backup folder gives its manifests (stat only, see observe/backups.py).
+isolation record (observe/control_reads.py, without SQLAlchemy); a backup folder gives
+its manifests (stat only, see observe/backups.py).
 Whatever part cannot be read becomes a line in ``problems`` and the rest is still
 returned: a scrape that fails whole shows nothing at the moment things go wrong.
 """
@@ -20,7 +22,9 @@ from typing import TYPE_CHECKING, TypeVar
 from docex_ops.backends.base import TenantInfo
 from docex_ops.migrate.plan import StatusReport, status_of
 from docex_ops.migrate.scripts import MigrationScripts
-from docex_ops.migrate.servers import control_backend, servers_of
+from docex_ops.migrate.servers import servers_of
+from docex_ops.observe.control import open_control
+from docex_ops.observe.sizes import discover_sized
 from docex_ops.observe.snapshot import FAILED_LIMIT, FailedTenant, FleetSnapshot, RunFact
 from docex_ops.topology.base import Discovery
 
@@ -39,8 +43,8 @@ def collect(manager: TenantDatabaseManager, backups: Path | None = None,
     taken_at = datetime.now(UTC)
     problems: list[str] = []
     scripts = MigrationScripts()
-    found = _guarded("tenants", problems, lambda: manager.discover(with_size=True)) \
-        or Discovery()
+    sized = _guarded("tenants", problems, lambda: discover_sized(manager))
+    found, sizes = sized if sized is not None else (Discovery(), {})
     report = status_of(scripts, found.tenants)
     status = StatusReport(report.head, report.tenants, found.problems,
                           servers_of(manager, found.tenants))
@@ -50,7 +54,7 @@ def collect(manager: TenantDatabaseManager, backups: Path | None = None,
     snapshot = FleetSnapshot(
         taken_at=taken_at, backend=manager.backend.kind, status=status,
         behind_by=behind_by(scripts, status),
-        sizes={t.tenant_id: t.size_bytes for t in found.tenants if t.size_bytes is not None},
+        sizes=sizes,
         runs=_guarded("migration runs", problems, lambda: newest_runs(manager, runs)) or [],
         pools=_guarded("connections", problems, lambda: _pools(manager, found)),
         isolation=_guarded("isolation record", problems, lambda: _isolation(manager)),
@@ -70,26 +74,27 @@ def behind_by(scripts: MigrationScripts, status: StatusReport) -> dict[str, int]
 
 
 def newest_runs(manager: TenantDatabaseManager, limit: int) -> list[RunFact]:
-    from docex_ops.migrate.runs import newest_runs as read
+    from docex_ops.observe.control_reads import newest_runs as read
 
-    engine = control_backend(manager).control_engine()
-    return [RunFact(d.summary.run_id, d.summary.action, d.summary.target, d.summary.status,
-                    d.summary.started_at, d.summary.finished_at, d.summary.counts,
-                    [FailedTenant(t, e) for t, e in d.failed])
-            for d in read(engine, limit, FAILED_LIMIT)]
+    with open_control(manager) as reader:
+        digests = read(reader, limit, FAILED_LIMIT)
+    return [RunFact(d.run_id, d.action, d.target, d.status, d.started_at, d.finished_at,
+                    d.counts, [FailedTenant(t, e) for t, e in d.failed]) for d in digests]
 
 
 def _pools(manager: TenantDatabaseManager, found: Discovery) -> PoolReport:
     # The discovery already made: build_report would discover every server again.
     from docex_ops.pools.report import REPORTS
 
-    return REPORTS.for_kind(manager.backend.kind)(manager, found, manager.pool_stats())
+    # This process' own pools say nothing about the fleet (it opens no tenant engine).
+    return REPORTS.for_kind(manager.backend.kind)(manager, found, {})
 
 
 def _isolation(manager: TenantDatabaseManager) -> IsolationRecord | None:
-    from docex_ops.isolation.records import last_record
+    from docex_ops.observe.control_reads import last_isolation_record
 
-    return last_record(control_backend(manager).control_engine())
+    with open_control(manager) as reader:
+        return last_isolation_record(reader)
 
 
 def _backups(manager: TenantDatabaseManager, folder: Path, tenants: list[TenantInfo],
