@@ -138,6 +138,8 @@ def test_report_refuses_symlinks_and_folders_and_writes_stdout(
     assert "symlink" in str(refused["error"]) and victim.read_text() == "keep me"
     folder = _report(config_file, "--html", str(tmp_path), code=2)
     assert "is a directory" in str(folder["error"])
+    device = _report(config_file, "--html", "/dev/null", code=2)
+    assert "not a regular file" in str(device["error"]) and Path("/dev/null").is_char_device()
     missing = _report(config_file, "--html", str(tmp_path / "no" / "x.html"), code=2)
     assert "does not exist" in str(missing["error"])
     both = _report(config_file, "--html", "-", code=2)

@@ -23,6 +23,8 @@ def _target(html: str) -> Path | None:
         raise UsageProblem(f"--html {html}: is a symlink; name the file itself")
     if path.is_dir():
         raise UsageProblem(f"--html {html}: is a directory; name a file in it")
+    if path.exists() and not path.is_file():  # a device or a pipe is never replaced
+        raise UsageProblem(f"--html {html}: is not a regular file")
     if not path.parent.is_dir():
         raise UsageProblem(f"--html {html}: folder {path.parent} does not exist")
     return path
