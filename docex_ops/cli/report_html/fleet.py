@@ -83,7 +83,10 @@ def sizes(snap: FleetSnapshot) -> str:
     bars = [Bar(_SIZE_NAMES[i], buckets[i]) for i in range(used[0], used[-1] + 1)]
     largest = sorted(snap.sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:LIMIT]
     rows = [[esc(t), esc(server_of(snap, t)), esc(human_bytes(n))] for t, n in largest]
-    return (bar_chart("Tenants by size on disk", bars, "tenants")
+    note = ("<p>PostgreSQL: sizes as the catalog last measured them (VACUUM and ANALYZE "
+            "update them), not a fresh count of pages.</p>" if snap.backend == "postgresql"
+            else "")
+    return (note + bar_chart("Tenants by size on disk", bars, "tenants")
             + "<h3>Largest tenants</h3>"
             + table(["tenant", "server", "size"], rows, numeric=[2])
             + more(len(snap.sizes), len(rows), "tenants"))
