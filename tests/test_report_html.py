@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from chromium_support import (
+    chromium,
     dump_dom,
     load_without_scripts,
     page_requests,
@@ -105,6 +106,10 @@ def test_report_in_headless_chromium(manager: TenantDatabaseManager, config_file
         got_width, got_height, distinct = png_facts(shot)
         assert (got_width, got_height) == (width, 2000)
         assert distinct > 32, f"{shot} looks blank ({distinct} distinct byte values)"
+
+    printed = tmp_path / "printed.pdf"  # the print stylesheet's way onto paper
+    chromium(page, tmp_path, f"--print-to-pdf={printed}", "--no-pdf-header-footer")
+    assert printed.read_bytes()[:5] == b"%PDF-" and printed.stat().st_size > 10_000
 
     requests, logged = page_requests(page, tmp_path)
     assert requests == [] and logged > 0  # the log was written; the page asked nothing
