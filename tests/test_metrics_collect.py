@@ -92,12 +92,15 @@ def test_a_snapshot_never_loads_sqlalchemy(config_file: Path, tenants: list[str]
     import subprocess
     import sys
 
+    backups = config_file.parent / "backups"
+    assert cli(config_file, "backup", "create", "--all", "--dest", str(backups))[0] == 0
     code = ("import sys; from docex_ops.cli import main; "
-            f"main.main(['--config', {str(config_file)!r}, '-q', 'metrics'], "
+            f"main.main(['--config', {str(config_file)!r}, '-q', 'metrics', '--backups', "
+            f"{str(backups)!r}], "
             "standalone_mode=False); "
             "print('SQLALCHEMY' if 'sqlalchemy' in sys.modules else 'PLAIN', file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "docex_ops_tenants{" in done.stdout
+    assert "docex_ops_tenant_backup_age_seconds{" in done.stdout
     assert done.stderr.strip().splitlines()[-1] == "PLAIN"
