@@ -213,3 +213,25 @@ def test_several_servers_label_each_tenant_with_its_own(fleet_config_file: Path)
     servers = {dict(labels)["server"] for labels in found["docex_ops_server_max_connections"]}
     assert servers == {"main", "b", "c"}
     assert one(found, "docex_ops_snapshot_problems") == 0
+
+
+def test_unreadable_manifests_are_problems_not_a_failed_scrape(config_file: Path,
+                                                               tmp_path: Path) -> None:
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (backups / "evil.manifest.json").write_text(json.dumps({"tenant_id": "../../etc",
+                                                            "tables": {}, "format": 1}))
+    (backups / "junk.manifest.json").write_text("{not json")
+    assert cli(config_file, "tenants", "provision", "t1")[0] == 0
+    result = CliRunner().invoke(main, ["--config", str(config_file), "--format", "json",
+                                       "metrics", "--backups", str(backups)])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    messages = [p["message"] for p in document["problems"]]
+    assert len(messages) == 2 and any("junk.manifest.json" in m for m in messages)
+    data = json_data(result.stdout, "metrics")
+    by_name = {m["name"]: m["samples"] for m in data["metrics"]}
+    assert by_name["docex_ops_snapshot_problems"][0]["value"] == 2
+    assert by_name["docex_ops_tenants_without_verified_backup"][0]["value"] == 1
+    tenants = {s["labels"].get("tenant") for samples in by_name.values() for s in samples}
+    assert tenants <= {None, "t1"}  # the hostile manifest names no series

@@ -92,12 +92,39 @@ def test_a_snapshot_never_loads_sqlalchemy(config_file: Path, tenants: list[str]
     import subprocess
     import sys
 
+    backups = config_file.parent / "backups"
+    assert cli(config_file, "backup", "create", "--all", "--dest", str(backups))[0] == 0
     code = ("import sys; from docex_ops.cli import main; "
-            f"main.main(['--config', {str(config_file)!r}, '-q', 'metrics'], "
+            f"main.main(['--config', {str(config_file)!r}, '-q', 'metrics', '--backups', "
+            f"{str(backups)!r}], "
             "standalone_mode=False); "
             "print('SQLALCHEMY' if 'sqlalchemy' in sys.modules else 'PLAIN', file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "docex_ops_tenants{" in done.stdout
+    assert "docex_ops_tenant_backup_age_seconds{" in done.stdout
     assert done.stderr.strip().splitlines()[-1] == "PLAIN"
+
+
+def test_a_changed_manifest_is_read_again(manager: TenantDatabaseManager,
+                                          tenants: list[str], config_file: Path,
+                                          tmp_path: Path) -> None:
+    """A long-lived `metrics serve` parses each manifest once, but never keeps a stale one
+    (unsigned manifests here, so one can honestly be given an older time)."""
+    import json
+
+    backups = tmp_path / "backups"
+    assert cli(config_file, "backup", "create", "--tenant", "t1", "--dest", str(backups))[0] == 0
+    first = collect(manager, backups=backups).backups
+    assert first is not None and first["t1"].archives == 1 and first["t2"].archives == 0
+    assert first["t1"].newest_verified_at is not None
+    path = next(backups.glob("t1.*.manifest.json"))
+    data = json.loads(path.read_text())
+    data["finished_at"] = "2020-01-01T00:00:00Z"
+    path.write_text(json.dumps(data, indent=1))
+    again = collect(manager, backups=backups).backups
+    assert again is not None and again["t1"].newest_at is not None
+    assert again["t1"].newest_at.year == 2020
+    path.unlink()
+    gone = collect(manager, backups=backups).backups
+    assert gone is not None and gone["t1"].archives == 0

@@ -87,8 +87,9 @@ def _tenant_families(snapshot: FleetSnapshot) -> Iterator[Metric]:
         if t.state == "current" or t.tenant_id in snapshot.behind_by:
             behind.add_metric([server_of[t.tenant_id], t.tenant_id],
                               snapshot.behind_by.get(t.tenant_id, 0))
-    sizes = _gauge("tenant_size_bytes", "A tenant's size on disk (its schema's tables and "
-                   "indexes, or its SQLite file and sidecars).", ("server", "tenant"))
+    sizes = _gauge("tenant_size_bytes", "A tenant's size on disk: PostgreSQL, its schema's "
+                   "tables, indexes and TOAST as the catalog last measured them (VACUUM, "
+                   "ANALYZE); SQLite, its file and sidecars.", ("server", "tenant"))
     for tenant, size in sorted(snapshot.sizes.items()):
         sizes.add_metric([server_of.get(tenant, DEFAULT_SERVER), tenant], size)
     yield from (head, by_state, by_revision, behind_count, behind, sizes)

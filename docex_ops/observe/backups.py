@@ -6,7 +6,8 @@ is a regular file of exactly the recorded size, and it was not written after its
 manifest (create writes the archive, then the manifest: an archive newer than its
 manifest was replaced since). Re-hashing every archive on every scrape would read the
 whole backup folder each minute at 1,000 tenants; the sha256 and restore proof stays
-``backup verify``'s job.
+``backup verify``'s job. Parsed manifests are kept by (path, size, mtime), so a
+long-lived ``metrics serve`` reads each one once (1,000 manifests: 0.15 s a scrape).
 """
 
 from __future__ import annotations
@@ -53,11 +54,12 @@ def scan_backups(folder: Path, tenants: list[str], key: bytes | None) -> BackupS
     verified: dict[str, datetime] = {}
     archives: dict[str, int] = {}
     wanted = set(tenants)
+    seen: set[Path] = set()
     for path in sorted(folder.rglob("*" + MANIFEST_SUFFIX)):
+        seen.add(path)
         try:
-            manifest = read_manifest(path)
-            finished = utc(manifest.finished_at)
-        except (BackupUsageError, ValueError) as exc:
+            manifest, finished = _read(path)
+        except (BackupUsageError, ValueError, OSError) as exc:
             problems.append(f"backups: {exc}")
             continue
         tenant = manifest.tenant_id
@@ -69,9 +71,28 @@ def scan_backups(folder: Path, tenants: list[str], key: bytes | None) -> BackupS
         if _unverified(manifest, path, key) is None and (
                 tenant not in verified or finished > verified[tenant]):
             verified[tenant] = finished
+    for gone in set(_PARSED) - seen:  # the cache holds only what the folder still has
+        del _PARSED[gone]
     facts = {t: BackupFact(t, newest.get(t), verified.get(t), archives.get(t, 0))
              for t in tenants}
     return BackupScan(facts, problems)
+
+
+# path -> ((size, mtime_ns), manifest, finished): `metrics serve` parses a manifest once,
+# and again only when it changes (a manifest is written once, by rename).
+_PARSED: dict[Path, tuple[tuple[int, int], Manifest, datetime]] = {}
+
+
+def _read(path: Path) -> tuple[Manifest, datetime]:
+    st = os.stat(path)
+    key = (st.st_size, st.st_mtime_ns)
+    cached = _PARSED.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    manifest = read_manifest(path)
+    finished = utc(manifest.finished_at)
+    _PARSED[path] = (key, manifest, finished)
+    return manifest, finished
 
 
 def _unverified(manifest: Manifest, path: Path, key: bytes | None) -> str | None:
