@@ -24,4 +24,7 @@ def command_tree() -> list[tuple[str, click.Command]]:
 
 
 def leaf_commands() -> list[tuple[str, click.Command]]:
-    return [(path, cmd) for path, cmd in command_tree() if not isinstance(cmd, click.Group)]
+    """Every command that runs: a plain command, or a group that runs on its own too
+    (``metrics`` prints, ``metrics serve`` serves)."""
+    return [(path, cmd) for path, cmd in command_tree()
+            if not isinstance(cmd, click.Group) or (path and cmd.invoke_without_command)]

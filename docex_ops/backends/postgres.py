@@ -101,8 +101,9 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
             yield conn
 
     def server_limits(self) -> ServerLimits:
-        with self.admin_engine.connect() as conn:
-            row = conn.exec_driver_sql(pg_sql.LIMITS_SQL).one()
+        # Discovery's connection: a read of settings need not load SQLAlchemy (metrics).
+        with self.discovery_connection() as conn:
+            row = conn.exec_driver_sql(pg_sql.LIMITS_SQL).all()[0]
             limits = ServerLimits(int(row[0]), int(row[1]), int(row[2]))
             conn.rollback()
         return limits

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from docex_ops.backends.digest import TableDigest
-from docex_ops.backends.scratch import hold_new_file
 from docex_ops.tenancy import validate_tenant_id
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -94,6 +93,9 @@ def canonical_json(data: dict[str, Any]) -> bytes:
 
 def write_manifest(manifest: Manifest, path: Path) -> Path:
     """Write atomically and durably: a manifest that exists is complete and on disk."""
+    # Imported here: reading manifests (metrics --backups) need not load SQLAlchemy.
+    from docex_ops.backends.scratch import hold_new_file
+
     with hold_new_file(path.parent, "manifest", ".tmp") as tmp:  # a scratch file: cleanup
         with open(tmp, "w", encoding="utf-8") as handle:              # finds it if we die
             handle.write(manifest.to_json())

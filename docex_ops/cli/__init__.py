@@ -89,6 +89,10 @@ _LAZY = {
     "config": ("docex_ops.cli.config:config", "Check the configuration docex-ops would use."),
     "doctor": ("docex_ops.cli.doctor:doctor_cmd",
                "Preflight before a deploy: PASS/WARN/FAIL per check; exit 1 on any FAIL."),
+    "report": ("docex_ops.cli.report:report_cmd",
+               "One self-contained HTML page of the fleet: what a DBA looks at."),
+    "metrics": ("docex_ops.cli.metrics:metrics",
+                "The fleet as Prometheus metrics: tenants by state and revision, the last run."),
 }
 main.lazy_commands.update({name: path for name, (path, _) in _LAZY.items()})
 main.lazy_summaries.update({name: summary for name, (_, summary) in _LAZY.items()})

@@ -43,10 +43,14 @@ FAILURES_ONLY_ABOVE = 50  # rows on a terminal before only failures are shown by
               help="A summary line per check plus the FAIL and WARN rows (JSON: results keep "
                    f"only those). Default: on for a table on a terminal with more than "
                    f"{FAILURES_ONLY_ABOVE} rows.")
+@click.option("--record", is_flag=True,
+              help="Store this run's results (counts per check and status, the first "
+                   "FAIL/WARN findings) in the control schema/file, for `docex-ops metrics` "
+                   "and the report.")
 @format_option
 def verify_isolation_cmd(selection: Selection, fail_on: str, allow: tuple[str, ...],
                          only: tuple[str, ...], jobs: int, failures_only: bool | None,
-                         fmt: str | None) -> None:
+                         record: bool, fmt: str | None) -> None:
     """Prove that no tenant can reach another tenant's data, or the world.
 
     PostgreSQL: schema contents, references out of a tenant (foreign keys,
@@ -80,6 +84,11 @@ def verify_isolation_cmd(selection: Selection, fail_on: str, allow: tuple[str, .
     with TenantProgress("checks") as bar:
         report = verify_isolation(state().manager, selection.named(), allow, only,
                                   selection.exclude, progress=bar, jobs=jobs)
+    record_id = None
+    if record:
+        from docex_ops.isolation.records import record_report
+
+        record_id = record_report(state().manager, report)
     fmt = fmt or state().fmt
     rows = [r.row() for r in report.results]
     if failures_only is None:
@@ -91,6 +100,8 @@ def verify_isolation_cmd(selection: Selection, fail_on: str, allow: tuple[str, .
                "results": shown, "checks": summary}
     if report.servers:
         payload["servers"] = report.servers
+    if record_id is not None:
+        payload["record_id"] = record_id
     columns = FLEET_COLUMNS if report.servers else COLUMNS
     if fmt == "table" and failures_only:
         click.echo(render_table(summary, SUMMARY_COLUMNS[0 if report.servers else 1:]))
@@ -105,6 +116,8 @@ def verify_isolation_cmd(selection: Selection, fail_on: str, allow: tuple[str, .
         script = remedies(report.results, report.backend)
         if script:
             click.echo("\n" + script)
+    if record_id is not None:
+        info(f"recorded as {record_id} (docex-ops metrics shows the last record)")
     counts = report.counts()
     where = f" ({len(report.servers)} servers)" if report.servers else ""
     info(f"{report.tenants_checked} tenant(s) on {report.backend}{where} in "

@@ -90,6 +90,7 @@ class FleetSnapshot:
     backups_dir: str | None = None
     stale_after_s: float = 86400.0       # a backup older than this is stale
     problems: list[str] = field(default_factory=list)  # what could not be read, and why
+    seconds: float | None = None         # how long collecting it took
 
     @property
     def servers(self) -> dict[str, str] | None:

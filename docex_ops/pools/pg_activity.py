@@ -75,8 +75,9 @@ class ServerConnection:
 
 
 def server_connections(backend: PostgresBackend) -> list[ServerConnection]:
-    """Every client backend on ``backend``'s server, except our own query's."""
-    with backend.admin_engine.connect() as conn:
+    """Every client backend on ``backend``'s server, except our own query's (on
+    discovery's connection: a plain one while no engine is open, as in ``metrics``)."""
+    with backend.discovery_connection() as conn:
         found = read_connections(conn)
         conn.rollback()
     return found
