@@ -235,3 +235,29 @@ def test_unreadable_manifests_are_problems_not_a_failed_scrape(config_file: Path
     assert by_name["docex_ops_tenants_without_verified_backup"][0]["value"] == 1
     tenants = {s["labels"].get("tenant") for samples in by_name.values() for s in samples}
     assert tenants <= {None, "t1"}  # the hostile manifest names no series
+
+
+@pytest.mark.parametrize("kind", ["sqlite"])  # the signature is the same on each kind
+def test_with_a_signing_key_only_signed_copies_are_verified(config_file: Path,
+                                                            tmp_path: Path) -> None:
+    import yaml
+
+    key = tmp_path / "backup.key"
+    key.write_text("k" * 64)
+    key.chmod(0o600)
+    raw = yaml.safe_load(config_file.read_text())
+    raw["backup"] = {"signing_key_file": str(key)}
+    signed = tmp_path / "signed.yaml"
+    signed.write_text(yaml.safe_dump(raw))
+    backups = tmp_path / "backups"
+    assert cli(config_file, "tenants", "provision", "t1", "t2")[0] == 0
+    assert cli(config_file, "backup", "create", "--tenant", "t1", "--dest", str(backups))[0] == 0
+    assert cli(signed, "backup", "create", "--tenant", "t2", "--dest", str(backups))[0] == 0
+    found = scrape(signed, "--backups", str(backups))
+    assert set(found["docex_ops_tenant_backup_age_seconds"]) == {(("tenant", "t2"),)}
+    assert one(found, "docex_ops_tenants_without_verified_backup") == 1  # t1: unsigned
+    unsigned = scrape(config_file, "--backups", str(backups))  # no key: both count
+    assert one(unsigned, "docex_ops_tenants_without_verified_backup") == 0
+    key.chmod(0o644)  # a key others can read is refused, in one line, before any scrape
+    code, output = cli(signed, "metrics", "--backups", str(backups))
+    assert code == 2 and "signing_key_file" in output and "Traceback" not in output

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from docex_ops.backends.base import TenantInfo
+from docex_ops.backends.base import UNREADABLE, TenantInfo
 from docex_ops.migrate.plan import StatusReport, status_of
 from docex_ops.migrate.scripts import MigrationScripts
 from docex_ops.migrate.servers import servers_of
@@ -50,7 +50,7 @@ def collect(manager: TenantDatabaseManager, backups: Path | None = None,
                           servers_of(manager, found.tenants))
     problems += [f"placement: {p.message}" for p in found.problems]
     problems += [f"tenant {t.tenant_id}: {t.state}: {t.detail}" for t in status.tenants
-                 if t.state in ("locked", "corrupt", "linked")]
+                 if t.state in UNREADABLE]
     snapshot = FleetSnapshot(
         taken_at=taken_at, backend=manager.backend.kind, status=status,
         behind_by=behind_by(scripts, status),
@@ -102,7 +102,12 @@ def _backups(manager: TenantDatabaseManager, folder: Path, tenants: list[TenantI
     from docex_ops.backup.signing import signing_key
     from docex_ops.observe.backups import scan_backups
 
-    key = _guarded("backup signing key", problems, lambda: signing_key(manager.settings))
+    try:
+        key = signing_key(manager.settings)
+    except Exception as exc:  # noqa: BLE001 - reported; unsigned copies must not pass
+        problems.append(f"backups: the signing key cannot be read, so no copy is judged: "
+                        f"{' '.join(str(exc).split())}"[:500])
+        return None
     scan = _guarded("backups", problems, lambda: scan_backups(
         folder, [t.tenant_id for t in tenants], key))
     if scan is None:
