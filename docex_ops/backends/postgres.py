@@ -54,8 +54,13 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
     def __init__(self, settings: Settings, worker_pool_size: int = 4,
                  script_runner: ScriptRunner = execute_script,
                  schema_settings: tuple[str, ...] = (),
-                 revision_reader: RevisionReader = pg_discover.read_revisions) -> None:
+                 revision_reader: RevisionReader = pg_discover.read_revisions,
+                 snapshot_covers_rows: bool = True) -> None:
         super().__init__(settings)
+        # Whether one transaction's snapshot here sees the tenants' rows as of one moment.
+        # Not on a Citus coordinator: each of its statements reads a worker in a worker
+        # transaction of its own, so a backup must hold writers off for its dump instead.
+        self.snapshot_covers_rows = snapshot_covers_rows
         # How pre-rendered DDL (provisioning, fast-path migrations) is sent: as written,
         # or statement by statement where the server needs it (a Citus coordinator).
         self.script_runner = script_runner

@@ -101,7 +101,7 @@ class CitusCluster(Topology):
         self.coordinator = PostgresBackend(
             settings, script_runner=execute_each_statement,
             schema_settings=("SET LOCAL citus.enable_schema_based_sharding TO on",),
-            revision_reader=citus_revisions.read_revisions)
+            revision_reader=citus_revisions.read_revisions, snapshot_covers_rows=False)
         self.control_server = settings.directory_server
         self.servers = {self.control_server: self.coordinator}
 
