@@ -6,6 +6,7 @@ distributed schema again, its rows and checksums those of the manifest."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from backup_data import fill_tenant, tenant_digest
@@ -103,3 +104,60 @@ def test_verify_restore_check_through_the_coordinator_leaves_nothing(
         assert cur.fetchone() == (0,)
     conn.close()
     assert [t.tenant_id for t in citus_manager.topology.discover().tenants] == ["v"]
+
+
+def test_backup_while_writing_through_the_coordinator_is_one_snapshot(
+        citus_manager: TenantDatabaseManager, citus_config_file: Path,
+        tmp_path: Path) -> None:
+    """pg_dump and the manifest's digests read the worker in separate transactions; with
+    a writer inserting through the coordinator between them, they would see different
+    rows unless they read one snapshot of the node."""
+    from move_support import Writer
+
+    citus_manager.provision("busy")
+    fill_tenant(citus_manager, "busy", big=False)
+    writer = Writer(citus_manager, "busy")
+    writer.start()
+    try:
+        while len(writer.acked) < 20:  # the writer is under way before the first dump
+            time.sleep(0.01)
+        codes = [_run(citus_config_file, "--format", "json", "backup", "create", "--tenant", "busy",
+                      "--dest", str(tmp_path / "bk")) for _ in range(3)]
+    finally:
+        writer.stop.set()
+        writer.join()
+    assert [c for c, _ in codes] == [0, 0, 0], codes
+    acked = len(writer.acked)
+    assert acked > 20 and writer.errors == 0
+    manifests = sorted(find_manifests(tmp_path / "bk"), key=lambda m: m.started_at)
+    counts = [m.tables["docbasket"].rows for m in manifests]
+    # Each snapshot saw the seeded basket and some of the writer's, more each time.
+    assert len(counts) == 3 and counts == sorted(counts), counts
+    assert counts[0] > 1 and counts[-1] <= 1 + acked, (counts, acked)
+    # The archive holds exactly the rows the manifest's snapshot counted.
+    code, out = _run(citus_config_file, "backup", "verify", str(tmp_path / "bk"),
+                     "--restore-check")
+    assert code == 0, out
+
+
+def test_backup_waits_for_a_writer_at_most_the_lock_timeout(
+        citus_manager: TenantDatabaseManager, citus_cluster: CitusTestCluster,
+        citus_config_file: Path, tmp_path: Path) -> None:
+    """An open write transaction keeps the dump from holding writers off: the tenant
+    fails as locked after --lock-timeout (on the coordinator and on the worker the
+    lock is propagated to), not after the writer's end."""
+    citus_manager.provision("held")
+    schema = citus_manager.topology.location("held")
+    conn = citus_connect(citus_cluster)
+    with conn.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute(f"LOCK TABLE {schema}.docbasket IN ROW EXCLUSIVE MODE")
+        started = time.perf_counter()
+        code, out = _run(citus_config_file, "--lock-timeout", "1s", "backup", "create",
+                         "--tenant", "held", "--dest", str(tmp_path / "bk"))
+        waited = time.perf_counter() - started
+        cur.execute("ROLLBACK")
+    conn.close()
+    assert code == 1 and "locked" in out, out
+    assert waited < 10, waited
+    assert find_manifests(tmp_path / "bk") == []

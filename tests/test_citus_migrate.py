@@ -316,3 +316,42 @@ def test_revisions_are_read_on_the_workers_as_the_coordinator_reads_them(
     raw.close()
     assert on_workers == through_coordinator and locked == set()
     assert on_workers == {topology.location(t): found[t][0] for t in ("r1", "r2", "r3")}
+
+
+def test_revisions_read_on_each_worker_directly_and_where_that_fails_through_the_coordinator(
+        citus_manager: TenantDatabaseManager, citus_cluster: CitusTestCluster,
+        tmp_path: Path) -> None:
+    """Each worker read over docex-ops' own connections (in parallel, several per worker
+    when it holds many shards) gives the coordinator's answer; a worker docex-ops cannot
+    log in to is read through the coordinator."""
+    from dataclasses import replace
+
+    from docex_ops.backends import pg_discover
+    from docex_ops.topology import citus_revisions
+
+    topology = citus_manager.topology
+    tenants = [f"d{i}" for i in range(4)]
+    for tenant in tenants:
+        citus_manager.provision(tenant)
+    _step(citus_manager.backend, "d1", "0002_docex_2_9_9", "downgrade", tmp_path, force=True)
+    schemas = [topology.location(t) for t in tenants]
+    direct = citus_manager.settings.postgres
+    raw = citus_connect(citus_cluster)
+    raw.autocommit = False
+    conn = DbapiConnection(raw)
+    coordinator, _ = pg_discover.read_revisions(conn, schemas, 5.0)  # type: ignore[arg-type]
+    assert coordinator[topology.location("d1")] == "0002_docex_2_9_9"
+    # A worker's shards in reads of at least 200, at most 4 reads at once.
+    parts = [citus_revisions._parts("h", 1, ["a"] * n, ["b"] * n) for n in (1, 399, 800, 5000)]
+    assert [len(p) for p in parts] == [1, 1, 4, 4]
+    assert sum(len(names) for _, _, names, _ in parts[3]) == 5000
+    on_workers, locked = citus_revisions.read_revisions(
+        conn, schemas, 5.0, direct)  # type: ignore[arg-type]
+    assert on_workers == coordinator and locked == set()
+    # A login the workers refuse: the coordinator reads them instead, same answer.
+    refused = replace(direct, user="docex_no_such_role")
+    assert citus_revisions._read_on(refused, ("127.0.0.1", citus_cluster.workers["w1"].port,
+                                              [schemas[0]], ["x"]), 5.0) == {}
+    assert citus_revisions.read_revisions(
+        conn, schemas, 5.0, refused)[0] == coordinator  # type: ignore[arg-type]
+    raw.close()

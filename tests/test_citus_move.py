@@ -373,3 +373,73 @@ def test_a_rebalance_job_that_ends_badly_exits_1_with_citus_state(
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()
     assert "Citus rebalance job" in lines[-1] and "cancel" in lines[-1], result.stderr
+
+
+def _plant_on_target(citus: CitusTestCluster, node: str, schema: str) -> Any:
+    """On worker ``node``: every docbasket shard of ``schema`` created there gets a trigger
+    that changes each row written into it (a target that does not keep what it is sent).
+    Returns the undo."""
+    conn = connect(citus.workers[node])
+    with conn.cursor() as cur:
+        # Test objects of this worker alone, not sent on to the other nodes by Citus.
+        cur.execute("SET citus.enable_ddl_propagation TO off")
+        cur.execute("""
+CREATE OR REPLACE FUNCTION public.docex_test_change_row() RETURNS trigger
+LANGUAGE plpgsql AS $$ BEGIN NEW.name := NEW.name || ' (changed)'; RETURN NEW; END $$;
+CREATE OR REPLACE FUNCTION public.docex_test_plant() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT object_identity FROM pg_event_trigger_ddl_commands()
+           WHERE command_tag = 'CREATE TABLE' AND object_identity LIKE %s LOOP
+    EXECUTE format('CREATE TRIGGER docex_test_change BEFORE INSERT ON %%s FOR EACH ROW '
+                   'EXECUTE FUNCTION public.docex_test_change_row()', r.object_identity);
+    EXECUTE format('ALTER TABLE %%s ENABLE ALWAYS TRIGGER docex_test_change',
+                   r.object_identity);
+  END LOOP;
+END $$;
+CREATE EVENT TRIGGER docex_test_plant ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+  EXECUTE FUNCTION public.docex_test_plant();
+""", (f"{schema}.docbasket\\_%",))
+    conn.close()
+
+    def undo() -> None:
+        conn = connect(citus.workers[node])
+        with conn.cursor() as cur:
+            cur.execute("SET citus.enable_ddl_propagation TO off")
+            cur.execute("DROP EVENT TRIGGER IF EXISTS docex_test_plant")
+        conn.close()
+    return undo
+
+
+def test_offline_move_rolls_back_when_the_target_rows_differ(
+        citus_manager: TenantDatabaseManager, citus_cluster: CitusTestCluster,
+        citus_config_file: Path, audit_file: Path) -> None:
+    """A real difference on the target (its shard changes every row Citus copies into
+    it): the digests differ, the move rolls back with its transaction, the tenant stays
+    on its node, readable, and the target keeps nothing of it."""
+    _seed(citus_manager, "mv7", 30)
+    _place(citus_cluster, citus_manager, "mv7", "w1")
+    schema = _cluster(citus_manager).location("mv7")
+    before = _names(citus_manager, "mv7")
+    undo = _plant_on_target(citus_cluster, "w2", schema)
+    try:
+        result = _run(citus_config_file, "tenants", "move", "mv7", "--to", "w2", "--offline")
+    finally:
+        undo()
+    assert result.exit_code == 1, result.output
+    assert "differ from the source in docbasket" in result.stderr
+    assert "rolled back" in result.stderr
+    assert _cluster(citus_manager).node_of("mv7") == "w1"
+    assert _names(citus_manager, "mv7") == before  # read through the coordinator, from w1
+    assert _rows_on_worker(citus_cluster, "w1", schema) == 30
+    assert _rows_on_worker(citus_cluster, "w2", schema) is None  # no shard left on w2
+    assert journal_of(_cluster(citus_manager)).get("mv7") is None  # no move pending
+    [event] = _audit(audit_file, "tenant.move")
+    assert event["outcome"] == "failed" and event["tenant"] == "mv7"
+    assert event["detail"]["mode"] == "block_writes"
+    assert event["detail"]["rolled_back_at"] == "copying"
+    # Nothing is left to recover: the next move of the tenant goes ahead and is proven.
+    row = _json(_run(citus_config_file, "tenants", "move", "mv7", "--to", "w2", "--offline"))
+    assert (row["outcome"], row["rows"]) == ("moved", 30)
+    assert _names(citus_manager, "mv7") == before

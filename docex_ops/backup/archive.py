@@ -76,6 +76,9 @@ class TenantArchiver(ABC):
 
     kind: str
     extension: str
+    # True when the caller already holds every writer off the tenants (a safety backup
+    # inside a destructive act): the dump must not wait for writers itself.
+    writers_held: bool = False
 
     @abstractmethod
     def batch_size(self, jobs: int) -> int:

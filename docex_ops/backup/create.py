@@ -164,6 +164,7 @@ def safety_backup(backend: Backend, tenant_id: str, dest: Path, pg_bin: str | No
     dest = dest.resolve()  # the path printed and audited must mean the same from anywhere
     dest.mkdir(parents=True, exist_ok=True)
     archiver = make_archiver(backend, pg_bin)
+    archiver.writers_held = True  # the act's own locks: waiting for them would never end
     try:
         (result,) = _backup_batch(archiver, [tenant_id], dest, signing_key(backend.settings),
                                   SAFETY)

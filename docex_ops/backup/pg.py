@@ -3,9 +3,13 @@
 Dumping: one REPEATABLE READ transaction exports a snapshot; pg_dump runs on
 it (``--snapshot``) and the checksums are computed on the same snapshot, so
 the manifest describes exactly what the archive holds, even while DocEX
-writes. Several schemas go into one pg_dump (``-n a -n b ...``) because each
-pg_dump process pays for reading the whole catalog; the batch is sized to
-the server's lock budget (pg_dump locks every table it dumps).
+writes. On a Citus coordinator one snapshot does not do that (each statement reads
+the worker in a worker transaction of its own, pg_dump's COPY included), so there the
+exporting transaction first takes SHARE locks on the tenants' tables, which Citus
+propagates to every node with metadata: writers wait for the dump's end, and pg_dump
+and the checksums read the same rows. Several schemas go into one pg_dump
+(``-n a -n b ...``) because each pg_dump process pays for reading the whole catalog;
+the batch is sized to the server's lock budget (pg_dump locks every table it dumps).
 
 Restoring: the archive's table of contents is checked first (pg_toc); the
 copy is built in a held scratch schema from docex-ops' own DDL for the
@@ -66,6 +70,13 @@ MAX_BATCH = 250
 
 
 
+# The tables pg_dump will read in the asked-for schemas (``--schema`` dumps them all).
+_TABLES_SQL = """
+SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p') ORDER BY 1
+"""
+
 _SNAPSHOT_BEGIN = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
                    "SET TRANSACTION SNAPSHOT '{snapshot}'; SET LOCAL DateStyle TO 'ISO, YMD'; "
                    "SET LOCAL TimeZone TO 'UTC'; SET LOCAL lock_timeout TO '{lock_timeout}'; ")
@@ -110,7 +121,9 @@ class PostgresArchiver(TenantArchiver):
                                                       "max_connections",
                                                       "max_prepared_transactions"))
         budget = per_xact * (conns + prepared) // 2
-        return max(1, min(MAX_BATCH, budget // (LOCKS_PER_TENANT * max(1, jobs))))
+        # Where writers are held off (Citus), the exporter holds a second set of locks.
+        per_tenant = LOCKS_PER_TENANT * (1 if self.backend.snapshot_covers_rows else 2)
+        return max(1, min(MAX_BATCH, budget // (per_tenant * max(1, jobs))))
 
     # -- dump ------------------------------------------------------------------------------
 
@@ -122,6 +135,8 @@ class PostgresArchiver(TenantArchiver):
         with self.engine.connect() as exporter:
             exporter.exec_driver_sql(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            if not self.backend.snapshot_covers_rows and not self.writers_held:
+                self._hold_writers(exporter, schemas)
             snapshot = str(exporter.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
             proc = self._start_pg_dump(tool, snapshot, list(schemas.values()), archive)
             try:
@@ -138,6 +153,29 @@ class PostgresArchiver(TenantArchiver):
                 raise TenantLockedError(f"locked: {message}")
             raise ArchiveToolError(message)
         return DumpResult(archive, tenants, tool.version, server_text)
+
+    def _hold_writers(self, exporter: Connection, schemas: dict[str, str]) -> None:
+        """SHARE-lock every table of ``schemas`` in the exporting transaction, until its
+        end: no write can commit between pg_dump's reads and the checksums' (reads and
+        SELECT ... FOR UPDATE go on). Waits at most the lock timeout for a writer."""
+        tables = [str(t) for t in exporter.exec_driver_sql(
+            _TABLES_SQL, {"schemas": list(schemas.values())}).scalars()]
+        if not tables:
+            return  # a missing schema: the digest names it
+        # Citus takes the locks on every node with metadata too: the lock timeout goes with
+        # them (SET LOCAL is sent on to the workers' transactions).
+        exporter.exec_driver_sql("SET LOCAL citus.propagate_set_commands TO 'local'")
+        exporter.exec_driver_sql(f"SET LOCAL lock_timeout TO '{self._lock_wait}'")
+        try:
+            exporter.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN SHARE MODE"
+                                     .replace("%", "%%"))
+        except Exception as exc:
+            if not pg_guard.is_lock_timeout(exc):
+                raise
+            exporter.exec_driver_sql("ROLLBACK")
+            raise TenantLockedError(
+                f"locked: a lock on {', '.join(schemas.values())} outlasted the lock timeout "
+                f"({self._lock_wait}) while holding writers off for the dump") from exc
 
     def _start_pg_dump(self, tool: PgTool, snapshot: str, schemas: list[str],
                        archive: Path) -> subprocess.Popen[bytes]:

@@ -15,9 +15,10 @@ server (the coordinator), the audit line.
 
 Journal: started, copying, switched. Citus switches its metadata in one transaction at
 the end of a move, so a rerun after a crash reads where the schema is: on the target,
-the move is recorded completed; elsewhere, rolled back (Citus's cleanup removes a
-half-made copy). A finished Citus move leaves no old copy, so there is nothing to
-``--finish``; the next move of the tenant replaces its journal row. No printing here.
+the move is recorded completed; elsewhere, rolled back (the half-made copy on the
+target is dropped then, by Citus's cleanup of orphaned resources). A finished Citus
+move leaves no old copy, so there is nothing to ``--finish``; the next move of the
+tenant replaces its journal row. No printing here.
 """
 
 from __future__ import annotations
@@ -101,14 +102,16 @@ def move_tenant(manager: TenantDatabaseManager, tenant_id: str, target: str,
             rows, freeze = (_move_offline if options.offline else _move_online)(
                 cluster, journal, record, node, options, step)
         except Exception:
+            reached = journal.get(tenant_id)
+            detail = {"from": source, "to": node.name, "mode": mode, "topology": "citus"}
             if cluster.node_of(tenant_id) == node.name:  # switched, the proof failed: say so
                 journal.step(tenant_id, SWITCHED)
             else:  # Citus did not switch (or rolled back with the transaction): nothing moved
                 with journal.directory.transaction() as conn:
                     journal.delete(conn, tenant_id)
-            audit_trail.record("tenant.move", tenant_id, schema, audit_trail.FAILED,
-                               {"from": source, "to": node.name, "mode": mode,
-                                "topology": "citus"})
+                _drop_half_made_copy(cluster)
+                detail["rolled_back_at"] = reached.step if reached else STARTED
+            audit_trail.record("tenant.move", tenant_id, schema, audit_trail.FAILED, detail)
             raise
         journal.step(tenant_id, SWITCHED)
         step(SWITCHED)
@@ -118,6 +121,16 @@ def move_tenant(manager: TenantDatabaseManager, tenant_id: str, target: str,
                         "freeze_s": None if freeze is None else round(freeze, 3)})
     return MoveResult(tenant_id, source, node.name, None, "moved", rows, freeze,
                       time.perf_counter() - started)
+
+
+def _drop_half_made_copy(cluster: CitusCluster) -> None:
+    """Drop the shards a move that did not switch left on its target now, rather than at
+    Citus's deferred cleanup (``citus.defer_shard_delete_interval``) after this returns.
+    Citus drops each with a 1 s lock timeout and leaves a busy one to that later cleanup."""
+    with cluster.coordinator.admin_engine.connect() as conn:
+        # A procedure that refuses to run inside a transaction block.
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+            "CALL citus_cleanup_orphaned_resources()")
 
 
 def _placed_node(cluster: CitusCluster, tenant_id: str) -> str:
@@ -211,6 +224,7 @@ def recover(cluster: CitusCluster, journal: MoveJournal, record: MoveRecord,
     else:
         with journal.directory.transaction() as conn:
             journal.delete(conn, record.tenant_id)
+        _drop_half_made_copy(cluster)
     audit_trail.record("tenant.move", record.tenant_id, record.schema,
                        audit_trail.OK if done else audit_trail.FAILED,
                        {"from": record.source, "to": record.target, "topology": "citus",
