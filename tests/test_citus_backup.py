@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from backup_data import fill_tenant, tenant_digest
-from citus_support import CitusTestCluster, citus_connect
+from citus_support import CitusTestCluster, citus_connect, connect
 from test_backup import _backup, _manifest_digest, _run
 
 from docex_ops.backup import find_manifests, read_manifest
@@ -160,4 +160,25 @@ def test_backup_waits_for_a_writer_at_most_the_lock_timeout(
     conn.close()
     assert code == 1 and "locked" in out, out
     assert waited < 10, waited
+    assert find_manifests(tmp_path / "bk") == []
+
+
+def test_a_writer_held_only_on_a_worker_fails_the_tenant_as_locked(
+        citus_manager: TenantDatabaseManager, citus_cluster: CitusTestCluster,
+        citus_config_file: Path, tmp_path: Path) -> None:
+    """A writer that entered through a worker holds its lock there alone: the coordinator's
+    SHARE lock is granted and the worker's times out, which Citus reports as a failed
+    "essential" connection. That is a lock timeout too: the tenant fails as locked."""
+    citus_manager.provision("heldw")
+    schema = citus_manager.topology.location("heldw")
+    conn = connect(citus_cluster.workers["w1"])
+    with conn.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("SET LOCAL citus.enable_ddl_propagation TO off")  # this node only
+        cur.execute(f"LOCK TABLE {schema}.docbasket IN ROW EXCLUSIVE MODE")
+        code, out = _run(citus_config_file, "--lock-timeout", "1s", "backup", "create",
+                         "--tenant", "heldw", "--dest", str(tmp_path / "bk"))
+        cur.execute("ROLLBACK")
+    conn.close()
+    assert code == 1 and "locked: a lock on" in out and "essential" not in out, out
     assert find_manifests(tmp_path / "bk") == []

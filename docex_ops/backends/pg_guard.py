@@ -119,10 +119,25 @@ def namespace_oid(conn: Connection, schema: str) -> int | None:
     return None if oid is None else int(oid)
 
 
+_CITUS_REMOTE_FAILURE = "XX000"
+_LOCK_TIMEOUT_TEXT = "canceling statement due to lock timeout"
+
+
 def is_lock_timeout(exc: BaseException) -> bool:
+    """The statement waited out lock_timeout: on this server (55P03) or, through Citus, on
+    a worker. Citus reports a worker's lock timeout as XX000 "failure on connection marked
+    as essential", the worker's error coming just before it as a WARNING notice."""
     from sqlalchemy.exc import DBAPIError
 
-    return isinstance(exc, DBAPIError) and getattr(exc.orig, "pgcode", None) == LOCK_NOT_AVAILABLE
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(error, "pgcode", None)
+    if code == LOCK_NOT_AVAILABLE:
+        return True
+    if code != _CITUS_REMOTE_FAILURE or "marked as essential" not in str(error):
+        return False
+    cursor = getattr(error, "cursor", None)
+    notices = getattr(getattr(cursor, "connection", None), "notices", None) or []
+    return bool(notices) and _LOCK_TIMEOUT_TEXT in notices[-1]
 
 
 def lock_and_read(conn: Connection, schema: str, dependents: bool = True

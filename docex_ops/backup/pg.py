@@ -166,6 +166,9 @@ class PostgresArchiver(TenantArchiver):
         # them (SET LOCAL is sent on to the workers' transactions).
         exporter.exec_driver_sql("SET LOCAL citus.propagate_set_commands TO 'local'")
         exporter.exec_driver_sql(f"SET LOCAL lock_timeout TO '{self._lock_wait}'")
+        # A worker's lock timeout is told by the notice just before Citus's error: none
+        # older than this statement may be taken for it.
+        del exporter.connection.dbapi_connection.notices[:]  # type: ignore[union-attr]
         try:
             exporter.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN SHARE MODE"
                                      .replace("%", "%%"))
@@ -203,7 +206,7 @@ class PostgresArchiver(TenantArchiver):
                                                           lock_timeout=self._lock_wait)
                                    + digest_query(schema, columns[schema]))
                 except Exception as exc:
-                    if getattr(exc, "pgcode", None) != pg_guard.LOCK_NOT_AVAILABLE:
+                    if not pg_guard.is_lock_timeout(exc):
                         raise
                     raise TenantLockedError(
                         f"tenant {tenant_id!r}: locked: a lock on {schema} outlasted the lock "
