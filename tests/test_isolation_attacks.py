@@ -354,6 +354,10 @@ def test_roles_that_reach_a_tenant(dep: Deployment) -> None:
         assert named(rows, "roles", t[27], "FAIL", f"role {trudy}",
                      f"owner of schema {s[3]} through role {dep.role(27)}")
         assert named(rows, "roles", t[28], "FAIL", f"role {group}", f"{s[4]}.docbasket")
+        # Its 13 rights, the first six named in a fixed order: the schema's, then by name.
+        assert named(rows, "roles", t[28], "FAIL", f"role {group}",
+                     f"USAGE on schema {s[4]}; SELECT on table {s[4]}.alembic_version; "
+                     f"SELECT on table {s[4]}.doc_events; SELECT on table {s[4]}.docbasket")
         assert named(rows, "roles", t[28], "FAIL", f"role {frank}", f"through role {group}")
         assert named(rows, "roles", t[29], "FAIL", f"role {owner}", f"owns table {s[5]}.handover")
         assert named(rows, "roles", "*", "FAIL", f"role {peter}", f"belongs to {op}")

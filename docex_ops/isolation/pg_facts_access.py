@@ -183,9 +183,12 @@ SELECT n.nspname,
 
 def holders(conn: Connection, schemas: Sequence[str]) -> list[Holder]:
     """Every explicit right (schema, relation, column, routine, type) on ``schemas`` and
-    every owner; an owner's own grants are left out."""
-    return [Holder(str(s), str(k), tuple(map(str, n)), str(a), str(g), str(p))
-            for s, k, n, a, g, p in rows(conn, _HOLDERS_SQL, schemas=list(schemas))]
+    every owner; an owner's own grants are left out. In a fixed order (the schema's own
+    rights first, then by name): findings name their first rights, the same ones each run."""
+    found = [Holder(str(s), str(k), tuple(map(str, n)), str(a), str(g), str(p))
+             for s, k, n, a, g, p in rows(conn, _HOLDERS_SQL, schemas=list(schemas))]
+    return sorted(found, key=lambda h: (h.schema, h.kind != "schema", h.names, h.args,
+                                        h.grantee, h.privilege))
 
 
 def roles(conn: Connection) -> list[Role]:
