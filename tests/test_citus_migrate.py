@@ -355,3 +355,46 @@ def test_revisions_read_on_each_worker_directly_and_where_that_fails_through_the
     assert citus_revisions.read_revisions(
         conn, schemas, 5.0, refused)[0] == coordinator  # type: ignore[arg-type]
     raw.close()
+
+
+def test_a_version_table_locked_on_its_worker_is_reported_locked_within_the_lock_timeout(
+        citus_manager: TenantDatabaseManager, citus_cluster: CitusTestCluster,
+        citus_config_file: Path) -> None:
+    """A lock held on the worker's shard of a tenant's version table: the direct read and
+    the coordinator's per-worker command give up, and the coordinator's per-tenant read,
+    routed to that worker, waits the lock timeout there too (not for the lock's holder):
+    status names the tenant locked and reads the others."""
+    import json
+    import subprocess
+
+    from migration_helpers import spawn
+
+    for tenant in ("vl1", "vl2"):
+        citus_manager.provision(tenant)
+    schema = citus_manager.topology.location("vl1")
+    coordinator = citus_connect(citus_cluster)
+    with coordinator.cursor() as cur:
+        cur.execute("SELECT shard_name, nodeport FROM citus_shards "
+                    "WHERE table_name = %s::regclass", (f"{schema}.alembic_version",))
+        shard, port = cur.fetchone()
+    coordinator.close()
+    worker = next(w for w in citus_cluster.workers.values() if w.port == port)
+    holder = connect(worker)
+    with holder.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("SET LOCAL citus.enable_ddl_propagation TO off")
+        cur.execute(f"LOCK TABLE {shard} IN ACCESS EXCLUSIVE MODE")
+        proc = spawn(citus_config_file, "--lock-timeout", "1", "--format", "json",
+                     "migrate", "status")
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        finally:
+            cur.execute("ROLLBACK")
+    holder.close()
+    assert proc.returncode is not None and proc.returncode >= 0, (out, err)
+    tenants = {t["tenant"]: t for t in json.loads(out)["data"]["tenants"]}
+    assert "locked" in json.dumps(tenants["vl1"]), tenants["vl1"]
+    assert tenants["vl2"]["revision"] == HEAD, tenants["vl2"]

@@ -112,9 +112,10 @@ SELECT n.nspname, coalesce(sum(pg_total_relation_size(c.oid)), 0)
 SIZE_BATCH = 100
 
 
-def read_revisions(conn: Connection, schemas: list[str], lock_timeout: float
-                   ) -> tuple[dict[str, str | None], set[str]]:
-    """Revisions per schema, and the schemas whose version table stayed locked."""
+def read_revisions(conn: Connection, schemas: list[str], lock_timeout: float,
+                   to_workers: bool = False) -> tuple[dict[str, str | None], set[str]]:
+    """Revisions per schema, and the schemas whose version table stayed locked.
+    ``to_workers``: through a Citus coordinator, the lock timeout holds on the workers."""
     from docex_ops.backends.base import chunks
     from docex_ops.backends.pg_guard import set_lock_timeout
     from docex_ops.backends.pg_sql import execute_script
@@ -126,7 +127,7 @@ def read_revisions(conn: Connection, schemas: list[str], lock_timeout: float
     result: dict[str, str | None] = {}
     locked: set[str] = set()
     for batch in chunks(schemas, REVISION_BATCH):
-        set_lock_timeout(conn, lock_timeout)
+        set_lock_timeout(conn, lock_timeout, to_workers)
         for schema, revision, is_locked in conn.exec_driver_sql(
             f"SELECT * FROM {_REVISIONS_FUNCTION_NAME}(%(s)s)", {"s": batch}
         ):

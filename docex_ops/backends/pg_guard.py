@@ -109,7 +109,14 @@ def ms(seconds: float) -> str:
     return f"{max(1, int(seconds * 1000))}ms"
 
 
-def set_lock_timeout(conn: Connection, seconds: float) -> None:
+def set_lock_timeout(conn: Connection, seconds: float, to_workers: bool = False) -> None:
+    """lock_timeout for the rest of the transaction. ``to_workers``: on a Citus coordinator,
+    also for the transactions it opens on the workers (Citus sends a SET LOCAL on, not a
+    set_config), so a query routed to a worker waits no longer there."""
+    if to_workers:
+        conn.exec_driver_sql("SET LOCAL citus.propagate_set_commands TO 'local'")
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout TO '{ms(seconds)}'")
+        return
     conn.exec_driver_sql("SELECT set_config('lock_timeout', %(t)s, true)", {"t": ms(seconds)})
 
 

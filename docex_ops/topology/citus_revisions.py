@@ -105,7 +105,7 @@ def read_revisions(conn: Connection, schemas: list[str], lock_timeout: float,
     # Not read on a worker (not distributed, no shard yet, the worker's command failed):
     # the coordinator's way, schema by schema, with the locked ones reported.
     rest, locked = pg_discover.read_revisions(
-        conn, [s for s in schemas if s not in result], lock_timeout)
+        conn, [s for s in schemas if s not in result], lock_timeout, to_workers=True)
     return {**result, **rest}, locked
 
 
