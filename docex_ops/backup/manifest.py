@@ -105,16 +105,18 @@ def write_manifest(manifest: Manifest, path: Path) -> Path:
     return path
 
 
-def read_manifest(path: Path) -> Manifest:
+def read_manifest(path: Path, signed: bool = True) -> Manifest:
+    """The manifest at ``path``, checked. ``signed=False``: without the canonical bytes a
+    signature is checked against (``signed_content`` empty), for readers with no key."""
     try:
         data: dict[str, Any] = json.loads(path.read_text())
-        signed = canonical_json(data)
+        content = canonical_json(data) if signed else b""
         tables = {name: TableDigest(int(t["rows"]), str(t["checksum"]))
                   for name, t in data.pop("tables").items()}
         if data.get("format") not in FORMATS:
             raise BackupUsageError(f"{path}: manifest format {data.get('format')!r} is not "
                                    f"one of {FORMATS}; use the docex-ops that wrote it")
-        manifest = Manifest(tables=tables, path=path, signed_content=signed, **data)
+        manifest = Manifest(tables=tables, path=path, signed_content=content, **data)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         if isinstance(exc, BackupUsageError):
             raise

@@ -6,8 +6,8 @@ is a regular file of exactly the recorded size, and it was not written after its
 manifest (create writes the archive, then the manifest: an archive newer than its
 manifest was replaced since). Re-hashing every archive on every scrape would read the
 whole backup folder each minute at 1,000 tenants; the sha256 and restore proof stays
-``backup verify``'s job. Parsed manifests are kept by (path, size, mtime), so a
-long-lived ``metrics serve`` reads each one once (1,000 manifests: 0.15 s a scrape).
+``backup verify``'s job. What a scrape needs of each manifest is kept by (path, size,
+mtime), so a long-lived ``metrics serve`` reads each one once.
 """
 
 from __future__ import annotations
@@ -18,12 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from docex_ops.backup.manifest import (
-    MANIFEST_SUFFIX,
-    BackupUsageError,
-    Manifest,
-    read_manifest,
-)
+from docex_ops.backup.manifest import MANIFEST_SUFFIX, BackupUsageError, read_manifest
 from docex_ops.backup.signing import signature_problem
 from docex_ops.observe.snapshot import BackupFact
 
@@ -54,23 +49,23 @@ def scan_backups(folder: Path, tenants: list[str], key: bytes | None) -> BackupS
     verified: dict[str, datetime] = {}
     archives: dict[str, int] = {}
     wanted = set(tenants)
-    seen: set[Path] = set()
-    for path in sorted(folder.rglob("*" + MANIFEST_SUFFIX)):
+    seen: set[str] = set()
+    for path in _manifest_paths(folder):
         seen.add(path)
         try:
-            manifest, finished = _read(path)
+            copy = _read(path, key)
         except (BackupUsageError, ValueError, OSError) as exc:
             problems.append(f"backups: {exc}")
             continue
-        tenant = manifest.tenant_id
-        if tenant not in wanted or manifest.is_safety:
+        tenant = copy.tenant_id
+        if tenant not in wanted or copy.is_safety:
             continue
         archives[tenant] = archives.get(tenant, 0) + 1
-        if tenant not in newest or finished > newest[tenant]:
-            newest[tenant] = finished
-        if _unverified(manifest, path, key) is None and (
-                tenant not in verified or finished > verified[tenant]):
-            verified[tenant] = finished
+        if tenant not in newest or copy.finished > newest[tenant]:
+            newest[tenant] = copy.finished
+        if _unverified(copy) is None and (
+                tenant not in verified or copy.finished > verified[tenant]):
+            verified[tenant] = copy.finished
     for gone in set(_PARSED) - seen:  # the cache holds only what the folder still has
         del _PARSED[gone]
     facts = {t: BackupFact(t, newest.get(t), verified.get(t), archives.get(t, 0))
@@ -78,38 +73,60 @@ def scan_backups(folder: Path, tenants: list[str], key: bytes | None) -> BackupS
     return BackupScan(facts, problems)
 
 
-# path -> ((size, mtime_ns), manifest, finished): `metrics serve` parses a manifest once,
-# and again only when it changes (a manifest is written once, by rename).
-_PARSED: dict[Path, tuple[tuple[int, int], Manifest, datetime]] = {}
+def _manifest_paths(folder: Path) -> list[str]:
+    """Every manifest under ``folder``, sorted; symlinked folders are not followed (as
+    rglob). Strings, not Paths: at 10,000 manifests Path objects cost more than reading."""
+    found = []
+    for parent, _, files in os.walk(folder):
+        found += [os.path.join(parent, f) for f in files if f.endswith(MANIFEST_SUFFIX)]
+    return sorted(found)
 
 
-def _read(path: Path) -> tuple[Manifest, datetime]:
+@dataclass(frozen=True)
+class _Copy:
+    """What a scrape needs of one manifest; the table digests are not kept (memory stays
+    flat in the number of manifests)."""
+
+    tenant_id: str
+    is_safety: bool
+    finished: datetime
+    archive_path: str
+    archive_size: int
+    written: float                  # the manifest's mtime
+    signature_problem: str | None  # with the key it was read for; None: signed, or no key
+
+
+# path -> ((size, mtime_ns, key), copy): `metrics serve` parses a manifest once, and again
+# only when it (or the signing key) changes; a manifest is written once, by rename.
+_PARSED: dict[str, tuple[tuple[int, int, bytes | None], _Copy]] = {}
+
+
+def _read(path: str, key: bytes | None) -> _Copy:
     st = os.stat(path)
-    key = (st.st_size, st.st_mtime_ns)
+    stamp = (st.st_size, st.st_mtime_ns, key)
     cached = _PARSED.get(path)
-    if cached is not None and cached[0] == key:
-        return cached[1], cached[2]
-    manifest = read_manifest(path)
-    finished = utc(manifest.finished_at)
-    _PARSED[path] = (key, manifest, finished)
-    return manifest, finished
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    manifest = read_manifest(Path(path), signed=key is not None)
+    copy = _Copy(manifest.tenant_id, manifest.is_safety, utc(manifest.finished_at),
+                 str(manifest.archive_path), manifest.archive_size, st.st_mtime,
+                 signature_problem(manifest, key) if key is not None else None)
+    _PARSED[path] = (stamp, copy)
+    return copy
 
 
-def _unverified(manifest: Manifest, path: Path, key: bytes | None) -> str | None:
+def _unverified(copy: _Copy) -> str | None:
     """Why the copy does not check out (cheaply), or None when it does."""
-    if key is not None:
-        problem = signature_problem(manifest, key)
-        if problem is not None:
-            return problem
+    if copy.signature_problem is not None:
+        return copy.signature_problem
     try:
-        archive = os.lstat(manifest.archive_path)
-        written = os.stat(path).st_mtime
+        archive = os.lstat(copy.archive_path)
     except OSError:
         return "archive missing"
     if not stat.S_ISREG(archive.st_mode):
         return "archive is not a regular file"
-    if archive.st_size != manifest.archive_size:
+    if archive.st_size != copy.archive_size:
         return "archive size differs from the manifest's"
-    if archive.st_mtime > written + MTIME_SLACK_S:
+    if archive.st_mtime > copy.written + MTIME_SLACK_S:
         return "archive written after its manifest"
     return None
