@@ -3,10 +3,7 @@ on stdout, into node_exporter's textfile folder, or served on ``/metrics``."""
 
 from __future__ import annotations
 
-import functools
-import os
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -17,45 +14,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from docex_ops.cli.common import UsageProblem, emit, format_option, info, is_json, state
+from docex_ops.cli.files import replace_atomically
 from docex_ops.cli.options import Duration
+from docex_ops.cli.snapshot_options import read_snapshot, real_dir, snapshot_options
 
 if TYPE_CHECKING:
-    from docex_ops.manager.tenant_manager import TenantDatabaseManager
     from docex_ops.observe.snapshot import FleetSnapshot
 
 TEXTFILE_NAME = "docex_ops.prom"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-def _real_dir(_ctx: click.Context, param: click.Parameter, value: Path | None
-              ) -> Path | None:
-    """An existing directory that is not a symlink (a link could point the scrape, or
-    the written file, anywhere)."""
-    if value is not None and (value.is_symlink() or not value.is_dir()):
-        raise click.BadParameter(f"{value} is not a directory (or is a symlink)",
-                                 param_hint=f"--{param.name}")
-    return value
-
-
-def snapshot_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("--backups", type=click.Path(path_type=Path), default=None,
-                  callback=_real_dir, metavar="DIR",
-                  help="A backup folder: each tenant's backup age from its manifests, and "
-                       "the tenants with no backup that checks out.")
-    @click.option("--stale-after", type=Duration(minimum=1), default=86400.0,
-                  metavar="DURATION", help="A backup older than this is stale (default 1d; "
-                                           "30min, 12h, 2d).")
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
-    return wrapper
-
-
-def read_snapshot(manager: TenantDatabaseManager, backups: Path | None,
-                  stale_after: float) -> FleetSnapshot:
-    from docex_ops.observe.collect import collect
-
-    return collect(manager, backups, stale_after)
 
 
 @click.group("metrics", invoke_without_command=True, epilog="\b\nExamples:\n"
@@ -64,7 +31,7 @@ def read_snapshot(manager: TenantDatabaseManager, backups: Path | None,
              "  docex-ops metrics serve --listen 127.0.0.1:9187 --min-interval 15s")
 @snapshot_options
 @click.option("--textfile", type=click.Path(path_type=Path), default=None,
-              callback=_real_dir, metavar="DIR",
+              callback=real_dir, metavar="DIR",
               help=f"Write DIR/{TEXTFILE_NAME} atomically (node_exporter's textfile "
                    "collector) instead of printing.")
 @format_option
@@ -114,25 +81,10 @@ def json_payload(snapshot: FleetSnapshot, written: Path | None) -> dict[str, Any
 
 
 def write_textfile(directory: Path, body: bytes) -> Path:
-    """DIR/docex_ops.prom replaced atomically: written under a name the textfile
-    collector ignores (not *.prom) in the same folder, fsynced, then renamed over."""
+    """DIR/docex_ops.prom replaced whole: the temp file's name (not *.prom) is one the
+    textfile collector ignores."""
     target = directory / TEXTFILE_NAME
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{TEXTFILE_NAME}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)  # node_exporter often runs as another user
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    folder = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(folder)  # the rename itself survives a crash
-    finally:
-        os.close(folder)
+    replace_atomically(target, body, mode=0o644)  # node_exporter often runs as another user
     return target
 
 

@@ -8,9 +8,9 @@ import click
 
 from docex_ops.cli.common import UsageProblem, emit, format_option, is_json, state
 from docex_ops.cli.files import replace_atomically
-from docex_ops.cli.metrics import read_snapshot, snapshot_options
 from docex_ops.cli.options import example
 from docex_ops.cli.output import problem_entry
+from docex_ops.cli.snapshot_options import read_snapshot, snapshot_options
 
 
 def _target(html: str) -> Path | None:
