@@ -1,14 +1,17 @@
-"""Helpers for the document-API, audit and example tests."""
+"""Helpers for the document-API, audit, example and CLI tests."""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from docex_ops.config.settings import Settings
+from docex_ops.config.settings import Settings, load_settings
+from docex_ops.manager.tenant_manager import TenantDatabaseManager
+from docex_ops.schema.head import docbasket
 
 
 def with_files(settings: Settings, tmp_path: Path) -> Settings:
@@ -36,3 +39,16 @@ def write_config(settings: Settings, path: Path) -> Path:
         raw["logging"] = {"audit_file": str(settings.audit_file)}
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+def add_basket_row(config_file: Path, tenant_id: str) -> None:
+    """One docbasket row in the tenant: a tenant with data, which drop and downgrade
+    refuse without --force."""
+    TenantDatabaseManager.reset()
+    manager = TenantDatabaseManager(load_settings(config_file))
+    now = dt.datetime(2026, 1, 1)
+    with manager.tenant_transaction(tenant_id) as session:
+        session.execute(docbasket.insert().values(id="bas_1", name="n", storage_config={},
+                                                  status="active", created_at=now,
+                                                  updated_at=now))
+    TenantDatabaseManager.reset()

@@ -3,15 +3,14 @@ and `tenants show` answers on stdout alone."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from click.testing import CliRunner
+from docs_support import add_basket_row
 
 from docex_ops.cli import main
 from docex_ops.config.settings import load_settings
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
-from docex_ops.schema.head import docbasket
 
 
 def _run(config_file: Path, *args: str) -> tuple[int, str]:
@@ -19,20 +18,9 @@ def _run(config_file: Path, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def _add_row(config_file: Path, tenant_id: str) -> None:
-    TenantDatabaseManager.reset()
-    manager = TenantDatabaseManager(load_settings(config_file))
-    now = dt.datetime(2026, 1, 1)
-    with manager.tenant_transaction(tenant_id) as session:
-        session.execute(docbasket.insert().values(id="bas_1", name="n", storage_config={},
-                                                  status="active", created_at=now,
-                                                  updated_at=now))
-    TenantDatabaseManager.reset()
-
-
 def test_drop_dry_run_refuses_as_the_drop_does(config_file: Path) -> None:
     assert _run(config_file, "tenants", "provision", "full", "empty")[0] == 0
-    _add_row(config_file, "full")
+    add_basket_row(config_file, "full")
     dry_code, dry_out = _run(config_file, "tenants", "drop", "full", "--dry-run")
     real_code, real_out = _run(config_file, "tenants", "drop", "full", "--yes")
     assert dry_code == real_code == 1, (dry_out, real_out)
@@ -57,7 +45,7 @@ def test_tenants_show_prints_everything_on_stdout(config_file: Path) -> None:
 
 def test_downgrade_dry_run_refuses_as_the_downgrade_does(config_file: Path) -> None:
     assert _run(config_file, "tenants", "provision", "full", "empty")[0] == 0
-    _add_row(config_file, "full")
+    add_basket_row(config_file, "full")
     args = ("migrate", "downgrade", "0002_docex_2_9_9")
     dry_code, dry_out = _run(config_file, *args, "--dry-run")
     assert dry_code == 1, dry_out
@@ -74,7 +62,7 @@ def test_downgrade_dry_run_refuses_as_the_downgrade_does(config_file: Path) -> N
 def test_a_refused_downgrade_resumes_with_force(config_file: Path, tmp_path: Path) -> None:
     """The refusal says "rerun with --force": `migrate resume RUN --force` is that rerun."""
     assert _run(config_file, "tenants", "provision", "kept")[0] == 0
-    _add_row(config_file, "kept")
+    add_basket_row(config_file, "kept")
     code, out = _run(config_file, "migrate", "downgrade", "0002_docex_2_9_9", "--tenant", "kept")
     assert code == 1 and "rerun with --force" in out and "Traceback" not in out, out
     run_id = out.split("docex-ops migrate resume ")[1].split("`")[0]

@@ -4,20 +4,18 @@ says the same per tenant. Real PostgreSQL and SQLite files."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from docs_support import with_files, write_config
+from docs_support import add_basket_row, with_files, write_config
 from json_support import json_data
 
 from docex_ops.cli import main
-from docex_ops.config.settings import Settings, load_settings
+from docex_ops.config.settings import Settings
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
-from docex_ops.schema.head import docbasket
 
 
 @pytest.fixture
@@ -32,17 +30,6 @@ def _run(config: Path, *args: str) -> Result:
     return CliRunner().invoke(main, ["--config", str(config), *args])
 
 
-def _add_row(config: Path, tenant_id: str) -> None:
-    TenantDatabaseManager.reset()
-    manager = TenantDatabaseManager(load_settings(config))
-    now = dt.datetime(2026, 1, 1)
-    with manager.tenant_transaction(tenant_id) as session:
-        session.execute(docbasket.insert().values(id="bas_1", name="n", storage_config={},
-                                                  status="active", created_at=now,
-                                                  updated_at=now))
-    TenantDatabaseManager.reset()
-
-
 def _listed(config: Path) -> list[str]:
     result = _run(config, "--format", "json", "tenants", "list")
     return [t["tenant"] for t in json_data(result.stdout)["tenants"]]
@@ -55,7 +42,7 @@ def _audit(tmp_path: Path) -> list[tuple[object, object]]:
 
 def test_one_refusal_does_not_stop_the_others(config: Path, tmp_path: Path) -> None:
     assert _run(config, "tenants", "provision", "a", "full", "b", "keep").exit_code == 0
-    _add_row(config, "full")
+    add_basket_row(config, "full")
     result = _run(config, "--format", "json", "tenants", "drop", "a", "full", "b", "--yes")
     assert result.exit_code == 1, result.output
     data = json_data(result.stdout, "tenants drop")
@@ -73,8 +60,8 @@ def test_one_refusal_does_not_stop_the_others(config: Path, tmp_path: Path) -> N
 
 def test_force_backs_each_tenant_up_on_its_own(config: Path, tmp_path: Path) -> None:
     assert _run(config, "tenants", "provision", "x1", "x2", "empty").exit_code == 0
-    _add_row(config, "x1")
-    _add_row(config, "x2")
+    add_basket_row(config, "x1")
+    add_basket_row(config, "x2")
     safety = tmp_path / "safety"
     result = _run(config, "tenants", "drop", "x1", "x2", "empty", "--yes", "--force",
                   "--safety-dir", str(safety))
@@ -94,7 +81,7 @@ def test_force_backs_each_tenant_up_on_its_own(config: Path, tmp_path: Path) -> 
 
 def test_dry_run_says_per_tenant_what_the_run_does(config: Path, tmp_path: Path) -> None:
     assert _run(config, "tenants", "provision", "a", "full", "b").exit_code == 0
-    _add_row(config, "full")
+    add_basket_row(config, "full")
     args = ("tenants", "drop", "a", "full", "b")
     dry = _run(config, "--format", "json", *args, "--dry-run")
     assert dry.exit_code == 1, dry.output
@@ -152,7 +139,7 @@ def test_tenants_file_exclude_and_unknown(config: Path, tmp_path: Path) -> None:
 def test_jobs_drop_at_once_and_report_in_list_order(config: Path, tmp_path: Path) -> None:
     ids = ["d1", "d2", "full", "d3"]
     assert _run(config, "tenants", "provision", *ids, "keep").exit_code == 0
-    _add_row(config, "full")
+    add_basket_row(config, "full")
     result = _run(config, "--format", "json", "tenants", "drop", *ids, "--yes", "--force",
                   "--safety-dir", str(tmp_path / "safety"), "-j", "3")
     assert result.exit_code == 0, result.output
