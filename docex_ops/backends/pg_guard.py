@@ -277,11 +277,15 @@ def verify_unchanged(engine: Engine, held: Held) -> None:
                                  + "; ".join(str(d) for d in dependents))
 
 
-def describe_blockers(engine: Engine, schema: str) -> str:
-    """Who holds locks on the schema's tables right now: for a `locked` message."""
-    with engine.connect() as conn:
-        rows = conn.exec_driver_sql(_BLOCKERS_SQL, {"s": schema}).all()
-        conn.rollback()
+def describe_blockers(source: Engine | Connection, schema: str) -> str:
+    """Who holds locks on the schema's tables right now: for a `locked` message. Asked on
+    ``source`` itself when it is an open connection (one more may not be had)."""
+    if hasattr(source, "exec_driver_sql"):
+        rows = source.exec_driver_sql(_BLOCKERS_SQL, {"s": schema}).all()
+    else:
+        with source.connect() as own:
+            rows = own.exec_driver_sql(_BLOCKERS_SQL, {"s": schema}).all()
+            own.rollback()
     return ", ".join(f"table {table} held in {mode} by pid {pid}"
                      + (f" ({app})" if app else "") for table, mode, pid, app in rows)
 

@@ -160,13 +160,18 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
             sizes, locked_sizes = (pg_discover.read_sizes(conn, list(tenants), timeout)
                                    if with_size else ({}, set()))
             conn.rollback()
+            # Who holds the locks, asked on this connection: a role at its connection
+            # limit could open no other one.
+            held = {s: self.locked_detail(tenants[s][0], conn)
+                    for s in (locked | locked_sizes) if s in tenants}
+            conn.rollback()
         found = []
         for schema, (tenant_id, tables, _, foreign) in tenants.items():
             condition, detail = None, None
             if foreign is not None:
                 condition, detail = FOREIGN, describe_foreign(schema, foreign)
-            elif schema in locked or schema in locked_sizes:
-                condition, detail = LOCKED, self.locked_detail(tenant_id)
+            elif schema in held:
+                condition, detail = LOCKED, held[schema]
             found.append(TenantInfo(tenant_id, schema, tables, revisions.get(schema),
                                     sizes.get(schema), condition=condition, detail=detail))
         return found, extra
@@ -215,10 +220,11 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         finally:
             raw.close()
 
-    def locked_detail(self, tenant_id: str) -> str:
-        """One line: the tenant is locked, for how long we waited, and who holds it."""
+    def locked_detail(self, tenant_id: str, conn: Any = None) -> str:
+        """One line: the tenant is locked, for how long we waited, and who holds it
+        (asked on ``conn`` when given, else on a pool connection)."""
         schema = self.location(tenant_id)
-        holders = describe_blockers(self.admin_engine, schema)
+        holders = describe_blockers(self.admin_engine if conn is None else conn, schema)
         return (f"tenant {tenant_id!r}: {schema} is locked by another connection beyond the "
                 f"lock timeout ({self.settings.lock_timeout:g}s)"
                 + (f": {holders}" if holders else ""))
