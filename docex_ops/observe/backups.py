@@ -42,13 +42,25 @@ def utc(text: str) -> datetime:
 def scan_backups(folder: Path, tenants: list[str], key: bytes | None) -> BackupScan:
     """One fact per tenant in ``tenants`` (archives only: safety copies are not the
     schedule a DBA watches); unreadable manifests are problems, never an exception."""
+    return facts_for(read_folder(folder, key), tenants)
+
+
+@dataclass
+class FolderRead:
+    """Every archive copy in a backup folder, judged, before it is known which tenants
+    exist: the folder can be read while the servers are (observe/collect.py)."""
+
+    copies: list[tuple[_Copy, bool]]  # (copy, it checks out)
+    problems: list[str]
+    readable: bool = True             # False: no folder there, so no facts at all
+
+
+def read_folder(folder: Path, key: bytes | None) -> FolderRead:
     problems: list[str] = []
     if folder.is_symlink() or not folder.is_dir():
-        return BackupScan({}, [f"backups: {folder} is not a directory (or is a symlink)"])
-    newest: dict[str, datetime] = {}
-    verified: dict[str, datetime] = {}
-    archives: dict[str, int] = {}
-    wanted = set(tenants)
+        return FolderRead([], [f"backups: {folder} is not a directory (or is a symlink)"],
+                          readable=False)
+    copies = []
     seen: set[str] = set()
     for path in _manifest_paths(folder):
         seen.add(path)
@@ -57,20 +69,32 @@ def scan_backups(folder: Path, tenants: list[str], key: bytes | None) -> BackupS
         except (BackupUsageError, ValueError, OSError) as exc:
             problems.append(f"backups: {exc}")
             continue
+        if not copy.is_safety:
+            copies.append((copy, _unverified(copy) is None))
+    for gone in set(_PARSED) - seen:  # the cache holds only what the folder still has
+        del _PARSED[gone]
+    return FolderRead(copies, problems)
+
+
+def facts_for(read: FolderRead, tenants: list[str]) -> BackupScan:
+    if not read.readable:
+        return BackupScan({}, list(read.problems))
+    newest: dict[str, datetime] = {}
+    verified: dict[str, datetime] = {}
+    archives: dict[str, int] = {}
+    wanted = set(tenants)
+    for copy, checks_out in read.copies:
         tenant = copy.tenant_id
-        if tenant not in wanted or copy.is_safety:
+        if tenant not in wanted:
             continue
         archives[tenant] = archives.get(tenant, 0) + 1
         if tenant not in newest or copy.finished > newest[tenant]:
             newest[tenant] = copy.finished
-        if _unverified(copy) is None and (
-                tenant not in verified or copy.finished > verified[tenant]):
+        if checks_out and (tenant not in verified or copy.finished > verified[tenant]):
             verified[tenant] = copy.finished
-    for gone in set(_PARSED) - seen:  # the cache holds only what the folder still has
-        del _PARSED[gone]
     facts = {t: BackupFact(t, newest.get(t), verified.get(t), archives.get(t, 0))
              for t in tenants}
-    return BackupScan(facts, problems)
+    return BackupScan(facts, list(read.problems))
 
 
 def _manifest_paths(folder: Path) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from docex_ops.topology.base import Discovery
 
 if TYPE_CHECKING:
     from docex_ops.manager.tenant_manager import TenantDatabaseManager
+    from docex_ops.observe.backups import FolderRead
     from docex_ops.observe.snapshot import BackupFact, IsolationRecord
     from docex_ops.pools.report import PoolReport
 
@@ -43,6 +45,8 @@ def collect(manager: TenantDatabaseManager, backups: Path | None = None,
     taken_at = datetime.now(UTC)
     problems: list[str] = []
     scripts = MigrationScripts()
+    # The folder is read while the servers answer (the discovery mostly waits on them).
+    folder = None if backups is None else _start_folder_read(manager, backups, problems)
     sized = _guarded("tenants", problems, lambda: discover_sized(manager))
     found, sizes = sized if sized is not None else (Discovery(), {})
     report = status_of(scripts, found.tenants)
@@ -58,8 +62,7 @@ def collect(manager: TenantDatabaseManager, backups: Path | None = None,
         runs=_guarded("migration runs", problems, lambda: newest_runs(manager, runs)) or [],
         pools=_guarded("connections", problems, lambda: _pools(manager, found)),
         isolation=_guarded("isolation record", problems, lambda: _isolation(manager)),
-        backups=None if backups is None else _backups(manager, backups, found.tenants,
-                                                      problems),
+        backups=None if folder is None else _backups(folder, found.tenants, problems),
         backups_dir=None if backups is None else str(backups),
         stale_after_s=stale_after_s, problems=problems)
     return replace(snapshot, seconds=round(time.perf_counter() - started, 6))
@@ -97,10 +100,10 @@ def _isolation(manager: TenantDatabaseManager) -> IsolationRecord | None:
         return last_isolation_record(reader)
 
 
-def _backups(manager: TenantDatabaseManager, folder: Path, tenants: list[TenantInfo],
-             problems: list[str]) -> dict[str, BackupFact] | None:
+def _start_folder_read(manager: TenantDatabaseManager, folder: Path, problems: list[str]
+                       ) -> Future[FolderRead] | None:
     from docex_ops.backup.signing import signing_key
-    from docex_ops.observe.backups import scan_backups
+    from docex_ops.observe.backups import read_folder
 
     try:
         key = signing_key(manager.settings)
@@ -108,8 +111,18 @@ def _backups(manager: TenantDatabaseManager, folder: Path, tenants: list[TenantI
         problems.append(f"backups: the signing key cannot be read, so no copy is judged: "
                         f"{' '.join(str(exc).split())}"[:500])
         return None
-    scan = _guarded("backups", problems, lambda: scan_backups(
-        folder, [t.tenant_id for t in tenants], key))
+    pool = ThreadPoolExecutor(1, thread_name_prefix="backup-folder")
+    future = pool.submit(read_folder, folder, key)
+    pool.shutdown(wait=False)  # the thread ends with the read
+    return future
+
+
+def _backups(folder: Future[FolderRead], tenants: list[TenantInfo], problems: list[str]
+             ) -> dict[str, BackupFact] | None:
+    from docex_ops.observe.backups import facts_for
+
+    scan = _guarded("backups", problems, lambda: facts_for(
+        folder.result(), [t.tenant_id for t in tenants]))
     if scan is None:
         return None
     problems += scan.problems
