@@ -159,7 +159,6 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
                 conn, [s for s, t in tenants.items() if t[2]], timeout, with_size)
             sizes, locked_sizes = (pg_discover.read_sizes(conn, list(tenants), timeout)
                                    if with_size else ({}, set()))
-            conn.rollback()
             # Who holds the locks, asked on this connection: a role at its connection
             # limit could open no other one.
             held = {s: self.locked_detail(tenants[s][0], conn)

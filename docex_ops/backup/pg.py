@@ -164,8 +164,8 @@ class PostgresArchiver(TenantArchiver):
             return  # a missing schema: the digest names it
         # Citus takes the locks on every node with metadata too: the lock timeout goes with
         # them (SET LOCAL is sent on to the workers' transactions).
-        exporter.exec_driver_sql("SET LOCAL citus.propagate_set_commands TO 'local'")
-        exporter.exec_driver_sql(f"SET LOCAL lock_timeout TO '{self._lock_wait}'")
+        pg_guard.set_lock_timeout(exporter, self.backend.settings.lock_timeout,
+                                  to_workers=True)
         # A worker's lock timeout is told by the notice just before Citus's error: none
         # older than this statement may be taken for it.
         del exporter.connection.dbapi_connection.notices[:]  # type: ignore[union-attr]

@@ -39,16 +39,11 @@ def utc(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def scan_backups(folder: Path, tenants: list[str], key: bytes | None) -> BackupScan:
-    """One fact per tenant in ``tenants`` (archives only: safety copies are not the
-    schedule a DBA watches); unreadable manifests are problems, never an exception."""
-    return facts_for(read_folder(folder, key), tenants)
-
-
 @dataclass
 class FolderRead:
     """Every archive copy in a backup folder, judged, before it is known which tenants
-    exist: the folder can be read while the servers are (observe/collect.py)."""
+    exist: the folder can be read while the servers are (observe/collect.py). Unreadable
+    manifests are problems, never an exception."""
 
     copies: list[tuple[_Copy, bool]]  # (copy, it checks out)
     problems: list[str]
@@ -77,6 +72,8 @@ def read_folder(folder: Path, key: bytes | None) -> FolderRead:
 
 
 def facts_for(read: FolderRead, tenants: list[str]) -> BackupScan:
+    """One fact per tenant in ``tenants`` (archives only: safety copies are not the
+    schedule a DBA watches)."""
     if not read.readable:
         return BackupScan({}, list(read.problems))
     newest: dict[str, datetime] = {}
