@@ -43,7 +43,7 @@ def _errors(stderr: str) -> list[str]:
 UNREACHABLE_COMMANDS = [
     ["tenants", "list"], ["migrate", "status"], ["migrate", "upgrade"], ["migrate", "runs"],
     ["backup", "create", "--all", "--dest", "{tmp}/bk"], ["verify-isolation"],
-    ["pools", "report"], ["tenants", "show", "t1"],
+    ["pools", "report"], ["tenants", "show", "t1"], ["tenants", "drop", "t1", "t2", "--yes"],
 ]
 
 
