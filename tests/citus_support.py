@@ -84,7 +84,9 @@ def start_citus(root: Path, started: list[pgc.Cluster]) -> CitusTestCluster:
     """Coordinator + workers ``w1``, ``w2`` under ``root``; every cluster started is put in
     ``started`` as it starts (the caller stops them, also when this fails)."""
     names = ["coordinator", *WORKERS]
-    extra = {"shared_preload_libraries": "'citus'"}
+    # synchronous_commit on (cheap with fsync off): Citus's online move refuses, rightly,
+    # a source that commits asynchronously (move/citus.py).
+    extra = {"shared_preload_libraries": "'citus'", "synchronous_commit": "on"}
     with ThreadPoolExecutor(len(names)) as pool:
         started.extend(pool.map(lambda n: pgc.start_cluster(n, root, extra), names))
     with ThreadPoolExecutor(len(names)) as pool:

@@ -443,3 +443,47 @@ def test_offline_move_rolls_back_when_the_target_rows_differ(
     row = _json(_run(citus_config_file, "tenants", "move", "mv7", "--to", "w2", "--offline"))
     assert (row["outcome"], row["rows"]) == ("moved", 30)
     assert _names(citus_manager, "mv7") == before
+
+
+def _commit_setting(citus: CitusTestCluster, node: str, statements: list[str]) -> None:
+    conn = connect(citus.workers[node])
+    with conn.cursor() as cur:
+        cur.execute("SET citus.enable_ddl_propagation = off")  # role settings on a worker
+        for statement in statements:
+            cur.execute(statement)
+        cur.execute("SELECT pg_reload_conf()")
+    conn.close()
+
+
+@pytest.mark.parametrize("turned_off_by", [
+    "ALTER SYSTEM SET synchronous_commit = off",
+    "ALTER ROLE postgres IN DATABASE docex SET synchronous_commit = 'false'"])
+def test_an_online_move_from_a_node_that_commits_asynchronously_is_refused(
+        citus_manager: TenantDatabaseManager, citus_cluster: CitusTestCluster,
+        citus_config_file: Path, audit_file: Path, turned_off_by: str) -> None:
+    """Citus waits for the source's WAL write position, which acknowledged asynchronous
+    commits can be ahead of: under load it switched without the last 10-17 writes."""
+    for tenant_id in ("mv9", "mv9a", "mv9b", "mv9c"):  # all on w1: rebalance would move
+        _seed(citus_manager, tenant_id, 20)
+        _place(citus_cluster, citus_manager, tenant_id, "w1")
+    planned = _json(_run(citus_config_file, "tenants", "rebalance", "--dry-run"))
+    assert any(m["from"] == "w1" for m in planned["moves"]), planned
+    _commit_setting(citus_cluster, "w1", [turned_off_by])
+    try:
+        refused = _run(citus_config_file, "tenants", "move", "mv9", "--to", "w2")
+        assert refused.exit_code == 1, refused.output
+        [line] = refused.stderr.strip().splitlines()
+        assert "synchronous_commit" in line and "'w1'" in line and "--offline" in line, line
+        assert _cluster(citus_manager).node_of("mv9") == "w1"
+        assert journal_of(_cluster(citus_manager)).get("mv9") is None  # refused before it
+        rebalance = _run(citus_config_file, "tenants", "rebalance", "--execute")
+        assert rebalance.exit_code == 1 and "synchronous_commit" in rebalance.stderr, (
+            rebalance.output)
+        assert not audit_file.exists() or _audit(audit_file, "tenant.rebalance") == []
+        offline = _json(_run(citus_config_file, "tenants", "move", "mv9", "--to", "w2",
+                             "--offline"))  # writes blocked: nothing can be left behind
+        assert (offline["to"], offline["outcome"], offline["rows"]) == ("w2", "moved", 20)
+    finally:
+        _commit_setting(citus_cluster, "w1", [
+            "ALTER SYSTEM RESET synchronous_commit",
+            "ALTER ROLE postgres IN DATABASE docex RESET synchronous_commit"])

@@ -42,6 +42,22 @@ ONLINE, OFFLINE = "auto", "block_writes"  # Citus's shard_transfer_mode values
 _MOVE_SQL = ("SELECT citus_schema_move(quote_ident(%(s)s)::regnamespace, %(h)s, %(p)s, "
              "%(m)s::citus.shard_transfer_mode)")
 
+# Citus's online move ends by blocking writes, reading the source's WAL *write* position
+# (pg_current_wal_lsn()) and waiting until its subscription reports it; the walsender
+# sends only flushed WAL. A commit acknowledged with synchronous_commit=off may not be
+# written yet, so Citus can switch without it and drop it with the source shards (seen
+# under load: the last 10-17 writes before the switch, acknowledged and gone). docex-ops'
+# own move flushes first (pg_online.py); Citus's online move is refused on such a source.
+# The server's setting, or one for the database or a role (what Citus's sessions get).
+_ASYNC_COMMIT_SQL = """
+SELECT current_setting('synchronous_commit') = 'off' OR EXISTS (
+    SELECT FROM pg_db_role_setting s, unnest(s.setconfig) c
+    WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database
+                                WHERE datname = current_database()))
+      AND lower(c) IN ('synchronous_commit=off', 'synchronous_commit=false',
+                       'synchronous_commit=no', 'synchronous_commit=0'))
+"""
+
 
 def citus_of(manager: TenantDatabaseManager) -> CitusCluster:
     return manager.topology.citus_cluster("a Citus move needs database.postgres.topology: "
@@ -74,6 +90,25 @@ def resolve_node(cluster: CitusCluster, name: str) -> CitusNode:
                       + (", ".join(n.name for n in workers) or "none"))
 
 
+def refuse_asynchronous_commit(cluster: CitusCluster, nodes: list[CitusNode],
+                               what: str) -> None:
+    """RuntimeError if a session on any of ``nodes`` can commit with synchronous_commit
+    off: Citus's online move from it can lose the last acknowledged writes."""
+    for node in nodes:
+        engine = cv.worker_engine(cluster, node)
+        try:
+            with engine.connect() as conn:
+                asynchronous = bool(conn.exec_driver_sql(_ASYNC_COMMIT_SQL).scalar())
+        finally:
+            engine.dispose()
+        if asynchronous:
+            raise RuntimeError(
+                f"{what}: node {node.name!r} commits asynchronously (synchronous_commit = "
+                "off for the server, the database or a role), and Citus's online move can "
+                "then switch before the last acknowledged writes are replicated; move with "
+                f"--offline, or set synchronous_commit = on on {node.name!r}")
+
+
 def move_tenant(manager: TenantDatabaseManager, tenant_id: str, target: str,
                 options: MoveOptions | None = None, on_step: StepHook | None = None
                 ) -> MoveResult:
@@ -94,6 +129,9 @@ def move_tenant(manager: TenantDatabaseManager, tenant_id: str, target: str,
         if source == node.name:
             return MoveResult(tenant_id, source, node.name, None, "unchanged", 0, None,
                               time.perf_counter() - started)
+        if not options.offline:
+            refuse_asynchronous_commit(cluster, [resolve_node(cluster, source)],
+                                       f"tenant {tenant_id!r}")
         record = _start(journal, tenant_id, source, node.name, schema)
         step = on_step or (lambda _: None)
         step(STARTED)

@@ -23,7 +23,13 @@ from docex_ops.backends.digest import TableDigest
 from docex_ops.executor import ProgressFn, ProgressTick
 from docex_ops.manager.tenant_manager import TenantDatabaseManager
 from docex_ops.move import pg_online as pgm
-from docex_ops.move.citus import OFFLINE, ONLINE, citus_of, journal_of
+from docex_ops.move.citus import (
+    OFFLINE,
+    ONLINE,
+    citus_of,
+    journal_of,
+    refuse_asynchronous_commit,
+)
 from docex_ops.move.journal import SWITCHED
 from docex_ops.move.rebalance import Layout, PlannedMove, RebalancePlan, loads, refuse_unsettled
 from docex_ops.move.run import MoveOptions, MoveResult
@@ -86,6 +92,10 @@ def execute_plan(manager: TenantDatabaseManager, plan: RebalancePlan, options: M
     """Run Citus's rebalance job, follow it, then check every tenant the plan moved."""
     refuse_unsettled(plan)
     cluster = citus_of(manager)
+    if plan.moves and not options.offline:
+        sources = {m.source for m in plan.moves}
+        refuse_asynchronous_commit(cluster, [n for n in cluster.worker_nodes()
+                                             if n.name in sources], "rebalance")
     started = time.perf_counter()
     tenants = set(cluster.tenant_ids())
     ours = [m.tenant_id for m in plan.moves if m.tenant_id in tenants]
