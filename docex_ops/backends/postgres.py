@@ -61,7 +61,8 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
                  schema_settings: tuple[str, ...] = (),
                  revision_reader: RevisionReader = pg_discover.read_revisions,
                  snapshot_covers_rows: bool = True,
-                 catalog_settings: tuple[str, ...] = ()) -> None:
+                 catalog_settings: tuple[str, ...] = (),
+                 split_revision_reads: bool = True) -> None:
         super().__init__(settings)
         # SET LOCAL statements before discovery's catalog read (a Citus coordinator: no
         # shard-hiding filter on every pg_class row).
@@ -79,6 +80,9 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
         # How discovery reads the versioned schemas' revisions (set-based; on a Citus
         # coordinator on the workers, one round trip per worker).
         self.revision_reader = revision_reader
+        # Whether many revisions are read on two connections here (a server opening each
+        # version table itself); not where the reader spreads the reads over other servers.
+        self.split_revision_reads = split_revision_reads
         self._template = settings.postgres.schema_template
         self._pattern = tenant_id_pattern(self._template)
         self._worker_pool_size = worker_pool_size
@@ -179,7 +183,7 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
                               with_size: bool) -> tuple[dict[str, str | None], set[str]]:
         """The revisions, half of them read on a second connection where there are many:
         a read is mostly the server opening each version table, one core per backend."""
-        if len(schemas) < pg_discover.SPLIT_REVISIONS_FROM:
+        if not self.split_revision_reads or len(schemas) < pg_discover.SPLIT_REVISIONS_FROM:
             return self.revision_reader(conn, schemas, timeout)
         from concurrent.futures import ThreadPoolExecutor
 

@@ -104,6 +104,7 @@ class CitusCluster(Topology):
             schema_settings=("SET LOCAL citus.enable_schema_based_sharding TO on",),
             revision_reader=functools.partial(citus_revisions.read_revisions,
                                               direct=settings.postgres),
+            split_revision_reads=False,  # the workers' reads run in parallel already
             snapshot_covers_rows=False,
             # Citus hides shards by a relation_is_a_known_shard() call on every pg_class row
             # a query reads (half of discovery's time at 1,000 tenants); discovery names
