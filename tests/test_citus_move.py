@@ -487,3 +487,20 @@ def test_an_online_move_from_a_node_that_commits_asynchronously_is_refused(
         _commit_setting(citus_cluster, "w1", [
             "ALTER SYSTEM RESET synchronous_commit",
             "ALTER ROLE postgres IN DATABASE docex RESET synchronous_commit"])
+
+
+def test_doctor_warns_of_a_worker_that_commits_asynchronously(
+        citus_cluster: CitusTestCluster, citus_config_file: Path) -> None:
+    def rows() -> dict[str, dict[str, Any]]:
+        result = _run(citus_config_file, "doctor")
+        return {r["target"].split()[0]: r for r in json_data(result.stdout)["checks"]
+                if r["check"] == "citus moves"}
+
+    assert {n: r["status"] for n, r in rows().items()} == {"w1": "PASS", "w2": "PASS"}
+    _commit_setting(citus_cluster, "w1", ["ALTER SYSTEM SET synchronous_commit = off"])
+    try:
+        found = rows()
+        assert found["w1"]["status"] == "WARN" and "--offline" in found["w1"]["detail"]
+        assert found["w2"]["status"] == "PASS"
+    finally:
+        _commit_setting(citus_cluster, "w1", ["ALTER SYSTEM RESET synchronous_commit"])

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from docex_ops.doctor import (
+    citus_moves,
     leftovers,
     pg_budget,
     pg_connect,
@@ -48,6 +49,9 @@ CHECKS: tuple[DoctorCheck, ...] = (
     DoctorCheck("replication", (POSTGRESQL,), pg_replication.check_replication,
                 "with several servers: wal_level logical, replication slots and senders, no "
                 "inactive slot holding WAL"),
+    DoctorCheck("citus moves", (POSTGRESQL,), citus_moves.check_citus_moves,
+                "on Citus: every worker commits synchronously, so online moves from it "
+                "are allowed"),
     DoctorCheck("connections", (POSTGRESQL,), pg_budget.check_budget,
                 "tenants x pool within the budget and max_connections"),
     DoctorCheck("leftovers", EVERY_KIND, leftovers.check_leftovers,

@@ -90,23 +90,31 @@ def resolve_node(cluster: CitusCluster, name: str) -> CitusNode:
                       + (", ".join(n.name for n in workers) or "none"))
 
 
-def refuse_asynchronous_commit(cluster: CitusCluster, nodes: list[CitusNode],
-                               what: str) -> None:
-    """RuntimeError if a session on any of ``nodes`` can commit with synchronous_commit
-    off: Citus's online move from it can lose the last acknowledged writes."""
+def asynchronous_nodes(cluster: CitusCluster, nodes: list[CitusNode]) -> list[CitusNode]:
+    """Those of ``nodes`` where a session can commit with synchronous_commit off (the
+    server's setting, or one for the database or a role): Citus's online move from them
+    can lose the last acknowledged writes."""
+    found = []
     for node in nodes:
         engine = cv.worker_engine(cluster, node)
         try:
             with engine.connect() as conn:
-                asynchronous = bool(conn.exec_driver_sql(_ASYNC_COMMIT_SQL).scalar())
+                if conn.exec_driver_sql(_ASYNC_COMMIT_SQL).scalar():
+                    found.append(node)
         finally:
             engine.dispose()
-        if asynchronous:
-            raise RuntimeError(
-                f"{what}: node {node.name!r} commits asynchronously (synchronous_commit = "
-                "off for the server, the database or a role), and Citus's online move can "
-                "then switch before the last acknowledged writes are replicated; move with "
-                f"--offline, or set synchronous_commit = on on {node.name!r}")
+    return found
+
+
+def refuse_asynchronous_commit(cluster: CitusCluster, nodes: list[CitusNode],
+                               what: str) -> None:
+    """RuntimeError naming the first of ``nodes`` that commits asynchronously."""
+    for node in asynchronous_nodes(cluster, nodes)[:1]:
+        raise RuntimeError(
+            f"{what}: node {node.name!r} commits asynchronously (synchronous_commit = off "
+            "for the server, the database or a role), and Citus's online move can then "
+            "switch before the last acknowledged writes are replicated; move with "
+            f"--offline, or set synchronous_commit = on on {node.name!r}")
 
 
 def move_tenant(manager: TenantDatabaseManager, tenant_id: str, target: str,
