@@ -52,11 +52,10 @@ def metrics(ctx: click.Context, backups: Path | None, stale_after: float,
     """
     if ctx.invoked_subcommand is not None:
         return
-    from docex_ops.cli.metrics_families import exposition
+    from docex_ops.cli.metrics_families import exposition, exposition_chunks
 
     snapshot = read_snapshot(state().manager, backups, stale_after)
-    body = exposition(snapshot)
-    written = write_textfile(textfile, body) if textfile is not None else None
+    written = write_textfile(textfile, exposition(snapshot)) if textfile is not None else None
     for problem in snapshot.problems:
         info(f"problem: {problem}")
     if is_json(fmt):
@@ -65,7 +64,8 @@ def metrics(ctx: click.Context, backups: Path | None, stale_after: float,
     elif written is not None:
         info(f"wrote {written}")
     else:
-        click.echo(body.decode(), nl=False)
+        for chunk in exposition_chunks(snapshot):  # bytes: click writes them as they are
+            click.echo(chunk, nl=False)
 
 
 def json_payload(snapshot: FleetSnapshot, written: Path | None) -> dict[str, Any]:

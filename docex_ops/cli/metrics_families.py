@@ -10,12 +10,13 @@ carry the tenant id and nothing else of the tenant's.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from docex_ops.config.servers import DEFAULT_SERVER
 
@@ -33,6 +34,18 @@ def _timestamp(moment: datetime) -> float:
 
 def _gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> GaugeMetricFamily:
     return GaugeMetricFamily(f"docex_ops_{name}", doc, labels=list(labels))
+
+
+def _streamed(name: str, doc: str, labels: tuple[str, ...],
+              rows: Iterable[tuple[tuple[str, ...], float]]) -> Metric:
+    """A gauge of one sample per tenant whose samples are made as the writer reads them
+    (generate_latest and json_payload iterate a family's samples once): at 10,000 tenants
+    no family holds 10,000 Sample objects, each with its label dict, at once."""
+    family = _gauge(name, doc, labels)
+    family.samples = cast("list[Sample]", (
+        Sample(family.name, dict(zip(labels, values, strict=True)), value)
+        for values, value in rows))
+    return family
 
 
 def families(snapshot: FleetSnapshot) -> Iterator[Metric]:
@@ -81,17 +94,17 @@ def _tenant_families(snapshot: FleetSnapshot) -> Iterator[Metric]:
                           ("server",))
     for server, n in sorted(Counter(server_of[t] for t in snapshot.behind_by).items()):
         behind_count.add_metric([server], n)
-    behind = _gauge("tenant_revisions_behind", "How many revisions a tenant is behind head "
-                    "(0: at head).", ("server", "tenant"))
-    for t in status.tenants:
-        if t.state == "current" or t.tenant_id in snapshot.behind_by:
-            behind.add_metric([server_of[t.tenant_id], t.tenant_id],
-                              snapshot.behind_by.get(t.tenant_id, 0))
-    sizes = _gauge("tenant_size_bytes", "A tenant's size on disk: PostgreSQL, its schema's "
-                   "tables, indexes and TOAST as the catalog last measured them (VACUUM, "
-                   "ANALYZE); SQLite, its file and sidecars.", ("server", "tenant"))
-    for tenant, size in sorted(snapshot.sizes.items()):
-        sizes.add_metric([server_of.get(tenant, DEFAULT_SERVER), tenant], size)
+    behind = _streamed("tenant_revisions_behind", "How many revisions a tenant is behind "
+                       "head (0: at head).", ("server", "tenant"), (
+                           ((server_of[t.tenant_id], t.tenant_id),
+                            snapshot.behind_by.get(t.tenant_id, 0))
+                           for t in status.tenants
+                           if t.state == "current" or t.tenant_id in snapshot.behind_by))
+    sizes = _streamed("tenant_size_bytes", "A tenant's size on disk: PostgreSQL, its schema's "
+                      "tables, indexes and TOAST as the catalog last measured them (VACUUM, "
+                      "ANALYZE); SQLite, its file and sidecars.", ("server", "tenant"), (
+                          ((server_of.get(tenant, DEFAULT_SERVER), tenant), size)
+                          for tenant, size in sorted(snapshot.sizes.items())))
     yield from (head, by_state, by_revision, behind_count, behind, sizes)
 
 
@@ -124,27 +137,30 @@ def _run_families(snapshot: FleetSnapshot) -> Iterator[Metric]:
 def _backup_families(snapshot: FleetSnapshot) -> Iterator[Metric]:
     if snapshot.backups is None:
         return
-    now = snapshot.taken_at
-    age = _gauge("tenant_backup_age_seconds", "Age of a tenant's newest verified backup "
-                 "(absent: none verifies).", ("tenant",))
-    last = _gauge("tenant_last_backup_timestamp_seconds",
-                  "When a tenant's newest backup finished (verified or not).", ("tenant",))
+    now, facts = snapshot.taken_at, snapshot.backups
+    age = _streamed("tenant_backup_age_seconds", "Age of a tenant's newest verified backup "
+                    "(absent: none verifies).", ("tenant",), (
+                        ((tenant,), (now - fact.newest_verified_at).total_seconds())
+                        for tenant, fact in sorted(facts.items())
+                        if fact.newest_verified_at is not None))
+    last = _streamed("tenant_last_backup_timestamp_seconds",
+                     "When a tenant's newest backup finished (verified or not).", ("tenant",), (
+                         ((tenant,), _timestamp(fact.newest_at))
+                         for tenant, fact in sorted(facts.items())
+                         if fact.newest_at is not None))
     without = _gauge("tenants_without_verified_backup",
                      "Tenants with no backup in the folder that checks out.")
     stale = _gauge("tenants_with_stale_backup", "Tenants whose newest verified backup is "
                    "older than --stale-after, or missing.")
     stale_after = _gauge("backup_stale_after_seconds", "The --stale-after threshold.")
     missing = stale_count = 0
-    for tenant, fact in sorted(snapshot.backups.items()):
-        if fact.newest_at is not None:
-            last.add_metric([tenant], _timestamp(fact.newest_at))
+    for fact in facts.values():
         if fact.newest_verified_at is None:
             missing += 1
             stale_count += 1
-            continue
-        seconds = (now - fact.newest_verified_at).total_seconds()
-        age.add_metric([tenant], seconds)
-        stale_count += seconds > snapshot.stale_after_s
+        else:
+            stale_count += (now - fact.newest_verified_at).total_seconds() > \
+                snapshot.stale_after_s
     without.add_metric([], missing)
     stale.add_metric([], stale_count)
     stale_after.add_metric([], snapshot.stale_after_s)
@@ -239,20 +255,23 @@ def _isolation_families(snapshot: FleetSnapshot) -> Iterator[Metric]:
     yield from (results, findings, last)
 
 
-class SnapshotCollector(Collector):
-    """A prometheus_client collector yielding one snapshot's families."""
-
-    def __init__(self, snapshot: FleetSnapshot) -> None:
-        self.snapshot = snapshot
+class _OneFamily(Collector):
+    def __init__(self, family: Metric) -> None:
+        self.family = family
 
     def collect(self) -> Iterator[Metric]:
-        return families(self.snapshot)
+        yield self.family
+
+
+def exposition_chunks(snapshot: FleetSnapshot) -> Iterator[bytes]:
+    """The Prometheus text exposition of ``snapshot``, family by family (prometheus_client's
+    own writer on each): written as it is made, the whole text is never held at once."""
+    from prometheus_client import generate_latest
+
+    for family in families(snapshot):
+        yield generate_latest(_OneFamily(family))
 
 
 def exposition(snapshot: FleetSnapshot) -> bytes:
-    """The Prometheus text exposition of ``snapshot`` (prometheus_client's own writer)."""
-    from prometheus_client import generate_latest
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(snapshot))
-    return generate_latest(registry)
+    """The whole exposition (a textfile, a scrape's answer)."""
+    return b"".join(exposition_chunks(snapshot))
