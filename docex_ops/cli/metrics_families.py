@@ -21,7 +21,7 @@ from prometheus_client.samples import Sample
 from docex_ops.config.servers import DEFAULT_SERVER
 
 if TYPE_CHECKING:
-    from docex_ops.observe.snapshot import FleetSnapshot
+    from docex_ops.observe.snapshot import BackupFact, FleetSnapshot
     from docex_ops.pools.report import PoolReport
 
 CONNECTION_STATES = ("active", "idle", "idle_in_transaction", "other")
@@ -137,12 +137,16 @@ def _run_families(snapshot: FleetSnapshot) -> Iterator[Metric]:
 def _backup_families(snapshot: FleetSnapshot) -> Iterator[Metric]:
     if snapshot.backups is None:
         return
-    now, facts = snapshot.taken_at, snapshot.backups
-    age = _streamed("tenant_backup_age_seconds", "Age of a tenant's newest verified backup "
-                    "(absent: none verifies).", ("tenant",), (
-                        ((tenant,), (now - fact.newest_verified_at).total_seconds())
-                        for tenant, fact in sorted(facts.items())
-                        if fact.newest_verified_at is not None))
+    facts = snapshot.backups
+
+    def age(fact: BackupFact) -> float | None:
+        verified = fact.newest_verified_at
+        return None if verified is None else (snapshot.taken_at - verified).total_seconds()
+
+    ages = _streamed("tenant_backup_age_seconds", "Age of a tenant's newest verified backup "
+                     "(absent: none verifies).", ("tenant",), (
+                         ((tenant,), seconds) for tenant, fact in sorted(facts.items())
+                         if (seconds := age(fact)) is not None))
     last = _streamed("tenant_last_backup_timestamp_seconds",
                      "When a tenant's newest backup finished (verified or not).", ("tenant",), (
                          ((tenant,), _timestamp(fact.newest_at))
@@ -155,16 +159,13 @@ def _backup_families(snapshot: FleetSnapshot) -> Iterator[Metric]:
     stale_after = _gauge("backup_stale_after_seconds", "The --stale-after threshold.")
     missing = stale_count = 0
     for fact in facts.values():
-        if fact.newest_verified_at is None:
-            missing += 1
-            stale_count += 1
-        else:
-            stale_count += (now - fact.newest_verified_at).total_seconds() > \
-                snapshot.stale_after_s
+        seconds = age(fact)
+        missing += seconds is None
+        stale_count += seconds is None or seconds > snapshot.stale_after_s
     without.add_metric([], missing)
     stale.add_metric([], stale_count)
     stale_after.add_metric([], snapshot.stale_after_s)
-    yield from (age, last, without, stale, stale_after)
+    yield from (ages, last, without, stale, stale_after)
 
 
 def _connection_families(pools: PoolReport) -> Iterator[Metric]:

@@ -109,7 +109,9 @@ def asynchronous_nodes(cluster: CitusCluster, nodes: list[CitusNode]) -> list[Ci
 def refuse_asynchronous_commit(cluster: CitusCluster, nodes: list[CitusNode],
                                what: str) -> None:
     """RuntimeError naming the first of ``nodes`` that commits asynchronously."""
-    for node in asynchronous_nodes(cluster, nodes)[:1]:
+    found = asynchronous_nodes(cluster, nodes)
+    if found:
+        node = found[0]
         raise RuntimeError(
             f"{what}: node {node.name!r} commits asynchronously (synchronous_commit = off "
             "for the server, the database or a role), and Citus's online move can then "
