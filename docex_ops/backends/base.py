@@ -36,7 +36,7 @@ CONDITIONS = (LOCKED, CORRUPT, FOREIGN, LINKED)
 UNREADABLE = (LOCKED, CORRUPT, LINKED)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per tenant: 10,000 at once
 class TenantInfo:
     """One discovered tenant, as the catalog or the file system shows it."""
 

@@ -8,6 +8,7 @@ others are still read.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:  # the SQL here is importable without SQLAlchemy
     from sqlalchemy.engine import Connection
 
 REVISION_BATCH = 1000
+STREAM_ROWS = 2000  # rows a streamed catalog read holds at once
 # From this many versioned schemas on, discovery reads half of the revisions on a second
 # connection (PostgresBackend._read_revisions_split): below it, the connection costs more
 # than it saves. At 1,000 schemas the read is 0.25 s on one connection, and the whole
@@ -81,22 +83,26 @@ def discover_schemas(conn: Connection, like: str, table_names: Sequence[str]
     """The schemas whose name is LIKE ``like``, in name order, with what discovery needs
     of each: two set-based reads whatever the number of schemas."""
     names: dict[int, str] = {}
-    docex: dict[int, tuple[int, bool]] = {}
+    docex: dict[int, int] = {}  # oid -> DocEX tables * 2 + has a version table (no tuple)
+    # Streamed: the 20,000 rows of 10,000 schemas are never all held besides the two
+    # maps made of them.
     for oid, schema, tables, versioned in conn.exec_driver_sql(
-            DISCOVER_SQL, {"like": like, "names": [*table_names, "alembic_version"]}):
+            DISCOVER_SQL, {"like": like, "names": [*table_names, "alembic_version"]},
+            execution_options={"stream_results": True, "max_row_buffer": STREAM_ROWS}):
         if schema is not None:
             names[oid] = schema
         else:
-            docex[oid] = (int(tables), bool(versioned))
-    bare = [oid for oid in names if docex.get(oid, (0, False))[0] == 0]
+            docex[oid] = int(tables) * 2 + bool(versioned)
+    bare = [oid for oid in names if docex.get(oid, 0) < 2]
     others: dict[int, list[str]] = {}
     if bare:
         others = {oid: list(tables) for oid, tables in conn.exec_driver_sql(
             _OTHER_TABLES_SQL, {"oids": bare})}
     rows = []
     for oid, schema in names.items():
-        tables, versioned = docex.get(oid, (0, False))
-        rows.append((schema, tables, versioned, others.get(oid, []) if tables == 0 else None))
+        tables, versioned = divmod(docex.get(oid, 0), 2)
+        rows.append((schema, tables, bool(versioned),
+                     others.get(oid, []) if tables == 0 else None))
     rows.sort(key=lambda row: row[0])
     return rows
 
@@ -129,10 +135,14 @@ def read_revisions(conn: Connection, schemas: list[str], lock_timeout: float,
     locked: set[str] = set()
     for batch in chunks(schemas, REVISION_BATCH):
         set_lock_timeout(conn, lock_timeout, to_workers)
+        # Keyed by the caller's own schema strings, and a few revisions among thousands
+        # of tenants are one string each: not two new strings per row held by the result.
+        own = {schema: schema for schema in batch}
         for schema, revision, is_locked in conn.exec_driver_sql(
             f"SELECT * FROM {_REVISIONS_FUNCTION_NAME}(%(s)s)", {"s": batch}
         ):
-            result[schema] = revision
+            schema = own.get(schema, schema)
+            result[schema] = None if revision is None else sys.intern(revision)
             if is_locked:
                 locked.add(schema)
         # Each version table read holds a lock until the transaction ends; the

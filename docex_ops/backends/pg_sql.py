@@ -85,11 +85,29 @@ class DbapiConnection:
         self._raw = raw
         self.connection = SimpleNamespace(dbapi_connection=raw)
 
-    def exec_driver_sql(self, sql: str, params: dict[str, Any] | None = None) -> DbapiRows:
+    def exec_driver_sql(self, sql: str, params: dict[str, Any] | None = None,
+                        execution_options: dict[str, Any] | None = None
+                        ) -> DbapiRows | Iterator[tuple[Any, ...]]:
+        """As SQLAlchemy's: ``execution_options={"stream_results": True, "max_row_buffer":
+        N}`` streams the rows through a server-side cursor, N at a time (iterate them
+        before the next statement)."""
+        options = execution_options or {}
+        if options.get("stream_results"):
+            return self._streamed(sql, params, int(options.get("max_row_buffer", 1000)))
         cursor = self._raw.cursor()
         try:
             cursor.execute(sql, params)
             return DbapiRows(cursor.fetchall() if cursor.description else [])
+        finally:
+            cursor.close()
+
+    def _streamed(self, sql: str, params: dict[str, Any] | None, rows: int
+                  ) -> Iterator[tuple[Any, ...]]:
+        cursor = self._raw.cursor(name="docex_ops_stream")
+        cursor.itersize = rows
+        try:
+            cursor.execute(sql, params)
+            yield from cursor
         finally:
             cursor.close()
 

@@ -157,6 +157,7 @@ class PostgresBackend(PostgresMigrationMixin, Backend):
                 if match:
                     tenants[schema] = (match["tenant_id"], int(tables), bool(versioned),
                                        foreign_tables(others or ()))
+            del rows  # 10,000 tuples at 10,000 tenants: not held through the reads below
             extra = also(conn, list(tenants)) if also is not None and tenants else None
             timeout = self.settings.lock_timeout
             revisions, locked = self._read_revisions_split(

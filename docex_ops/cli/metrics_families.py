@@ -10,8 +10,9 @@ carry the tenant id and nothing else of the tenant's.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from itertools import islice
 from typing import TYPE_CHECKING, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from docex_ops.pools.report import PoolReport
 
 CONNECTION_STATES = ("active", "idle", "idle_in_transaction", "other")
+CHUNK_SAMPLES = 1000  # samples the writer holds as text at once
 
 
 def _timestamp(moment: datetime) -> float:
@@ -66,10 +68,10 @@ def families(snapshot: FleetSnapshot) -> Iterator[Metric]:
     yield from (duration, taken, problems)
 
 
-def _server_of(snapshot: FleetSnapshot) -> dict[str, str]:
+def _server_of(snapshot: FleetSnapshot) -> Callable[[str], str]:
+    """tenant -> its server's label (looked up, not a map of every tenant built here)."""
     servers = snapshot.servers or {}
-    return {t.tenant_id: servers.get(t.tenant_id, DEFAULT_SERVER)
-            for t in snapshot.status.tenants}
+    return lambda tenant: servers.get(tenant, DEFAULT_SERVER)
 
 
 def _tenant_families(snapshot: FleetSnapshot) -> Iterator[Metric]:
@@ -82,29 +84,29 @@ def _tenant_families(snapshot: FleetSnapshot) -> Iterator[Metric]:
     by_state = _gauge("tenants", "Tenants by migration state (current, behind, unversioned, "
                       "empty, unknown, locked, ...).", ("server", "state"))
     for (server, state), n in sorted(Counter(
-            (server_of[t.tenant_id], t.state) for t in status.tenants).items()):
+            (server_of(t.tenant_id), t.state) for t in status.tenants).items()):
         by_state.add_metric([server, state], n)
     by_revision = _gauge("tenants_by_revision", "Tenants at each revision ((state) where a "
                          "tenant has none).", ("server", "revision"))
     for (server, revision), n in sorted(Counter(
-            (server_of[t.tenant_id], t.revision or f"({t.state})")
+            (server_of(t.tenant_id), t.revision or f"({t.state})")
             for t in status.tenants).items()):
         by_revision.add_metric([server, revision], n)
     behind_count = _gauge("tenants_behind_head", "Tenants at an older revision than head.",
                           ("server",))
-    for server, n in sorted(Counter(server_of[t] for t in snapshot.behind_by).items()):
+    for server, n in sorted(Counter(server_of(t) for t in snapshot.behind_by).items()):
         behind_count.add_metric([server], n)
     behind = _streamed("tenant_revisions_behind", "How many revisions a tenant is behind "
                        "head (0: at head).", ("server", "tenant"), (
-                           ((server_of[t.tenant_id], t.tenant_id),
+                           ((server_of(t.tenant_id), t.tenant_id),
                             snapshot.behind_by.get(t.tenant_id, 0))
                            for t in status.tenants
                            if t.state == "current" or t.tenant_id in snapshot.behind_by))
     sizes = _streamed("tenant_size_bytes", "A tenant's size on disk: PostgreSQL, its schema's "
                       "tables, indexes and TOAST as the catalog last measured them (VACUUM, "
                       "ANALYZE); SQLite, its file and sidecars.", ("server", "tenant"), (
-                          ((server_of.get(tenant, DEFAULT_SERVER), tenant), size)
-                          for tenant, size in sorted(snapshot.sizes.items())))
+                          ((server_of(tenant), tenant), snapshot.sizes[tenant])
+                          for tenant in sorted(snapshot.sizes)))
     yield from (head, by_state, by_revision, behind_count, behind, sizes)
 
 
@@ -145,13 +147,13 @@ def _backup_families(snapshot: FleetSnapshot) -> Iterator[Metric]:
 
     ages = _streamed("tenant_backup_age_seconds", "Age of a tenant's newest verified backup "
                      "(absent: none verifies).", ("tenant",), (
-                         ((tenant,), seconds) for tenant, fact in sorted(facts.items())
-                         if (seconds := age(fact)) is not None))
+                         ((tenant,), seconds) for tenant in sorted(facts)
+                         if (seconds := age(facts[tenant])) is not None))
     last = _streamed("tenant_last_backup_timestamp_seconds",
                      "When a tenant's newest backup finished (verified or not).", ("tenant",), (
-                         ((tenant,), _timestamp(fact.newest_at))
-                         for tenant, fact in sorted(facts.items())
-                         if fact.newest_at is not None))
+                         ((tenant,), _timestamp(newest))
+                         for tenant in sorted(facts)
+                         if (newest := facts[tenant].newest_at) is not None))
     without = _gauge("tenants_without_verified_backup",
                      "Tenants with no backup in the folder that checks out.")
     stale = _gauge("tenants_with_stale_backup", "Tenants whose newest verified backup is "
@@ -265,12 +267,30 @@ class _OneFamily(Collector):
 
 
 def exposition_chunks(snapshot: FleetSnapshot) -> Iterator[bytes]:
-    """The Prometheus text exposition of ``snapshot``, family by family (prometheus_client's
-    own writer on each): written as it is made, the whole text is never held at once."""
+    """The Prometheus text exposition of ``snapshot`` in pieces of at most CHUNK_SAMPLES
+    samples, each written by prometheus_client's own writer: the whole text, or a whole
+    family of 10,000 tenants' samples, is never held at once."""
     from prometheus_client import generate_latest
 
     for family in families(snapshot):
-        yield generate_latest(_OneFamily(family))
+        if family.type != "gauge":  # counters add _created lines: written whole (small)
+            yield generate_latest(_OneFamily(family))
+            continue
+        samples = iter(family.samples)
+        part = list(islice(samples, CHUNK_SAMPLES))
+        yield generate_latest(_OneFamily(_piece(family, part)))
+        while len(part) == CHUNK_SAMPLES:
+            part = list(islice(samples, CHUNK_SAMPLES))
+            if part:
+                # A gauge's text is its HELP and TYPE lines (their text escaped: one line
+                # each), then a line per sample: the family's header is written once.
+                yield generate_latest(_OneFamily(_piece(family, part))).split(b"\n", 2)[2]
+
+
+def _piece(family: Metric, samples: list[Sample]) -> Metric:
+    piece = Metric(family.name, family.documentation, family.type, family.unit)
+    piece.samples = samples
+    return piece
 
 
 def exposition(snapshot: FleetSnapshot) -> bytes:

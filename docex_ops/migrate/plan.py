@@ -64,7 +64,7 @@ def select_tenants(manager: TenantDatabaseManager, selection: Selection) -> Disc
     return Discovery([t for t in found if t.tenant_id not in excluded], discovery.problems)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per tenant: 10,000 at once
 class TenantStatus:
     tenant_id: str
     location: str

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from docex_ops.backends.pg_discover import STREAM_ROWS
 from docex_ops.observe.sizes import discover_measured
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ SELECT n.nspname, s.pages * current_setting('block_size')::bigint
 """
 
 MEASURED_SHAPES = ("citus",)  # topologies whose coordinator catalog holds no data pages
+# A row per tenant, made into the map as it arrives (not all held first).
+STREAMED = {"stream_results": True, "max_row_buffer": STREAM_ROWS}
 
 
 def discover_sized(manager: TenantDatabaseManager) -> tuple[Discovery, dict[str, int]]:
@@ -51,9 +54,10 @@ def discover_sized(manager: TenantDatabaseManager) -> tuple[Discovery, dict[str,
         if not mine:
             return {}
         with cast("PostgresBackend", backend).discovery_connection() as conn:
-            rows = conn.exec_driver_sql(ESTIMATE_SQL, {"s": list(mine)}).all()
+            sizes = {mine[schema]: int(size) for schema, size in conn.exec_driver_sql(
+                ESTIMATE_SQL, {"s": list(mine)}, execution_options=STREAMED)}
             conn.rollback()
-        return {mine[schema]: int(size) for schema, size in rows}
+        return sizes
 
     sizes: dict[str, int] = {}
     for part in manager.topology.for_each_server(read).values():
