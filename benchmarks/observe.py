@@ -7,8 +7,8 @@ tenant left behind head, an isolation record and a backup of every tenant, so ev
 of the snapshot is read),
 created and dropped here. The package is byte-compiled first, as installing a wheel does.
 
-    .venv/bin/python benchmarks/observe.py                      # 100 and 1,000 tenants
-    .venv/bin/python benchmarks/observe.py --tenants 10000 --no-backups
+    .venv/bin/python benchmarks/observe.py                      # 10, 100 and 1,000 tenants
+    .venv/bin/python benchmarks/observe.py --tenants 10,10000 --no-backups
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def prepare(config: Path, workdir: Path, backups: bool) -> Path | None:
 
 
 def bench(count: int, jobs: int, workdir: Path, backups: bool,
-          rows: list[dict[str, Any]]) -> None:
+          rows: list[dict[str, Any]], first_rss: dict[str, int]) -> None:
     database = f"docex_ops_bench_observe_{uuid.uuid4().hex[:6]}"
     admin = pg_admin()
     with admin.cursor() as cur:
@@ -116,10 +116,14 @@ def bench(count: int, jobs: int, workdir: Path, backups: bool,
             seconds = statistics.median(r[0] for r in runs)
             measured[label] = seconds
             target = targets.get(count)
+            peak = max(r[1] for r in runs)
+            # Memory flat in N: the same command's peak at the smallest N of this run.
+            first_rss.setdefault(label, peak)
             rows.append({
                 "tenants": count, "command": label, "seconds": f"{seconds:.3f}",
                 "vs migrate status": ratio(seconds, measured["migrate status"]),
-                "peak RSS MB": f"{max(r[1] for r in runs) / 1024:.0f}",
+                "peak RSS MB": f"{peak / 1024:.1f}",
+                "RSS vs smallest N": f"{peak / first_rss[label]:.2f}x",
                 "target": f"<= {target:g} s {'ok' if seconds <= target else 'MISSED'}"
                           if target else "-"})
     finally:
@@ -132,8 +136,9 @@ def bench(count: int, jobs: int, workdir: Path, backups: bool,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tenants", default="100,1000",
-                        help="comma-separated tenant counts (default 100,1000)")
+    parser.add_argument("--tenants", default="10,100,1000",
+                        help="comma-separated tenant counts, smallest first: its peak RSS "
+                             "is the baseline (default 10,100,1000)")
     parser.add_argument("--jobs", type=int, default=2, help="provisioning workers")
     parser.add_argument("--no-backups", action="store_true",
                         help="skip the backup folder (and `metrics --backups`)")
@@ -142,10 +147,11 @@ def main() -> None:
 
     byte_compile_package()
     rows: list[dict[str, Any]] = []
+    first_rss: dict[str, int] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="docex-ops-bench-observe-") as tmp:
             for count in (int(n) for n in args.tenants.split(",")):
-                bench(count, args.jobs, Path(tmp), not args.no_backups, rows)
+                bench(count, args.jobs, Path(tmp), not args.no_backups, rows, first_rss)
     finally:  # what was measured before a failure is still worth reading
         print(tabulate(rows, headers="keys", tablefmt="github"))
 

@@ -13,7 +13,7 @@ import click
 from docex_ops.cli import errors
 from docex_ops.cli.errors import OperationFailed as OperationFailed  # re-exported
 from docex_ops.cli.errors import UsageProblem as UsageProblem
-from docex_ops.cli.output import FORMATS, CommandResult, render_json, render_table
+from docex_ops.cli.output import FORMATS, CommandResult, json_chunks, render_json, render_table
 from docex_ops.config.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -113,9 +113,12 @@ def _finish(ctx: click.Context, error: str | None,
     result.written = True
     document = result.document(ok=error is None, error=error)
     for path in result.files:
-        path.write_text(render_json(document))
+        with path.open("w") as report:
+            report.writelines(json_chunks(document))
     if cli_state.fmt == "json":
-        click.echo(render_json(document))
+        for piece in json_chunks(document):  # written as made: never the whole text held
+            click.echo(piece, nl=False)
+        click.echo()
 
 
 def _command_name(ctx: click.Context) -> str:

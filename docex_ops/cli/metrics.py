@@ -19,6 +19,8 @@ from docex_ops.cli.options import Duration
 from docex_ops.cli.snapshot_options import read_snapshot, real_dir, snapshot_options
 
 if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
     from docex_ops.observe.snapshot import FleetSnapshot
 
 TEXTFILE_NAME = "docex_ops.prom"
@@ -69,15 +71,20 @@ def metrics(ctx: click.Context, backups: Path | None, stale_after: float,
 
 
 def json_payload(snapshot: FleetSnapshot, written: Path | None) -> dict[str, Any]:
-    """The snapshot's numbers as the metric families carry them."""
+    """The snapshot's numbers as the metric families carry them; the families and their
+    samples are made as the envelope is written (a sample per tenant and family)."""
     from docex_ops.cli.metrics_families import families
+    from docex_ops.cli.output import StreamedList
+
+    def family(f: Metric) -> dict[str, Any]:
+        return {"name": f.name, "type": f.type, "help": f.documentation,
+                "samples": StreamedList(lambda: (
+                    {"name": s.name, "labels": s.labels, "value": s.value}
+                    for s in f.samples))}
 
     return {"taken_at": snapshot.taken_at, "backend": snapshot.backend,
             "seconds": snapshot.seconds, "textfile": str(written) if written else None,
-            "metrics": [{"name": f.name, "type": f.type, "help": f.documentation,
-                         "samples": [{"name": s.name, "labels": s.labels, "value": s.value}
-                                     for s in f.samples]}
-                        for f in families(snapshot)]}
+            "metrics": StreamedList(lambda: map(family, families(snapshot)))}
 
 
 def write_textfile(directory: Path, body: bytes) -> Path:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from docex_ops.backends.pg_discover import STREAM_ROWS
 from docex_ops.observe.sizes import discover_measured
 
 if TYPE_CHECKING:
@@ -36,8 +35,6 @@ SELECT n.nspname, s.pages * current_setting('block_size')::bigint
 """
 
 MEASURED_SHAPES = ("citus",)  # topologies whose coordinator catalog holds no data pages
-# A row per tenant, made into the map as it arrives (not all held first).
-STREAMED = {"stream_results": True, "max_row_buffer": STREAM_ROWS}
 
 
 def discover_sized(manager: TenantDatabaseManager) -> tuple[Discovery, dict[str, int]]:
@@ -54,10 +51,11 @@ def discover_sized(manager: TenantDatabaseManager) -> tuple[Discovery, dict[str,
         if not mine:
             return {}
         with cast("PostgresBackend", backend).discovery_connection() as conn:
-            sizes = {mine[schema]: int(size) for schema, size in conn.exec_driver_sql(
-                ESTIMATE_SQL, {"s": list(mine)}, execution_options=STREAMED)}
+            # Fetched whole: through a server-side cursor this read took 0.4 s longer at
+            # 10,000 tenants, to save 1.4 MB.
+            rows = conn.exec_driver_sql(ESTIMATE_SQL, {"s": list(mine)}).all()
             conn.rollback()
-        return sizes
+        return {mine[schema]: int(size) for schema, size in rows}
 
     sizes: dict[str, int] = {}
     for part in manager.topology.for_each_server(read).values():
