@@ -25,7 +25,7 @@ from docex_ops.backends.digest import TableDigest
 from docex_ops.backends.pg_sql import DbapiConnection
 from docex_ops.backup.manifest import MANIFEST_SUFFIX, Manifest
 from docex_ops.cli.metrics_families import CHUNK_SAMPLES, exposition_chunks, families
-from docex_ops.cli.output import StreamedList, json_chunks
+from docex_ops.cli.output import StreamedList, json_chunks, render_json
 from docex_ops.observe.backups import facts_for, read_folder
 
 
@@ -130,5 +130,7 @@ def test_the_json_envelope_is_written_as_its_streamed_arrays_are_made() -> None:
     next(pieces)
     assert 0 < len(made) < 100  # the first piece went out before most samples existed
     text = "".join(json_chunks(payload))  # written again whole (stdout and --report FILE)
-    assert text == json.dumps({"empty": [], "samples": [{"value": n} for n in range(3000)],
-                               "nested": [{"inner": [1, 2]}]}, indent=2)
+    whole = {"empty": [], "samples": [{"value": n} for n in range(3000)],
+             "nested": [{"inner": [1, 2]}]}
+    assert text == json.dumps(whole, indent=2)
+    assert render_json(payload, compact=True) == json.dumps(whole, separators=(",", ":"))

@@ -122,7 +122,9 @@ def envelope(command: str, ok: bool, data: Any, problems: Sequence[Mapping[str, 
 
 def render_json(payload: Any, compact: bool = False) -> str:
     if compact:  # one line: newline-delimited JSON (--watch)
-        return json.dumps(to_jsonable(payload), separators=(",", ":"), default=str)
+        # iterencode, not dumps: dumps' C writer would take a StreamedList for empty.
+        encoder = json.JSONEncoder(separators=(",", ":"), default=str)
+        return "".join(encoder.iterencode(to_jsonable(payload)))
     return "".join(json_chunks(payload))
 
 
