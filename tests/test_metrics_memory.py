@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from datetime import timedelta
@@ -24,6 +25,7 @@ from report_html_support import NOW, snapshot
 from docex_ops.backends.digest import TableDigest
 from docex_ops.backends.pg_sql import DbapiConnection
 from docex_ops.backup.manifest import MANIFEST_SUFFIX, Manifest
+from docex_ops.cli.metrics import Scrapes
 from docex_ops.cli.metrics_families import CHUNK_SAMPLES, exposition_chunks, families
 from docex_ops.cli.output import StreamedList, json_chunks, render_json
 from docex_ops.observe.backups import facts_for, read_folder
@@ -134,3 +136,19 @@ def test_the_json_envelope_is_written_as_its_streamed_arrays_are_made() -> None:
              "nested": [{"inner": [1, 2]}]}
     assert text == json.dumps(whole, indent=2)
     assert render_json(payload, compact=True) == json.dumps(whole, separators=(",", ":"))
+
+
+def test_metrics_serve_reads_the_fleet_on_one_thread_whichever_thread_scrapes() -> None:
+    readers: list[int] = []
+
+    def read() -> bytes:
+        readers.append(threading.get_ident())
+        return b"x"
+
+    scrapes = Scrapes(read, min_interval=0)
+    callers = [threading.Thread(target=scrapes.body) for _ in range(4)]
+    for caller in callers:
+        caller.start()
+        caller.join()
+    assert len(readers) == 4 and len(set(readers)) == 1
+    assert readers[0] not in {c.ident for c in callers} | {threading.get_ident()}

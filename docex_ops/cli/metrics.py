@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,18 +114,24 @@ class ListenAddress(click.ParamType[tuple[str, int]]):
 
 class Scrapes:
     """The exposition of the newest snapshot, read again at most every ``min_interval``
-    seconds however often it is scraped (one read at a time)."""
+    seconds however often it is scraped (one read at a time).
+
+    Every reading runs on one long-lived thread, not on the scrape's own: the C library
+    gives each new thread's allocations an arena of their own, so readings on request
+    threads kept growing the process by a megabyte a scrape at 10,000 tenants."""
 
     def __init__(self, read: Callable[[], bytes], min_interval: float) -> None:
         self.read, self.min_interval = read, min_interval
         self._lock = threading.Lock()
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="fleet-read")
         self._body: bytes | None = None
         self._read_at = 0.0
 
     def body(self) -> bytes:
         with self._lock:
             if self._body is None or time.monotonic() - self._read_at >= self.min_interval:
-                self._body = self.read()
+                self._body = None  # the last reading is not held while the next is made
+                self._body = self._reader.submit(self.read).result()
                 self._read_at = time.monotonic()
             return self._body
 
