@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,9 +44,11 @@ def collect(manager: TenantDatabaseManager, backups: Path | None = None,
     taken_at = datetime.now(UTC)
     problems: list[str] = []
     scripts = MigrationScripts()
-    # The folder is read while the servers answer (the discovery mostly waits on them).
-    folder = None if backups is None else _start_folder_read(manager, backups, problems)
     sized = _guarded("tenants", problems, lambda: discover_sized(manager))
+    # The folder is read once the discovery is done, not while the servers answer: its
+    # per-tenant facts and the discovery's own transient records were the peak together
+    # (at 10,000 tenants 1.7 MB more, for 0.1-0.3 s saved).
+    folder = None if backups is None else _read_folder(manager, backups, problems)
     found, sizes = sized if sized is not None else (Discovery(), {})
     report = status_of(scripts, found.tenants)
     status = StatusReport(report.head, report.tenants, found.problems,
@@ -100,8 +101,8 @@ def _isolation(manager: TenantDatabaseManager) -> IsolationRecord | None:
         return last_isolation_record(reader)
 
 
-def _start_folder_read(manager: TenantDatabaseManager, folder: Path, problems: list[str]
-                       ) -> Future[FolderRead] | None:
+def _read_folder(manager: TenantDatabaseManager, folder: Path, problems: list[str]
+                 ) -> FolderRead | None:
     from docex_ops.backup.signing import signing_key
     from docex_ops.observe.backups import read_folder
 
@@ -111,20 +112,14 @@ def _start_folder_read(manager: TenantDatabaseManager, folder: Path, problems: l
         problems.append(f"backups: the signing key cannot be read, so no copy is judged: "
                         f"{' '.join(str(exc).split())}"[:500])
         return None
-    pool = ThreadPoolExecutor(1, thread_name_prefix="backup-folder")
-    future = pool.submit(read_folder, folder, key)
-    pool.shutdown(wait=False)  # the thread ends with the read
-    return future
+    return _guarded("backups", problems, lambda: read_folder(folder, key))
 
 
-def _backups(folder: Future[FolderRead], tenants: list[TenantInfo], problems: list[str]
+def _backups(folder: FolderRead, tenants: list[TenantInfo], problems: list[str]
              ) -> dict[str, BackupFact] | None:
     from docex_ops.observe.backups import facts_for
 
-    scan = _guarded("backups", problems, lambda: facts_for(
-        folder.result(), [t.tenant_id for t in tenants]))
-    if scan is None:
-        return None
+    scan = facts_for(folder, [t.tenant_id for t in tenants])
     problems += scan.problems
     return scan.facts
 
