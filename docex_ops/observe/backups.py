@@ -11,7 +11,9 @@ whole backup folder each minute at 1,000 tenants; the sha256 and restore proof s
 Memory stays flat in the number of manifests: each one is judged as it is read and
 folded into its tenant's tally (newest, newest verified, how many); nothing of a copy is
 kept after that (no path, no parsed manifest), so 10,000 manifests cost what 10,000
-tallies cost. Parsing them again per scrape is 0.3 s at 10,000, while the servers answer.
+tallies cost. Reading them again on each scrape is about 0.7 s at 10,000 manifests (one
+parse and two stats each); `metrics serve` once kept each parsed copy instead, which
+held 630 kB per 1,000 manifests for good.
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ def utc(text: str) -> datetime:
 
 @dataclass
 class FolderRead:
-    """Every tenant's tally of archive copies in a backup folder, made before it is known
-    which tenants exist: the folder can be read while the servers are
-    (observe/collect.py). Unreadable manifests are problems, never an exception."""
+    """Every tenant's tally of archive copies in a backup folder, the folder's tenants
+    whether or not they exist (``facts_for`` keeps the fleet's). Unreadable manifests are
+    problems, never an exception."""
 
     facts: dict[str, BackupFact] = field(default_factory=dict)  # every tenant with a copy
     problems: list[str] = field(default_factory=list)
