@@ -71,13 +71,12 @@ def read_folder(folder: Path, key: bytes | None) -> FolderRead:
 
 def facts_for(read: FolderRead, tenants: list[str]) -> BackupScan:
     """One fact per tenant in ``tenants`` (archives only: safety copies are not the
-    schedule a DBA watches). The read's own facts become the scan's (a read is used once):
-    a copy of them would hold every fact twice."""
+    schedule a DBA watches). The read's own map becomes the scan's (a read is used once):
+    not a second map of every tenant."""
     if not read.readable:
         return BackupScan({}, list(read.problems))
     facts = read.facts
-    wanted = set(tenants)
-    for gone in [t for t in facts if t not in wanted]:
+    for gone in facts.keys() - set(tenants):
         del facts[gone]
     for tenant in tenants:
         if tenant not in facts:
@@ -101,12 +100,14 @@ def _tally(read: FolderRead, path: str, key: bytes | None) -> None:
         str(manifest.archive_path), manifest.archive_size, written) is None
     tenant = manifest.tenant_id
     fact = read.facts.get(tenant) or BackupFact(tenant, None, None, 0)
-    newest = fact.newest_at if fact.newest_at is not None and fact.newest_at >= finished \
-        else finished
-    verified = fact.newest_verified_at
-    if checks_out and (verified is None or finished > verified):
-        verified = finished
-    read.facts[tenant] = BackupFact(tenant, newest, verified, fact.archives + 1)
+    verified = _later(fact.newest_verified_at, finished) if checks_out \
+        else fact.newest_verified_at
+    read.facts[tenant] = BackupFact(tenant, _later(fact.newest_at, finished), verified,
+                                    fact.archives + 1)
+
+
+def _later(known: datetime | None, moment: datetime) -> datetime:
+    return moment if known is None or moment > known else known
 
 
 def _archive_problem(archive_path: str, archive_size: int, written: float) -> str | None:
